@@ -1,0 +1,3 @@
+from syncopate.cli.main import run
+
+run()

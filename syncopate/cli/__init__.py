@@ -1,0 +1,1 @@
+"""The `syncopate` command line: one Typer app, one module per command group."""

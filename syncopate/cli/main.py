@@ -1,0 +1,57 @@
+"""The root of the `syncopate` command: global options and the command groups."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from syncopate import __version__
+from syncopate.cli import manager
+from syncopate.errors import SyncopateError
+
+app = typer.Typer(
+    name="syncopate",
+    help="Run long-lived git projects across a fleet of small computers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(manager.app, name="manager")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"syncopate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Run long-lived git projects across a fleet of small computers."""
+
+
+def run() -> None:
+    """Entry point: run the app; a SyncopateError becomes one line on stderr and exit 1."""
+    try:
+        app(standalone_mode=False)
+    except SyncopateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:  # click's usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,100 @@
+"""One error tree for Syncopate; every error carries a message a person can act on.
+
+SyncopateError
+├── RequestError            the manager refused a request (carries the HTTP status)
+│   ├── InvalidRequest      400  malformed or invalid input
+│   ├── Unauthorized        401  wrong password or token
+│   ├── Forbidden           403  not yours
+│   ├── NotFound            404  no such project, node or command
+│   ├── Conflict            409  not valid in the current state
+│   ├── TooLarge            413  body or variables over the limit
+│   └── TooManyAttempts     429  repeated wrong passwords
+├── ConnectionFailed        the manager could not be reached (or its certificate is wrong)
+├── ProtocolError           the manager answered something that is not the protocol
+└── ConfigError             local configuration is missing or unreadable
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class SyncopateError(Exception):
+    """Base of every error Syncopate raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RequestError(SyncopateError):
+    """The manager refused a request; `status` is the HTTP status it maps to."""
+
+    status: ClassVar[int] = 400
+
+
+class InvalidRequest(RequestError):
+    status = 400
+
+
+class Unauthorized(RequestError):
+    status = 401
+
+
+class Forbidden(RequestError):
+    status = 403
+
+
+class NotFound(RequestError):
+    status = 404
+
+
+class Conflict(RequestError):
+    status = 409
+
+
+class TooLarge(RequestError):
+    status = 413
+
+
+class TooManyAttempts(RequestError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: float = 60.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+REQUEST_ERRORS_BY_STATUS: dict[int, type[RequestError]] = {
+    cls.status: cls
+    for cls in (
+        InvalidRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        TooLarge,
+        TooManyAttempts,
+    )
+}
+
+
+def request_error_for(status: int, message: str) -> RequestError:
+    """The RequestError subclass for an HTTP status (InvalidRequest for unknown 4xx)."""
+    cls = REQUEST_ERRORS_BY_STATUS.get(status, InvalidRequest)
+    return cls(message)
+
+
+class ConnectionFailed(SyncopateError):
+    """The manager could not be reached."""
+
+
+class ProtocolError(SyncopateError):
+    """The manager's answer does not follow the protocol."""
+
+
+class ConfigError(SyncopateError):
+    """Local configuration (data dir, controller.json, node.json) is missing or unusable."""

@@ -1,0 +1,1 @@
+"""The manager: an aiohttp server that owns the cluster's state."""

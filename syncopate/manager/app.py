@@ -1,0 +1,429 @@
+"""The manager's aiohttp application: routes that translate HTTP to cluster calls and back.
+
+Handlers hold no rules: they parse the wire model, call the cluster, and answer. Domain errors
+become HTTP statuses in one middleware, which also fills in the seed's result fields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ValidationError
+
+from syncopate import __version__
+from syncopate.errors import (
+    InvalidRequest,
+    RequestError,
+    TooManyAttempts,
+    Unauthorized,
+)
+from syncopate.manager.auth import JoinThrottle, hash_secret, secret_matches
+from syncopate.manager.cluster import Cluster, ClusterSettings
+from syncopate.manager.events import EventHub
+from syncopate.manager.metrics import Metrics
+from syncopate.manager.store import Store
+from syncopate.protocol import (
+    ACTIONS,
+    MAX_BODY_BYTES,
+    MAX_WAIT_SECONDS,
+    AddProject,
+    ControllerRequest,
+    InitializeRequest,
+    LeaveRequest,
+    RemoveProject,
+    StatusRequest,
+    UpdateRequest,
+    describe_validation_error,
+)
+
+log = logging.getLogger("syncopate.manager")
+
+CONTROLLER_TOKEN_KEY = "controller-token-hash"
+
+# The seed's result fields, by route: (result key, information key).
+RESULT_FIELDS: dict[str, tuple[str, str]] = {
+    "/node-initialize": ("initialization-result", "failure-reasoning"),
+    "/node-update": ("update-result", "update-info"),
+}
+DEFAULT_RESULT_FIELDS = ("request-status", "request-information")
+
+
+@dataclass(frozen=True)
+class ManagerSettings:
+    data_dir: Path
+    password: str
+    node_timeout: float = 15.0
+    join_max_failures: int = 5
+    join_lockout: float = 60.0
+    events_interval: float = 0.1
+
+
+@dataclass
+class ManagerState:
+    """What the handlers share; one per application."""
+
+    settings: ManagerSettings
+    store: Store
+    cluster: Cluster
+    hub: EventHub
+    metrics: Metrics = field(default_factory=Metrics)
+    throttle: JoinThrottle = field(default_factory=JoinThrottle)
+    password_hash: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+STATE = web.AppKey("state", ManagerState)
+
+
+def failure(route: str, message: str, status: int, **extra: Any) -> web.Response:
+    """An error answer carrying the seed's result fields for `route`."""
+    result_key, info_key = RESULT_FIELDS.get(route, DEFAULT_RESULT_FIELDS)
+    body = {result_key: "failure", info_key: message, "error": message, **extra}
+    return web.json_response(body, status=status)
+
+
+def success(route: str, **data: Any) -> web.Response:
+    result_key, info_key = RESULT_FIELDS.get(route, DEFAULT_RESULT_FIELDS)
+    info = data.pop("information", "")
+    body: dict[str, Any] = {result_key: "success"}
+    if info_key != "failure-reasoning":
+        body[info_key] = info
+    body.update(data)
+    return web.json_response(body)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map errors to statuses with a reason; time every request for /metrics."""
+    state = request.app[STATE]
+    route = (
+        request.match_info.route.resource.canonical
+        if request.match_info.route.resource
+        else "unmatched"
+    )
+    started = time.perf_counter()
+    response: web.StreamResponse
+    try:
+        response = await handler(request)
+    except RequestError as exc:
+        headers = {}
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(int(exc.retry_after) + 1)
+        response = failure(request.path, exc.message, exc.status)
+        response.headers.update(headers)
+    except web.HTTPRequestEntityTooLarge:
+        response = failure(
+            request.path, f"request body is over the {MAX_BODY_BYTES} byte limit", 413
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = failure(request.path, exc.reason, exc.status)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        response = failure(request.path, "internal error in the manager (see its log)", 500)
+    state.metrics.observe(route, response.status, time.perf_counter() - started)
+    return response
+
+
+async def read_body(request: web.Request) -> dict[str, Any]:
+    """The request body as a dict: JSON, or a form whose repeated keys become lists."""
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        body: dict[str, Any] = {}
+        for key in form:
+            values = [str(v) for v in form.getall(key)]
+            body[key] = values if len(values) > 1 else values[0]
+        return body
+    raw = await request.read()
+    if not raw.strip():
+        raise InvalidRequest("request body is empty; send a JSON object")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any) -> M:
+    """Validate wire data into a model, or raise InvalidRequest naming the bad fields."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(describe_validation_error(exc)) from None
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def transport_open(request: web.Request) -> bool:
+    return request.transport is not None and not request.transport.is_closing()
+
+
+# node routes ----------------------------------------------------------------------------------
+async def node_initialize(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    address = client_address(request)
+    now = time.monotonic()
+    wait = state.throttle.retry_after(address, now)
+    if wait > 0:
+        raise TooManyAttempts(
+            f"too many wrong passwords from {address}; try again in {wait:.0f}s", wait
+        )
+    body = await read_body(request)
+    join = parse(InitializeRequest, body)
+    if not secret_matches(join.syncopate_password, state.password_hash):
+        state.throttle.failed(address, now)
+        raise Unauthorized("wrong syncopate-password; ask the manager's owner for the password")
+    state.throttle.succeeded(address)
+    name, token = state.cluster.initialize(join, address)
+    log.info("node %s joined from %s", name, address)
+    return success(request.path, name=name, **{"access-token": token})
+
+
+async def node_status(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    poll = parse(StatusRequest, await read_body(request))
+    cluster = state.cluster
+    node = cluster.authenticate_node(poll.name, poll.access_token)
+    cluster.touch(node, client_address(request))
+    if poll.wait:
+        limit = min(poll.wait, MAX_WAIT_SECONDS, cluster.settings.node_timeout / 2)
+        await cluster.wait_for_change(node.name, limit)
+        if not transport_open(request):
+            # The node went away while we held its request; do not count this as contact.
+            return web.json_response({}, status=499)
+        cluster.touch(node)
+    return web.json_response(cluster.assignments(node))
+
+
+async def node_update(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    report = parse(UpdateRequest, await read_body(request))
+    node = state.cluster.authenticate_node(report.name, report.access_token)
+    state.cluster.touch(node, client_address(request))
+    state.cluster.update(node, report)
+    return success(request.path)
+
+
+async def node_leave(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    leave = parse(LeaveRequest, await read_body(request))
+    node = state.cluster.authenticate_node(leave.name, leave.access_token)
+    moved = state.cluster.leave(node)
+    log.info("node %s left; moving %d project(s)", node.name, len(moved))
+    return success(request.path, information=f"moving {len(moved)} project(s)", projects=moved)
+
+
+# controller -----------------------------------------------------------------------------------
+def check_controller_token(state: ManagerState, token: str | None) -> None:
+    stored = state.store.get_meta(CONTROLLER_TOKEN_KEY) or ""
+    if not token or not stored or not secret_matches(token, stored):
+        raise Unauthorized("controller token refused; use the token from `syncopate manager token`")
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return None
+
+
+async def controller(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = await read_body(request)
+    call = parse(ControllerRequest, body)
+    check_controller_token(state, bearer(request) or call.access_token)
+    cluster = state.cluster
+    action = call.action
+    route = request.path
+    if action == "status":
+        return success(route, projects=cluster.status(call.projects))
+    if action == "nodes":
+        return success(route, nodes=cluster.node_table())
+    if action == "add":
+        spec = parse(AddProject, _project_field(call))
+        project = cluster.add(spec)
+        where = (
+            f"placed on {project.node}"
+            if project.node
+            else f"not placed: {project.reason or project.status.value}"
+        )
+        return success(
+            route,
+            information=f"added {project.name}; {where}",
+            projects={project.name: cluster.project_info(project)},
+        )
+    if action == "remove":
+        spec_remove = parse(RemoveProject, _project_field(call))
+        cluster.remove(spec_remove)
+        return success(route, information=f"removed {spec_remove.name}")
+    if action in ("start", "stop", "restart", "reset"):
+        names = getattr(cluster, action)(call.projects)
+        verb = {"start": "started", "stop": "stopped", "restart": "restarted", "reset": "reset"}
+        return success(
+            route,
+            information=f"{verb[action]} {len(names)} project(s)",
+            projects=cluster.status(names) if names else {},
+        )
+    if action in ("node-drain", "node-undrain", "node-forget"):
+        if not call.node:
+            raise InvalidRequest(f"action {action} needs `node`: the node's name")
+        if action == "node-drain":
+            moving = cluster.drain(call.node)
+            return success(route, information=f"draining {call.node}", projects=moving)
+        if action == "node-undrain":
+            cluster.undrain(call.node)
+            return success(route, information=f"{call.node} accepts projects again")
+        cluster.forget(call.node)
+        return success(route, information=f"forgot {call.node}")
+    raise InvalidRequest(f"unknown action {action!r}; one of: {', '.join(ACTIONS)}")
+
+
+def _project_field(call: ControllerRequest) -> dict[str, Any]:
+    if call.project is None:
+        raise InvalidRequest(f"action {call.action} needs `project`: an object with name and url")
+    if not isinstance(call.project, dict):
+        raise InvalidRequest("`project` must be an object")
+    return call.project
+
+
+# feeds and probes -----------------------------------------------------------------------------
+async def events(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    check_controller_token(state, bearer(request) or request.query.get("access-token"))
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    subscriber = state.hub.subscribe()
+
+    async def pump() -> None:
+        while True:
+            message = await subscriber.queue.get()
+            await ws.send_str(json.dumps(message, separators=(",", ":")))
+
+    sender = asyncio.create_task(pump())
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.ERROR:
+                break
+    finally:
+        state.hub.unsubscribe(subscriber)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await sender
+    return ws
+
+
+async def health(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    counts = state.cluster.counts()
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "uptime": round(time.monotonic() - state.started, 1),
+            "nodes": counts["nodes"],
+            "projects": counts["projects"],
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    counts = state.cluster.counts()
+    gauges: dict[str, dict[tuple[tuple[str, str], ...], float]] = {
+        "syncopate_nodes": {(("status", s),): float(n) for s, n in counts["nodes"].items()},
+        "syncopate_projects": {(("status", s),): float(n) for s, n in counts["projects"].items()},
+        "syncopate_event_subscribers": {(): float(len(state.hub.subscribers))},
+        "syncopate_uptime_seconds": {(): time.monotonic() - state.started},
+    }
+    return web.Response(
+        text=state.metrics.render(gauges), content_type="text/plain", charset="utf-8"
+    )
+
+
+# the application ------------------------------------------------------------------------------
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    interval = min(max(state.settings.node_timeout / 10, 0.05), 0.5)
+
+    async def monitor() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                state.cluster.tick()
+            except Exception:
+                log.exception("monitor tick failed")
+
+    tasks = [asyncio.create_task(monitor()), asyncio.create_task(state.hub.run())]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    state.store.close()
+
+
+def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Application:
+    """Build the manager application on a data dir (the store is opened there unless given)."""
+    store = store or Store(settings.data_dir)
+    cluster_ref: list[Cluster] = []
+
+    def lookup(kind: str, name: str) -> dict[str, Any] | None:
+        cluster = cluster_ref[0]
+        if kind == "project":
+            project = cluster.projects.get(name)
+            return cluster.project_info(project) if project else None
+        node = cluster.nodes.get(name)
+        return cluster.node_info(node) if node else None
+
+    def snapshot() -> dict[str, Any]:
+        cluster = cluster_ref[0]
+        return {"projects": cluster.status([]), "nodes": cluster.node_table()}
+
+    hub = EventHub(snapshot, lookup, settings.events_interval)
+    cluster = Cluster(store, ClusterSettings(node_timeout=settings.node_timeout), notify=hub.mark)
+    cluster_ref.append(cluster)
+    state = ManagerState(
+        settings=settings,
+        store=store,
+        cluster=cluster,
+        hub=hub,
+        throttle=JoinThrottle(
+            max_failures=settings.join_max_failures, lockout=settings.join_lockout
+        ),
+        password_hash=hash_secret(settings.password),
+    )
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
+    app[STATE] = state
+    app.router.add_post("/node-initialize", node_initialize)
+    app.router.add_post("/node-status", node_status)
+    app.router.add_post("/node-update", node_update)
+    app.router.add_post("/node-leave", node_leave)
+    app.router.add_post("/controller", controller)
+    app.router.add_get("/events", events)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.cleanup_ctx.append(_background)
+    return app

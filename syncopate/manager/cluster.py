@@ -1,0 +1,725 @@
+"""The cluster: nodes, projects and who runs what. The one place the manager's rules live.
+
+Routes call these methods and translate their answers (or `RequestError`s) to HTTP. Every
+change is written to the store before the method returns, so an acknowledged change survives a
+crash; ownership and controller changes are written durably (fsync).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from syncopate import validate
+from syncopate.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from syncopate.manager import scheduler
+from syncopate.manager.auth import hash_secret, new_token, secret_matches
+from syncopate.manager.records import NodeRecord, ProjectRecord
+from syncopate.manager.store import Store
+from syncopate.protocol import AddProject, InitializeRequest, RemoveProject, UpdateRequest
+from syncopate.states import (
+    NOT_RUNNING_STATUSES,
+    Desired,
+    NodeStatus,
+    ProjectStatus,
+    parse_reported_status,
+)
+
+Clock = Callable[[], float]
+Notify = Callable[[str, str], None]
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC, to the second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    node_timeout: float = 15.0
+    max_moves_in_flight: int = 2
+    lease_fraction: float = 0.6  # an exclusive project's lease, as a share of node-timeout
+
+    @property
+    def lease(self) -> float:
+        return self.node_timeout * self.lease_fraction
+
+
+class Cluster:
+    """The manager's state: in memory for speed, mirrored in the store for durability."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: ClusterSettings,
+        clock: Clock = time.monotonic,
+        notify: Notify | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.notify: Notify = notify or (lambda kind, name: None)
+        self.nodes: dict[str, NodeRecord] = {}
+        self.projects: dict[str, ProjectRecord] = {}
+        self._on_node: dict[str, set[str]] = {}
+        self._versions: dict[str, int] = {}
+        self._sent_versions: dict[str, int] = {}
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._balance_needed = True
+        self._retry_needed = True
+        self.started = clock()
+        self._load()
+
+    # loading ----------------------------------------------------------------------------------
+    def _load(self) -> None:
+        now = self.clock()
+        for node in self.store.load_nodes():
+            # After a restart every known node gets a full node-timeout before it can be dead.
+            node.last_contact = now
+            self.nodes[node.name] = node
+            self._on_node[node.name] = set()
+        for project in self.store.load_projects():
+            project.move_started = now
+            self.projects[project.name] = project
+            if project.node is not None:
+                self._on_node.setdefault(project.node, set()).add(project.name)
+
+    # node identity ----------------------------------------------------------------------------
+    def initialize(self, request: InitializeRequest, address: str) -> tuple[str, str]:
+        """Admit a node (the password was checked by the caller); return (name, token)."""
+        name = self._free_name(request.preferred_name)
+        token = new_token()
+        now = utc_now()
+        node = NodeRecord(
+            name=name,
+            token_hash=hash_secret(token),
+            storage=request.storage,
+            ram=request.ram,
+            labels=dict(request.labels),
+            agent_version=request.agent_version,
+            joined_at=now,
+            last_contact_wall=now,
+            last_contact=self.clock(),
+            address=address,
+        )
+        with self.store.transaction(durable=True):
+            self.store.save_node(node)
+        self.nodes[name] = node
+        self._on_node.setdefault(name, set())
+        self._balance_needed = self._retry_needed = True
+        self.notify("node", name)
+        return name, token
+
+    def _free_name(self, preferred: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9._-]", "-", preferred.strip())[:56].lstrip("._-")
+        if not base or base in validate.RESERVED_NODE_NAMES:
+            base = "node"
+        if base not in self.nodes and base not in validate.RESERVED_NODE_NAMES and base != "node":
+            return base
+        counter = 1
+        while f"{base}-{counter}" in self.nodes:
+            counter += 1
+        return f"{base}-{counter}"
+
+    def authenticate_node(self, name: str, token: str) -> NodeRecord:
+        """The node with this name and token, or Unauthorized."""
+        node = self.nodes.get(name)
+        if node is None:
+            # Compare anyway, so timing does not tell which names exist.
+            secret_matches(token, "0" * 64)
+            raise Unauthorized(f"unknown node {name!r} or wrong access token; join again")
+        if not secret_matches(token, node.token_hash):
+            raise Unauthorized(f"wrong access token for node {name!r}; join again")
+        return node
+
+    def touch(self, node: NodeRecord, address: str = "") -> None:
+        """Record contact from a node; a dead or departed node that speaks again is alive."""
+        node.last_contact = self.clock()
+        node.last_contact_wall = utc_now()
+        if address:
+            node.address = address
+        if node.status is NodeStatus.DEAD or node.left:
+            node.status = NodeStatus.ALIVE
+            node.left = False
+            with self.store.transaction(durable=True):
+                self.store.save_node(node)
+            self._balance_needed = self._retry_needed = True
+            self.notify("node", node.name)
+
+    # long poll --------------------------------------------------------------------------------
+    def _changed(self, node_name: str | None) -> None:
+        self._retry_needed = True
+        if node_name is None:
+            return
+        self._versions[node_name] = self._versions.get(node_name, 0) + 1
+        for waiter in self._waiters.pop(node_name, []):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_for_change(self, node_name: str, timeout: float) -> None:
+        """Return when this node's assignments change, or after `timeout` seconds.
+
+        Returns at once when something changed since the last answer this node was sent, so
+        a change between two polls is never missed.
+        """
+        if self._versions.get(node_name, 0) != self._sent_versions.get(node_name, 0):
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(node_name, []).append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            waiters = self._waiters.get(node_name)
+            if waiters and waiter in waiters:
+                waiters.remove(waiter)
+
+    def assignments(self, node: NodeRecord) -> dict[str, Any]:
+        """The /node-status answer for a node: its projects, keyed by name."""
+        self._sent_versions[node.name] = self._versions.get(node.name, 0)
+        projects = {}
+        for project_name in sorted(self._on_node.get(node.name, ())):
+            project = self.projects[project_name]
+            projects[project_name] = self._assignment(project)
+        return {
+            "name": node.name,
+            "projects": projects,
+            "node-timeout": self.settings.node_timeout,
+            "lease": self.settings.lease,
+        }
+
+    def _assignment(self, project: ProjectRecord) -> dict[str, Any]:
+        desired = Desired.STOPPED if project.moving_to is not None else project.desired
+        return {
+            "project-name": project.name,
+            "project-url": project.url,
+            "status": project.status.value,
+            "disk-usage": project.disk_usage,
+            "ram-usage": project.ram_usage,
+            "persistent-variables": project.variables,
+            "desired": desired.value,
+            "command": project.command,
+            "ref": project.ref,
+            "epoch": project.epoch,
+            "restart": project.restart,
+            "exclusive": project.exclusive,
+        }
+
+    # node reports -----------------------------------------------------------------------------
+    def update(self, node: NodeRecord, report: UpdateRequest) -> str:
+        """Apply a node's report on one project; refuse one the node should not be sending."""
+        project = self.projects.get(report.project_name)
+        if project is None:
+            raise NotFound(f"no project named {report.project_name!r}; it was removed — stop it")
+        if project.node != node.name:
+            where = f"it runs on {project.node}" if project.node else "it is not placed"
+            raise Forbidden(
+                f"project {project.name!r} is not assigned to node {node.name!r} ({where}); stop it"
+            )
+        if report.project_url != project.url:
+            raise Conflict(
+                f"project-url {report.project_url!r} does not match {project.name!r}'s URL"
+            )
+        if report.epoch is not None and report.epoch != project.epoch:
+            raise Conflict(
+                f"stale epoch {report.epoch} for {project.name!r} (current {project.epoch}): "
+                "it was moved or reset — stop this copy"
+            )
+        try:
+            status = parse_reported_status(report.status)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+
+        now = utc_now()
+        was_running = project.status is ProjectStatus.RUNNING
+        project.status = status
+        project.disk_usage = report.disk_usage
+        project.ram_usage = report.ram_usage
+        if report.persistent_variables is not None:
+            project.variables = report.persistent_variables
+        if report.commit is not None:
+            project.commit = report.commit
+        if report.pid is not None:
+            project.pid = report.pid
+        if report.restarts is not None:
+            project.restarts = report.restarts
+        if report.exit_code is not None or "exit_code" in report.model_fields_set:
+            project.exit_code = report.exit_code
+        if report.log_tail is not None:
+            project.log_tail = report.log_tail
+        project.reason = report.reason or ""
+        if status is ProjectStatus.RUNNING and not was_running:
+            project.started_at = now
+        elif status is not ProjectStatus.RUNNING:
+            project.started_at = None
+        project.updated_at = now
+
+        if project.moving_to is not None and status in NOT_RUNNING_STATUSES:
+            self._complete_move(project)
+        else:
+            self.store.save_project(project)
+        self.notify("project", project.name)
+        return ""
+
+    def leave(self, node: NodeRecord) -> list[str]:
+        """A node stopped cleanly: its projects move at once. Returns their names."""
+        node.left = True
+        node.status = NodeStatus.DEAD
+        moved = sorted(self._on_node.get(node.name, ()))
+        with self.store.transaction(durable=True):
+            self.store.save_node(node)
+            for name in moved:
+                self._fail_over(self.projects[name], f"node {node.name} left")
+        self.notify("node", node.name)
+        return moved
+
+    # controller actions -----------------------------------------------------------------------
+    def add(self, spec: AddProject) -> ProjectRecord:
+        if spec.name in self.projects:
+            raise Conflict(f"a project named {spec.name!r} exists already")
+        project = ProjectRecord(
+            name=spec.name,
+            url=spec.url,
+            initial_variables=dict(spec.initial_variables),
+            variables=dict(spec.initial_variables),
+            command=spec.command,
+            ref=spec.ref,
+            ram=spec.ram,
+            disk=spec.disk,
+            exclusive=spec.exclusive,
+            desired=Desired.RUNNING if spec.start else Desired.STOPPED,
+            created_at=utc_now(),
+        )
+        with self.store.transaction(durable=True):
+            self.projects[project.name] = project
+            try:
+                if spec.start:
+                    self._place(project)
+                else:
+                    project.status = ProjectStatus.STOPPED
+                    self.store.save_project(project)
+            except BaseException:
+                del self.projects[project.name]
+                raise
+        self.notify("project", project.name)
+        return project
+
+    def remove(self, spec: RemoveProject) -> None:
+        project = self._project(spec.name)
+        if spec.url != project.url:
+            raise Conflict(
+                f"URL {spec.url!r} does not match project {project.name!r} "
+                "(remove needs the project's URL to confirm)"
+            )
+        with self.store.transaction(durable=True):
+            self.store.delete_project(project.name)
+        self._unassign(project)
+        del self.projects[project.name]
+        self.notify("project", project.name)
+
+    def _project(self, name: str) -> ProjectRecord:
+        project = self.projects.get(name)
+        if project is None:
+            raise NotFound(f"no project named {name!r}{self._did_you_mean(name)}")
+        return project
+
+    def _did_you_mean(self, name: str) -> str:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(self.projects), n=1)
+        return f" — did you mean {close[0]!r}?" if close else ""
+
+    def select(self, names: Iterable[str]) -> list[ProjectRecord]:
+        """The named projects (all when none are named); NotFound names the first unknown."""
+        wanted = list(names)
+        if not wanted:
+            return [self.projects[n] for n in sorted(self.projects)]
+        return [self._project(name) for name in dict.fromkeys(wanted)]
+
+    def start(self, names: Iterable[str]) -> list[str]:
+        projects = self.select(names)
+        with self.store.transaction(durable=True):
+            for project in projects:
+                project.desired = Desired.RUNNING
+                if project.node is None:
+                    self._place(project)
+                else:
+                    self.store.save_project(project)
+                    self._changed(project.node)
+        self._notify_projects(projects)
+        return [p.name for p in projects]
+
+    def stop(self, names: Iterable[str]) -> list[str]:
+        projects = self.select(names)
+        with self.store.transaction(durable=True):
+            for project in projects:
+                project.desired = Desired.STOPPED
+                if project.node is None and project.status in (
+                    ProjectStatus.PENDING,
+                    ProjectStatus.UNSCHEDULABLE,
+                    ProjectStatus.LOST,
+                ):
+                    project.status = ProjectStatus.STOPPED
+                    project.reason = ""
+                self.store.save_project(project)
+                self._changed(project.node)
+        self._notify_projects(projects)
+        return [p.name for p in projects]
+
+    def restart(self, names: Iterable[str]) -> list[str]:
+        projects = self.select(names)
+        with self.store.transaction(durable=True):
+            for project in projects:
+                project.restart += 1
+                project.desired = Desired.RUNNING
+                if project.node is None:
+                    self._place(project)
+                else:
+                    self.store.save_project(project)
+                    self._changed(project.node)
+        self._notify_projects(projects)
+        return [p.name for p in projects]
+
+    def reset(self, names: Iterable[str]) -> list[str]:
+        projects = self.select(names)
+        with self.store.transaction(durable=True):
+            for project in projects:
+                project.variables = dict(project.initial_variables)
+                project.epoch += 1
+                if project.node is not None:
+                    project.status = ProjectStatus.PENDING
+                self.store.save_project(project)
+                self._changed(project.node)
+        self._notify_projects(projects)
+        return [p.name for p in projects]
+
+    def _notify_projects(self, projects: Iterable[ProjectRecord]) -> None:
+        for project in projects:
+            self.notify("project", project.name)
+
+    def drain(self, name: str) -> list[str]:
+        """No new projects on this node, and its projects move elsewhere (stop first)."""
+        node = self._node(name)
+        node.drained = True
+        with self.store.transaction(durable=True):
+            self.store.save_node(node)
+            self._move_off_unschedulable()
+        self.notify("node", name)
+        return sorted(self._on_node.get(name, ()))
+
+    def undrain(self, name: str) -> None:
+        node = self._node(name)
+        node.drained = False
+        with self.store.transaction(durable=True):
+            self.store.save_node(node)
+        self._balance_needed = self._retry_needed = True
+        self.notify("node", name)
+
+    def forget(self, name: str) -> None:
+        """Delete a dead node's record; its token stops working."""
+        node = self._node(name)
+        if node.status is NodeStatus.ALIVE:
+            raise Conflict(
+                f"node {name!r} is alive; drain it and stop its agent before forgetting it"
+            )
+        with self.store.transaction(durable=True):
+            for project_name in sorted(self._on_node.get(name, ())):
+                self._fail_over(self.projects[project_name], f"node {name} was forgotten")
+            self.store.delete_node(name)
+        del self.nodes[name]
+        self._on_node.pop(name, None)
+        self._versions.pop(name, None)
+        self._sent_versions.pop(name, None)
+        self.notify("node", name)
+
+    def _node(self, name: str) -> NodeRecord:
+        node = self.nodes.get(name)
+        if node is None:
+            raise NotFound(f"no node named {name!r}")
+        return node
+
+    # placement --------------------------------------------------------------------------------
+    def _need(self, project: ProjectRecord) -> scheduler.ProjectNeed:
+        return scheduler.ProjectNeed(
+            project.name, max(project.ram, project.ram_usage), max(project.disk, project.disk_usage)
+        )
+
+    def _views(self, exclude_project: str | None = None) -> list[scheduler.NodeView]:
+        incoming: dict[str, list[ProjectRecord]] = {}
+        for moving in self._moving():
+            incoming.setdefault(moving.moving_to or "", []).append(moving)
+        views = []
+        for node in self.nodes.values():
+            disk = ram = 0.0
+            count = 0
+            for project_name in self._on_node.get(node.name, ()):
+                if project_name == exclude_project:
+                    continue
+                need = self._need(self.projects[project_name])
+                disk += need.disk
+                ram += need.ram
+                count += 1
+            for project in incoming.get(node.name, ()):
+                if project.name != exclude_project:
+                    need = self._need(project)
+                    disk += need.disk
+                    ram += need.ram
+                    count += 1
+            views.append(
+                scheduler.NodeView(
+                    node.name, node.schedulable, node.storage, node.ram, disk, ram, count
+                )
+            )
+        return views
+
+    def _moving(self) -> list[ProjectRecord]:
+        return [p for p in self.projects.values() if p.moving_to is not None]
+
+    def _place(self, project: ProjectRecord, lost_reason: str = "") -> None:
+        """Assign an unplaced project to the best node, or mark it unschedulable (or lost)."""
+        placement = scheduler.place(self._need(project), self._views(exclude_project=project.name))
+        if placement.node is None:
+            project.status = ProjectStatus.LOST if lost_reason else ProjectStatus.UNSCHEDULABLE
+            if project.desired is Desired.STOPPED and not lost_reason:
+                project.status = ProjectStatus.STOPPED
+            project.reason = (
+                f"{lost_reason}; {placement.reason}" if lost_reason else placement.reason
+            )
+            self.store.save_project(project)
+            return
+        self._assign(project, placement.node)
+
+    def _assign(self, project: ProjectRecord, node_name: str) -> None:
+        self._unassign(project)
+        project.node = node_name
+        project.moving_to = None
+        project.epoch += 1
+        project.status = ProjectStatus.PENDING
+        project.reason = ""
+        project.pid = None
+        project.started_at = None
+        project.commit = None
+        self._on_node.setdefault(node_name, set()).add(project.name)
+        self.store.save_project(project)
+        self._changed(node_name)
+
+    def _unassign(self, project: ProjectRecord) -> None:
+        if project.node is not None:
+            self._on_node.get(project.node, set()).discard(project.name)
+            self._changed(project.node)
+        project.node = None
+
+    def _fail_over(self, project: ProjectRecord, why: str) -> None:
+        """Place a project whose node is gone, carrying its last variables."""
+        target = project.moving_to
+        self._unassign(project)
+        project.moving_to = None
+        if target is not None and self.nodes.get(target) and self.nodes[target].schedulable:
+            self._assign(project, target)
+        else:
+            self._place(project, lost_reason=why)
+        self.notify("project", project.name)
+
+    def _begin_move(self, project: ProjectRecord, target: str) -> None:
+        project.moving_to = target
+        project.move_started = self.clock()
+        if project.desired is Desired.STOPPED or project.status in NOT_RUNNING_STATUSES:
+            self._complete_move(project)
+            return
+        self.store.save_project(project)
+        self._changed(project.node)
+        self.notify("project", project.name)
+
+    def _complete_move(self, project: ProjectRecord) -> None:
+        target = project.moving_to
+        project.moving_to = None
+        with self.store.transaction(durable=True):
+            node = self.nodes.get(target) if target else None
+            if node is not None and node.schedulable:
+                self._assign(project, node.name)
+            else:
+                self._unassign(project)
+                self._place(project, lost_reason="its move target went away")
+        self._balance_needed = True
+        self.notify("project", project.name)
+
+    # the monitor's tick -----------------------------------------------------------------------
+    def tick(self) -> None:
+        """Liveness, overdue moves, retries of unplaced projects, and balance. Called often."""
+        now = self.clock()
+        timeout = self.settings.node_timeout
+        for node in list(self.nodes.values()):
+            if node.status is NodeStatus.ALIVE and now - node.last_contact > timeout:
+                self._declare_dead(node)
+        for project in self._moving():
+            if project.node is None:
+                continue
+            owner = self.nodes.get(project.node)
+            overdue = now - project.move_started > timeout
+            if owner is None or owner.status is NodeStatus.DEAD:
+                with self.store.transaction(durable=True):
+                    self._fail_over(project, f"node {project.node} is gone")
+            elif overdue and not project.exclusive:
+                # A non-exclusive project whose node did not confirm the stop in time moves
+                # anyway; the epoch check stops the old copy. An exclusive one waits.
+                self._complete_move(project)
+        self._move_off_unschedulable()
+        if self._retry_needed:
+            self._retry_unplaced()
+            self._retry_needed = False
+        if self._balance_needed and now - self.started >= timeout:
+            self._balance_needed = False
+            self._balance()
+
+    def _declare_dead(self, node: NodeRecord) -> None:
+        node.status = NodeStatus.DEAD
+        with self.store.transaction(durable=True):
+            self.store.save_node(node)
+            for project_name in sorted(self._on_node.get(node.name, ())):
+                self._fail_over(
+                    self.projects[project_name],
+                    f"node {node.name} died (silent for {self.settings.node_timeout:g}s)",
+                )
+        self.notify("node", node.name)
+
+    def _move_off_unschedulable(self) -> None:
+        """Begin moves for projects on alive nodes that were drained."""
+        for node in self.nodes.values():
+            if node.status is not NodeStatus.ALIVE or node.schedulable:
+                continue
+            for project_name in sorted(self._on_node.get(node.name, ())):
+                project = self.projects[project_name]
+                if project.moving_to is not None:
+                    continue
+                placement = scheduler.place(
+                    self._need(project), self._views(exclude_project=project.name)
+                )
+                if placement.node is None:
+                    if project.reason != f"waiting to leave drained node: {placement.reason}":
+                        project.reason = f"waiting to leave drained node: {placement.reason}"
+                        self.store.save_project(project)
+                        self.notify("project", project.name)
+                    continue
+                with self.store.transaction(durable=True):
+                    self._begin_move(project, placement.node)
+
+    def _retry_unplaced(self) -> None:
+        unplaced = [
+            p
+            for p in self.projects.values()
+            if p.node is None and (p.desired is Desired.RUNNING or p.status is ProjectStatus.LOST)
+        ]
+        if not unplaced or not any(n.schedulable for n in self.nodes.values()):
+            return
+        for project in sorted(unplaced, key=lambda p: p.name):
+            before = (project.status, project.reason)
+            with self.store.transaction(durable=True):
+                placement = scheduler.place(
+                    self._need(project), self._views(exclude_project=project.name)
+                )
+                if placement.node is not None:
+                    self._assign(project, placement.node)
+                elif before[0] in (ProjectStatus.UNSCHEDULABLE, ProjectStatus.LOST):
+                    continue
+                else:
+                    self._place(project)
+            if (project.status, project.reason) != before or project.node is not None:
+                self.notify("project", project.name)
+
+    def _balance(self) -> None:
+        in_flight = len(self._moving())
+        budget = self.settings.max_moves_in_flight - in_flight
+        if budget <= 0:
+            self._balance_needed = True
+            return
+        assignments: dict[str, str] = {}
+        for project in self.projects.values():
+            where = project.moving_to or project.node
+            if where is not None:
+                assignments[project.name] = where
+        movable = [
+            p.name for p in self.projects.values() if p.node is not None and p.moving_to is None
+        ]
+        needs = {name: self._need(self.projects[name]) for name in assignments}
+        moves = scheduler.plan_balance(assignments, needs, self._views(), budget, movable)
+        for move in moves:
+            with self.store.transaction(durable=True):
+                self._begin_move(self.projects[move.project], move.target)
+        if moves:
+            # More may be needed once these have landed.
+            self._balance_needed = True
+
+    # queries ----------------------------------------------------------------------------------
+    def project_info(self, project: ProjectRecord) -> dict[str, Any]:
+        """The `status` answer for one project: the seed's fields and the added ones."""
+        return {
+            "project-name": project.name,
+            "project-url": project.url,
+            "status": project.status.value,
+            "disk-usage": project.disk_usage,
+            "ram-usage": project.ram_usage,
+            "persistent-variables": project.variables,
+            "initial_variables": project.initial_variables,
+            "node": project.node,
+            "moving-to": project.moving_to,
+            "desired": project.desired.value,
+            "epoch": project.epoch,
+            "restart": project.restart,
+            "commit": project.commit,
+            "pid": project.pid,
+            "restarts": project.restarts,
+            "exit-code": project.exit_code,
+            "started-at": project.started_at,
+            "updated-at": project.updated_at,
+            "created-at": project.created_at,
+            "reason": project.reason or None,
+            "command": project.command,
+            "ref": project.ref,
+            "ram": project.ram,
+            "disk": project.disk,
+            "exclusive": project.exclusive,
+            "log-tail": project.log_tail,
+        }
+
+    def node_info(self, node: NodeRecord) -> dict[str, Any]:
+        """The `nodes` answer for one node."""
+        names = sorted(self._on_node.get(node.name, ()))
+        placed = [self.projects[n] for n in names]
+        return {
+            "name": node.name,
+            "status": node.status.value,
+            "drained": node.drained,
+            "left": node.left,
+            "last-contact": node.last_contact_wall,
+            "joined-at": node.joined_at,
+            "storage": node.storage,
+            "ram": node.ram,
+            "labels": node.labels,
+            "agent-version": node.agent_version,
+            "address": node.address,
+            "disk-usage": sum(p.disk_usage for p in placed),
+            "ram-usage": sum(p.ram_usage for p in placed),
+            "projects": names,
+        }
+
+    def status(self, names: Iterable[str]) -> dict[str, Any]:
+        return {p.name: self.project_info(p) for p in self.select(names)}
+
+    def node_table(self) -> dict[str, Any]:
+        return {name: self.node_info(self.nodes[name]) for name in sorted(self.nodes)}
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Nodes and projects counted by status, for /health and /metrics."""
+        nodes: dict[str, int] = {s.value: 0 for s in NodeStatus}
+        for node in self.nodes.values():
+            nodes[node.status.value] += 1
+        projects: dict[str, int] = {s.value: 0 for s in ProjectStatus}
+        for project in self.projects.values():
+            projects[project.status.value] += 1
+        return {"nodes": nodes, "projects": projects}

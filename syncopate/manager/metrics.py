@@ -1,0 +1,70 @@
+"""Request counts and latencies for /metrics, in the Prometheus text format."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+# Latency buckets in seconds: a long poll lands in +Inf, a report should land under 0.05.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass
+class RouteStats:
+    count: int = 0
+    total: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
+
+
+class Metrics:
+    """Counters the middleware feeds; rendered on demand."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, int], int] = defaultdict(int)
+        self.latency: dict[str, RouteStats] = defaultdict(RouteStats)
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        self.requests[(route, status)] += 1
+        stats = self.latency[route]
+        stats.count += 1
+        stats.total += seconds
+        for index, bound in enumerate(BUCKETS):
+            if seconds <= bound:
+                stats.buckets[index] += 1
+
+    def render(self, gauges: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> str:
+        """The exposition text: request counters, latency histograms, and the given gauges."""
+        lines = [
+            "# HELP syncopate_http_requests_total HTTP requests by route and status.",
+            "# TYPE syncopate_http_requests_total counter",
+        ]
+        for (route, status), count in sorted(self.requests.items()):
+            lines.append(
+                f'syncopate_http_requests_total{{route="{route}",status="{status}"}} {count}'
+            )
+        lines += [
+            "# HELP syncopate_http_request_duration_seconds Time to answer, by route.",
+            "# TYPE syncopate_http_request_duration_seconds histogram",
+        ]
+        for route, stats in sorted(self.latency.items()):
+            for bound, count in zip(BUCKETS, stats.buckets, strict=True):
+                bucket = f'route="{route}",le="{bound}"'
+                lines.append(f"syncopate_http_request_duration_seconds_bucket{{{bucket}}} {count}")
+            lines.append(
+                f'syncopate_http_request_duration_seconds_bucket{{route="{route}",le="+Inf"}} '
+                f"{stats.count}"
+            )
+            lines.append(
+                f'syncopate_http_request_duration_seconds_sum{{route="{route}"}} {stats.total:.6f}'
+            )
+            lines.append(
+                f'syncopate_http_request_duration_seconds_count{{route="{route}"}} {stats.count}'
+            )
+        for name, series in gauges.items():
+            lines.append(f"# TYPE {name} gauge")
+            for labels, value in sorted(series.items()):
+                label_text = ",".join(f'{k}="{v}"' for k, v in labels)
+                lines.append(
+                    f"{name}{{{label_text}}} {value:g}" if label_text else f"{name} {value:g}"
+                )
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,62 @@
+"""The manager's records of nodes and projects (in memory, mirrored in SQLite)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncopate.states import Desired, NodeStatus, ProjectStatus
+
+
+@dataclass(slots=True)
+class NodeRecord:
+    name: str
+    token_hash: str
+    storage: float
+    ram: float
+    labels: dict[str, str] = field(default_factory=dict)
+    agent_version: str | None = None
+    joined_at: str = ""
+    last_contact_wall: str = ""  # ISO time, for people
+    status: NodeStatus = NodeStatus.ALIVE
+    drained: bool = False  # the controller asked for no projects here
+    left: bool = False  # the agent said it stopped cleanly
+    # Monotonic time of the last request; not stored (a restarted manager grants a fresh timeout).
+    last_contact: float = 0.0
+    address: str = ""
+
+    @property
+    def schedulable(self) -> bool:
+        return self.status is NodeStatus.ALIVE and not self.drained and not self.left
+
+
+@dataclass(slots=True)
+class ProjectRecord:
+    name: str
+    url: str
+    initial_variables: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None
+    ref: str | None = None
+    ram: float = 0.0  # MB asked for at add
+    disk: float = 0.0
+    exclusive: bool = False
+    desired: Desired = Desired.RUNNING
+    node: str | None = None
+    moving_to: str | None = None  # a move in progress: stop on `node`, then start here
+    epoch: int = 0
+    restart: int = 0
+    status: ProjectStatus = ProjectStatus.PENDING
+    reason: str = ""
+    commit: str | None = None
+    pid: int | None = None
+    restarts: int = 0
+    exit_code: int | None = None
+    started_at: str | None = None
+    updated_at: str | None = None
+    created_at: str = ""
+    disk_usage: float = 0.0
+    ram_usage: float = 0.0
+    log_tail: list[str] = field(default_factory=list)
+    # Monotonic time the current move began (not stored).
+    move_started: float = 0.0

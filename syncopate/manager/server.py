@@ -1,0 +1,133 @@
+"""Start the manager: data dir, join password, controller token, TLS, and the listening socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import signal
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from syncopate.errors import ConfigError
+from syncopate.manager.app import CONTROLLER_TOKEN_KEY, ManagerSettings, make_app
+from syncopate.manager.auth import hash_secret, new_password, new_token
+from syncopate.manager.store import Store
+from syncopate.paths import write_private, write_private_json
+
+log = logging.getLogger("syncopate.manager")
+
+CONTROLLER_FILE = "controller.json"
+PASSWORD_FILE = "password"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8470
+    password: str | None = None
+    node_timeout: float = 15.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+def resolve_password(data_dir: Path, given: str | None) -> tuple[str, str]:
+    """The join password and where it came from; generated once and kept when not given."""
+    if given:
+        return given, "given"
+    path = data_dir / PASSWORD_FILE
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip(), str(path)
+    password = new_password()
+    write_private(path, password + "\n")
+    return password, f"generated, kept in {path}"
+
+
+def certificate_fingerprint(cert_file: Path) -> str:
+    """`sha256:<hex>` of the first certificate in a PEM file, for pinning by clients."""
+    pem = cert_file.read_text(encoding="ascii")
+    start = pem.index("-----BEGIN CERTIFICATE-----")
+    end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
+    der = ssl.PEM_cert_to_DER_cert(pem[start:end])
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def rotate_controller_token(data_dir: Path, store: Store, url: str | None = None) -> str:
+    """Make a new controller token: its hash into the store, the token into controller.json."""
+    token = new_token()
+    store.set_meta(CONTROLLER_TOKEN_KEY, hash_secret(token), durable=True)
+    path = data_dir / CONTROLLER_FILE
+    previous: dict[str, str] = {}
+    if path.exists():
+        with contextlib.suppress(ValueError, OSError):
+            previous = json.loads(path.read_text(encoding="utf-8"))
+    data = {**previous, "token": token}
+    if url:
+        data["url"] = url
+    write_private_json(path, data)
+    return token
+
+
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("HTTPS needs both --tls-cert and --tls-key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate or key: {exc}") from None
+    return context
+
+
+async def serve(options: ServeOptions, ready: Callable[[str, str], None] | None = None) -> None:
+    """Run the manager until SIGINT or SIGTERM. `ready(url, password_source)` once listening."""
+    data_dir = options.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    password, password_source = resolve_password(data_dir, options.password)
+    context = tls_context(options.tls_cert, options.tls_key)
+    store = Store(data_dir)
+    settings = ManagerSettings(
+        data_dir=data_dir, password=password, node_timeout=options.node_timeout
+    )
+    app = make_app(settings, store)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, options.host, options.port, ssl_context=context)
+    await site.start()
+    port = runner.addresses[0][1]
+    scheme = "https" if context else "http"
+    host = "127.0.0.1" if options.host in ("0.0.0.0", "", "::") else options.host
+    url = f"{scheme}://{host}:{port}"
+
+    controller_path = data_dir / CONTROLLER_FILE
+    extra: dict[str, str] = {"url": url}
+    if options.tls_cert is not None:
+        extra["fingerprint"] = certificate_fingerprint(options.tls_cert)
+    if store.get_meta(CONTROLLER_TOKEN_KEY) is None or not controller_path.exists():
+        if store.get_meta(CONTROLLER_TOKEN_KEY) is not None:
+            log.warning("%s was missing: a new controller token was made", controller_path)
+        rotate_controller_token(data_dir, store, url)
+    current = json.loads(controller_path.read_text(encoding="utf-8"))
+    write_private_json(controller_path, {**current, **extra})
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready(url, password_source)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()

@@ -1,0 +1,144 @@
+"""SQLite persistence for the manager: `<data-dir>/syncopate.db` in WAL mode.
+
+Each record is one row holding its fields as JSON. Two kinds of commit:
+
+- durable (`synchronous=FULL`): ownership and controller changes; on disk before the answer;
+- ordinary (`synchronous=NORMAL`): node reports; they survive a crash of the manager process
+  (kill -9) because the WAL is in the OS's hands when the answer goes out, and cost no fsync.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from syncopate.manager.records import NodeRecord, ProjectRecord
+from syncopate.states import Desired, NodeStatus, ProjectStatus
+
+SCHEMA_VERSION = 1
+DB_NAME = "syncopate.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS projects (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+"""
+
+_NODE_TRANSIENT = {"last_contact", "address"}
+_PROJECT_TRANSIENT = {"move_started"}
+
+
+def _dump(record: Any, transient: set[str]) -> str:
+    data = {
+        f.name: getattr(record, f.name)
+        for f in dataclasses.fields(record)
+        if f.name not in transient
+    }
+    return json.dumps(data, separators=(",", ":"))
+
+
+class Store:
+    """The manager's database. Calls are synchronous and short; the event loop makes them."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / DB_NAME
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self._in_tx = False
+        version = self.get_meta("schema-version")
+        if version is None:
+            self.set_meta("schema-version", str(SCHEMA_VERSION), durable=True)
+        elif int(version) > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} was written by a newer Syncopate (schema {version}); upgrade first"
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self, durable: bool = False) -> Iterator[None]:
+        """One transaction; nested calls join the outer one. `durable` fsyncs at commit."""
+        if self._in_tx:
+            yield
+            return
+        if durable:
+            self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("BEGIN IMMEDIATE")
+        self._in_tx = True
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._in_tx = False
+            if durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+
+    # meta -------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str, durable: bool = True) -> None:
+        with self.transaction(durable):
+            self._db.execute(
+                "INSERT INTO meta(key, value) VALUES(?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # nodes ------------------------------------------------------------------------------------
+    def save_node(self, node: NodeRecord) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO nodes(name, data) VALUES(?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+                (node.name, _dump(node, _NODE_TRANSIENT)),
+            )
+
+    def delete_node(self, name: str) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM nodes WHERE name = ?", (name,))
+
+    def load_nodes(self) -> list[NodeRecord]:
+        nodes = []
+        for (data,) in self._db.execute("SELECT data FROM nodes ORDER BY name"):
+            fields = json.loads(data)
+            fields["status"] = NodeStatus(fields["status"])
+            nodes.append(NodeRecord(**fields))
+        return nodes
+
+    # projects ---------------------------------------------------------------------------------
+    def save_project(self, project: ProjectRecord) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO projects(name, data) VALUES(?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+                (project.name, _dump(project, _PROJECT_TRANSIENT)),
+            )
+
+    def delete_project(self, name: str) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM projects WHERE name = ?", (name,))
+
+    def load_projects(self) -> list[ProjectRecord]:
+        projects = []
+        for (data,) in self._db.execute("SELECT data FROM projects ORDER BY name"):
+            fields = json.loads(data)
+            fields["status"] = ProjectStatus(fields["status"])
+            fields["desired"] = Desired(fields["desired"])
+            projects.append(ProjectRecord(**fields))
+        return projects

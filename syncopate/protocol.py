@@ -1,0 +1,256 @@
+"""Wire models shared by the manager, the node, the CLI and the TUI.
+
+Field names are the seed's (kebab-case, plus `initial_variables` inside `project`); fields added
+by Syncopate are optional, so a client written from the seed README works unchanged. Unknown
+fields are ignored, so newer clients can talk to older managers.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from syncopate import validate, variables
+from syncopate.states import Desired
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_WAIT_SECONDS = 60.0
+MAX_LOG_TAIL_LINES = 50
+MAX_LOG_LINE_CHARS = 500
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "AddProject",
+    "ControllerRequest",
+    "InitializeRequest",
+    "NodeAuth",
+    "RemoveProject",
+    "StatusRequest",
+    "UpdateRequest",
+    "ValidationError",
+    "describe_validation_error",
+]
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _parse_variables(value: Any) -> Any:
+    # Forms carry dictionaries as JSON or Python-literal strings (the seed's format).
+    if isinstance(value, str):
+        return variables.parse(value)
+    return value
+
+
+def _check_variables(value: dict[str, Any]) -> dict[str, Any]:
+    variables.check_size(value)
+    return value
+
+
+def _parse_literal(value: Any) -> Any:
+    """A dictionary or list sent as a string in a form: JSON first, then a Python literal."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return value
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return value
+
+
+def _parse_name_list(value: Any) -> Any:
+    if isinstance(value, str):
+        parsed = _parse_literal(value)
+        if isinstance(parsed, list | tuple):
+            return list(parsed)
+        # A single bare name in a form field.
+        return [value] if value.strip() else []
+    return value
+
+
+Variables = Annotated[dict[str, Any], BeforeValidator(_parse_variables)]
+ProjectName = Annotated[str, BeforeValidator(lambda v: validate.check_name(v, "project"))]
+GitUrl = Annotated[str, BeforeValidator(validate.check_git_url)]
+Megabytes = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
+
+
+class WireModel(BaseModel):
+    """Base of the request models: kebab-case aliases, unknown fields ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=_kebab, populate_by_name=True, extra="ignore", str_max_length=65536
+    )
+
+
+class InitializeRequest(WireModel):
+    preferred_name: str = Field(default="", max_length=256)
+    syncopate_password: str = Field(max_length=1024)
+    storage: Megabytes = 0.0
+    ram: Megabytes = 0.0
+    labels: Annotated[dict[str, str], BeforeValidator(_parse_literal)] = Field(default_factory=dict)
+    agent_version: str | None = Field(default=None, max_length=64)
+
+
+class NodeAuth(WireModel):
+    name: str = Field(max_length=256)
+    access_token: str = Field(max_length=256)
+
+
+class StatusRequest(NodeAuth):
+    wait: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+
+class UpdateRequest(NodeAuth):
+    project_name: str = Field(max_length=256)
+    project_url: str = Field(max_length=validate.MAX_URL_LENGTH)
+    status: str = Field(max_length=64)
+    disk_usage: Megabytes = 0.0
+    ram_usage: Megabytes = 0.0
+    persistent_variables: Variables | None = None
+    epoch: int | None = Field(default=None, ge=0)
+    commit: str | None = Field(default=None, max_length=64)
+    pid: int | None = Field(default=None, ge=0)
+    restarts: int | None = Field(default=None, ge=0)
+    exit_code: int | None = None
+    log_tail: Annotated[list[str], BeforeValidator(_parse_literal)] | None = Field(
+        default=None, max_length=10_000
+    )
+    reason: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("persistent_variables")
+    @classmethod
+    def _size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else _check_variables(value)
+
+    @field_validator("log_tail")
+    @classmethod
+    def _bound_tail(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        return [line[:MAX_LOG_LINE_CHARS] for line in value[-MAX_LOG_TAIL_LINES:]]
+
+
+class LeaveRequest(NodeAuth):
+    pass
+
+
+class AddProject(WireModel):
+    name: ProjectName
+    url: GitUrl
+    initial_variables: Variables = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("initial_variables", "initial-variables"),
+    )
+    command: str | None = Field(default=None, max_length=4096)
+    ref: str | None = Field(default=None, max_length=256)
+    ram: Megabytes = 0.0
+    disk: Megabytes = 0.0
+    exclusive: bool = False
+    start: bool = True
+
+    @field_validator("initial_variables")
+    @classmethod
+    def _size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_variables(value)
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("-") or any(c.isspace() for c in value)):
+            raise ValueError("ref may not start with '-' or contain whitespace")
+        return value or None
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("command may not contain NUL")
+        return value or None
+
+
+class RemoveProject(WireModel):
+    name: ProjectName
+    url: str = Field(max_length=validate.MAX_URL_LENGTH)
+
+
+ACTIONS = (
+    "add",
+    "remove",
+    "start",
+    "stop",
+    "restart",
+    "reset",
+    "status",
+    "nodes",
+    "node-drain",
+    "node-undrain",
+    "node-forget",
+)
+Action = Literal[
+    "add",
+    "remove",
+    "start",
+    "stop",
+    "restart",
+    "reset",
+    "status",
+    "nodes",
+    "node-drain",
+    "node-undrain",
+    "node-forget",
+]
+
+
+class ControllerRequest(WireModel):
+    access_token: str | None = Field(default=None, max_length=256)
+    action: str = Field(max_length=64)
+    projects: Annotated[list[str], BeforeValidator(_parse_name_list)] = Field(
+        default_factory=list, max_length=100_000
+    )
+    project: Annotated[dict[str, Any], BeforeValidator(_parse_literal)] | None = None
+    node: str | None = Field(default=None, max_length=256)
+
+    @field_validator("projects")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            validate.check_name(name, "project")
+        return value
+
+
+DESIRED_VALUES = tuple(d.value for d in Desired)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad field and what is wrong with it, for a 400 answer."""
+    parts = []
+    for error in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        message = error["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        if error["type"] == "missing":
+            message = "is required"
+        parts.append(f"{where}: {message}")
+    more = len(exc.errors()) - 5
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)

@@ -1,0 +1,101 @@
+"""Project, node and command states, and the transitions between them.
+
+Stdlib only: the manager, the node agent, the CLI and the TUI all read these tables, and the
+boundary test imports this module in a fresh interpreter to prove it pulls in nothing else.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ProjectStatus(StrEnum):
+    """What a project is doing, as the manager reports it."""
+
+    # Manager side: the project has no node running it yet.
+    PENDING = "pending"  # placed (or about to be); the node has not reported yet
+    UNSCHEDULABLE = "unschedulable"  # no live node fits it; `reason` says why
+    LOST = "lost"  # its node died and no other node could take it
+    # Reported by the node.
+    CLONING = "cloning"
+    STARTING = "starting"
+    RUNNING = "running"
+    CRASHED = "crashed"  # exited; a restart is pending
+    FAILED = "failed"  # cannot run: clone failed, no run command, gave up
+    STOPPED = "stopped"
+
+
+MANAGER_STATUSES = frozenset(
+    {ProjectStatus.PENDING, ProjectStatus.UNSCHEDULABLE, ProjectStatus.LOST}
+)
+NODE_STATUSES = frozenset(set(ProjectStatus) - MANAGER_STATUSES)
+# Statuses in which a project has no process on its node: a move may proceed at once.
+NOT_RUNNING_STATUSES = frozenset(
+    {ProjectStatus.STOPPED, ProjectStatus.FAILED, ProjectStatus.PENDING, ProjectStatus.CLONING}
+)
+# The seed's node reports "good" or "bad"; they mean running and failed.
+SEED_STATUS_ALIASES = {"good": ProjectStatus.RUNNING, "bad": ProjectStatus.FAILED}
+
+
+def parse_reported_status(value: str) -> ProjectStatus:
+    """Turn a status a node reported into a ProjectStatus; raise ValueError when it is none."""
+    lowered = value.strip().lower()
+    if lowered in SEED_STATUS_ALIASES:
+        return SEED_STATUS_ALIASES[lowered]
+    try:
+        status = ProjectStatus(lowered)
+    except ValueError:
+        allowed = ", ".join(sorted([*NODE_STATUSES, *SEED_STATUS_ALIASES]))
+        raise ValueError(f"unknown status {value!r}; a node reports one of: {allowed}") from None
+    if status in MANAGER_STATUSES:
+        raise ValueError(f"status {value!r} is the manager's to set, not a node's")
+    return status
+
+
+class Desired(StrEnum):
+    """What the controller wants of a project."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class NodeStatus(StrEnum):
+    """A node's liveness, as the `nodes` answer shows it."""
+
+    ALIVE = "alive"
+    DEAD = "dead"
+
+
+class CommandState(StrEnum):
+    """The command channel's states (hardware_synchronizer)."""
+
+    REQUESTED = "requested"
+    COLLECTED = "collected"
+    RESPONDED = "responded"
+    ANALYZED = "analyzed"
+    TIMED_OUT = "timed-out"
+    CANCELED = "canceled"
+
+
+COMMAND_TRANSITIONS: dict[CommandState, frozenset[CommandState]] = {
+    # requested -> collected: a node (or lite device) picked it up
+    # requested -> timed-out: nobody collected it before its pickup deadline
+    # requested -> canceled: the user took it back before it was collected
+    CommandState.REQUESTED: frozenset(
+        {CommandState.COLLECTED, CommandState.TIMED_OUT, CommandState.CANCELED}
+    ),
+    # collected -> responded: the node sent the response
+    # collected -> timed-out: no response within the run timeout plus a margin
+    CommandState.COLLECTED: frozenset({CommandState.RESPONDED, CommandState.TIMED_OUT}),
+    # responded -> analyzed: someone attached an analysis
+    CommandState.RESPONDED: frozenset({CommandState.ANALYZED}),
+    CommandState.ANALYZED: frozenset(),
+    CommandState.TIMED_OUT: frozenset(),
+    CommandState.CANCELED: frozenset(),
+}
+COMMAND_FINAL_STATES = frozenset(s for s, nxt in COMMAND_TRANSITIONS.items() if not nxt)
+
+
+def command_transition_allowed(current: CommandState, target: CommandState) -> bool:
+    """True when a command in `current` may move to `target`."""
+    return target in COMMAND_TRANSITIONS[current]

@@ -1,0 +1,103 @@
+"""Persistent variables: a small JSON object a project keeps in `project.variables`.
+
+Projects import this module themselves::
+
+    from syncopate import variables
+    state = variables.load()          # {} when there is nothing yet
+    state["count"] = state.get("count", 0) + 1
+    variables.save(state)             # atomic: a reader never sees half a file
+
+The file holds a JSON object; a Python dict literal (the seed's format) is read too, with
+`ast.literal_eval`, never `eval`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+FILE_NAME = "project.variables"
+MAX_BYTES = 64 * 1024
+ENV_VAR = "SYNCOPATE_VARIABLES"
+
+
+class VariablesError(ValueError):
+    """The variables text is not a JSON object or dict literal, or is too large."""
+
+
+def encoded_size(variables: dict[str, Any]) -> int:
+    """Size in bytes of the variables as compact JSON, the form they travel and are stored in."""
+    return len(json.dumps(variables, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def check_size(variables: dict[str, Any]) -> None:
+    """Raise VariablesError when the variables are over the 64 KiB limit."""
+    size = encoded_size(variables)
+    if size > MAX_BYTES:
+        raise VariablesError(f"variables are {size} bytes; the limit is {MAX_BYTES} (64 KiB)")
+
+
+def parse(text: str) -> dict[str, Any]:
+    """Parse variables text: a JSON object, else a Python dict literal. Raise VariablesError."""
+    if len(text.encode()) > 4 * MAX_BYTES:
+        raise VariablesError(f"variables text is over {4 * MAX_BYTES} bytes")
+    stripped = text.strip()
+    if not stripped:
+        raise VariablesError("variables text is empty")
+    value: Any
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        try:
+            value = ast.literal_eval(stripped)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+            raise VariablesError(
+                f"not a JSON object or Python dict literal ({type(exc).__name__})"
+            ) from None
+        try:
+            # A literal may hold tuples, sets or bytes; keep only what JSON can carry.
+            value = json.loads(json.dumps(value))
+        except (TypeError, ValueError):
+            raise VariablesError("dict literal holds values JSON cannot carry") from None
+    if not isinstance(value, dict):
+        raise VariablesError(f"variables must be an object, not {type(value).__name__}")
+    if not all(isinstance(key, str) for key in value):
+        raise VariablesError("variable names must be strings")
+    check_size(value)
+    return value
+
+
+def default_path() -> Path:
+    """The variables file of the running project: $SYNCOPATE_VARIABLES, else ./project.variables."""
+    return Path(os.environ.get(ENV_VAR) or FILE_NAME)
+
+
+def load(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Read the project's variables; an absent file reads as {}."""
+    target = Path(path) if path is not None else default_path()
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    return parse(text)
+
+
+def save(variables: dict[str, Any], path: str | os.PathLike[str] | None = None) -> None:
+    """Write the variables atomically (temporary file, fsync, rename)."""
+    target = Path(path) if path is not None else default_path()
+    check_size(variables)
+    data = json.dumps(variables, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,138 @@
+"""Test helpers: a real manager on loopback, protocol-level simulated nodes, waiting helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from syncopate.client import ManagerClient
+from syncopate.manager.app import STATE, ManagerSettings, ManagerState, make_app
+from syncopate.manager.server import rotate_controller_token
+from syncopate.manager.store import Store
+
+PASSWORD = "test-password"
+T = TypeVar("T")
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """Call `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last: {last!r}")
+
+
+@dataclass
+class RunningManager:
+    """A manager serving on 127.0.0.1 in this event loop."""
+
+    url: str
+    token: str
+    data_dir: Path
+    runner: web.AppRunner
+    state: ManagerState
+
+    def client(self, token: str | None = None) -> ManagerClient:
+        return ManagerClient(self.url, token=self.token if token is None else token)
+
+    def db_rows(self, table: str) -> dict[str, dict[str, Any]]:
+        """Rows of the store as another process would read them (fresh connection)."""
+        import sqlite3
+
+        db = sqlite3.connect(self.data_dir / "syncopate.db")
+        try:
+            return {
+                name: json.loads(data)
+                for name, data in db.execute(f"SELECT name, data FROM {table}")
+            }
+        finally:
+            db.close()
+
+
+@asynccontextmanager
+async def running_manager(
+    data_dir: Path, node_timeout: float = 1.0, **settings: Any
+) -> AsyncIterator[RunningManager]:
+    """Start a real manager on an ephemeral port; stop it on exit."""
+    store = Store(data_dir)
+    token = rotate_controller_token(data_dir, store)
+    app = make_app(
+        ManagerSettings(
+            data_dir=data_dir, password=PASSWORD, node_timeout=node_timeout, **settings
+        ),
+        store,
+    )
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield RunningManager(f"http://127.0.0.1:{port}", token, data_dir, runner, app[STATE])
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class SimNode:
+    """A node that speaks the protocol by hand: join, poll, report."""
+
+    client: ManagerClient
+    name: str
+    token: str
+    seen: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    async def join(
+        cls, url: str, name: str = "", storage: float = 10_000, ram: float = 4_000
+    ) -> SimNode:
+        client = ManagerClient(url)
+        got_name, token = await client.initialize(PASSWORD, name, storage=storage, ram=ram)
+        return cls(client, got_name, token)
+
+    async def poll(self, wait: float | None = None) -> dict[str, Any]:
+        answer = await self.client.node_status(self.name, self.token, wait=wait)
+        self.seen = answer["projects"]
+        return self.seen
+
+    async def report(
+        self,
+        project: str,
+        status: str = "running",
+        variables: dict[str, Any] | None = None,
+        epoch: int | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Report on a project it was assigned, with the epoch it last saw unless given."""
+        seen = self.seen.get(project, {})
+        body: dict[str, Any] = {
+            "project-name": project,
+            "project-url": extra.pop("url", seen.get("project-url", "")),
+            "status": status,
+            "disk-usage": extra.pop("disk", 1.0),
+            "ram-usage": extra.pop("ram", 2.0),
+        }
+        if variables is not None:
+            body["persistent-variables"] = variables
+        use_epoch = epoch if epoch is not None else seen.get("epoch")
+        if use_epoch is not None:
+            body["epoch"] = use_epoch
+        body.update(extra)
+        return await self.client.node_update(self.name, self.token, body)
+
+    async def close(self) -> None:
+        await self.client.close()
