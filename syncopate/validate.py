@@ -55,7 +55,7 @@ def check_git_url(url: str) -> str:
             )
         if scheme != "file" and not parts.hostname:
             raise ValueError(f"git URL {url!r} has no host")
-        if scheme == "file" and not parts.path.startswith("/"):
+        if scheme == "file" and (parts.netloc not in ("", "localhost") or not parts.path):
             raise ValueError("file:// URL needs an absolute path")
         return url
     if _SCP_RE.match(url):

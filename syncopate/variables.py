@@ -58,6 +58,8 @@ def parse(text: str) -> dict[str, Any]:
             raise VariablesError(
                 f"not a JSON object or Python dict literal ({type(exc).__name__})"
             ) from None
+        if isinstance(value, dict) and not all(isinstance(key, str) for key in value):
+            raise VariablesError("variable names must be strings")
         try:
             # A literal may hold tuples, sets or bytes; keep only what JSON can carry.
             value = json.loads(json.dumps(value))

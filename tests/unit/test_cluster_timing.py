@@ -1,0 +1,150 @@
+"""The cluster's time-dependent rules, driven by a clock the test controls.
+
+The store is a real SQLite file in a temporary directory; only time is simulated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from syncopate.manager.cluster import Cluster, ClusterSettings
+from syncopate.manager.store import Store
+from syncopate.protocol import AddProject, InitializeRequest, UpdateRequest
+from syncopate.states import NodeStatus
+
+TIMEOUT = 10.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(tmp_path: Path, clock: Clock) -> Cluster:
+    return Cluster(Store(tmp_path), ClusterSettings(node_timeout=TIMEOUT), clock=clock)
+
+
+def join(cluster: Cluster, name: str) -> str:
+    request = InitializeRequest.model_validate(
+        {"preferred-name": name, "syncopate-password": "x", "storage": 1000, "ram": 1000}
+    )
+    return cluster.initialize(request, "127.0.0.1")[0]
+
+
+def report(cluster: Cluster, node: str, project: str, status: str = "running") -> None:
+    record = cluster.projects[project]
+    cluster.update(
+        cluster.nodes[node],
+        UpdateRequest.model_validate(
+            {
+                "name": node,
+                "access-token": "unused",
+                "project-name": project,
+                "project-url": record.url,
+                "status": status,
+                "epoch": record.epoch,
+            }
+        ),
+    )
+
+
+def add(cluster: Cluster, name: str, exclusive: bool = False) -> None:
+    cluster.add(AddProject(name=name, url=f"file:///srv/{name}.git", exclusive=exclusive))
+
+
+def test_node_is_dead_only_after_the_timeout(tmp_path: Path) -> None:
+    clock = Clock()
+    cluster = make(tmp_path, clock)
+    join(cluster, "a")
+    clock.now += TIMEOUT - 0.1
+    cluster.tick()
+    assert cluster.nodes["a"].status is NodeStatus.ALIVE
+    clock.now += 0.2
+    cluster.tick()
+    assert cluster.nodes["a"].status is NodeStatus.DEAD
+
+
+def test_exclusive_project_waits_for_the_stop_while_its_node_is_alive(tmp_path: Path) -> None:
+    clock = Clock()
+    cluster = make(tmp_path, clock)
+    join(cluster, "a")
+    add(cluster, "device", exclusive=True)
+    add(cluster, "plain")
+    report(cluster, "a", "device")
+    report(cluster, "a", "plain")
+    join(cluster, "b")
+    cluster.drain("a")
+    assert cluster.projects["device"].moving_to == "b"
+    # a keeps polling but never confirms the stops.
+    for _ in range(3):
+        clock.now += TIMEOUT * 0.6
+        cluster.touch(cluster.nodes["a"])
+        cluster.touch(cluster.nodes["b"])
+        cluster.tick()
+    # The plain project moved once the handoff was overdue; the exclusive one never runs twice.
+    assert cluster.projects["plain"].node == "b"
+    assert cluster.projects["device"].node == "a"
+    # When a stops answering, the exclusive project moves after node-timeout.
+    clock.now += TIMEOUT + 0.1
+    cluster.touch(cluster.nodes["b"])
+    cluster.tick()
+    assert cluster.projects["device"].node == "b"
+
+
+def test_restarted_manager_grants_a_full_timeout(tmp_path: Path) -> None:
+    clock = Clock()
+    cluster = make(tmp_path, clock)
+    join(cluster, "a")
+    add(cluster, "p")
+    report(cluster, "a", "p")
+    cluster.store.close()
+
+    clock.now += 3600  # the manager was down for an hour
+    restarted = make(tmp_path, clock)
+    restarted.tick()
+    assert restarted.nodes["a"].status is NodeStatus.ALIVE
+    assert restarted.projects["p"].node == "a"
+    clock.now += TIMEOUT + 0.1
+    restarted.tick()
+    assert restarted.nodes["a"].status is NodeStatus.DEAD
+    assert restarted.projects["p"].node is None
+    assert restarted.projects["p"].status.value == "lost"
+    assert "died" in restarted.projects["p"].reason
+
+
+def test_no_balance_during_the_grace_period(tmp_path: Path) -> None:
+    clock = Clock()
+    cluster = make(tmp_path, clock)
+    join(cluster, "a")
+    for i in range(4):
+        add(cluster, f"p{i}")
+        report(cluster, "a", f"p{i}")
+    cluster.store.close()
+    restarted = make(tmp_path, clock)
+    join(restarted, "b")
+    restarted.tick()
+    assert all(p.moving_to is None for p in restarted.projects.values())
+    clock.now += TIMEOUT
+    restarted.touch(restarted.nodes["a"])
+    restarted.touch(restarted.nodes["b"])
+    restarted.tick()
+    assert sum(p.moving_to == "b" for p in restarted.projects.values()) == 2
+
+
+def test_epoch_grows_on_every_assignment_and_reset(tmp_path: Path) -> None:
+    clock = Clock()
+    cluster = make(tmp_path, clock)
+    join(cluster, "a")
+    add(cluster, "p")
+    assert cluster.projects["p"].epoch == 1
+    cluster.reset(["p"])
+    assert cluster.projects["p"].epoch == 2
+    join(cluster, "b")
+    clock.now += TIMEOUT + 1
+    cluster.touch(cluster.nodes["b"])
+    cluster.tick()
+    assert cluster.projects["p"].node == "b"
+    assert cluster.projects["p"].epoch == 3

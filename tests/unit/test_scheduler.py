@@ -1,0 +1,120 @@
+"""Placement and balance, from tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncopate.manager.scheduler import (
+    Move,
+    NodeView,
+    ProjectNeed,
+    place,
+    place_many,
+    plan_balance,
+)
+
+
+def node(
+    name: str,
+    disk_used: float = 0,
+    projects: int = 0,
+    storage: float = 1000,
+    ram: float = 1000,
+    ram_used: float = 0,
+    schedulable: bool = True,
+) -> NodeView:
+    return NodeView(name, schedulable, storage, ram, disk_used, ram_used, projects)
+
+
+@pytest.mark.parametrize(
+    ("need", "nodes", "expected"),
+    [
+        # least disk used wins
+        (ProjectNeed("p"), [node("a", disk_used=50), node("b", disk_used=10)], "b"),
+        # tie on disk: fewer projects
+        (ProjectNeed("p"), [node("a", 10, projects=3), node("b", 10, projects=1)], "b"),
+        # tie on disk and projects: name
+        (ProjectNeed("p"), [node("b", 10, 1), node("a", 10, 1)], "a"),
+        # a node without the RAM is skipped even if it has the least disk
+        (ProjectNeed("p", ram=600), [node("a", 0, ram_used=500), node("b", 100)], "b"),
+        # a node without the storage is skipped
+        (ProjectNeed("p", disk=950), [node("a", 100), node("b", 40)], "b"),
+        # dead or drained nodes are never chosen
+        (ProjectNeed("p"), [node("a", schedulable=False), node("b", 500)], "b"),
+        # exactly fitting is fitting
+        (ProjectNeed("p", ram=1000, disk=1000), [node("a")], "a"),
+    ],
+)
+def test_place_picks(need: ProjectNeed, nodes: list[NodeView], expected: str) -> None:
+    assert place(need, nodes).node == expected
+
+
+@pytest.mark.parametrize(
+    ("need", "nodes", "reason_has"),
+    [
+        (ProjectNeed("p"), [], "no live node"),
+        (ProjectNeed("p"), [node("a", schedulable=False)], "dead or drained"),
+        (ProjectNeed("p", ram=2000), [node("a"), node("b", ram_used=300)], "2000 MB RAM"),
+        (ProjectNeed("p", disk=5000), [node("a", disk_used=100)], "most free: 900 MB on a"),
+        (
+            ProjectNeed("p", ram=700, disk=700),
+            [node("a", ram_used=500), node("b", disk_used=500)],
+            "on the same node",
+        ),
+    ],
+)
+def test_place_explains_unschedulable(
+    need: ProjectNeed, nodes: list[NodeView], reason_has: str
+) -> None:
+    placement = place(need, nodes)
+    assert placement.node is None
+    assert reason_has in placement.reason
+
+
+def test_place_many_spreads_by_disk() -> None:
+    needs = [ProjectNeed(f"p{i}", disk=100) for i in range(4)]
+    result = place_many(needs, [node("a"), node("b")])
+    assert [result[f"p{i}"].node for i in range(4)] == ["a", "b", "a", "b"]
+
+
+def test_place_many_runs_out_of_room() -> None:
+    needs = [ProjectNeed(f"p{i}", disk=600) for i in range(3)]
+    result = place_many(needs, [node("a"), node("b")])
+    assert result["p2"].node is None
+    assert "storage" in result["p2"].reason
+
+
+def test_balance_moves_to_a_new_node_until_within_one() -> None:
+    assignments = {f"p{i}": "a" for i in range(6)}
+    needs = {name: ProjectNeed(name) for name in assignments}
+    moves = plan_balance(assignments, needs, [node("a", projects=6), node("b")], max_moves=10)
+    assert len(moves) == 3
+    assert all(m.source == "a" and m.target == "b" for m in moves)
+
+
+def test_balance_respects_the_move_budget() -> None:
+    assignments = {f"p{i}": "a" for i in range(6)}
+    needs = {name: ProjectNeed(name) for name in assignments}
+    moves = plan_balance(assignments, needs, [node("a", projects=6), node("b")], max_moves=2)
+    assert moves == [Move("p0", "a", "b"), Move("p1", "a", "b")]
+
+
+def test_balance_leaves_a_balanced_fleet_alone() -> None:
+    assignments = {"p0": "a", "p1": "a", "p2": "b"}
+    needs = {name: ProjectNeed(name) for name in assignments}
+    assert plan_balance(assignments, needs, [node("a", projects=2), node("b", projects=1)], 5) == []
+
+
+def test_balance_only_moves_what_fits_and_is_movable() -> None:
+    assignments = {"big": "a", "p1": "a", "p2": "a"}
+    needs = {"big": ProjectNeed("big", ram=900), "p1": ProjectNeed("p1"), "p2": ProjectNeed("p2")}
+    nodes = [node("a", projects=3), node("b", ram_used=500)]
+    moves = plan_balance(assignments, needs, nodes, 5, movable=["big", "p2"])
+    assert moves == [Move("p2", "a", "b")]
+
+
+def test_balance_ignores_unschedulable_nodes() -> None:
+    assignments = {f"p{i}": "a" for i in range(4)}
+    needs = {name: ProjectNeed(name) for name in assignments}
+    nodes = [node("a", projects=4), node("b", schedulable=False)]
+    assert plan_balance(assignments, needs, nodes, 5) == []

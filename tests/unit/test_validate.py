@@ -1,0 +1,103 @@
+"""Names, git URLs and variables text."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncopate import variables
+from syncopate.validate import check_git_url, check_name
+
+
+@pytest.mark.parametrize("name", ["a", "counter", "A1", "web-app_2.0", "x" * 64, "0"])
+def test_good_names(name: str) -> None:
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "../../etc", ".hidden", "-rf", "a/b", "a b", "x" * 65, "_x", "é", "a\n"]
+)
+def test_bad_names(name: str) -> None:
+    with pytest.raises(ValueError, match="not valid"):
+        check_name(name)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/user/repo.git",
+        "http://gitea.local:3000/u/r",
+        "ssh://git@host:22/r.git",
+        "git://host/r.git",
+        "file:///srv/git/r.git",
+        "git@github.com:user/repo.git",
+        "host:path/repo",
+        "/srv/git/repo",
+    ],
+)
+def test_good_urls(url: str) -> None:
+    assert check_git_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ext::sh -c touch% /tmp/pwned", "whitespace"),
+        ("ext::sh", "transport"),
+        ("fd::17", "transport"),
+        ("-uhttps://x", "start with '-'"),
+        ("--upload-pack=touch /tmp/x", "start with '-'"),
+        ("ftp://host/x", "scheme"),
+        ("https://", "no host"),
+        ("file://relative/path", "absolute"),
+        ("https://host/x\nmore", "whitespace"),
+        ("relative/path", "not one of"),
+        ("", "empty"),
+    ],
+)
+def test_bad_urls(url: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        check_git_url(url)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('{"count": 3}', {"count": 3}),
+        ("{'count': 3, 'name': 'x'}", {"count": 3, "name": "x"}),
+        ("{'t': (1, 2)}", {"t": [1, 2]}),
+        ("  {}  ", {}),
+    ],
+)
+def test_variables_parse(text: str, value: dict[str, object]) -> None:
+    assert variables.parse(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("[1, 2]", "must be an object"),
+        ("{'a': 1", "not a JSON object"),
+        ("__import__('os').system('true')", "not a JSON object"),
+        ("{1: 2}", "names must be strings"),
+        ("", "empty"),
+        ('{"a": "' + "x" * 70_000 + '"}', "64 KiB"),
+    ],
+)
+def test_variables_parse_refuses(text: str, why: str) -> None:
+    with pytest.raises(variables.VariablesError, match=why):
+        variables.parse(text)
+
+
+def test_variables_save_then_load(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "project.variables"
+    variables.save({"count": 7}, path)
+    assert variables.load(path) == {"count": 7}
+    assert [p.name for p in path.parent.iterdir()] == ["project.variables"]
+
+
+def test_variables_load_absent_is_empty(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert variables.load(Path(str(tmp_path)) / "nothing") == {}
