@@ -29,6 +29,10 @@ class VariablesError(ValueError):
     """The variables text is not a JSON object or dict literal, or is too large."""
 
 
+class VariablesTooLarge(VariablesError):
+    """The variables are over the 64 KiB limit."""
+
+
 def encoded_size(variables: dict[str, Any]) -> int:
     """Size in bytes of the variables as compact JSON, the form they travel and are stored in."""
     return len(json.dumps(variables, separators=(",", ":"), ensure_ascii=False).encode())
@@ -38,13 +42,13 @@ def check_size(variables: dict[str, Any]) -> None:
     """Raise VariablesError when the variables are over the 64 KiB limit."""
     size = encoded_size(variables)
     if size > MAX_BYTES:
-        raise VariablesError(f"variables are {size} bytes; the limit is {MAX_BYTES} (64 KiB)")
+        raise VariablesTooLarge(f"variables are {size} bytes; the limit is {MAX_BYTES} (64 KiB)")
 
 
 def parse(text: str) -> dict[str, Any]:
     """Parse variables text: a JSON object, else a Python dict literal. Raise VariablesError."""
     if len(text.encode()) > 4 * MAX_BYTES:
-        raise VariablesError(f"variables text is over {4 * MAX_BYTES} bytes")
+        raise VariablesTooLarge(f"variables text is over {4 * MAX_BYTES} bytes")
     stripped = text.strip()
     if not stripped:
         raise VariablesError("variables text is empty")
@@ -59,7 +63,7 @@ def parse(text: str) -> dict[str, Any]:
                 f"not a JSON object or Python dict literal ({type(exc).__name__})"
             ) from None
         if isinstance(value, dict) and not all(isinstance(key, str) for key in value):
-            raise VariablesError("variable names must be strings")
+            raise VariablesError("variable names must be strings") from None
         try:
             # A literal may hold tuples, sets or bytes; keep only what JSON can carry.
             value = json.loads(json.dumps(value))

@@ -23,6 +23,7 @@ from syncopate import __version__
 from syncopate.errors import (
     InvalidRequest,
     RequestError,
+    TooLarge,
     TooManyAttempts,
     Unauthorized,
 )
@@ -44,6 +45,7 @@ from syncopate.protocol import (
     UpdateRequest,
     describe_validation_error,
 )
+from syncopate.variables import VariablesTooLarge
 
 log = logging.getLogger("syncopate.manager")
 
@@ -169,7 +171,10 @@ def parse(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRequest(describe_validation_error(exc)) from None
+        message = describe_validation_error(exc)
+        if any(isinstance(e.get("ctx", {}).get("error"), VariablesTooLarge) for e in exc.errors()):
+            raise TooLarge(message) from None
+        raise InvalidRequest(message) from None
 
 
 def client_address(request: web.Request) -> str:

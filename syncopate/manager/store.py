@@ -46,8 +46,10 @@ class Store:
     """The manager's database. Calls are synchronous and short; the event loop makes them."""
 
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = data_dir / DB_NAME
+        # Variables and token hashes are nobody else's business.
+        self.path.touch(mode=0o600, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
