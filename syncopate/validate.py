@@ -38,12 +38,12 @@ def check_git_url(url: str) -> str:
         raise ValueError(f"git URL is longer than {MAX_URL_LENGTH} characters")
     if url.startswith("-"):
         raise ValueError("git URL may not start with '-' (git would read it as an option)")
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise ValueError("git URL may not contain whitespace or control characters")
     if "::" in url.split("/", 1)[0] or url.lower().startswith("ext:"):
         raise ValueError(
             "git URL uses a transport helper ('<transport>::'); ext:: and others are refused"
         )
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise ValueError("git URL may not contain whitespace or control characters")
     if url.startswith("/"):
         return url
     if "://" in url:

@@ -1,0 +1,588 @@
+"""The manager's bad-input table (DESIGN §3).
+
+Every case starts from the same known state on a real manager, sends one bad request, and
+checks three things:
+
+1. the HTTP status (400 malformed/invalid, 401 bad password or token, 403 not yours,
+   404 unknown, 409 wrong state, 413 too large, 429 too many attempts);
+2. the seed's result fields for the route, with a non-empty reason that names the problem;
+3. nothing changed: the controller's `status` and `nodes` answers and the SQLite rows.
+
+The manager's log (loggers `syncopate` and `aiohttp`, at DEBUG) must hold no traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+
+from tests.helpers import PASSWORD, RunningManager, SimNode
+
+MIB = 1024 * 1024
+VARIABLES_LIMIT = 64 * 1024
+ALPHA_URL = "https://example.com/alpha.git"
+BETA_URL = "https://example.com/beta.git"
+
+# The seed's result fields: (result key, information key), by route.
+RESULT_FIELDS = {
+    "/node-initialize": ("initialization-result", "failure-reasoning"),
+    "/node-update": ("update-result", "update-info"),
+    "/node-status": ("request-status", "request-information"),
+    "/controller": ("request-status", "request-information"),
+}
+LOGGERS = ("syncopate", "aiohttp")
+
+
+# the known state ------------------------------------------------------------------------------
+@dataclass
+class Known:
+    """The state every case starts from.
+
+    - node `pi-1` (alive) runs `alpha` (reported running, epoch 1, variables {"count": 3});
+    - node `pi-2` (alive) runs nothing;
+    - `beta` exists, stopped and not placed.
+    """
+
+    manager: RunningManager
+    pi1: SimNode
+    pi2: SimNode
+    alpha_epoch: int
+
+    @property
+    def token(self) -> str:
+        return self.manager.token
+
+
+@pytest.fixture
+async def known(manager: RunningManager) -> AsyncIterator[Known]:
+    pi1 = await SimNode.join(manager.url, "pi-1")
+    async with manager.client() as ctl:
+        added = await ctl.add("alpha", ALPHA_URL, {"count": 0})
+        assert added["projects"]["alpha"]["node"] == "pi-1"
+        seen = await pi1.poll()
+        await pi1.report("alpha", "running", {"count": 3})
+        await ctl.add("beta", BETA_URL, {"n": 1}, start=False)
+    pi2 = await SimNode.join(manager.url, "pi-2")
+    assert await pi2.poll() == {}
+    try:
+        yield Known(manager, pi1, pi2, seen["alpha"]["epoch"])
+    finally:
+        await pi1.close()
+        await pi2.close()
+
+
+async def snapshot(manager: RunningManager) -> dict[str, Any]:
+    """What the manager says and what it stored.
+
+    A node's `last-contact` is left out of the `nodes` answer: an authenticated request is
+    contact from that node, whatever else is wrong with it (it is not written to the store).
+    """
+    async with manager.client() as ctl:
+        projects = await ctl.status()
+        nodes = await ctl.nodes()
+    for node in nodes.values():
+        node.pop("last-contact", None)
+    return {
+        "status": projects,
+        "nodes": nodes,
+        "db-projects": manager.db_rows("projects"),
+        "db-nodes": manager.db_rows("nodes"),
+    }
+
+
+# logs -----------------------------------------------------------------------------------------
+@pytest.fixture
+def manager_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    for name in LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    yield caplog
+
+
+def assert_no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    records = [
+        r
+        for phase in ("setup", "call")
+        for r in caplog.get_records(phase)
+        if r.name.split(".")[0] in LOGGERS
+    ]
+    # The capture works: the joins of the known state (set up after the levels) were logged.
+    assert any("joined" in r.getMessage() for r in records), "no manager log was captured"
+    bad = [
+        f"{r.name} {r.levelname}: {r.getMessage()}"
+        for r in records
+        if r.exc_info or r.exc_text or r.stack_info or "Traceback" in r.getMessage()
+    ]
+    assert not bad, "the manager logged a traceback:\n" + "\n".join(bad)
+
+
+# requests -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Request:
+    """One raw request: a JSON value, raw bytes, or a form (pairs, so keys may repeat)."""
+
+    json: Any = None
+    raw: bytes | None = None
+    form: list[tuple[str, str]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    chunked: bool = False  # send `raw` with Transfer-Encoding: chunked (no Content-Length)
+
+
+async def send(url: str, route: str, request: Request) -> tuple[int, dict[str, str], Any]:
+    """POST a request as it is; return (status, headers, parsed JSON answer or the text)."""
+    headers = dict(request.headers)
+    if request.form is not None:
+        payload = urlencode(request.form).encode()
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    elif request.raw is not None:
+        payload = request.raw
+        headers.setdefault("Content-Type", "application/json")
+    else:
+        payload = json.dumps(request.json).encode()
+        headers.setdefault("Content-Type", "application/json")
+    # A file-like body: aiohttp warns about large raw bytes (and warnings are errors here).
+    data: Any = _chunks(payload) if request.chunked else io.BytesIO(payload)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url + route, data=data, headers=headers) as response,
+    ):
+        text = await response.text()
+        try:
+            body: Any = json.loads(text)
+        except ValueError:
+            body = text
+        return response.status, dict(response.headers), body
+
+
+async def _chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def assert_refused(route: str, status: int, got: int, body: Any, says: tuple[str, ...]) -> str:
+    """The answer has `status`, the seed's failure fields, and a reason naming the problem."""
+    assert got == status, f"expected HTTP {status}, got {got}: {body!r}"[:2000]
+    assert isinstance(body, dict), f"answer is not a JSON object: {body!r}"[:2000]
+    result_key, info_key = RESULT_FIELDS[route]
+    assert body.get(result_key) == "failure", body
+    reason = body.get(info_key)
+    assert isinstance(reason, str) and reason.strip(), f"{info_key} is empty: {body!r}"
+    for word in says:
+        assert word.lower() in reason.lower(), f"reason {reason!r} does not mention {word!r}"
+    return reason
+
+
+# the table ------------------------------------------------------------------------------------
+Make = Callable[[Known], Request]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    route: str
+    status: int
+    says: tuple[str, ...]
+    make: Make
+
+
+def join_body(**fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "preferred-name": "pi-9",
+        "syncopate-password": PASSWORD,
+        "storage": 1000,
+        "ram": 1000,
+    }
+    body.update(fields)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def join(**fields: Any) -> Make:
+    return lambda k: Request(json=join_body(**fields))
+
+
+def poll(**fields: Any) -> Make:
+    def make(k: Known) -> Request:
+        body: dict[str, Any] = {"name": "pi-1", "access-token": k.pi1.token, **fields}
+        return Request(json={key: v for key, v in body.items() if v is not None})
+
+    return make
+
+
+def report_body(k: Known, node: str = "pi-1", /, **fields: Any) -> dict[str, Any]:
+    sim = k.pi1 if node == "pi-1" else k.pi2
+    body: dict[str, Any] = {
+        "name": sim.name,
+        "access-token": sim.token,
+        "project-name": "alpha",
+        "project-url": ALPHA_URL,
+        "status": "running",
+        "disk-usage": 7.0,
+        "ram-usage": 8.0,
+        "persistent-variables": {"count": 99},
+        "epoch": k.alpha_epoch,
+    }
+    body.update(fields)
+    return {key: v for key, v in body.items() if v is not None}
+
+
+def report(node: str = "pi-1", /, **fields: Any) -> Make:
+    return lambda k: Request(json=report_body(k, node, **fields))
+
+
+def ctl(action: Any, token: str | None = "", **fields: Any) -> Make:
+    """A controller request; token "" means the right one, None means none."""
+
+    def make(k: Known) -> Request:
+        body: dict[str, Any] = dict(fields)
+        if action is not None:
+            body["action"] = action
+        if token is not None:
+            body["access-token"] = token or k.token
+        return Request(json=body)
+
+    return make
+
+
+def add(name: Any = "gamma", url: Any = "https://example.com/gamma.git", **extra: Any) -> Make:
+    project: dict[str, Any] = {"name": name, "url": url, "initial_variables": {}, **extra}
+    return ctl("add", project={k: v for k, v in project.items() if v is not None})
+
+
+def raw(data: bytes) -> Make:
+    return lambda k: Request(raw=data)
+
+
+def big_json(extra: Callable[[Known], dict[str, Any]]) -> Make:
+    """A well-formed JSON body just over 1 MiB: only its size is wrong."""
+    return lambda k: Request(json={**extra(k), "padding": "x" * (MIB + 16)})
+
+
+def form(pairs: Callable[[Known], list[tuple[str, str]]]) -> Make:
+    return lambda k: Request(form=pairs(k))
+
+
+BAD_NAMES = {
+    "dotdot-path": "../../etc",
+    "hidden": ".hidden",
+    "slash": "a/b",
+    "empty": "",
+    "65-chars": "a" * 65,
+    "option": "-rf",
+}
+BAD_URLS: dict[str, tuple[str, str]] = {
+    "ext-transport": ("ext::sh -c touch% /tmp/pwned", "git URL"),
+    "ext-no-space": ("ext::sh%20-c%20touch%20/tmp/pwned", "transport"),
+    "option-u": ("-uhttps://x", "'-'"),
+    "upload-pack": ("--upload-pack=touch /tmp/x", "'-'"),
+    "ftp": ("ftp://host/x", "ftp"),
+    "https-no-host": ("https://", "host"),
+    "newline": ("https://example.com/x\n.git", "whitespace"),
+    "empty": ("", "empty"),
+}
+BIG_VARIABLES = {"blob": "x" * (VARIABLES_LIMIT + 1)}
+
+CASES: list[Case] = [
+    # /node-initialize ---------------------------------------------------------------------
+    Case("init-malformed-json", "/node-initialize", 400, ("malformed JSON",), raw(b'{"ram": ')),
+    Case("init-json-array", "/node-initialize", 400, ("JSON object", "list"), raw(b"[1, 2]")),
+    Case("init-json-null", "/node-initialize", 400, ("JSON object",), raw(b"null")),
+    Case("init-empty-body", "/node-initialize", 400, ("empty",), raw(b"")),
+    Case("init-blank-body", "/node-initialize", 400, ("empty",), raw(b"  \n ")),
+    Case("init-not-utf8", "/node-initialize", 400, ("malformed JSON",), raw(b'{"a": "\xff\xfe"}')),
+    Case("init-deep-nesting", "/node-initialize", 400, ("malformed JSON",), raw(b"[" * 100_000)),
+    Case("init-storage-string", "/node-initialize", 400, ("storage",), join(storage="lots")),
+    Case("init-ram-negative", "/node-initialize", 400, ("ram",), join(ram=-5)),
+    Case("init-storage-infinite", "/node-initialize", 400, ("storage",), raw(
+        json.dumps(join_body(storage=0)).replace('"storage": 0', '"storage": 1e400').encode()
+    )),
+    Case("init-labels-string", "/node-initialize", 400, ("labels",), join(labels="gpu")),
+    Case("init-labels-list", "/node-initialize", 400, ("labels",), join(labels=[1])),
+    Case("init-name-not-string", "/node-initialize", 400, ("preferred-name",), join(
+        **{"preferred-name": {"x": 1}}
+    )),
+    Case("init-no-password", "/node-initialize", 400, ("syncopate-password", "required"), join(
+        **{"syncopate-password": None}
+    )),
+    Case("init-wrong-password", "/node-initialize", 401, ("password",), join(
+        **{"syncopate-password": "not-the-password"}
+    )),
+    Case("init-too-large", "/node-initialize", 413, ("limit",), big_json(
+        lambda k: join_body()
+    )),
+    Case("init-form-bad-storage", "/node-initialize", 400, ("storage",), form(lambda k: [
+        ("preferred-name", "pi-9"), ("syncopate-password", PASSWORD), ("storage", "lots"),
+    ])),
+    Case("init-form-wrong-password", "/node-initialize", 401, ("password",), form(lambda k: [
+        ("preferred-name", "pi-9"), ("syncopate-password", "nope"), ("storage", "10"),
+    ])),
+    Case("init-form-too-large", "/node-initialize", 413, ("limit",), form(lambda k: [
+        ("preferred-name", "pi-9"), ("syncopate-password", PASSWORD), ("pad", "x" * (MIB + 16)),
+    ])),
+    # /node-status -------------------------------------------------------------------------
+    Case("status-malformed-json", "/node-status", 400, ("malformed JSON",), raw(b"{name: pi-1}")),
+    Case("status-json-array", "/node-status", 400, ("JSON object",), raw(b'["pi-1"]')),
+    Case("status-empty-body", "/node-status", 400, ("empty",), raw(b"")),
+    Case("status-no-token", "/node-status", 400, ("access-token", "required"), poll(
+        **{"access-token": None}
+    )),
+    Case("status-no-name", "/node-status", 400, ("name", "required"), poll(name=None)),
+    Case("status-wrong-token", "/node-status", 401, ("access token",), poll(
+        **{"access-token": "wrong"}
+    )),
+    Case("status-unknown-node", "/node-status", 401, ("pi-7",), poll(name="pi-7")),
+    Case("status-wait-string", "/node-status", 400, ("wait",), poll(wait="soon")),
+    Case("status-wait-negative", "/node-status", 400, ("wait",), poll(wait=-1)),
+    Case("status-too-large", "/node-status", 413, ("limit",), big_json(
+        lambda k: {"name": "pi-1", "access-token": k.pi1.token}
+    )),
+    # /node-update -------------------------------------------------------------------------
+    Case("update-malformed-json", "/node-update", 400, ("malformed JSON",), raw(b'{"name": 1')),
+    Case("update-json-array", "/node-update", 400, ("JSON object",), raw(b"[]")),
+    Case("update-empty-body", "/node-update", 400, ("empty",), raw(b"")),
+    Case("update-no-token", "/node-update", 400, ("access-token",), report(
+        **{"access-token": None}
+    )),
+    Case("update-no-project-name", "/node-update", 400, ("project-name",), report(
+        **{"project-name": None}
+    )),
+    Case("update-wrong-token", "/node-update", 401, ("access token",), report(
+        **{"access-token": "wrong"}
+    )),
+    Case("update-not-assigned", "/node-update", 403, ("alpha", "not assigned"), report("pi-2")),
+    Case("update-unknown-project", "/node-update", 404, ("ghost",), report(
+        **{"project-name": "ghost"}
+    )),
+    Case("update-wrong-url", "/node-update", 409, ("project-url",), report(
+        **{"project-url": "https://example.com/other.git"}
+    )),
+    Case("update-stale-epoch", "/node-update", 409, ("epoch",), lambda k: Request(
+        json=report_body(k, epoch=k.alpha_epoch - 1)
+    )),
+    Case("update-unknown-status", "/node-update", 400, ("exploded",), report(status="exploded")),
+    Case("update-manager-status", "/node-update", 400, ("pending",), report(status="pending")),
+    Case("update-variables-list", "/node-update", 400, ("persistent-variables",), report(
+        **{"persistent-variables": [1]}
+    )),
+    Case("update-disk-string", "/node-update", 400, ("disk-usage",), report(
+        **{"disk-usage": "lots"}
+    )),
+    Case("update-epoch-string", "/node-update", 400, ("epoch",), report(epoch="new")),
+    Case("update-variables-too-large", "/node-update", 413, ("64 KiB",), report(
+        **{"persistent-variables": BIG_VARIABLES}
+    )),
+    Case("update-too-large", "/node-update", 413, ("limit",), big_json(report_body)),
+    Case("update-form-variables-list", "/node-update", 400, ("persistent-variables",), form(
+        lambda k: [*_form_report(k), ("persistent-variables", "[1, 2]")]
+    )),
+    Case("update-form-variables-code", "/node-update", 400, ("persistent-variables",), form(
+        lambda k: [*_form_report(k), ("persistent-variables", "__import__('os').getcwd()")]
+    )),
+    Case("update-form-bad-ram", "/node-update", 400, ("ram-usage",), form(
+        lambda k: [*_form_report(k), ("ram-usage", "lots")]
+    )),
+    Case("update-form-variables-too-large", "/node-update", 413, ("64 KiB",), form(
+        lambda k: [*_form_report(k), ("persistent-variables", json.dumps(BIG_VARIABLES))]
+    )),
+    # /controller: the body ------------------------------------------------------------------
+    Case("ctl-malformed-json", "/controller", 400, ("malformed JSON",), raw(b"{'action': 1}")),
+    Case("ctl-json-array", "/controller", 400, ("JSON object",), raw(b'["status"]')),
+    Case("ctl-json-string", "/controller", 400, ("JSON object",), raw(b'"status"')),
+    Case("ctl-empty-body", "/controller", 400, ("empty",), raw(b"")),
+    Case("ctl-too-large", "/controller", 413, ("limit",), big_json(
+        lambda k: {"action": "status", "access-token": k.token}
+    )),
+    Case("ctl-chunked-too-large", "/controller", 413, ("limit",), lambda k: Request(
+        raw=json.dumps({"action": "status", "pad": "x" * (MIB + 16)}).encode(),
+        chunked=True,
+    )),
+    # /controller: authentication ------------------------------------------------------------
+    Case("ctl-wrong-token", "/controller", 401, ("token",), ctl("status", token="wrong")),
+    Case("ctl-missing-token", "/controller", 401, ("token",), ctl("status", token=None)),
+    Case("ctl-empty-token", "/controller", 401, ("token",), lambda k: Request(
+        json={"action": "status", "access-token": ""}
+    )),
+    Case("ctl-wrong-bearer", "/controller", 401, ("token",), lambda k: Request(
+        json={"action": "stop", "projects": ["alpha"]},
+        headers={"Authorization": "Bearer wrong"},
+    )),
+    Case("ctl-wrong-token-add", "/controller", 401, ("token",), ctl(
+        "add", token="wrong", project={"name": "gamma", "url": "https://example.com/g.git"}
+    )),
+    Case("ctl-node-token-as-controller", "/controller", 401, ("token",), lambda k: Request(
+        json={"action": "stop", "projects": ["alpha"], "access-token": k.pi1.token}
+    )),
+    # /controller: the request ---------------------------------------------------------------
+    Case("ctl-no-action", "/controller", 400, ("action", "required"), ctl(None)),
+    Case("ctl-action-not-string", "/controller", 400, ("action",), ctl(["stop"])),
+    Case("ctl-unknown-action", "/controller", 400, ("explode", "unknown action"), ctl("explode")),
+    Case("ctl-projects-number", "/controller", 400, ("projects",), ctl("stop", projects=5)),
+    Case("ctl-projects-bad-name", "/controller", 400, ("projects",), ctl(
+        "stop", projects=["../../etc"]
+    )),
+    Case("ctl-add-no-project", "/controller", 400, ("project",), ctl("add")),
+    Case("ctl-add-project-string", "/controller", 400, ("project",), ctl("add", project="gamma")),
+    Case("ctl-add-no-name", "/controller", 400, ("name", "required"), ctl(
+        "add", project={"url": "https://example.com/gamma.git"}
+    )),
+    Case("ctl-add-no-url", "/controller", 400, ("url", "required"), ctl(
+        "add", project={"name": "gamma"}
+    )),
+    Case("ctl-add-variables-list", "/controller", 400, ("initial_variables",), add(
+        initial_variables=[1]
+    )),
+    Case("ctl-add-variables-too-large", "/controller", 413, ("64 KiB",), add(
+        initial_variables=BIG_VARIABLES
+    )),
+    Case("ctl-add-ram-string", "/controller", 400, ("ram",), add(ram="lots")),
+    Case("ctl-add-exclusive-string", "/controller", 400, ("exclusive",), add(exclusive="maybe")),
+    Case("ctl-add-ref-option", "/controller", 400, ("ref",), add(ref="--upload-pack=x")),
+    Case("ctl-add-existing", "/controller", 409, ("alpha", "exists"), add(
+        "alpha", "https://example.com/other.git"
+    )),
+    *[
+        Case(f"ctl-add-name-{case}", "/controller", 400, ("name",), add(name=name))
+        for case, name in BAD_NAMES.items()
+    ],
+    Case("ctl-add-name-number", "/controller", 400, ("name",), add(name=5)),
+    *[
+        Case(f"ctl-add-url-{case}", "/controller", 400, ("url", words), add(url=url))
+        for case, (url, words) in BAD_URLS.items()
+    ],
+    Case("ctl-remove-wrong-url", "/controller", 409, ("url", "alpha"), ctl(
+        "remove", project={"name": "alpha", "url": "https://example.com/other.git"}
+    )),
+    Case("ctl-remove-no-url", "/controller", 400, ("url",), ctl(
+        "remove", project={"name": "alpha"}
+    )),
+    Case("ctl-remove-unknown", "/controller", 404, ("ghost",), ctl(
+        "remove", project={"name": "ghost", "url": ALPHA_URL}
+    )),
+    Case("ctl-remove-bad-name", "/controller", 400, ("name",), ctl(
+        "remove", project={"name": "../../etc", "url": ALPHA_URL}
+    )),
+    *[
+        Case(f"ctl-{action}-unknown", "/controller", 404, ("ghost",), ctl(
+            action, projects=["ghost"]
+        ))
+        for action in ("start", "stop", "restart", "reset", "status")
+    ],
+    # One known and one unknown name: nothing may change (beta would start, alpha would stop).
+    Case("ctl-start-known-and-unknown", "/controller", 404, ("ghost",), ctl(
+        "start", projects=["beta", "ghost"]
+    )),
+    Case("ctl-stop-known-and-unknown", "/controller", 404, ("ghost",), ctl(
+        "stop", projects=["alpha", "ghost"]
+    )),
+    Case("ctl-restart-known-and-unknown", "/controller", 404, ("ghost",), ctl(
+        "restart", projects=["alpha", "beta", "ghost"]
+    )),
+    Case("ctl-reset-known-and-unknown", "/controller", 404, ("ghost",), ctl(
+        "reset", projects=["alpha", "ghost"]
+    )),
+    Case("ctl-forget-alive-node", "/controller", 409, ("pi-1", "alive"), ctl(
+        "node-forget", node="pi-1"
+    )),
+    Case("ctl-forget-unknown-node", "/controller", 404, ("pi-7",), ctl("node-forget", node="pi-7")),
+    Case("ctl-drain-unknown-node", "/controller", 404, ("pi-7",), ctl("node-drain", node="pi-7")),
+    Case("ctl-drain-no-node", "/controller", 400, ("node",), ctl("node-drain")),
+    # /controller: forms ---------------------------------------------------------------------
+    Case("ctl-form-wrong-token", "/controller", 401, ("token",), form(lambda k: [
+        ("action", "stop"), ("projects", "alpha"), ("access-token", "wrong"),
+    ])),
+    Case("ctl-form-repeated-action", "/controller", 400, ("action",), form(lambda k: [
+        ("action", "stop"), ("action", "remove"), ("access-token", k.token),
+    ])),
+    Case("ctl-form-add-bad-name", "/controller", 400, ("name",), form(lambda k: [
+        ("action", "add"),
+        ("access-token", k.token),
+        ("project", "{'name': '.hidden', 'url': 'https://example.com/x.git'}"),
+    ])),
+    Case("ctl-form-add-ext-url", "/controller", 400, ("url",), form(lambda k: [
+        ("action", "add"),
+        ("access-token", k.token),
+        ("project", json.dumps({"name": "gamma", "url": "ext::sh -c touch% /tmp/pwned"})),
+    ])),
+    Case("ctl-form-add-project-not-dict", "/controller", 400, ("project",), form(lambda k: [
+        ("action", "add"), ("access-token", k.token), ("project", "[1, 2]"),
+    ])),
+    Case("ctl-form-start-known-and-unknown", "/controller", 404, ("ghost",), form(lambda k: [
+        ("action", "start"), ("access-token", k.token), ("projects", "['beta', 'ghost']"),
+    ])),
+    Case("ctl-form-too-large", "/controller", 413, ("limit",), form(lambda k: [
+        ("action", "status"), ("access-token", k.token), ("pad", "x" * (MIB + 16)),
+    ])),
+]  # fmt: skip
+
+
+def _form_report(k: Known) -> list[tuple[str, str]]:
+    """A report on alpha from pi-1 as a form; only the field a case adds is wrong."""
+    fields = report_body(k)
+    fields.pop("persistent-variables")
+    return [(key, str(value)) for key, value in fields.items()]
+
+
+def _cases_with_unique_ids() -> list[Case]:
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids)), "duplicate case ids"
+    return CASES
+
+
+@pytest.mark.parametrize("case", _cases_with_unique_ids(), ids=lambda case: case.id)
+async def test_bad_input_is_refused_and_changes_nothing(
+    manager_log: pytest.LogCaptureFixture, known: Known, case: Case
+) -> None:
+    manager = known.manager
+    before = await snapshot(manager)
+
+    status, _, body = await send(manager.url, case.route, case.make(known))
+
+    assert_refused(case.route, case.status, status, body, case.says)
+    assert await snapshot(manager) == before
+    assert_no_tracebacks(manager_log)
+
+
+async def test_join_throttle_locks_out_after_five_wrong_passwords(
+    manager_log: pytest.LogCaptureFixture, known: Known
+) -> None:
+    """5 wrong passwords within 60 s lock the address out: the 6th, and the right password, 429."""
+    manager = known.manager
+    before = await snapshot(manager)
+    wrong = Request(json=join_body(**{"syncopate-password": "guess"}))
+
+    for attempt in range(1, 6):
+        status, _, body = await send(manager.url, "/node-initialize", wrong)
+        assert status == 401, f"attempt {attempt}: {status} {body!r}"
+
+    status, headers, body = await send(manager.url, "/node-initialize", wrong)
+    assert_refused("/node-initialize", 429, status, body, ("too many", "try again"))
+    retry_after = int(headers["Retry-After"])
+    assert 1 <= retry_after <= 61, headers
+
+    right = Request(json=join_body())
+    status, headers, body = await send(manager.url, "/node-initialize", right)
+    assert_refused("/node-initialize", 429, status, body, ("too many",))
+    assert 1 <= int(headers["Retry-After"]) <= 61, headers
+
+    assert await snapshot(manager) == before
+    assert_no_tracebacks(manager_log)
+
+
+async def test_right_password_resets_the_failure_count(known: Known) -> None:
+    """The counter is of failures in a row: a success in between starts it again."""
+    manager = known.manager
+    wrong = Request(json=join_body(**{"syncopate-password": "guess"}))
+    for _ in range(4):
+        status, _, _ = await send(manager.url, "/node-initialize", wrong)
+        assert status == 401
+    status, _, body = await send(manager.url, "/node-initialize", Request(json=join_body()))
+    assert status == 200, body
+    for attempt in range(1, 5):
+        status, _, body = await send(manager.url, "/node-initialize", wrong)
+        assert status == 401, f"attempt {attempt} after a success: {status} {body!r}"
