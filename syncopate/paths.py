@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from syncopate.variables import atomic_write
 
 
 def data_home() -> Path:
@@ -30,17 +31,7 @@ def default_node_dir() -> Path:
 def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read (mode 0600), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text, mode=0o600)
 
 
 def write_private_json(path: Path, data: dict[str, Any]) -> None:

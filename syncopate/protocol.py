@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AliasChoices,
@@ -191,19 +191,6 @@ class RemoveProject(WireModel):
     url: str = Field(max_length=validate.MAX_URL_LENGTH)
 
 
-ACTIONS = (
-    "add",
-    "remove",
-    "start",
-    "stop",
-    "restart",
-    "reset",
-    "status",
-    "nodes",
-    "node-drain",
-    "node-undrain",
-    "node-forget",
-)
 Action = Literal[
     "add",
     "remove",
@@ -217,6 +204,7 @@ Action = Literal[
     "node-undrain",
     "node-forget",
 ]
+ACTIONS: tuple[str, ...] = get_args(Action)
 
 
 class ControllerRequest(WireModel):

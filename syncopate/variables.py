@@ -92,18 +92,24 @@ def load(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     return parse(text)
 
 
+def atomic_write(path: Path, text: str, mode: int | None = None) -> None:
+    """Write text so that a reader sees the old file or the new one, never half of either."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def save(variables: dict[str, Any], path: str | os.PathLike[str] | None = None) -> None:
     """Write the variables atomically (temporary file, fsync, rename)."""
     target = Path(path) if path is not None else default_path()
     check_size(variables)
-    data = json.dumps(variables, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, json.dumps(variables, indent=2, sort_keys=True, ensure_ascii=False) + "\n")

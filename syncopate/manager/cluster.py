@@ -23,6 +23,7 @@ from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.manager.store import Store
 from syncopate.protocol import AddProject, InitializeRequest, RemoveProject, UpdateRequest
 from syncopate.states import (
+    MANAGER_STATUSES,
     NOT_RUNNING_STATUSES,
     Desired,
     NodeStatus,
@@ -194,8 +195,9 @@ class Cluster:
             "lease": self.settings.lease,
         }
 
-    def _assignment(self, project: ProjectRecord) -> dict[str, Any]:
-        desired = Desired.STOPPED if project.moving_to is not None else project.desired
+    @staticmethod
+    def _seed_fields(project: ProjectRecord) -> dict[str, Any]:
+        """The seed's per-project fields, shared by /node-status and the `status` answer."""
         return {
             "project-name": project.name,
             "project-url": project.url,
@@ -203,6 +205,12 @@ class Cluster:
             "disk-usage": project.disk_usage,
             "ram-usage": project.ram_usage,
             "persistent-variables": project.variables,
+        }
+
+    def _assignment(self, project: ProjectRecord) -> dict[str, Any]:
+        desired = Desired.STOPPED if project.moving_to is not None else project.desired
+        return {
+            **self._seed_fields(project),
             "desired": desired.value,
             "command": project.command,
             "ref": project.ref,
@@ -342,62 +350,50 @@ class Cluster:
             return [self.projects[n] for n in sorted(self.projects)]
         return [self._project(name) for name in dict.fromkeys(wanted)]
 
-    def start(self, names: Iterable[str]) -> list[str]:
+    def _for_each(self, names: Iterable[str], change: Callable[[ProjectRecord], None]) -> list[str]:
+        """Apply a controller change to the named projects (all when none), durably."""
         projects = self.select(names)
         with self.store.transaction(durable=True):
             for project in projects:
-                project.desired = Desired.RUNNING
-                if project.node is None:
+                change(project)
+                if project.node is None and project.desired is Desired.RUNNING:
                     self._place(project)
                 else:
                     self.store.save_project(project)
                     self._changed(project.node)
         self._notify_projects(projects)
         return [p.name for p in projects]
+
+    def start(self, names: Iterable[str]) -> list[str]:
+        def want_running(project: ProjectRecord) -> None:
+            project.desired = Desired.RUNNING
+
+        return self._for_each(names, want_running)
 
     def stop(self, names: Iterable[str]) -> list[str]:
-        projects = self.select(names)
-        with self.store.transaction(durable=True):
-            for project in projects:
-                project.desired = Desired.STOPPED
-                if project.node is None and project.status in (
-                    ProjectStatus.PENDING,
-                    ProjectStatus.UNSCHEDULABLE,
-                    ProjectStatus.LOST,
-                ):
-                    project.status = ProjectStatus.STOPPED
-                    project.reason = ""
-                self.store.save_project(project)
-                self._changed(project.node)
-        self._notify_projects(projects)
-        return [p.name for p in projects]
+        def want_stopped(project: ProjectRecord) -> None:
+            project.desired = Desired.STOPPED
+            if project.node is None and project.status in MANAGER_STATUSES:
+                project.status = ProjectStatus.STOPPED
+                project.reason = ""
+
+        return self._for_each(names, want_stopped)
 
     def restart(self, names: Iterable[str]) -> list[str]:
-        projects = self.select(names)
-        with self.store.transaction(durable=True):
-            for project in projects:
-                project.restart += 1
-                project.desired = Desired.RUNNING
-                if project.node is None:
-                    self._place(project)
-                else:
-                    self.store.save_project(project)
-                    self._changed(project.node)
-        self._notify_projects(projects)
-        return [p.name for p in projects]
+        def bump(project: ProjectRecord) -> None:
+            project.restart += 1
+            project.desired = Desired.RUNNING
+
+        return self._for_each(names, bump)
 
     def reset(self, names: Iterable[str]) -> list[str]:
-        projects = self.select(names)
-        with self.store.transaction(durable=True):
-            for project in projects:
-                project.variables = dict(project.initial_variables)
-                project.epoch += 1
-                if project.node is not None:
-                    project.status = ProjectStatus.PENDING
-                self.store.save_project(project)
-                self._changed(project.node)
-        self._notify_projects(projects)
-        return [p.name for p in projects]
+        def back_to_initial(project: ProjectRecord) -> None:
+            project.variables = dict(project.initial_variables)
+            project.epoch += 1
+            if project.node is not None:
+                project.status = ProjectStatus.PENDING
+
+        return self._for_each(names, back_to_initial)
 
     def _notify_projects(self, projects: Iterable[ProjectRecord]) -> None:
         for project in projects:
@@ -659,12 +655,7 @@ class Cluster:
     def project_info(self, project: ProjectRecord) -> dict[str, Any]:
         """The `status` answer for one project: the seed's fields and the added ones."""
         return {
-            "project-name": project.name,
-            "project-url": project.url,
-            "status": project.status.value,
-            "disk-usage": project.disk_usage,
-            "ram-usage": project.ram_usage,
-            "persistent-variables": project.variables,
+            **self._seed_fields(project),
             "initial_variables": project.initial_variables,
             "node": project.node,
             "moving-to": project.moving_to,

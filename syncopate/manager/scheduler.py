@@ -102,29 +102,16 @@ def _mb(value: float) -> str:
     return f"{max(value, 0):.0f} MB"
 
 
-def with_project(node: NodeView, project: ProjectNeed) -> NodeView:
-    """The node as it will be once the project runs there."""
+def with_project(node: NodeView, project: ProjectNeed, sign: int = 1) -> NodeView:
+    """The node as it will be once the project runs there (or has left it, with sign=-1)."""
     return NodeView(
         name=node.name,
         schedulable=node.schedulable,
         storage=node.storage,
         ram=node.ram,
-        disk_used=node.disk_used + project.disk,
-        ram_used=node.ram_used + project.ram,
-        projects=node.projects + 1,
-    )
-
-
-def without_project(node: NodeView, project: ProjectNeed) -> NodeView:
-    """The node as it will be once the project has left it."""
-    return NodeView(
-        name=node.name,
-        schedulable=node.schedulable,
-        storage=node.storage,
-        ram=node.ram,
-        disk_used=node.disk_used - project.disk,
-        ram_used=node.ram_used - project.ram,
-        projects=node.projects - 1,
+        disk_used=node.disk_used + sign * project.disk,
+        ram_used=node.ram_used + sign * project.ram,
+        projects=node.projects + sign,
     )
 
 
@@ -182,7 +169,7 @@ def plan_balance(
         on_node[move.source].remove(move.project)
         on_node[move.target].append(move.project)
         allowed.discard(move.project)
-        views[move.source] = without_project(views[move.source], need)
+        views[move.source] = with_project(views[move.source], need, -1)
         views[move.target] = with_project(views[move.target], need)
         moves.append(move)
     return moves

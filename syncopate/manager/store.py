@@ -103,17 +103,23 @@ class Store:
             )
 
     # nodes ------------------------------------------------------------------------------------
-    def save_node(self, node: NodeRecord) -> None:
+    def _upsert(self, table: str, name: str, data: str) -> None:
         with self.transaction():
             self._db.execute(
-                "INSERT INTO nodes(name, data) VALUES(?, ?) "
+                f"INSERT INTO {table}(name, data) VALUES(?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET data = excluded.data",
-                (node.name, _dump(node, _NODE_TRANSIENT)),
+                (name, data),
             )
 
-    def delete_node(self, name: str) -> None:
+    def _delete(self, table: str, name: str) -> None:
         with self.transaction():
-            self._db.execute("DELETE FROM nodes WHERE name = ?", (name,))
+            self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+
+    def save_node(self, node: NodeRecord) -> None:
+        self._upsert("nodes", node.name, _dump(node, _NODE_TRANSIENT))
+
+    def delete_node(self, name: str) -> None:
+        self._delete("nodes", name)
 
     def load_nodes(self) -> list[NodeRecord]:
         nodes = []
@@ -125,16 +131,10 @@ class Store:
 
     # projects ---------------------------------------------------------------------------------
     def save_project(self, project: ProjectRecord) -> None:
-        with self.transaction():
-            self._db.execute(
-                "INSERT INTO projects(name, data) VALUES(?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET data = excluded.data",
-                (project.name, _dump(project, _PROJECT_TRANSIENT)),
-            )
+        self._upsert("projects", project.name, _dump(project, _PROJECT_TRANSIENT))
 
     def delete_project(self, name: str) -> None:
-        with self.transaction():
-            self._db.execute("DELETE FROM projects WHERE name = ?", (name,))
+        self._delete("projects", name)
 
     def load_projects(self) -> list[ProjectRecord]:
         projects = []
