@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import sys
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any, Self
@@ -82,7 +83,14 @@ class ManagerClient:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=32)
+            connector = aiohttp.TCPConnector(
+                ssl=self._ssl,
+                limit=32,
+                # A TLS connection refused for its fingerprint is closed gracefully and left
+                # open until the peer answers; let close() abort it. (Python 3.12.7+ fixed
+                # the underlying leak, and aiohttp warns if the option is set there.)
+                enable_cleanup_closed=sys.version_info < (3, 12, 7),
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=aiohttp.ClientTimeout(total=None, connect=10)
             )
