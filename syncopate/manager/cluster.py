@@ -73,6 +73,10 @@ class Cluster:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._balance_needed = True
         self._retry_needed = True
+        # Placement views of nodes, recomputed only for nodes whose load or state changed.
+        self._view_cache: dict[str, scheduler.NodeView] = {}
+        self._stale_views: set[str] = set()
+        self._incoming: dict[str, set[str]] = {}  # move target -> projects moving there
         self.started = clock()
         self._load()
 
@@ -89,6 +93,9 @@ class Cluster:
             self.projects[project.name] = project
             if project.node is not None:
                 self._on_node.setdefault(project.node, set()).add(project.name)
+            if project.moving_to is not None:
+                self._incoming.setdefault(project.moving_to, set()).add(project.name)
+        self._stale_views.update(self.nodes)
 
     # node identity ----------------------------------------------------------------------------
     def initialize(self, request: InitializeRequest, address: str) -> tuple[str, str]:
@@ -113,7 +120,7 @@ class Cluster:
         self.nodes[name] = node
         self._on_node.setdefault(name, set())
         self._balance_needed = self._retry_needed = True
-        self.notify("node", name)
+        self._node_changed(name)
         return name, token
 
     def _free_name(self, preferred: str) -> str:
@@ -150,13 +157,18 @@ class Cluster:
             with self.store.transaction(durable=True):
                 self.store.save_node(node)
             self._balance_needed = self._retry_needed = True
-            self.notify("node", node.name)
+            self._node_changed(node.name)
 
     # long poll --------------------------------------------------------------------------------
+    def _node_changed(self, name: str) -> None:
+        self._stale_views.add(name)
+        self.notify("node", name)
+
     def _changed(self, node_name: str | None) -> None:
         self._retry_needed = True
         if node_name is None:
             return
+        self._stale_views.add(node_name)
         self._versions[node_name] = self._versions.get(node_name, 0) + 1
         for waiter in self._waiters.pop(node_name, []):
             if not waiter.done():
@@ -268,6 +280,7 @@ class Cluster:
             project.started_at = None
         project.updated_at = now
 
+        self._stale_views.add(node.name)
         if project.moving_to is not None and status in NOT_RUNNING_STATUSES:
             self._complete_move(project)
         else:
@@ -284,7 +297,7 @@ class Cluster:
             self.store.save_node(node)
             for name in moved:
                 self._fail_over(self.projects[name], f"node {node.name} left")
-        self.notify("node", node.name)
+        self._node_changed(node.name)
         return moved
 
     # controller actions -----------------------------------------------------------------------
@@ -328,6 +341,7 @@ class Cluster:
         with self.store.transaction(durable=True):
             self.store.delete_project(project.name)
         self._unassign(project)
+        self._set_moving(project, None)
         del self.projects[project.name]
         self.notify("project", project.name)
 
@@ -406,7 +420,7 @@ class Cluster:
         with self.store.transaction(durable=True):
             self.store.save_node(node)
             self._move_off_unschedulable()
-        self.notify("node", name)
+        self._node_changed(name)
         return sorted(self._on_node.get(name, ()))
 
     def undrain(self, name: str) -> None:
@@ -415,7 +429,7 @@ class Cluster:
         with self.store.transaction(durable=True):
             self.store.save_node(node)
         self._balance_needed = self._retry_needed = True
-        self.notify("node", name)
+        self._node_changed(name)
 
     def forget(self, name: str) -> None:
         """Delete a dead node's record; its token stops working."""
@@ -432,7 +446,7 @@ class Cluster:
         self._on_node.pop(name, None)
         self._versions.pop(name, None)
         self._sent_versions.pop(name, None)
-        self.notify("node", name)
+        self._node_changed(name)
 
     def _node(self, name: str) -> NodeRecord:
         node = self.nodes.get(name)
@@ -446,40 +460,41 @@ class Cluster:
             project.name, max(project.ram, project.ram_usage), max(project.disk, project.disk_usage)
         )
 
-    def _views(self, exclude_project: str | None = None) -> list[scheduler.NodeView]:
-        incoming: dict[str, list[ProjectRecord]] = {}
-        for moving in self._moving():
-            incoming.setdefault(moving.moving_to or "", []).append(moving)
-        views = []
-        for node in self.nodes.values():
+    def _views(self) -> list[scheduler.NodeView]:
+        """Every node as placement sees it; only nodes marked stale are recomputed."""
+        for name in self._stale_views:
+            node = self.nodes.get(name)
+            if node is None:
+                self._view_cache.pop(name, None)
+                continue
             disk = ram = 0.0
-            count = 0
-            for project_name in self._on_node.get(node.name, ()):
-                if project_name == exclude_project:
-                    continue
+            names = self._on_node.get(name, set()) | self._incoming.get(name, set())
+            for project_name in names:
                 need = self._need(self.projects[project_name])
                 disk += need.disk
                 ram += need.ram
-                count += 1
-            for project in incoming.get(node.name, ()):
-                if project.name != exclude_project:
-                    need = self._need(project)
-                    disk += need.disk
-                    ram += need.ram
-                    count += 1
-            views.append(
-                scheduler.NodeView(
-                    node.name, node.schedulable, node.storage, node.ram, disk, ram, count
-                )
+            self._view_cache[name] = scheduler.NodeView(
+                name, node.schedulable, node.storage, node.ram, disk, ram, len(names)
             )
-        return views
+        self._stale_views.clear()
+        return list(self._view_cache.values())
 
     def _moving(self) -> list[ProjectRecord]:
-        return [p for p in self.projects.values() if p.moving_to is not None]
+        return [self.projects[n] for names in self._incoming.values() for n in sorted(names)]
+
+    def _set_moving(self, project: ProjectRecord, target: str | None) -> None:
+        """Start (target) or end (None) a move, keeping the incoming index and views right."""
+        if project.moving_to is not None:
+            self._incoming.get(project.moving_to, set()).discard(project.name)
+            self._stale_views.add(project.moving_to)
+        project.moving_to = target
+        if target is not None:
+            self._incoming.setdefault(target, set()).add(project.name)
+            self._stale_views.add(target)
 
     def _place(self, project: ProjectRecord, lost_reason: str = "") -> None:
         """Assign an unplaced project to the best node, or mark it unschedulable (or lost)."""
-        placement = scheduler.place(self._need(project), self._views(exclude_project=project.name))
+        placement = scheduler.place(self._need(project), self._views())
         if placement.node is None:
             project.status = ProjectStatus.LOST if lost_reason else ProjectStatus.UNSCHEDULABLE
             if project.desired is Desired.STOPPED and not lost_reason:
@@ -494,7 +509,7 @@ class Cluster:
     def _assign(self, project: ProjectRecord, node_name: str) -> None:
         self._unassign(project)
         project.node = node_name
-        project.moving_to = None
+        self._set_moving(project, None)
         project.epoch += 1
         project.status = ProjectStatus.PENDING
         project.reason = ""
@@ -515,7 +530,7 @@ class Cluster:
         """Place a project whose node is gone, carrying its last variables."""
         target = project.moving_to
         self._unassign(project)
-        project.moving_to = None
+        self._set_moving(project, None)
         if target is not None and self.nodes.get(target) and self.nodes[target].schedulable:
             self._assign(project, target)
         else:
@@ -523,7 +538,7 @@ class Cluster:
         self.notify("project", project.name)
 
     def _begin_move(self, project: ProjectRecord, target: str) -> None:
-        project.moving_to = target
+        self._set_moving(project, target)
         project.move_started = self.clock()
         if project.desired is Desired.STOPPED or project.status in NOT_RUNNING_STATUSES:
             self._complete_move(project)
@@ -534,7 +549,7 @@ class Cluster:
 
     def _complete_move(self, project: ProjectRecord) -> None:
         target = project.moving_to
-        project.moving_to = None
+        self._set_moving(project, None)
         with self.store.transaction(durable=True):
             node = self.nodes.get(target) if target else None
             if node is not None and node.schedulable:
@@ -582,7 +597,7 @@ class Cluster:
                     self.projects[project_name],
                     f"node {node.name} died (silent for {self.settings.node_timeout:g}s)",
                 )
-        self.notify("node", node.name)
+        self._node_changed(node.name)
 
     def _move_off_unschedulable(self) -> None:
         """Begin moves for projects on alive nodes that were drained."""
@@ -593,9 +608,7 @@ class Cluster:
                 project = self.projects[project_name]
                 if project.moving_to is not None:
                     continue
-                placement = scheduler.place(
-                    self._need(project), self._views(exclude_project=project.name)
-                )
+                placement = scheduler.place(self._need(project), self._views())
                 if placement.node is None:
                     if project.reason != f"waiting to leave drained node: {placement.reason}":
                         project.reason = f"waiting to leave drained node: {placement.reason}"
@@ -616,9 +629,7 @@ class Cluster:
         for project in sorted(unplaced, key=lambda p: p.name):
             before = (project.status, project.reason)
             with self.store.transaction(durable=True):
-                placement = scheduler.place(
-                    self._need(project), self._views(exclude_project=project.name)
-                )
+                placement = scheduler.place(self._need(project), self._views())
                 if placement.node is not None:
                     self._assign(project, placement.node)
                 elif before[0] in (ProjectStatus.UNSCHEDULABLE, ProjectStatus.LOST):

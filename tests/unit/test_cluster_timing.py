@@ -55,6 +55,14 @@ def add(cluster: Cluster, name: str, exclusive: bool = False) -> None:
     cluster.add(AddProject(name=name, url=f"file:///srv/{name}.git", exclusive=exclusive))
 
 
+def assert_views_fresh(cluster: Cluster) -> None:
+    """The incrementally kept placement views equal views computed from scratch."""
+    kept = sorted(cluster._views(), key=lambda v: v.name)
+    cluster._stale_views.update(cluster.nodes)
+    fresh = sorted(cluster._views(), key=lambda v: v.name)
+    assert kept == fresh
+
+
 def test_node_is_dead_only_after_the_timeout(tmp_path: Path) -> None:
     clock = Clock()
     cluster = make(tmp_path, clock)
@@ -92,6 +100,7 @@ def test_exclusive_project_waits_for_the_stop_while_its_node_is_alive(tmp_path: 
     cluster.touch(cluster.nodes["b"])
     cluster.tick()
     assert cluster.projects["device"].node == "b"
+    assert_views_fresh(cluster)
 
 
 def test_restarted_manager_grants_a_full_timeout(tmp_path: Path) -> None:
@@ -132,6 +141,11 @@ def test_no_balance_during_the_grace_period(tmp_path: Path) -> None:
     restarted.touch(restarted.nodes["b"])
     restarted.tick()
     assert sum(p.moving_to == "b" for p in restarted.projects.values()) == 2
+    assert_views_fresh(restarted)
+    for name in [p.name for p in restarted.projects.values() if p.moving_to == "b"]:
+        report(restarted, "a", name, status="stopped")
+    assert sum(p.node == "b" for p in restarted.projects.values()) == 2
+    assert_views_fresh(restarted)
 
 
 def test_epoch_grows_on_every_assignment_and_reset(tmp_path: Path) -> None:
@@ -148,3 +162,4 @@ def test_epoch_grows_on_every_assignment_and_reset(tmp_path: Path) -> None:
     cluster.tick()
     assert cluster.projects["p"].node == "b"
     assert cluster.projects["p"].epoch == 3
+    assert_views_fresh(cluster)
