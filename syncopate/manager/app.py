@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, ValidationError
 
 from syncopate import __version__
@@ -81,6 +81,7 @@ class ManagerState:
     throttle: JoinThrottle = field(default_factory=JoinThrottle)
     password_hash: str = ""
     started: float = field(default_factory=time.monotonic)
+    sockets: set[web.WebSocketResponse] = field(default_factory=set)
 
 
 STATE = web.AppKey("state", ManagerState)
@@ -320,6 +321,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     subscriber = state.hub.subscribe()
+    state.sockets.add(ws)
 
     async def pump() -> None:
         while True:
@@ -332,6 +334,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             if message.type == WSMsgType.ERROR:
                 break
     finally:
+        state.sockets.discard(ws)
         state.hub.unsubscribe(subscriber)
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
@@ -360,6 +363,7 @@ async def metrics(request: web.Request) -> web.Response:
         "syncopate_nodes": {(("status", s),): float(n) for s, n in counts["nodes"].items()},
         "syncopate_projects": {(("status", s),): float(n) for s, n in counts["projects"].items()},
         "syncopate_event_subscribers": {(): float(len(state.hub.subscribers))},
+        "syncopate_held_polls": {(): float(state.cluster.held_polls())},
         "syncopate_uptime_seconds": {(): time.monotonic() - state.started},
     }
     return web.Response(
@@ -388,6 +392,14 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     state.store.close()
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    # Held long polls and event feeds would otherwise keep the shutdown waiting.
+    state = app[STATE]
+    state.cluster.wake_all()
+    for ws in list(state.sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"manager shutting down")
 
 
 def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Application:
@@ -431,4 +443,5 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.cleanup_ctx.append(_background)
+    app.on_shutdown.append(_on_shutdown)
     return app

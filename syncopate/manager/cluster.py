@@ -174,6 +174,17 @@ class Cluster:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def held_polls(self) -> int:
+        """How many long polls are being held now."""
+        return sum(len(waiters) for waiters in self._waiters.values())
+
+    def wake_all(self) -> None:
+        """Answer every held long poll now (the manager is shutting down)."""
+        for name in list(self._waiters):
+            for waiter in self._waiters.pop(name, []):
+                if not waiter.done():
+                    waiter.set_result(None)
+
     async def wait_for_change(self, node_name: str, timeout: float) -> None:
         """Return when this node's assignments change, or after `timeout` seconds.
 
