@@ -306,8 +306,7 @@ class Cluster:
         moved = sorted(self._on_node.get(node.name, ()))
         with self.store.transaction(durable=True):
             self.store.save_node(node)
-            for name in moved:
-                self._fail_over(self.projects[name], f"node {node.name} left")
+            self._fail_over([(self.projects[name], f"node {node.name} left") for name in moved])
         self._node_changed(node.name)
         return moved
 
@@ -450,8 +449,12 @@ class Cluster:
                 f"node {name!r} is alive; drain it and stop its agent before forgetting it"
             )
         with self.store.transaction(durable=True):
-            for project_name in sorted(self._on_node.get(name, ())):
-                self._fail_over(self.projects[project_name], f"node {name} was forgotten")
+            self._fail_over(
+                [
+                    (self.projects[project_name], f"node {name} was forgotten")
+                    for project_name in sorted(self._on_node.get(name, ()))
+                ]
+            )
             self.store.delete_node(name)
         del self.nodes[name]
         self._on_node.pop(name, None)
@@ -505,8 +508,18 @@ class Cluster:
 
     def _place(self, project: ProjectRecord, lost_reason: str = "") -> None:
         """Assign an unplaced project to the best node, or mark it unschedulable (or lost)."""
-        placement = scheduler.place(self._need(project), self._views())
-        if placement.node is None:
+        self._place_all([(project, lost_reason)])
+
+    def _place_all(self, items: list[tuple[ProjectRecord, str]]) -> None:
+        """Place unplaced projects in one pass; `lost_reason` (if any) says why each was moved."""
+        if not items:
+            return
+        placements = scheduler.place_many([self._need(p) for p, _ in items], self._views())
+        for project, lost_reason in items:
+            placement = placements[project.name]
+            if placement.node is not None:
+                self._assign(project, placement.node)
+                continue
             project.status = ProjectStatus.LOST if lost_reason else ProjectStatus.UNSCHEDULABLE
             if project.desired is Desired.STOPPED and not lost_reason:
                 project.status = ProjectStatus.STOPPED
@@ -514,8 +527,6 @@ class Cluster:
                 f"{lost_reason}; {placement.reason}" if lost_reason else placement.reason
             )
             self.store.save_project(project)
-            return
-        self._assign(project, placement.node)
 
     def _assign(self, project: ProjectRecord, node_name: str) -> None:
         self._unassign(project)
@@ -537,16 +548,20 @@ class Cluster:
             self._changed(project.node)
         project.node = None
 
-    def _fail_over(self, project: ProjectRecord, why: str) -> None:
-        """Place a project whose node is gone, carrying its last variables."""
-        target = project.moving_to
-        self._unassign(project)
-        self._set_moving(project, None)
-        if target is not None and self.nodes.get(target) and self.nodes[target].schedulable:
-            self._assign(project, target)
-        else:
-            self._place(project, lost_reason=why)
-        self.notify("project", project.name)
+    def _fail_over(self, projects: list[tuple[ProjectRecord, str]]) -> None:
+        """Place projects whose node is gone, carrying their last variables (one pass)."""
+        unplaced: list[tuple[ProjectRecord, str]] = []
+        for project, why in projects:
+            target = project.moving_to
+            self._unassign(project)
+            self._set_moving(project, None)
+            if target is not None and self.nodes.get(target) and self.nodes[target].schedulable:
+                self._assign(project, target)
+            else:
+                unplaced.append((project, why))
+        self._place_all(unplaced)
+        for project, _ in projects:
+            self.notify("project", project.name)
 
     def _begin_move(self, project: ProjectRecord, target: str) -> None:
         self._set_moving(project, target)
@@ -576,9 +591,13 @@ class Cluster:
         """Liveness, overdue moves, retries of unplaced projects, and balance. Called often."""
         now = self.clock()
         timeout = self.settings.node_timeout
-        for node in list(self.nodes.values()):
-            if node.status is NodeStatus.ALIVE and now - node.last_contact > timeout:
-                self._declare_dead(node)
+        silent = [
+            node
+            for node in self.nodes.values()
+            if node.status is NodeStatus.ALIVE and now - node.last_contact > timeout
+        ]
+        if silent:
+            self._declare_dead(silent)
         for project in self._moving():
             if project.node is None:
                 continue
@@ -586,7 +605,7 @@ class Cluster:
             overdue = now - project.move_started > timeout
             if owner is None or owner.status is NodeStatus.DEAD:
                 with self.store.transaction(durable=True):
-                    self._fail_over(project, f"node {project.node} is gone")
+                    self._fail_over([(project, f"node {project.node} is gone")])
             elif overdue and not project.exclusive:
                 # A non-exclusive project whose node did not confirm the stop in time moves
                 # anyway; the epoch check stops the old copy. An exclusive one waits.
@@ -599,16 +618,25 @@ class Cluster:
             self._balance_needed = False
             self._balance()
 
-    def _declare_dead(self, node: NodeRecord) -> None:
-        node.status = NodeStatus.DEAD
+    def _declare_dead(self, nodes: list[NodeRecord]) -> None:
+        """Mark silent nodes dead together, then fail their projects over in one pass.
+
+        Together, so that no project is moved onto a node that is about to be declared dead
+        in the same tick (many nodes go silent at once when a switch or a power strip fails).
+        """
+        orphans: list[tuple[ProjectRecord, str]] = []
         with self.store.transaction(durable=True):
-            self.store.save_node(node)
-            for project_name in sorted(self._on_node.get(node.name, ())):
-                self._fail_over(
-                    self.projects[project_name],
-                    f"node {node.name} died (silent for {self.settings.node_timeout:g}s)",
+            for node in nodes:
+                node.status = NodeStatus.DEAD
+                self.store.save_node(node)
+                self._node_changed(node.name)
+            why = "node {} died (silent for {:g}s)"
+            for node in nodes:
+                orphans.extend(
+                    (self.projects[name], why.format(node.name, self.settings.node_timeout))
+                    for name in sorted(self._on_node.get(node.name, ()))
                 )
-        self._node_changed(node.name)
+            self._fail_over(orphans)
 
     def _move_off_unschedulable(self) -> None:
         """Begin moves for projects on alive nodes that were drained."""
@@ -630,24 +658,30 @@ class Cluster:
                     self._begin_move(project, placement.node)
 
     def _retry_unplaced(self) -> None:
-        unplaced = [
-            p
-            for p in self.projects.values()
-            if p.node is None and (p.desired is Desired.RUNNING or p.status is ProjectStatus.LOST)
-        ]
+        """Place projects that want to run and have no node, now that something changed."""
+        unplaced = sorted(
+            (
+                p
+                for p in self.projects.values()
+                if p.node is None
+                and (p.desired is Desired.RUNNING or p.status is ProjectStatus.LOST)
+            ),
+            key=lambda p: p.name,
+        )
         if not unplaced or not any(n.schedulable for n in self.nodes.values()):
             return
-        for project in sorted(unplaced, key=lambda p: p.name):
-            before = (project.status, project.reason)
-            with self.store.transaction(durable=True):
-                placement = scheduler.place(self._need(project), self._views())
-                if placement.node is not None:
-                    self._assign(project, placement.node)
-                elif before[0] in (ProjectStatus.UNSCHEDULABLE, ProjectStatus.LOST):
-                    continue
-                else:
+        before = {p.name: (p.status, p.reason) for p in unplaced}
+        with self.store.transaction(durable=True):
+            placements = scheduler.place_many([self._need(p) for p in unplaced], self._views())
+            for project in unplaced:
+                node = placements[project.name].node
+                if node is not None:
+                    self._assign(project, node)
+                elif project.status not in (ProjectStatus.UNSCHEDULABLE, ProjectStatus.LOST):
+                    # Not marked yet: say why it waits.
                     self._place(project)
-            if (project.status, project.reason) != before or project.node is not None:
+        for project in unplaced:
+            if (project.status, project.reason) != before[project.name] or project.node:
                 self.notify("project", project.name)
 
     def _balance(self) -> None:

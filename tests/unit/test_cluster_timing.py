@@ -163,3 +163,29 @@ def test_epoch_grows_on_every_assignment_and_reset(tmp_path: Path) -> None:
     assert cluster.projects["p"].node == "b"
     assert cluster.projects["p"].epoch == 3
     assert_views_fresh(cluster)
+
+
+def test_many_nodes_silent_at_once_are_declared_together(tmp_path: Path) -> None:
+    """A power strip fails: no project is moved onto a node that dies in the same tick."""
+    clock = Clock()
+    cluster = make(tmp_path, clock)
+    for i in range(40):
+        join(cluster, f"n{i:02}")
+    for i in range(80):
+        add(cluster, f"p{i:02}")
+    epochs = {name: p.epoch for name, p in cluster.projects.items()}
+    clock.now += TIMEOUT / 2
+    for i in range(30, 40):  # ten nodes keep polling
+        cluster.touch(cluster.nodes[f"n{i:02}"])
+    clock.now += TIMEOUT / 2 + 0.1
+    cluster.tick()
+    dead = {n.name for n in cluster.nodes.values() if n.status is NodeStatus.DEAD}
+    assert len(dead) == 30
+    for name, project in cluster.projects.items():
+        assert project.node not in dead
+        assert project.node is not None
+        # Each orphan moved once, straight to a survivor; the others did not move at all.
+        assert project.epoch - epochs[name] in (0, 1)
+    survivors = [len(cluster._on_node[f"n{i:02}"]) for i in range(30, 40)]
+    assert sum(survivors) == 80 and max(survivors) - min(survivors) <= 1
+    assert_views_fresh(cluster)

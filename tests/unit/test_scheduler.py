@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from syncopate.manager.scheduler import (
     Move,
@@ -11,6 +13,7 @@ from syncopate.manager.scheduler import (
     place,
     place_many,
     plan_balance,
+    with_project,
 )
 
 
@@ -118,3 +121,41 @@ def test_balance_ignores_unschedulable_nodes() -> None:
     needs = {name: ProjectNeed(name) for name in assignments}
     nodes = [node("a", projects=4), node("b", schedulable=False)]
     assert plan_balance(assignments, needs, nodes, 5) == []
+
+
+names = st.sampled_from([f"n{i}" for i in range(6)])
+node_views = st.builds(
+    NodeView,
+    name=names,
+    schedulable=st.booleans(),
+    storage=st.integers(0, 1000).map(float),
+    ram=st.integers(0, 1000).map(float),
+    disk_used=st.integers(0, 500).map(float),
+    ram_used=st.integers(0, 500).map(float),
+    projects=st.integers(0, 5),
+)
+needs = st.builds(
+    ProjectNeed,
+    name=st.text("abcdef", min_size=1, max_size=4),
+    ram=st.integers(0, 400).map(float),
+    disk=st.integers(0, 400).map(float),
+)
+
+
+@given(
+    st.lists(node_views, max_size=6, unique_by=lambda n: n.name),
+    st.lists(needs, max_size=12, unique_by=lambda p: p.name),
+)
+def test_place_many_chooses_as_placing_one_by_one(
+    nodes: list[NodeView], projects: list[ProjectNeed]
+) -> None:
+    expected: dict[str, str | None] = {}
+    views = {n.name: n for n in nodes}
+    for project in sorted(projects, key=lambda p: p.name):
+        choice = place(project, views.values()).node
+        expected[project.name] = choice
+        if choice is not None:
+            views[choice] = with_project(views[choice], project)
+    got = place_many(projects, nodes)
+    assert {name: p.node for name, p in got.items()} == expected
+    assert all(p.reason for p in got.values() if p.node is None)
