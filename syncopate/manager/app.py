@@ -374,7 +374,7 @@ async def metrics(request: web.Request) -> web.Response:
 # the application ------------------------------------------------------------------------------
 async def _background(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
-    interval = min(max(state.settings.node_timeout / 10, 0.05), 0.5)
+    interval = min(max(state.settings.node_timeout / 20, 0.05), 0.25)
 
     async def monitor() -> None:
         while True:

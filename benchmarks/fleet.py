@@ -1,0 +1,902 @@
+"""Fleet benchmark: a Syncopate manager under a simulated fleet, next to a bare aiohttp handler.
+
+    python benchmarks/fleet.py                       # 5,000 nodes, 10,000 projects (minutes)
+    python benchmarks/fleet.py --nodes 200 --projects 400 --interval 1 --node-timeout 3
+
+It starts a manager subprocess on 127.0.0.1, joins N simulated nodes (asyncio + aiohttp in a
+few worker processes), adds M projects through /controller, lets the fleet settle, then measures
+plain polling (/node-status, then one /node-update per assigned project, every --interval
+seconds, phases spread evenly). Then it silences a few nodes and times their detection as dead,
+and drives a bare aiohttp server with the same load as a reference. It prints figures, not
+pass/fail of a test suite; all subprocesses are ended on exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import multiprocessing
+import os
+import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+from aiohttp import web
+
+HOST = "127.0.0.1"
+PASSWORD = "bench-password"
+STATUS, UPDATE = "/node-status", "/node-update"
+ROUTES = (STATUS, UPDATE)
+JSON_HEADERS = {"Content-Type": "application/json"}
+NODE_CAPACITY_MB = 1_000_000.0  # every project fits anywhere
+PROJECT_RAM_MB = 25.0
+# Reported disk use drives placement (least disk first); 0 keeps placement even while projects
+# are added, so no balance moves are needed before measuring.
+PROJECT_DISK_MB = 0.0
+MAX_FAILURE_NOTES = 20_000
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of values by nearest rank; nan when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def raise_open_file_limit(wanted: int) -> int:
+    """Raise RLIMIT_NOFILE's soft limit towards `wanted` (children inherit it); return it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+async def receive(conn: Connection) -> Any:
+    """Await one message on a pipe without a thread (so Ctrl-C never waits on a blocked read)."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(conn.fileno(), wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(conn.fileno())
+    return conn.recv()
+
+
+# --------------------------------------------------------------------------------------------
+# the simulated nodes (run in worker processes)
+# --------------------------------------------------------------------------------------------
+@dataclass
+class SimNode:
+    preferred: str
+    phase: float  # seconds into each interval at which this node polls
+    name: str = ""
+    token: str = ""
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    counter: int = 0
+    last_contact: float = 0.0  # monotonic end of its last answered request
+    in_request: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+class Recorder:
+    """Per-request samples (monotonic start, latency, ok) and per-cycle schedule lag."""
+
+    def __init__(self) -> None:
+        self.starts: dict[str, array[float]] = {r: array("d") for r in ROUTES}
+        self.latencies: dict[str, array[float]] = {r: array("d") for r in ROUTES}
+        self.failed: dict[str, array[float]] = {r: array("d") for r in ROUTES}
+        self.notes: list[tuple[float, str]] = []
+        self.lag_times: array[float] = array("d")
+        self.lags: array[float] = array("d")
+
+    def request(self, route: str, start: float, latency: float, failure: str | None) -> None:
+        if failure is None:
+            self.starts[route].append(start)
+            self.latencies[route].append(latency)
+        else:
+            self.failed[route].append(start)
+            if len(self.notes) < MAX_FAILURE_NOTES:
+                self.notes.append((start, failure))
+
+    def lag(self, at: float, late: float) -> None:
+        self.lag_times.append(at)
+        self.lags.append(late)
+
+    def window(self, t0: float, t1: float) -> dict[str, Any]:
+        def inside(times: array[float], values: array[float]) -> list[float]:
+            return [v for t, v in zip(times, values, strict=True) if t0 <= t < t1]
+
+        return {
+            "latency": {r: inside(self.starts[r], self.latencies[r]) for r in ROUTES},
+            "failed": {r: sum(1 for t in self.failed[r] if t0 <= t < t1) for r in ROUTES},
+            "notes": Counter(note for t, note in self.notes if t0 <= t < t1),
+            "lag": inside(self.lag_times, self.lags),
+        }
+
+
+class Worker:
+    """One process's share of the fleet, driven by commands from the main process."""
+
+    def __init__(self, conn: Connection, connections: int) -> None:
+        self.conn = conn
+        self.connections = connections
+        self.url = ""
+        self.interval = 5.0
+        self.base = 0.0
+        self.frozen = False  # reference run: keep the project mix, ignore the answers
+        self.nodes: dict[str, SimNode] = {}
+        self.mix: dict[str, dict[str, dict[str, Any]]] = {}
+        self.record = Recorder()
+        self.session: aiohttp.ClientSession | None = None
+
+    async def serve(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=60)
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            self.session = session
+            while True:
+                try:
+                    command, *args = await receive(self.conn)
+                except EOFError:
+                    break
+                if command == "stop":
+                    break
+                handler: Callable[..., Awaitable[Any]] = getattr(self, f"cmd_{command}")
+                self.conn.send(await handler(*args))
+            await self.cancel(list(self.nodes.values()))
+
+    # commands ---------------------------------------------------------------------------------
+    async def cmd_join(
+        self, url: str, nodes: list[tuple[str, float]], interval: float, base: float, limit: int
+    ) -> dict[str, Any]:
+        self.url, self.interval, self.base = url, interval, base
+        gate = asyncio.Semaphore(limit)
+        failures: Counter[str] = Counter()
+        sims = [SimNode(preferred, phase) for preferred, phase in nodes]
+        await asyncio.gather(*(self.join(sim, gate, failures) for sim in sims))
+        return {"names": [s.name for s in sims if s.name], "failures": failures}
+
+    async def cmd_stats(self, t0: float, t1: float) -> dict[str, Any]:
+        """The window's samples; the request mix is kept for a later reference run."""
+        self.mix = {s.name: dict(s.projects) for s in self.nodes.values()}
+        return self.record.window(t0, t1)
+
+    async def cmd_silence(self, names: list[str]) -> dict[str, float]:
+        """Stop these nodes; answer when each went silent (end of its last answered request)."""
+        now = time.monotonic()
+        sims = [self.nodes[n] for n in names if n in self.nodes]
+        silent_at = {s.name: now if s.in_request else s.last_contact for s in sims}
+        await self.cancel(sims)
+        return silent_at
+
+    async def cmd_retarget(self, url: str) -> int:
+        """Send every node's traffic to another server, keeping each node's project mix."""
+        await self.cancel(list(self.nodes.values()))
+        self.url, self.frozen, self.record = url, True, Recorder()
+        self.base = time.monotonic()
+        for sim in self.nodes.values():
+            sim.projects = self.mix.get(sim.name, sim.projects)
+            self.start(sim)
+        return len(self.nodes)
+
+    # the nodes --------------------------------------------------------------------------------
+    async def join(self, sim: SimNode, gate: asyncio.Semaphore, failures: Counter[str]) -> None:
+        body = {
+            "preferred-name": sim.preferred,
+            "syncopate-password": PASSWORD,
+            "storage": NODE_CAPACITY_MB,
+            "ram": NODE_CAPACITY_MB,
+        }
+        assert self.session is not None
+        async with gate:
+            try:
+                async with self.session.post(f"{self.url}/node-initialize", json=body) as resp:
+                    answer = await resp.json()
+                    if resp.status != 200:
+                        failures[f"HTTP {resp.status}: {answer.get('failure-reasoning')}"] += 1
+                        return
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failures[type(exc).__name__] += 1
+                return
+        sim.name, sim.token = answer["name"], answer["access-token"]
+        self.nodes[sim.name] = sim
+        self.start(sim)
+
+    def start(self, sim: SimNode) -> None:
+        sim.task = asyncio.create_task(self.run_node(sim))
+
+    async def cancel(self, sims: list[SimNode]) -> None:
+        tasks = [s.task for s in sims if s.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for sim in sims:
+            sim.task = None
+            sim.in_request = False
+
+    async def run_node(self, sim: SimNode) -> None:
+        """Poll at base + phase + k * interval; a slot missed while behind is skipped."""
+        now = time.monotonic()
+        slot = self.base + sim.phase
+        if slot < now:
+            slot += ((now - slot) // self.interval + 1) * self.interval
+        while True:
+            await asyncio.sleep(max(0.0, slot - time.monotonic()))
+            began = time.monotonic()
+            self.record.lag(began, began - slot)
+            await self.cycle(sim)
+            slot += self.interval
+            while slot < time.monotonic():
+                slot += self.interval
+
+    async def cycle(self, sim: SimNode) -> None:
+        answer = await self.post(sim, STATUS, {"name": sim.name, "access-token": sim.token})
+        if answer is not None and not self.frozen:
+            sim.projects = answer.get("projects", {})
+        for project in list(sim.projects.values()):
+            sim.counter += 1
+            report = {
+                "access-token": sim.token,
+                "name": sim.name,
+                "project-name": project["project-name"],
+                "project-url": project["project-url"],
+                # A move asks the node to stop the project first; the node obeys.
+                "status": "stopped" if project.get("desired") == "stopped" else "running",
+                "disk-usage": PROJECT_DISK_MB,
+                "ram-usage": PROJECT_RAM_MB,
+                "persistent-variables": {"n": sim.counter},
+                "epoch": project.get("epoch"),
+            }
+            await self.post(sim, UPDATE, report)
+
+    async def post(self, sim: SimNode, route: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        assert self.session is not None
+        data = json.dumps(body, separators=(",", ":")).encode()
+        failure: str | None = None
+        answer: dict[str, Any] | None = None
+        sim.in_request = True
+        start = time.monotonic()
+        try:
+            async with self.session.post(self.url + route, data=data, headers=JSON_HEADERS) as r:
+                raw = await r.read()
+                if r.status == 200:
+                    answer = json.loads(raw)
+                else:
+                    failure = f"{route} HTTP {r.status}: {raw[:160].decode(errors='replace')}"
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            failure = f"{route} {type(exc).__name__}: {exc}"[:200]
+        end = time.monotonic()
+        sim.in_request = False
+        if failure is None:
+            sim.last_contact = end
+        self.record.request(route, start, end - start, failure)
+        return answer
+
+
+def worker_main(conn: Connection, connections: int, nofile: int) -> None:
+    """Entry point of a worker process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process ends us
+    raise_open_file_limit(nofile)
+    asyncio.run(Worker(conn, connections).serve())
+
+
+# --------------------------------------------------------------------------------------------
+# the bare reference server (a subprocess: `fleet.py --bare-server`)
+# --------------------------------------------------------------------------------------------
+def serve_bare() -> None:
+    """A tiny aiohttp app: POST anything, the JSON body is parsed, a small JSON comes back."""
+
+    async def handle(request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        return web.json_response({"result": "success", "name": body.get("name", "")})
+
+    app = web.Application()
+    app.router.add_post("/{route:.*}", handle)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    print(f"bare server listening on http://{HOST}:{sock.getsockname()[1]}", flush=True)
+    web.run_app(app, sock=sock, access_log=None, print=None, backlog=1024)
+
+
+# --------------------------------------------------------------------------------------------
+# processes: manager, bare server, workers
+# --------------------------------------------------------------------------------------------
+def syncopate_version() -> str:
+    """The package version and, when run from a git checkout, its commit (code changes fast)."""
+    import syncopate
+
+    root = Path(syncopate.__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{syncopate.__version__} ({commit})" if commit else syncopate.__version__
+
+
+def start_logged(
+    command: list[str], log: Path, pattern: str, timeout: float = 30.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a subprocess with output to `log`; wait for a line matching `pattern` (a URL)."""
+    out = log.open("wb")
+    # A session of its own: Ctrl-C reaches only this program, which then ends the subprocess.
+    proc = subprocess.Popen(
+        command,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    out.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(pattern, log.read_text(errors="replace"))
+        if found:
+            return proc, found.group(1)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    stop_process(proc)
+    raise RuntimeError(f"{command[:4]} did not start; its output:\n{log.read_text()[-2000:]}")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_manager(data_dir: Path, node_timeout: float) -> tuple[subprocess.Popen[bytes], str, str]:
+    command = [
+        sys.executable,
+        "-m",
+        "syncopate",
+        "manager",
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        "--password",
+        PASSWORD,
+        "--node-timeout",
+        f"{node_timeout:g}",
+    ]
+    proc, url = start_logged(
+        command, data_dir.parent / "manager.log", r"Syncopate manager listening on (\S+)"
+    )
+    token = json.loads((data_dir / "controller.json").read_text())["token"]
+    return proc, url, token
+
+
+def start_bare(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--bare-server"]
+    return start_logged(command, tmp / "bare.log", r"bare server listening on (\S+)")
+
+
+@dataclass
+class Workers:
+    procs: list[BaseProcess]
+    conns: list[Connection]
+
+    async def ask(self, command: str, *args: Any) -> list[Any]:
+        """Send one command to every worker; gather the answers."""
+        for conn in self.conns:
+            conn.send((command, *args))
+        return list(await asyncio.gather(*(receive(c) for c in self.conns)))
+
+    async def ask_one(self, index: int, command: str, *args: Any) -> Any:
+        self.conns[index].send((command, *args))
+        return await receive(self.conns[index])
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.pid is not None]
+
+    def stop(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(("stop",))
+        for proc in self.procs:
+            proc.join(3)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(3)
+            if proc.is_alive():
+                proc.kill()
+
+
+def start_workers(count: int, connections: int, nofile: int) -> Workers:
+    context = multiprocessing.get_context("spawn")
+    procs: list[BaseProcess] = []
+    conns: list[Connection] = []
+    for _ in range(count):
+        parent, child = context.Pipe()
+        proc = context.Process(target=worker_main, args=(child, connections, nofile), daemon=True)
+        proc.start()
+        child.close()
+        procs.append(proc)
+        conns.append(parent)
+    return Workers(procs, conns)
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so cleanup runs as for Ctrl-C."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# --------------------------------------------------------------------------------------------
+# the main process's phases
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    http: aiohttp.ClientSession
+    workers: Workers
+    url: str = ""
+    token: str = ""
+    names: list[list[str]] = field(default_factory=list)  # joined node names, per worker
+
+    async def controller(self, action: str, **fields: Any) -> tuple[int, dict[str, Any]]:
+        body = {"access-token": self.token, "action": action, **fields}
+        async with self.http.post(f"{self.url}/controller", json=body) as resp:
+            return resp.status, await resp.json()
+
+
+async def join_nodes(bench: Bench) -> None:
+    args = bench.args
+    count = args.workers
+    base = time.monotonic() + 1.0
+    shares: list[list[tuple[str, float]]] = [[] for _ in range(count)]
+    for i in range(args.nodes):
+        shares[i % count].append((f"sim-{i:05d}", i * args.interval / args.nodes))
+    started = time.monotonic()
+    answers = await asyncio.gather(
+        *(
+            bench.workers.ask_one(w, "join", bench.url, shares[w], args.interval, base, 32)
+            for w in range(count)
+        )
+    )
+    took = time.monotonic() - started
+    bench.names = [a["names"] for a in answers]
+    joined = sum(len(n) for n in bench.names)
+    failures: Counter[str] = sum((a["failures"] for a in answers), Counter())
+    print(f"  join {joined:,} nodes: {took:.1f} s ({joined / took:,.0f} joins/s, 32 in flight)")
+    for reason, n in failures.most_common(5):
+        print(f"    join failures: {n} x {reason}")
+
+
+async def add_projects(bench: Bench) -> None:
+    """Add M projects with several requests in flight; time them, and each tenth of them."""
+    args = bench.args
+    pending = iter(range(1, args.projects + 1))
+    latencies: list[float] = []
+    failures: Counter[str] = Counter()
+    tenth = max(1, args.projects // 10)
+    started = last_mark = time.monotonic()
+
+    async def adder() -> None:
+        nonlocal last_mark
+        for i in pending:
+            project = {
+                "name": f"p-{i:05d}",
+                "url": f"file:///srv/p-{i:05d}.git",
+                "initial_variables": {"n": 0},
+            }
+            start = time.monotonic()
+            status, answer = await bench.controller("add", project=project)
+            latencies.append(time.monotonic() - start)
+            if status != 200:
+                failures[f"HTTP {status}: {answer.get('request-information')}"] += 1
+            if len(latencies) % tenth == 0:
+                now, recent = time.monotonic(), latencies[-tenth:]
+                print(
+                    f"    {len(latencies):>7,} added at {now - started:6.1f} s; the last "
+                    f"{tenth:,}: {tenth / (now - last_mark):,.0f} adds/s, "
+                    f"p50 {ms(percentile(recent, 0.5))}",
+                    flush=True,
+                )
+                last_mark = now
+
+    await asyncio.gather(*(adder() for _ in range(args.add_concurrency)))
+    took = time.monotonic() - started
+    done = len(latencies)
+    print(
+        f"  add {done:,} projects: {took:.1f} s ({done / took:,.0f} adds/s, "
+        f"{args.add_concurrency} in flight), errors {sum(failures.values())}"
+    )
+    for reason, n in failures.most_common(5):
+        print(f"    add failures: {n} x {reason}")
+
+
+async def health(bench: Bench) -> dict[str, Any]:
+    async with bench.http.get(f"{bench.url}/health") as resp:
+        answer: dict[str, Any] = await resp.json()
+        return answer
+
+
+async def settle(bench: Bench) -> None:
+    """Wait until every project is reported running, then one more interval."""
+    args = bench.args
+    started = time.monotonic()
+    deadline = started + max(120.0, 10 * args.interval)
+    running = 0
+    while time.monotonic() < deadline:
+        running = (await health(bench))["projects"].get("running", 0)
+        if running >= args.projects:
+            break
+        await asyncio.sleep(1.0)
+    took = time.monotonic() - started
+    state = "all" if running >= args.projects else "NOT all (timed out)"
+    print(f"  settle: {state} {running:,}/{args.projects:,} running after {took:.1f} s", end="")
+    await asyncio.sleep(args.interval)
+    _, answer = await bench.controller("status")
+    projects = answer.get("projects", {}).values()
+    moving = sum(1 for p in projects if p.get("moving-to"))
+    per_node = Counter(p.get("node") for p in projects if p.get("node"))
+    counts = per_node.values() or [0]
+    print(f"; moving {moving}; projects per node min {min(counts)} max {max(counts)}")
+
+
+@dataclass
+class Window:
+    """What one measurement window saw."""
+
+    label: str
+    seconds: float
+    latency: dict[str, list[float]]
+    failed: int
+    notes: Counter[str]
+    lag: list[float]
+    cpu_seconds: float
+    rss_max: int
+    client_cpu: float
+    server_time: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def requests(self) -> int:
+        return sum(len(v) for v in self.latency.values()) + self.failed
+
+    @property
+    def cpu_per_request(self) -> float:
+        return self.cpu_seconds / max(1, self.requests)
+
+
+def cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
+async def server_metrics(bench: Bench) -> dict[str, tuple[float, float]]:
+    """(sum, count) of the manager's own handler time per node route, from /metrics."""
+    async with bench.http.get(f"{bench.url}/metrics") as resp:
+        text = await resp.text()
+    found = {}
+    for route in ROUTES:
+        pattern = r'duration_seconds_(sum|count)\{route="' + re.escape(route) + r'"\} (\S+)'
+        values = dict(re.findall(pattern, text))
+        found[route] = (float(values.get("sum", 0)), float(values.get("count", 0)))
+    return found
+
+
+async def measure(bench: Bench, label: str, pid: int, metrics: bool) -> Window:
+    """Run one window: server CPU and RSS by psutil, client latencies from the workers."""
+    args = bench.args
+    server = psutil.Process(pid)
+    before = await server_metrics(bench) if metrics else {}
+    t0, cpu0, client0 = time.monotonic(), cpu_of([pid]), cpu_of(bench.workers.pids())
+    rss_max = 0
+    while time.monotonic() - t0 < args.duration:
+        rss_max = max(rss_max, server.memory_info().rss)
+        await asyncio.sleep(min(1.0, max(0.0, args.duration - (time.monotonic() - t0))))
+    t1, cpu1, client1 = time.monotonic(), cpu_of([pid]), cpu_of(bench.workers.pids())
+    rss_max = max(rss_max, server.memory_info().rss)
+    after = await server_metrics(bench) if metrics else {}
+    stats = await bench.workers.ask("stats", t0, t1)
+    window = Window(
+        label=label,
+        seconds=t1 - t0,
+        latency={r: [x for s in stats for x in s["latency"][r]] for r in ROUTES},
+        failed=sum(sum(s["failed"].values()) for s in stats),
+        notes=sum((s["notes"] for s in stats), Counter()),
+        lag=[x for s in stats for x in s["lag"]],
+        cpu_seconds=cpu1 - cpu0,
+        rss_max=rss_max,
+        client_cpu=(client1 - client0) / (t1 - t0),
+    )
+    for route in before:
+        calls = after[route][1] - before[route][1]
+        window.server_time[route] = (after[route][0] - before[route][0]) / max(1.0, calls)
+    return window
+
+
+def print_window(window: Window, args: argparse.Namespace, expected_rate: float) -> None:
+    rate = window.requests / window.seconds
+    print(
+        f"  requests: {window.requests:,} in {window.seconds:.1f} s = {rate:,.0f} req/s "
+        f"(load offered: {expected_rate:,.0f} req/s); errors: {window.failed}"
+    )
+    for route in ROUTES:
+        values = window.latency[route]
+        handler = window.server_time.get(route)
+        extra = (
+            f"; handler time in the manager (its /metrics) mean {ms(handler)}" if handler else ""
+        )
+        print(
+            f"  {route:13} n={len(values):>7,}  p50 {ms(percentile(values, 0.5)):>9}  "
+            f"p99 {ms(percentile(values, 0.99)):>9}  max {ms(max(values, default=0)):>9}{extra}"
+        )
+    print(
+        f"  server CPU: {100 * window.cpu_seconds / window.seconds:.0f}% of one core, "
+        f"{window.cpu_per_request * 1e6:.0f} us CPU per request; RSS max "
+        f"{window.rss_max / 2**20:.0f} MB"
+    )
+    print(
+        f"  client ({args.workers} worker process(es)): CPU {100 * window.client_cpu:.0f}% of "
+        f"one core; poll start lag p50 {ms(percentile(window.lag, 0.5))} "
+        f"p99 {ms(percentile(window.lag, 0.99))} (large lag = the client side is saturated)"
+    )
+    for note, n in window.notes.most_common(5):
+        print(f"    {n} x {note}")
+
+
+async def silence_nodes(bench: Bench) -> dict[str, float]:
+    """Stop --dead-nodes nodes spread over the fleet; when each went silent (monotonic)."""
+    everyone = sorted(n for names in bench.names for n in names)
+    step = max(1, len(everyone) // max(1, bench.args.dead_nodes))
+    chosen = set(everyone[step // 2 :: step][: bench.args.dead_nodes])
+    answers = await asyncio.gather(
+        *(
+            bench.workers.ask_one(w, "silence", sorted(chosen & set(names)))
+            for w, names in enumerate(bench.names)
+        )
+    )
+    return {name: at for answer in answers for name, at in answer.items()}
+
+
+async def detect_dead(bench: Bench) -> float:
+    """Silence a few nodes and time their detection. Returns the worst delay (upper bound).
+
+    /health's dead count is polled every 0.1 s (cheap); when it changes, and at least every
+    --dead-poll seconds, /controller `nodes` says which nodes are dead. A node's delay lies
+    between the previous probe's sending and this `nodes` answer, counted from its silence.
+    """
+    args = bench.args
+    silent_at = await silence_nodes(bench)
+    print(
+        f"  silenced {len(silent_at)} nodes; /health every 0.1 s, /controller 'nodes' when its "
+        f"dead count changes or every {args.dead_poll:g} s (node-timeout {args.node_timeout:g} s)"
+    )
+    found: dict[str, tuple[float, float]] = {}
+    answer_times: list[float] = []
+    dead_count = (await health(bench))["nodes"].get("dead", 0)
+    previous = next_full = time.monotonic()
+    deadline = previous + 2 * args.node_timeout + 30
+    while len(found) < len(silent_at) and time.monotonic() < deadline:
+        sent = time.monotonic()
+        count = (await health(bench))["nodes"].get("dead", 0)
+        if count != dead_count or sent >= next_full:
+            dead_count, next_full = count, sent + args.dead_poll
+            asked = time.monotonic()
+            _, answer = await bench.controller("nodes")
+            received = time.monotonic()
+            answer_times.append(received - asked)
+            for name, info in answer.get("nodes", {}).items():
+                if name in silent_at and name not in found and info.get("status") == "dead":
+                    found[name] = (previous - silent_at[name], received - silent_at[name])
+        previous = sent
+        await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - sent)))
+    print_detection(silent_at, found, answer_times)
+    if len(found) < len(silent_at):
+        return float("inf")
+    return max(high for _, high in found.values())
+
+
+def print_detection(
+    silent_at: dict[str, float], found: dict[str, tuple[float, float]], answer_times: list[float]
+) -> None:
+    print(
+        f"  'nodes' answer time: p50 {ms(percentile(answer_times, 0.5))} "
+        f"max {ms(max(answer_times, default=0))} ({len(answer_times)} calls)"
+    )
+    missing = sorted(set(silent_at) - set(found))
+    if len(silent_at) > 10:
+        highs = sorted(high for _, high in found.values())
+        lows = sorted(max(low, 0) for low, _ in found.values())
+        if highs:
+            print(
+                f"    {len(found):,} of {len(silent_at):,} declared dead; silence before it "
+                f"(upper bounds): p50 {percentile(highs, 0.5):.2f} s, max {highs[-1]:.2f} s; "
+                f"lower bounds: min {lows[0]:.2f} s"
+            )
+    else:
+        for name in sorted(found):
+            low, high = found[name]
+            print(f"    {name}: dead after {max(low, 0):.2f}..{high:.2f} s of silence")
+    for name in missing[:10]:
+        print(f"    {name}: NOT declared dead")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def print_targets(args: argparse.Namespace, sync: Window, bare: Window, dead: float) -> None:
+    p99 = max(percentile(sync.latency[r], 0.99) for r in ROUTES)
+    ratio = bare.cpu_per_request / sync.cpu_per_request
+    limit = args.node_timeout + 1
+    rss = sync.rss_max / 2**20
+    scale = f"{args.nodes:,} nodes, {args.projects:,} projects, {args.interval:g} s interval"
+    rows = [
+        ("p99 of node-status and node-update < 50 ms", f"{ms(p99)}", p99 < 0.05),
+        (
+            "ratio (bare CPU/request) / (Syncopate CPU/request) >= 0.5",
+            f"{ratio:.2f}",
+            ratio >= 0.5,
+        ),
+        (
+            f"dead-node detection <= node-timeout + 1 s = {limit:g} s",
+            f"{dead:.2f} s",
+            dead <= limit,
+        ),
+        ("manager RSS < 300 MB", f"{rss:.0f} MB", rss < 300),
+    ]
+    print(f"\ntargets (at {scale}; the figures are meant for 5,000 nodes / 10,000 projects)")
+    for text, value, ok in rows:
+        print(f"  {text:58} measured {value:>10}  {verdict(ok)}")
+    print(
+        "  ratio: CPU per request = server process CPU seconds in the window / requests "
+        "answered; its inverse is the sustainable throughput per core, so the ratio is also "
+        "Syncopate's sustainable req/s per core / the bare handler's."
+    )
+
+
+async def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> None:
+    nofile = raise_open_file_limit(max(4096, args.nodes * 2 + 1024))
+    print("Syncopate fleet benchmark (traffic on 127.0.0.1 only)")
+    print(
+        f"  machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; aiohttp "
+        f"{aiohttp.__version__}; open-file limit {nofile}"
+    )
+    print(
+        f"  load: {args.nodes:,} nodes, {args.projects:,} projects, interval {args.interval:g} s, "
+        f"node-timeout {args.node_timeout:g} s, window {args.duration:g} s"
+    )
+    print(
+        f"  client: {args.workers} worker process(es) (asyncio + aiohttp), keep-alive, at most "
+        f"{args.connections} connections each; shares the CPUs with the server"
+    )
+    if args.interval >= args.node_timeout:
+        print(
+            f"  WARNING: --interval {args.interval:g} s >= --node-timeout {args.node_timeout:g} s: "
+            "nodes will be declared dead between their polls"
+        )
+    workers = start_workers(args.workers, args.connections, nofile)
+    stack.callback(workers.stop)
+    manager, url, token = start_manager(tmp / "manager", args.node_timeout)
+    stack.callback(stop_process, manager)
+    print(f"\nsetup (manager pid {manager.pid}, {url}, syncopate {syncopate_version()})")
+    connector = aiohttp.TCPConnector(limit=args.add_concurrency + 4)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        bench = Bench(args, http, workers, url, token)
+        await join_nodes(bench)
+        await add_projects(bench)
+        await settle(bench)
+        sync = await measure(bench, "syncopate", manager.pid, metrics=True)
+        offered = sync_offered_rate(args)
+        print(f"\nSyncopate manager, window {args.duration:g} s")
+        print_window(sync, args, offered)
+        print("\ndead-node detection")
+        dead = await detect_dead(bench)
+        stop_process(manager)  # before the reference, so the two never share the CPUs
+        bare_proc, bare_url = start_bare(tmp)
+        stack.callback(stop_process, bare_proc)
+        await workers.ask("retarget", bare_url)
+        await asyncio.sleep(args.interval + 1)
+        bare = await measure(bench, "bare", bare_proc.pid, metrics=False)
+        print(f"\nbare aiohttp reference ({bare_url}), same nodes, interval and request mix")
+        print_window(bare, args, offered)
+    print_targets(args, sync, bare, dead)
+
+
+def sync_offered_rate(args: argparse.Namespace) -> float:
+    """Requests per second the fleet sends: a status poll plus one update per project."""
+    return float(args.nodes + args.projects) / float(args.interval)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=5000, help="simulated nodes")
+    parser.add_argument("--projects", type=int, default=10000, help="projects to add")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
+    parser.add_argument("--node-timeout", type=float, default=15.0, help="manager's node-timeout")
+    parser.add_argument("--duration", type=float, default=30.0, help="measurement window, s")
+    parser.add_argument("--workers", type=int, default=2, help="client worker processes")
+    parser.add_argument("--connections", type=int, default=256, help="connections per worker")
+    parser.add_argument("--add-concurrency", type=int, default=8, help="adds in flight")
+    parser.add_argument("--dead-nodes", type=int, default=5, help="nodes silenced at the end")
+    parser.add_argument("--dead-poll", type=float, default=0.5, help="'nodes' poll interval, s")
+    parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # progress shows up in a log file too
+    if args.bare_server:
+        serve_bare()
+        return 0
+    # The stack (subprocesses) is left before the temporary directory is removed.
+    with (
+        terminate_on_sigterm(),
+        tempfile.TemporaryDirectory(prefix="syncopate-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        try:
+            asyncio.run(run(args, Path(tmp), stack))
+        except KeyboardInterrupt:
+            print("\ninterrupted; stopping the subprocesses", file=sys.stderr)
+            return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
