@@ -123,6 +123,9 @@ def place_many(projects: Sequence[ProjectNeed], nodes: Iterable[NodeView]) -> di
     placement rank, so a failover of thousands of projects costs O(log nodes) per project
     when the best-ranked node fits.
     """
+    if len(projects) == 1:
+        # One project (an add, a start): a plain scan beats building the heap.
+        return {projects[0].name: place(projects[0], nodes)}
     live = {n.name: n for n in nodes if n.schedulable}
     heap = [(_rank(view), name) for name, view in live.items()]
     heapq.heapify(heap)
