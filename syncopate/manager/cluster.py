@@ -35,9 +35,22 @@ Clock = Callable[[], float]
 Notify = Callable[[str, str], None]
 
 
-def utc_now() -> str:
-    """The current time as ISO 8601 UTC, to the second."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+class _UtcStamp:
+    """The current time as ISO 8601 UTC, to the second; formatted once a second (hot path)."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.text = ""
+
+    def __call__(self) -> str:
+        second = int(time.time())
+        if second != self.second:
+            self.second = second
+            self.text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self.text
+
+
+utc_now = _UtcStamp()
 
 
 @dataclass(frozen=True)

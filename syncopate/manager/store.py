@@ -33,13 +33,16 @@ _NODE_TRANSIENT = {"last_contact", "address"}
 _PROJECT_TRANSIENT = {"move_started"}
 
 
+_STORED_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _dump(record: Any, transient: set[str]) -> str:
-    data = {
-        f.name: getattr(record, f.name)
-        for f in dataclasses.fields(record)
-        if f.name not in transient
-    }
-    return json.dumps(data, separators=(",", ":"))
+    kind = type(record)
+    names = _STORED_FIELDS.get(kind)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(record) if f.name not in transient)
+        _STORED_FIELDS[kind] = names
+    return json.dumps({name: getattr(record, name) for name in names}, separators=(",", ":"))
 
 
 class Store:
