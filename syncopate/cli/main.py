@@ -35,23 +35,12 @@ def main(
 
 
 def run() -> None:
-    """Entry point: run the app; a SyncopateError becomes one line on stderr and exit 1."""
+    """Entry point: run the app; a SyncopateError becomes one line on stderr and exit 1.
+
+    Typer's standalone mode handles usage errors (exit 2) and Ctrl-C itself.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except SyncopateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(1)
-    except Exception as exc:  # click's usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
