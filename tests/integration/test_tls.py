@@ -170,3 +170,63 @@ async def test_node_joins_over_tls(tls_manager: TlsManager) -> None:
         nodes = await c.nodes()
     assert {"tls-node", "pinned-node"} <= set(nodes)
     assert nodes["tls-node"]["status"] == "alive"
+
+
+def write_self_signed(directory: Path) -> tuple[Path, Path, str]:
+    """A self-signed certificate for 127.0.0.1 (no CA at all): (cert, key, fingerprint)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "syncopate-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "self.pem", directory / "self.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return cert_file, key_file, "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+async def test_self_signed_certificate_by_pin_or_as_its_own_ca(tmp_path: Path) -> None:
+    cert_file, key_file, fingerprint = write_self_signed(tmp_path / "certs")
+    with manager_process(
+        tmp_path / "manager",
+        password=PASSWORD,
+        extra_args=["--tls-cert", str(cert_file), "--tls-key", str(key_file)],
+    ) as process:
+        url = process.start()
+        assert process.controller_json()["fingerprint"] == fingerprint
+        for options in ({"fingerprint": fingerprint}, {"ca_file": str(cert_file)}):
+            async with ManagerClient(url, process.token, **options) as client:  # type: ignore[arg-type]
+                assert await client.status() == {}
+        async with ManagerClient(url, process.token) as client:
+            with pytest.raises(ConnectionFailed, match="certificate"):
+                await client.status()
+        await no_connection_left(url)
