@@ -7,7 +7,7 @@ import sys
 import typer
 
 from syncopate import __version__
-from syncopate.cli import manager
+from syncopate.cli import manager, node
 from syncopate.errors import SyncopateError
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(manager.app, name="manager")
+app.add_typer(node.app, name="node")
 
 
 def _version(value: bool) -> None:

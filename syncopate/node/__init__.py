@@ -1,0 +1,1 @@
+"""The node agent: join, reconcile loop, git sync, process supervision, probes."""

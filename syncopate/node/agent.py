@@ -1,0 +1,505 @@
+"""The node agent: join, long-poll the manager, make what runs match what it wants, report.
+
+The reconcile step compares each assignment (desired state, epoch, restart counter) with the
+local copy and acts on the difference; git and process work happen in per-project tasks so a
+slow clone never holds up the others. The agent keeps its projects running when the manager is
+unreachable, except exclusive ones, which it stops after the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from syncopate import __version__, variables
+from syncopate.client import ManagerClient
+from syncopate.errors import (
+    Conflict,
+    ConnectionFailed,
+    Forbidden,
+    NotFound,
+    RequestError,
+    SyncopateError,
+    Unauthorized,
+)
+from syncopate.node import git_sync, identity, probes, runcommand
+from syncopate.node.backoff import BackoffPolicy
+from syncopate.node.logs import LogSink
+from syncopate.node.supervisor import ProjectProcess, end_all_leftovers
+from syncopate.paths import write_private_json
+
+log = logging.getLogger("syncopate.node")
+
+DISK_PROBE_EVERY = 60.0  # seconds; SD cards are slow
+LOG_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    manager: str
+    data_dir: Path
+    password: str | None = None
+    name: str = ""
+    interval: float = 5.0  # seconds between full reports
+    sync_interval: float = 60.0  # seconds between git fetches
+    poll_wait: float = 20.0  # long-poll hold asked of the manager
+    grace: float = 5.0  # SIGTERM to SIGKILL
+    ca_file: str | None = None
+    fingerprint: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+
+
+@dataclass
+class Local:
+    """What this node knows and runs of one assigned project."""
+
+    name: str
+    url: str
+    epoch: int
+    ref: str | None = None
+    command: str | None = None
+    desired: str = "running"
+    exclusive: bool = False
+    restart: int = 0
+    manager_variables: dict[str, Any] = field(default_factory=dict)
+    status: str = "pending"  # when no process: cloning, failed, stopped
+    reason: str = ""
+    commit: str | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+    variables_error: str = ""
+    process: ProjectProcess | None = None
+    sink: LogSink | None = None
+    task: asyncio.Task[None] | None = None
+    retry_at: float = 0.0
+    disk_mb: float = 0.0
+    disk_at: float = -1e9
+    lease_stopped: bool = False
+
+    @property
+    def current_status(self) -> str:
+        if self.process is not None and self.process.status != "stopped":
+            return self.process.status
+        return self.status
+
+
+class Agent:
+    """One node. `run(stop)` until `stop` is set, then leave cleanly."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.data_dir = settings.data_dir
+        self.projects_dir = self.data_dir / "projects"
+        self.logs_dir = self.data_dir / "logs"
+        self.records_dir = self.data_dir / "running"
+        self.client = ManagerClient(
+            settings.manager, ca_file=settings.ca_file, fingerprint=settings.fingerprint
+        )
+        self.name = ""
+        self.token = ""
+        self.local: dict[str, Local] = {}
+        self.lease = 0.0
+        self.last_contact = clock()
+        self._report_now = asyncio.Event()
+        self._epochs_file = self.data_dir / "epochs.json"
+        self._started_epochs: dict[str, int] = self._load_epochs()
+
+    # identity ---------------------------------------------------------------------------------
+    async def join(self) -> None:
+        """Use the saved identity for this manager, or join with the password."""
+        saved = identity.load(self.data_dir)
+        if saved is not None and saved.manager == self.settings.manager:
+            self.name, self.token = saved.name, saved.token
+            return
+        await self._join_with_password()
+
+    async def _join_with_password(self) -> None:
+        if not self.settings.password:
+            raise SyncopateError(
+                "this node has no identity for the manager yet; join with --password"
+            )
+        storage, ram = probes.capacity(self.data_dir)
+        preferred = self.settings.name or (self.name or os.uname().nodename)
+        self.name, self.token = await self.client.initialize(
+            self.settings.password,
+            preferred,
+            storage=storage,
+            ram=ram,
+            labels=self.settings.labels,
+            agent_version=__version__,
+        )
+        identity.save(
+            self.data_dir, identity.Identity(self.name, self.token, self.settings.manager)
+        )
+        log.info("joined %s as %s", self.settings.manager, self.name)
+
+    # the main loop ----------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Join, then poll, reconcile, report and sync until `stop` is set; then leave."""
+        for folder in (self.projects_dir, self.logs_dir, self.records_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        # After a crash of the agent itself: end what it had started, then start cleanly.
+        for name in await asyncio.to_thread(end_all_leftovers, self.records_dir):
+            log.warning("ended %s, left running by an earlier agent", name)
+        await self._retrying(self.join, stop)
+        if stop.is_set():
+            await self.client.close()
+            return
+        tasks = [
+            asyncio.create_task(self._poll_loop(stop)),
+            asyncio.create_task(self._report_loop()),
+            asyncio.create_task(self._sync_loop()),
+            asyncio.create_task(self._lease_loop()),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._leave()
+
+    async def _retrying(self, action: Callable[[], Any], stop: asyncio.Event) -> None:
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                await action()
+                return
+            except ConnectionFailed as exc:
+                log.warning("%s; retrying in %.1fs", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 30.0)
+
+    async def _poll_loop(self, stop: asyncio.Event) -> None:
+        delay = 0.5
+        wait: float | None = None  # the first poll answers at once
+        while True:
+            try:
+                answer = await self.client.node_status(self.name, self.token, wait=wait)
+            except Unauthorized:
+                log.warning("the manager no longer knows %s; joining again", self.name)
+                await self._retrying(self._join_with_password, stop)
+                wait = None
+                continue
+            except (ConnectionFailed, RequestError) as exc:
+                # Keep running; back off with jitter so a fleet does not stampede a manager.
+                log.warning("poll failed: %s; retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 30.0)
+                wait = None
+                continue
+            delay = 0.5
+            self.last_contact = self.clock()
+            self.lease = float(answer.get("lease") or 0.0)
+            self.reconcile(answer.get("projects") or {})
+            wait = self.settings.poll_wait
+
+    # reconcile --------------------------------------------------------------------------------
+    def reconcile(self, assignments: dict[str, dict[str, Any]]) -> None:
+        """Act on the difference between what the manager wants and what runs here."""
+        for name in [n for n in self.local if n not in assignments]:
+            self._spawn(self.local.pop(name), self._remove)
+        for name, wanted in assignments.items():
+            local = self.local.get(name)
+            epoch = int(wanted.get("epoch") or 0)
+            url = str(wanted.get("project-url") or "")
+            if local is None or local.epoch != epoch or local.url != url:
+                restart = int(wanted.get("restart") or 0)
+                fresh = Local(name=name, url=url, epoch=epoch, restart=restart)
+                if local is not None:
+                    # A new epoch (reset, or placed here afresh): the old run stops first,
+                    # and the new one waits for that, so two copies never overlap.
+                    self._spawn(local, self._stop)
+                    fresh.task, fresh.sink = local.task, local.sink
+                local = fresh
+                self.local[name] = local
+            local.ref = wanted.get("ref")
+            local.command = wanted.get("command")
+            local.exclusive = bool(wanted.get("exclusive"))
+            local.desired = str(wanted.get("desired") or "running")
+            local.manager_variables = dict(wanted.get("persistent-variables") or {})
+            restart = int(wanted.get("restart") or 0)
+            if restart > local.restart:
+                local.restart = restart
+                if local.process is not None and local.desired == "running":
+                    self._spawn(local, self._restart)
+                    continue
+            self._converge(local)
+
+    def _converge(self, local: Local) -> None:
+        if local.task is not None and not local.task.done():
+            return  # something is already under way; the next poll looks again
+        running = local.process is not None and local.process.status != "stopped"
+        if local.desired == "running" and not running and not local.lease_stopped:
+            if local.status == "failed" and self.clock() < local.retry_at:
+                return
+            self._spawn(local, self._bring_up)
+        elif local.desired == "stopped" and running:
+            self._spawn(local, self._stop)
+        elif local.desired == "stopped" and local.status not in ("stopped", "failed"):
+            local.status = "stopped"
+            self._report_now.set()
+
+    def _spawn(self, local: Local, step: Callable[[Local], Any]) -> None:
+        async def run() -> None:
+            previous = local.task
+            if previous is not None and previous is not asyncio.current_task():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await previous
+            try:
+                await step(local)
+            except Exception:
+                log.exception("%s: %s failed", local.name, step.__name__)
+            self._report_now.set()
+            if self.local.get(local.name) is local and local.task is asyncio.current_task():
+                local.task = None
+                self._converge(local)  # the wish may have changed while this step ran
+
+        local.task = asyncio.create_task(run())
+
+    # project steps ----------------------------------------------------------------------------
+    def checkout(self, name: str) -> Path:
+        return self.projects_dir / name
+
+    async def _bring_up(self, local: Local) -> None:
+        checkout = self.checkout(local.name)
+        if not git_sync.is_checkout(checkout):
+            local.status, local.reason = "cloning", ""
+            self._report_now.set()
+            if checkout.exists():
+                shutil.rmtree(checkout)
+            try:
+                local.commit = await asyncio.to_thread(
+                    git_sync.clone, local.url, local.ref, checkout
+                )
+            except git_sync.GitError as exc:
+                self._fail(local, f"clone failed: {exc}", retry=True)
+                return
+        else:
+            local.commit = await asyncio.to_thread(git_sync.head_commit, checkout)
+        if self._started_epochs.get(local.name) != local.epoch:
+            # Starting under a new epoch: the manager's copy of the variables is the truth.
+            variables.save(local.manager_variables, checkout / variables.FILE_NAME)
+            local.variables = dict(local.manager_variables)
+            self._started_epochs[local.name] = local.epoch
+            self._save_epochs()
+        elif not local.variables:
+            local.variables = dict(local.manager_variables)
+        try:
+            command = runcommand.resolve(checkout, local.command)
+        except runcommand.NoRunCommand as exc:
+            self._fail(local, str(exc), retry=False)
+            return
+        if local.desired != "running":
+            local.status = "stopped"
+            return
+        if local.sink is None:
+            local.sink = LogSink(self.logs_dir / f"{local.name}.log")
+        local.process = ProjectProcess(
+            local.name,
+            command,
+            checkout,
+            self._environment(local, checkout),
+            local.sink,
+            self.records_dir,
+            policy=self.settings.backoff,
+            on_change=self._report_now.set,
+            grace=self.settings.grace,
+        )
+        local.status, local.reason = "starting", ""
+        try:
+            await local.process.start()
+        except OSError as exc:
+            self._fail(local, f"cannot start {command!r}: {exc}", retry=True)
+
+    def _fail(self, local: Local, reason: str, retry: bool) -> None:
+        log.warning("%s: %s", local.name, reason)
+        local.status, local.reason = "failed", reason
+        local.retry_at = self.clock() + (30.0 if retry else float("inf"))
+
+    def _environment(self, local: Local, checkout: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        for key in ("SYNCOPATE_PASSWORD", "SYNCOPATE_TOKEN"):
+            env.pop(key, None)
+        env.update(
+            {
+                "SYNCOPATE_PROJECT": local.name,
+                "SYNCOPATE_NODE": self.name,
+                "SYNCOPATE_VARIABLES": str((checkout / variables.FILE_NAME).resolve()),
+                "SYNCOPATE_MANAGER": self.settings.manager,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    async def _stop(self, local: Local) -> None:
+        if local.process is not None:
+            await local.process.stop()
+        local.status = "stopped"
+
+    async def _restart(self, local: Local) -> None:
+        if local.process is None:
+            await self._bring_up(local)
+        else:
+            await local.process.restart()
+
+    async def _remove(self, local: Local) -> None:
+        await self._stop(local)
+        if local.sink is not None:
+            local.sink.close()
+        self._started_epochs.pop(local.name, None)
+        self._save_epochs()
+        if local.name not in self.local:
+            await asyncio.to_thread(shutil.rmtree, self.checkout(local.name), True)
+
+    # reports ----------------------------------------------------------------------------------
+    async def _report_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._report_now.wait(), self.settings.interval)
+            self._report_now.clear()
+            await asyncio.sleep(0.02)  # coalesce a burst of changes into one round
+            for local in list(self.local.values()):
+                await self._report(local)
+
+    def _read_variables(self, local: Local) -> None:
+        path = self.checkout(local.name) / variables.FILE_NAME
+        if not path.exists() and local.current_status in ("cloning", "pending", "failed"):
+            return
+        try:
+            local.variables = variables.load(path)
+            local.variables_error = ""
+        except variables.VariablesError as exc:
+            local.variables_error = f"project.variables: {exc}; reporting the last good copy"
+        except OSError as exc:
+            local.variables_error = f"project.variables unreadable: {exc}"
+
+    def build_report(self, local: Local) -> dict[str, Any]:
+        """The /node-update body for one project (without name and token)."""
+        self._read_variables(local)
+        process = local.process
+        reasons = [r for r in (local.reason, local.variables_error) if r]
+        report: dict[str, Any] = {
+            "project-name": local.name,
+            "project-url": local.url,
+            "status": local.current_status,
+            "disk-usage": round(local.disk_mb, 3),
+            "ram-usage": round(process.ram_mb(), 3) if process is not None else 0.0,
+            "persistent-variables": local.variables,
+            "epoch": local.epoch,
+            "commit": local.commit,
+            "restarts": process.restarts if process is not None else 0,
+            "reason": "; ".join(reasons) or None,
+        }
+        if process is not None:
+            report["pid"] = process.pid
+            report["exit-code"] = process.exit_code
+        if local.sink is not None:
+            report["log-tail"] = local.sink.tail(LOG_TAIL_LINES)
+        return report
+
+    async def _report(self, local: Local) -> None:
+        now = self.clock()
+        if now - local.disk_at > DISK_PROBE_EVERY:
+            # Off the event loop: walking a checkout on an SD card can take a while.
+            local.disk_at = now
+            local.disk_mb = await asyncio.to_thread(probes.dir_size_mb, self.checkout(local.name))
+        try:
+            await self.client.node_update(self.name, self.token, self.build_report(local))
+            self.last_contact = self.clock()
+        except (Forbidden, NotFound, Conflict) as exc:
+            # Not ours any more (moved, removed, or reset behind our back): stop this copy.
+            log.warning("%s: the manager refused the report (%s); stopping it", local.name, exc)
+            if self.local.get(local.name) is local:
+                del self.local[local.name]
+                self._spawn(local, self._stop)
+        except (ConnectionFailed, RequestError) as exc:
+            log.debug("report for %s failed: %s", local.name, exc)
+
+    # git sync ---------------------------------------------------------------------------------
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sync_interval)
+            for local in list(self.local.values()):
+                if local.process is None or (local.task and not local.task.done()):
+                    continue
+                await self._sync(local)
+
+    async def _sync(self, local: Local) -> None:
+        try:
+            commit, changed = await asyncio.to_thread(
+                git_sync.update, self.checkout(local.name), local.ref
+            )
+        except git_sync.GitError as exc:
+            log.warning("%s: fetch failed: %s", local.name, exc)
+            return
+        local.commit = commit
+        if changed:
+            log.info("%s: new commit %s; restarting", local.name, commit[:12])
+            self._spawn(local, self._restart)
+
+    # exclusive lease --------------------------------------------------------------------------
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.1 if self.lease <= 0 else min(self.lease / 10, 1.0))
+            cut_off = self.lease > 0 and self.clock() - self.last_contact > self.lease
+            for local in list(self.local.values()):
+                if not local.exclusive:
+                    continue
+                if cut_off and not local.lease_stopped:
+                    log.warning("%s: no manager for the lease; stopping (exclusive)", local.name)
+                    local.lease_stopped = True
+                    local.reason = "stopped: lost the manager for longer than the lease"
+                    self._spawn(local, self._stop)
+                elif not cut_off and local.lease_stopped:
+                    local.lease_stopped = False
+                    local.reason = ""
+                    self._converge(local)
+
+    # leaving ----------------------------------------------------------------------------------
+    async def _leave(self) -> None:
+        """Stop every project, send final reports, tell the manager, close."""
+        locals_ = list(self.local.values())
+        for local in locals_:
+            if local.task is not None and not local.task.done():
+                local.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await local.task
+        await asyncio.gather(*(self._stop(local) for local in locals_), return_exceptions=True)
+        for local in locals_:
+            with contextlib.suppress(SyncopateError):
+                await self.client.node_update(self.name, self.token, self.build_report(local))
+            if local.sink is not None:
+                local.sink.close()
+        with contextlib.suppress(SyncopateError):
+            await self.client.node_leave(self.name, self.token)
+        await self.client.close()
+
+    # the epochs at which variables were last written -----------------------------------------
+    def _load_epochs(self) -> dict[str, int]:
+        try:
+            data = json.loads(self._epochs_file.read_text(encoding="utf-8"))
+            return {str(k): int(v) for k, v in data.items()}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def _save_epochs(self) -> None:
+        write_private_json(self._epochs_file, dict(self._started_epochs))

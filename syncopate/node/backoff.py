@@ -1,0 +1,65 @@
+"""Restart backoff for crashed projects: how long to wait, and when to forgive.
+
+Pure functions of a policy and a count, stdlib only, so the supervisor stays a thin shell:
+
+    failures = failures_after_exit(policy, failures, ran_for)
+    delay = restart_delay(policy, failures - 1)
+
+The first restart is fast (`first`); each further failure in a row multiplies the delay by
+`factor` up to `cap`. A run that lasted `stable_after` seconds or more forgives the earlier
+failures: its exit counts as the first failure again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    """How a crashed project is restarted. All durations are in seconds."""
+
+    first: float = 0.05
+    """The delay before the first restart after a stable run: fast, so a blip barely shows."""
+    factor: float = 2.0
+    """Each further failure in a row multiplies the delay by this (at least 1)."""
+    cap: float = 30.0
+    """The delay never grows beyond this, so a broken project is retried twice a minute."""
+    stable_after: float = 10.0
+    """A run at least this long forgives the failures before it."""
+
+    def __post_init__(self) -> None:
+        # `not (x >= y)` rather than `x < y`, so that NaN is refused too.
+        if not self.first >= 0:
+            raise ValueError(f"backoff first must be 0 or more, not {self.first!r}")
+        if not self.factor >= 1:
+            raise ValueError(f"backoff factor must be 1 or more, not {self.factor!r}")
+        if not self.cap >= self.first:
+            raise ValueError(f"backoff cap ({self.cap!r}) must be at least first ({self.first!r})")
+        if not self.stable_after >= 0:
+            raise ValueError(f"backoff stable_after must be 0 or more, not {self.stable_after!r}")
+
+
+def restart_delay(policy: BackoffPolicy, failures_in_a_row: int) -> float:
+    """Seconds to wait before the next start, after `failures_in_a_row` earlier failures.
+
+    0 gives `policy.first`; each failure multiplies it by `policy.factor`; never above
+    `policy.cap`. A negative count is treated as 0.
+    """
+    exponent = max(0, failures_in_a_row)
+    try:
+        delay = policy.first * policy.factor**exponent
+    except OverflowError:
+        return policy.cap
+    return min(delay, policy.cap)
+
+
+def failures_after_exit(policy: BackoffPolicy, failures_in_a_row: int, ran_for: float) -> int:
+    """The count of failures in a row once a run that lasted `ran_for` seconds has exited.
+
+    A stable run (at least `policy.stable_after`) forgives what came before: this exit is the
+    first failure. Otherwise the count grows by one.
+    """
+    if ran_for >= policy.stable_after:
+        return 1
+    return max(0, failures_in_a_row) + 1

@@ -1,0 +1,197 @@
+"""Processes, process groups and the records of what the agent started.
+
+After the agent itself crashed or restarted, `end_leftover(record_dir, name)` ends the process a
+record names (checking it is the same process, not a reused pid), so a project never runs twice
+on one node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+_logger = logging.getLogger(__name__)
+
+# After SIGKILL a process may still take a moment (or hang in uninterruptible sleep); a process
+# that left the group may hold the output pipe open. Past these bounds the supervisor moves on.
+KILL_WAIT = 5.0
+DRAIN_WAIT = 1.0
+POLL_INTERVAL = 0.02
+MAX_POLL_INTERVAL = 0.25
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send `sig` to process group `pgid`; a group that is gone already is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """The processes of group `pgid` that are still alive (zombies do not count)."""
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process of group `pgid` is alive (zombies do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return bool(group_members(pgid))
+
+
+def record_path(record_dir: Path, name: str) -> Path:
+    """Where the record of project `name`'s running process is kept."""
+    return record_dir / f"{name}.json"
+
+
+def remove_record(record_dir: Path, name: str) -> None:
+    with contextlib.suppress(OSError):
+        record_path(record_dir, name).unlink(missing_ok=True)
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+
+
+def process_identity(pid: int) -> dict[str, Any]:
+    """What tells this process apart from a later one that reuses its pid.
+
+    `create_time` is wall-clock based: it moves when the clock is set, as on a Raspberry Pi
+    without a clock battery once NTP syncs. `since_boot` (with `boot_id`) does not.
+    """
+    boot_time = psutil.boot_time()
+    create_time = float(psutil.Process(pid).create_time())
+    since_boot = round(create_time - boot_time, 2)
+    return {"create_time": create_time, "since_boot": since_boot, "boot_id": _boot_id()}
+
+
+def _age_against(record: dict[str, Any], now: dict[str, Any]) -> tuple[float, float] | None:
+    """How much later `now` was created than the record's process, with the slack to allow.
+
+    None when they are of different boots: a reboot ended everything a record names.
+    """
+    recorded_boot, boot = record.get("boot_id"), now["boot_id"]
+    if recorded_boot and boot and recorded_boot != boot:
+        return None
+    since = record.get("since_boot")
+    if recorded_boot and recorded_boot == boot and isinstance(since, int | float):
+        return now["since_boot"] - since, 0.05  # clock ticks since boot: exact
+    # A second of slack: the boot time the wall-clock value derives from moves with the clock.
+    return now["create_time"] - float(record["create_time"]), 1.0
+
+
+def _leftovers(record: dict[str, Any]) -> tuple[list[psutil.Process], bool]:
+    """The live processes a record names, and whether its whole group may be signalled."""
+    pid, pgid = record["pid"], record["pgid"]
+    try:
+        leader = psutil.Process(pid)
+        age = _age_against(record, process_identity(pid))
+    except psutil.NoSuchProcess:
+        leader, age = None, None
+    if leader is not None:
+        if age is None or abs(age[0]) >= age[1]:
+            return [], False  # the pid now belongs to another process: never touch it
+        with contextlib.suppress(ProcessLookupError):
+            others = [p for p in group_members(pgid) if p.pid != pid]
+            return [leader, *others], os.getpgid(pid) == pgid
+        return [leader], False
+    # The leader is gone but its children may live on in its group. A pid is not reused while a
+    # group bears its number; still, only members younger than the leader are taken.
+    members = []
+    for proc in group_members(pgid):
+        with contextlib.suppress(psutil.Error):
+            age = _age_against(record, process_identity(proc.pid))
+            if age is not None and age[0] > -age[1]:
+                members.append(proc)
+    return members, False
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return bool(proc.is_running()) and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        record = None
+    if (
+        isinstance(record, dict)
+        and all(type(record.get(key)) is int and record[key] > 1 for key in ("pid", "pgid"))
+        and isinstance(record.get("create_time"), int | float)
+        and record["pgid"] != os.getpgrp()  # never the agent's own group
+    ):
+        return record
+    _logger.warning("ignoring a process record that is not valid: %s", path)
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+    return None
+
+
+def end_leftover(record_dir: Path, name: str, grace: float = 3.0) -> bool:
+    """End the process a record says project `name` had before the agent restarted.
+
+    Only when the process at the recorded pid is the recorded one (same creation time, same
+    boot): a reused pid is never signalled. SIGTERM to its group, SIGKILL after `grace`. The
+    record is deleted in every case. True when something was ended. Blocks for up to `grace`
+    plus a few seconds; async code calls it through `asyncio.to_thread`.
+    """
+    path = record_path(record_dir, name)
+    record = _read_record(path)
+    if record is None:
+        return False
+    try:
+        targets, whole_group = _leftovers(record)
+        if not targets:
+            return False
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
+            if whole_group:
+                signal_group(record["pgid"], sig)
+            for proc in targets:
+                with contextlib.suppress(psutil.Error):
+                    proc.send_signal(sig)
+            deadline, interval = time.monotonic() + wait, POLL_INTERVAL
+            while any(_alive(proc) for proc in targets) and time.monotonic() < deadline:
+                time.sleep(interval)
+                interval = min(interval * 2, MAX_POLL_INTERVAL)
+            if not any(_alive(proc) for proc in targets):
+                break
+        else:
+            _logger.warning("project %s: leftover processes survived SIGKILL", name)
+        return True
+    finally:
+        remove_record(record_dir, name)
+
+
+def end_all_leftovers(record_dir: Path, grace: float = 3.0) -> list[str]:
+    """`end_leftover` for every record in `record_dir`; the names of the projects ended."""
+    if not record_dir.is_dir():
+        return []
+    names = sorted(p.stem for p in record_dir.glob("*.json") if not p.name.startswith("."))
+    return [name for name in names if end_leftover(record_dir, name, grace)]

@@ -1,0 +1,61 @@
+"""Measurements the node reports: a project's disk use and the node's capacity."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import psutil
+
+MB = 1024 * 1024
+"""Bytes in the megabyte every size is reported in."""
+
+
+def dir_size_mb(path: Path) -> float:
+    """Total size of the regular files under `path`, in MB; 0 when `path` is missing.
+
+    Symbolic links inside are not followed (a link to a large file costs nothing), and files
+    or directories that vanish during the walk are skipped. A `path` that is itself a regular
+    file counts as that one file.
+    """
+    try:
+        if path.is_file():
+            return path.stat().st_size / MB
+    except OSError:
+        return 0.0
+    total = 0
+    pending = [os.fspath(path)]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    total += _entry_size(entry, pending)
+        except OSError:
+            continue  # vanished, unreadable, or not a directory: it holds nothing we can count
+    return total / MB
+
+
+def _entry_size(entry: os.DirEntry[str], pending: list[str]) -> int:
+    """The size of `entry` if it is a regular file; a directory is queued for the walk."""
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            pending.append(entry.path)
+        elif entry.is_file(follow_symlinks=False):
+            return entry.stat(follow_symlinks=False).st_size
+    except OSError:
+        pass  # removed between listing and looking
+    return 0
+
+
+def capacity(data_dir: Path) -> tuple[float, float]:
+    """(storage MB free on the filesystem holding `data_dir`, total RAM MB).
+
+    A `data_dir` that does not exist yet is measured at its nearest existing parent.
+    """
+    where = data_dir.absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    return free / MB, psutil.virtual_memory().total / MB

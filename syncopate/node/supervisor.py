@@ -1,0 +1,431 @@
+"""Keep one project's command running, and end what a crashed agent left behind.
+
+    process = ProjectProcess("blink", "./run.sh", checkout, env, LogSink(log_file), record_dir)
+    await process.start()   # "starting", then "running"
+    ...                     # it exits: "crashed", a backoff, "starting", "running" again
+    await process.stop()    # SIGTERM to its group, `grace`, SIGKILL; "stopped"
+
+The command runs as `/bin/sh -c command` in a session of its own, so its whole process group
+can be signalled at once and nothing it forks outlives it. While it runs, a record
+`<record_dir>/<name>.json` names it; after the agent itself crashed or restarted,
+`end_leftover(record_dir, name)` ends that process before the project starts again, so a
+project never runs twice on one node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from syncopate.node.backoff import BackoffPolicy, failures_after_exit, restart_delay
+from syncopate.node.leftovers import (
+    DRAIN_WAIT,
+    KILL_WAIT,
+    MAX_POLL_INTERVAL,
+    POLL_INTERVAL,
+    end_all_leftovers,
+    end_leftover,
+    group_alive,
+    process_identity,
+    record_path,
+    remove_record,
+    signal_group,
+)
+from syncopate.node.logs import LogSink
+from syncopate.states import ProjectStatus
+from syncopate.variables import atomic_write
+
+_logger = logging.getLogger(__name__)
+
+__all__ = ["TRANSITIONS", "ProjectProcess", "end_all_leftovers", "end_leftover"]
+
+STARTING, RUNNING = ProjectStatus.STARTING, ProjectStatus.RUNNING
+CRASHED, STOPPED = ProjectStatus.CRASHED, ProjectStatus.STOPPED
+# Every status change goes through ProjectProcess._set, which checks this table.
+TRANSITIONS: dict[ProjectStatus, frozenset[ProjectStatus]] = {
+    # stopped -> starting: start()
+    STOPPED: frozenset({STARTING}),
+    # starting -> running: spawned; -> crashed: a restart could not spawn;
+    # starting -> stopped: start() could not spawn
+    STARTING: frozenset({RUNNING, CRASHED, STOPPED}),
+    # running -> crashed: it exited on its own; running -> stopped: stop()
+    RUNNING: frozenset({CRASHED, STOPPED}),
+    # crashed -> starting: the backoff is over; crashed -> stopped: stop() during the backoff
+    CRASHED: frozenset({STARTING, STOPPED}),
+}
+
+
+class ProjectProcess:
+    """One project's command, restarted with backoff when it exits, until `stop()`.
+
+    `restarts` counts every start after the first one: crash restarts and `restart()` calls
+    alike. `failures_in_a_row` counts exits without a stable run in between; the supervisor never
+    gives up, the agent decides when a project has failed. `on_change` is called synchronously
+    whenever `status`, `pid`, `exit_code` or `restarts` changes.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        command: str,
+        cwd: Path,
+        env: dict[str, str],
+        log: LogSink,
+        record_dir: Path,
+        policy: BackoffPolicy = BackoffPolicy(),
+        on_change: Callable[[], None] | None = None,
+        grace: float = 5.0,
+    ) -> None:
+        self.name = name
+        self.command = command
+        self.cwd = cwd
+        self.env = dict(env)
+        self.log = log
+        self.record_dir = record_dir
+        self.policy = policy
+        self.on_change = on_change
+        self.grace = grace
+        self._status = STOPPED
+        self._proc: asyncio.subprocess.Process | None = None
+        self._output: _Output | None = None
+        self._pid: int | None = None
+        self._exit_code: int | None = None
+        self._restarts = 0
+        self._failures = 0
+        self._started_at: float | None = None
+        self._started_monotonic = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._stop_asked = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._reported: tuple[object, ...] = self._snapshot()
+
+    # what the agent reads ---------------------------------------------------------------------
+    @property
+    def status(self) -> ProjectStatus:
+        """One of "starting", "running", "crashed", "stopped" (a str enum)."""
+        return self._status
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    @property
+    def pgid(self) -> int | None:
+        # start_new_session makes the child the leader of a new group with its own pid.
+        return self._pid
+
+    @property
+    def exit_code(self) -> int | None:
+        """The last run's exit status; negative for a signal (-9 for SIGKILL)."""
+        return self._exit_code
+
+    @property
+    def restarts(self) -> int:
+        return self._restarts
+
+    @property
+    def started_at(self) -> float | None:
+        """`time.time()` when the current run started; None while nothing runs."""
+        return self._started_at
+
+    @property
+    def failures_in_a_row(self) -> int:
+        return self._failures
+
+    def ram_mb(self) -> float:
+        """Resident memory of the process and all its descendants, in MB; 0 when not running."""
+        if self._pid is None:
+            return 0.0
+        try:
+            main = psutil.Process(self._pid)
+            tree = [main, *main.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        total = 0
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_info().rss
+        return total / (1024 * 1024)
+
+    # what the agent does ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the command and keep it running until `stop()`; nothing when it runs already.
+
+        Raises OSError when it cannot be spawned at all (its cwd is missing, say); the status
+        is "stopped" again then. Later spawn failures count as crashes and are retried.
+        """
+        async with self._lock:
+            await self._begin(count_restart=False)
+
+    async def stop(self) -> None:
+        """Stop restarting; SIGTERM the group, SIGKILL it after `grace`; return once it is gone."""
+        async with self._lock:
+            await self._end()
+
+    async def restart(self) -> None:
+        """Stop, then start again; counts in `restarts` and forgives earlier failures."""
+        async with self._lock:
+            await self._end()
+            await self._begin(count_restart=True)
+
+    async def _begin(self, count_restart: bool) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        self._stop_asked = asyncio.Event()
+        self._failures = 0
+        self._set(STARTING)
+        try:
+            await self._spawn(count_restart)
+        except OSError as error:
+            self._note(f"could not start: {error}")
+            self._set(STOPPED)
+            raise
+        self._task = asyncio.create_task(self._supervise(), name=f"supervise {self.name}")
+        self._task.add_done_callback(self._supervision_ended)
+
+    async def _end(self) -> None:
+        task = self._task
+        if task is None:
+            return
+        self._stop_asked.set()
+        try:
+            # Shielded: a caller that gives up waiting must not leave the group half-stopped.
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise  # the caller was cancelled, not the supervision
+        finally:
+            if task.done():
+                self._task = None
+
+    # supervision ------------------------------------------------------------------------------
+    async def _supervise(self) -> None:
+        while self._proc is not None:
+            proc = self._proc
+            if await self._exited_or_stop_asked(proc):
+                await self._end_group(proc, signal.SIGKILL, 0.0)  # its leftover children
+            else:
+                await self._end_group(proc, signal.SIGTERM, self.grace)
+            await self._finish_run(proc)
+            if self._stop_asked.is_set():
+                self._note("stopped")
+                break
+            self._crashed()
+            if not await self._respawn():
+                break
+        self._set(STOPPED)
+
+    def _supervision_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            _logger.error("supervision of %s failed", self.name, exc_info=task.exception())
+        if self._status == STOPPED:
+            return
+        # Cancelled (perhaps before it began) or failed: nothing supervises the process any
+        # more, and no one could wait for a SIGTERM, so it ends now.
+        if self._pid is not None:
+            signal_group(self._pid, signal.SIGKILL)
+        if self._output is not None:
+            self._output.close()
+        remove_record(self.record_dir, self.name)
+        self._proc, self._output, self._pid, self._started_at = None, None, None, None
+        self._set(STOPPED)
+
+    async def _exited_or_stop_asked(self, proc: asyncio.subprocess.Process) -> bool:
+        """Wait for the process to exit (True) or for `stop()` (False)."""
+        exited = asyncio.ensure_future(proc.wait())
+        asked = asyncio.ensure_future(self._stop_asked.wait())
+        try:
+            await asyncio.wait((exited, asked), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exited.cancel()
+            asked.cancel()
+            await asyncio.gather(exited, asked, return_exceptions=True)
+        return not exited.cancelled()
+
+    async def _end_group(
+        self, proc: asyncio.subprocess.Process, first: signal.Signals, grace: float
+    ) -> None:
+        """Signal the process group, escalate to SIGKILL after `grace`, wait until it is gone."""
+        pgid = proc.pid
+        if not group_alive(pgid):
+            return
+        signal_group(pgid, first)
+        if first != signal.SIGKILL:
+            if await _group_gone_within(proc, pgid, grace):
+                return
+            self._note(f"still running {grace:g}s after {first.name}; sending SIGKILL")
+            signal_group(pgid, signal.SIGKILL)
+        if not await _group_gone_within(proc, pgid, KILL_WAIT):
+            self._note(f"processes of group {pgid} survived SIGKILL for {KILL_WAIT:g}s")
+
+    async def _finish_run(self, proc: asyncio.subprocess.Process) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), KILL_WAIT)  # reap it: no zombie
+        if self._output is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._output.done), DRAIN_WAIT)
+            self._output.close()
+            self._output = None
+        remove_record(self.record_dir, self.name)
+        self._proc, self._pid, self._started_at = None, None, None
+        self._exit_code = proc.returncode
+        # The status change that follows reports the new pid and exit code.
+
+    def _crashed(self) -> None:
+        ran_for = time.monotonic() - self._started_monotonic
+        self._failures = failures_after_exit(self.policy, self._failures, ran_for)
+        self._note(f"exited ({_describe(self._exit_code)}) after {ran_for:.2f}s")
+        self._set(CRASHED)
+
+    async def _respawn(self) -> bool:
+        """Wait out the backoff and spawn again; False when `stop()` came first."""
+        while True:
+            delay = restart_delay(self.policy, self._failures - 1)
+            self._note(f"restarting in {delay:.2f}s ({self._failures} failures in a row)")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_asked.wait(), delay)
+            if self._stop_asked.is_set():
+                self._note("stopped")
+                return False
+            self._set(STARTING)
+            try:
+                await self._spawn(count_restart=True)
+            except OSError as error:
+                self._note(f"could not start: {error}")
+                self._failures += 1
+                self._set(CRASHED)
+            else:
+                return True
+
+    async def _spawn(self, count_restart: bool) -> None:
+        read_fd, write_fd = os.pipe()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/sh",
+                "-c",
+                self.command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                cwd=self.cwd,
+                env=self.env,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            # Our own pipe rather than asyncio's: in Python 3.11 proc.wait() also waits for its
+            # pipes to close, which a child forked into the background would delay forever.
+            os.close(write_fd)
+        try:
+            self._output = await _Output.connect(read_fd, self.log)
+        except BaseException:
+            signal_group(proc.pid, signal.SIGKILL)
+            raise
+        self._proc, self._pid = proc, proc.pid
+        self._started_at, self._started_monotonic = time.time(), time.monotonic()
+        if count_restart:
+            self._restarts += 1
+        self._write_record(proc.pid)
+        self._set(RUNNING)
+
+    def _write_record(self, pid: int) -> None:
+        try:
+            record = {"pid": pid, "pgid": pid, **process_identity(pid), "command": self.command}
+            self.record_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(record_path(self.record_dir, self.name), json.dumps(record) + "\n")
+        except (OSError, psutil.Error) as error:
+            # It exited already, or the disk is full: the project runs, only unrecorded.
+            self._note(f"could not record the process: {error}")
+
+    def _note(self, message: str) -> None:
+        if not self.log.closed:  # the agent may close the log before the last words
+            self.log.note(message)
+
+    # state changes ----------------------------------------------------------------------------
+    def _set(self, status: ProjectStatus) -> None:
+        if status != self._status and status not in TRANSITIONS[self._status]:
+            raise RuntimeError(f"{self.name}: no transition {self._status} -> {status}")
+        self._status = status
+        self._notify()
+
+    def _snapshot(self) -> tuple[object, ...]:
+        return (self._status, self._pid, self._exit_code, self._restarts)
+
+    def _notify(self) -> None:
+        snapshot = self._snapshot()
+        if snapshot == self._reported:
+            return
+        self._reported = snapshot
+        if self.on_change is not None:
+            try:
+                self.on_change()
+            except Exception:
+                # The callback's bug must not end the supervision of a running project.
+                _logger.exception("on_change of project %s failed", self.name)
+
+
+class _Output(asyncio.Protocol):
+    """Reads the process's stdout and stderr (one pipe) into the log."""
+
+    def __init__(self, sink: LogSink) -> None:
+        self.sink = sink
+        self.transport: asyncio.BaseTransport | None = None
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @classmethod
+    async def connect(cls, read_fd: int, sink: LogSink) -> _Output:
+        pipe = os.fdopen(read_fd, "rb", buffering=0)
+        try:
+            _, output = await asyncio.get_running_loop().connect_read_pipe(lambda: cls(sink), pipe)
+        except BaseException:
+            pipe.close()
+            raise
+        return output
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self.sink.closed:
+            self.sink.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def _group_gone_within(proc: asyncio.subprocess.Process, pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), timeout)
+    interval = POLL_INTERVAL
+    while group_alive(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+        interval = min(interval * 2, MAX_POLL_INTERVAL)  # each check scans every process
+    return True
+
+
+def _describe(code: int | None) -> str:
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"code {code}"
