@@ -65,7 +65,7 @@ class RunningManager:
 
 @asynccontextmanager
 async def running_manager(
-    data_dir: Path, node_timeout: float = 1.0, **settings: Any
+    data_dir: Path, node_timeout: float = 1.0, port: int = 0, **settings: Any
 ) -> AsyncIterator[RunningManager]:
     """Start a real manager on an ephemeral port; stop it on exit."""
     store = Store(data_dir)
@@ -78,7 +78,7 @@ async def running_manager(
     )
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = runner.addresses[0][1]
     try:

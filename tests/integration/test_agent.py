@@ -318,3 +318,39 @@ async def test_exclusive_project_stops_when_its_node_loses_the_manager(tmp_path:
     )
     assert agent.local["device"].lease_stopped
     await fleet.stop_agent("pi-1")
+
+
+async def test_projects_keep_running_without_the_manager_and_the_agent_rejoins(
+    tmp_path: Path,
+) -> None:
+    """The manager goes away, then a new one (fresh data dir) answers at the same address:
+    while none answers, the project keeps running; the new manager does not know the node's
+    token (401), so the node joins again with the password and follows the new manager,
+    which has no projects for it."""
+    repo = counter_repo(tmp_path)
+    async with running_manager(tmp_path / "old", node_timeout=30.0) as old:
+        fleet = Fleet(old, tmp_path)
+        agent = await fleet.start_agent("pi-1")
+        async with old.client() as ctl:
+            await ctl.add("counter", repo.url, command=f"{PY} counter.py")
+        info = await fleet.until("counter", lambda p: p["status"] == "running", "counter to run")
+        port = int(old.url.rsplit(":", 1)[1])
+    # No manager at all now: a non-exclusive project keeps running.
+    await wait_for(
+        lambda: asyncio.sleep(0, result=agent.clock() - agent.last_contact > 1.0),
+        what="the agent to notice the manager is gone",
+    )
+    assert alive(info["pid"])
+    async with running_manager(tmp_path / "new", node_timeout=30.0, port=port) as new:
+
+        async def rejoined() -> bool:
+            async with new.client() as ctl:
+                return "pi-1" in await ctl.nodes()
+
+        await wait_for(rejoined, timeout=30, what="the agent to join the new manager")
+        await wait_for(
+            lambda: asyncio.sleep(0, result=not alive(info["pid"])),
+            what="the project unknown to the new manager to be stopped",
+        )
+        fleet.manager = new
+        await fleet.stop_agent("pi-1")
