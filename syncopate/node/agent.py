@@ -116,6 +116,7 @@ class Agent:
         self.lease = 0.0
         self.last_contact = clock()
         self._report_now = asyncio.Event()
+        self._steps: dict[asyncio.Task[None], str] = {}  # every project step under way
         self._epochs_file = self.data_dir / "epochs.json"
         self._started_epochs: dict[str, int] = self._load_epochs()
 
@@ -274,6 +275,8 @@ class Agent:
                 self._converge(local)  # the wish may have changed while this step ran
 
         local.task = asyncio.create_task(run())
+        self._steps[local.task] = step.__name__
+        local.task.add_done_callback(lambda task: self._steps.pop(task, None))
 
     # project steps ----------------------------------------------------------------------------
     def checkout(self, name: str) -> Path:
@@ -361,10 +364,14 @@ class Agent:
         else:
             await local.process.restart()
 
-    async def _remove(self, local: Local) -> None:
+    async def _retire(self, local: Local) -> None:
+        """Stop a project this node no longer runs, and close its log."""
         await self._stop(local)
         if local.sink is not None:
             local.sink.close()
+
+    async def _remove(self, local: Local) -> None:
+        await self._retire(local)
         self._started_epochs.pop(local.name, None)
         self._save_epochs()
         if local.name not in self.local:
@@ -430,7 +437,7 @@ class Agent:
             log.warning("%s: the manager refused the report (%s); stopping it", local.name, exc)
             if self.local.get(local.name) is local:
                 del self.local[local.name]
-                self._spawn(local, self._stop)
+                self._spawn(local, self._retire)
         except (ConnectionFailed, RequestError) as exc:
             log.debug("report for %s failed: %s", local.name, exc)
 
@@ -478,11 +485,14 @@ class Agent:
     async def _leave(self) -> None:
         """Stop every project, send final reports, tell the manager, close."""
         locals_ = list(self.local.values())
-        for local in locals_:
-            if local.task is not None and not local.task.done():
-                local.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await local.task
+        # A clone or a start under way is abandoned (_stop below ends what it started);
+        # stops and removals under way are let finish, so nothing is left running.
+        for task, step in list(self._steps.items()):
+            if step == "_bring_up":
+                task.cancel()
+        for task in list(self._steps):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         await asyncio.gather(*(self._stop(local) for local in locals_), return_exceptions=True)
         for local in locals_:
             with contextlib.suppress(SyncopateError):
