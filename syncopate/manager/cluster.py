@@ -289,8 +289,8 @@ class Cluster:
             project.variables = report.persistent_variables
         if report.commit is not None:
             project.commit = report.commit
-        if report.pid is not None:
-            project.pid = report.pid
+        if "pid" in report.model_fields_set:
+            project.pid = report.pid  # null: nothing runs
         if report.restarts is not None:
             project.restarts = report.restarts
         if report.exit_code is not None or "exit_code" in report.model_fields_set:

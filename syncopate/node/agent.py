@@ -417,7 +417,7 @@ class Agent:
             "reason": "; ".join(reasons) or None,
         }
         if process is not None:
-            report["pid"] = process.pid
+            report["pid"] = process.pid if process.status != "stopped" else None
             report["exit-code"] = process.exit_code
         if local.sink is not None:
             report["log-tail"] = local.sink.tail(LOG_TAIL_LINES)
@@ -446,7 +446,8 @@ class Agent:
         while True:
             await asyncio.sleep(self.settings.sync_interval)
             for local in list(self.local.values()):
-                if local.process is None or (local.task and not local.task.done()):
+                busy = local.task is not None and not local.task.done()
+                if busy or not git_sync.is_checkout(self.checkout(local.name)):
                     continue
                 await self._sync(local)
 
@@ -459,9 +460,12 @@ class Agent:
             log.warning("%s: fetch failed: %s", local.name, exc)
             return
         local.commit = commit
-        if changed:
+        running = local.process is not None and local.process.status != "stopped"
+        if changed and running and local.desired == "running" and not local.lease_stopped:
             log.info("%s: new commit %s; restarting", local.name, commit[:12])
             self._spawn(local, self._restart)
+        elif changed:
+            self._report_now.set()  # a stopped project starts on the new commit next time
 
     # exclusive lease --------------------------------------------------------------------------
     async def _lease_loop(self) -> None:

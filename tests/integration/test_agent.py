@@ -354,3 +354,18 @@ async def test_projects_keep_running_without_the_manager_and_the_agent_rejoins(
         )
         fleet.manager = new
         await fleet.stop_agent("pi-1")
+
+
+async def test_new_commit_does_not_start_a_stopped_project(fleet: Fleet) -> None:
+    repo = Repo.create(fleet.tmp / "repos" / "web", {"version.txt": "1\n"})
+    await fleet.start_agent("pi-1")
+    async with fleet.manager.client() as ctl:
+        await ctl.add("web", repo.url, command="exec sleep 1000")
+        running = await fleet.until("web", lambda p: p["status"] == "running", "web to run")
+        await ctl.stop(["web"])
+    await fleet.until("web", lambda p: p["status"] == "stopped", "web to stop")
+    second = repo.commit({"version.txt": "2\n"})
+    info = await fleet.until("web", lambda p: p["commit"] == second, "the new commit fetched")
+    assert info["status"] == "stopped"
+    assert info["pid"] is None
+    assert not alive(running["pid"])
