@@ -193,6 +193,7 @@ class Agent:
         delay = 0.5
         wait: float | None = None  # the first poll answers at once
         while True:
+            sent = self.clock()
             try:
                 answer = await self.client.node_status(self.name, self.token, wait=wait)
             except Unauthorized:
@@ -208,7 +209,9 @@ class Agent:
                 wait = None
                 continue
             delay = 0.5
-            self.last_contact = self.clock()
+            # Contact counts from when the request left: the manager saw it no earlier, so the
+            # lease here always runs out before the manager's node-timeout there.
+            self.last_contact = max(self.last_contact, sent)
             self.lease = float(answer.get("lease") or 0.0)
             self.reconcile(answer.get("projects") or {})
             wait = self.settings.poll_wait
@@ -429,9 +432,10 @@ class Agent:
             # Off the event loop: walking a checkout on an SD card can take a while.
             local.disk_at = now
             local.disk_mb = await asyncio.to_thread(probes.dir_size_mb, self.checkout(local.name))
+        sent = self.clock()
         try:
             await self.client.node_update(self.name, self.token, self.build_report(local))
-            self.last_contact = self.clock()
+            self.last_contact = max(self.last_contact, sent)
         except (Forbidden, NotFound, Conflict) as exc:
             # Not ours any more (moved, removed, or reset behind our back): stop this copy.
             log.warning("%s: the manager refused the report (%s); stopping it", local.name, exc)

@@ -1,0 +1,888 @@
+"""Agent benchmark: a real node agent's footprint and reaction times, next to supervisord.
+
+    python benchmarks/agent.py                          # about 3 minutes
+    python benchmarks/agent.py --idle-window 10 --crash-rounds 1 --moves 1 --no-supervisord
+
+It starts a real manager and real `syncopate node join` agents as subprocesses on 127.0.0.1,
+makes git repositories in a temporary directory (used through file:// URLs) and measures the
+agent's RSS and idle CPU, crash -> restart, add -> running and node power loss -> running
+elsewhere; then it runs supervisord with the same programs for comparison. It prints figures,
+asserts nothing, and ends every subprocess on exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.metadata
+import io
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from syncopate.node.backoff import BackoffPolicy
+
+HOST = "127.0.0.1"
+PASSWORD = "bench-password"
+PY = sys.executable
+MB = 2**20
+AGENT_INTERVAL = 5.0  # --interval of the agents
+SYNC_INTERVAL = 60.0  # --sync-interval of the agents
+MAIN_NODE_TIMEOUT = 15.0  # the manager's default; parts 1-4
+POLL = 0.002  # seconds between two looks at a parent's children
+GAP = 0.3  # seconds between two crashes of different projects
+PROJECTS = 5
+SLEEPER = """\
+# A project that does nothing: it sleeps until it is stopped.
+import time
+
+while True:
+    time.sleep(3600)
+"""
+# No proxy: every request goes straight to the manager on 127.0.0.1.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of values by nearest rank; nan when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def spread(values: list[float]) -> str:
+    """`p50 X  max Y  (n=N)` in milliseconds."""
+    if not values:
+        return "no samples"
+    return f"p50 {ms(percentile(values, 0.5))}  max {ms(max(values))}  (n={len(values)})"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def syncopate_version() -> str:
+    """The package version and, when run from a git checkout, its commit."""
+    import syncopate
+
+    root = Path(syncopate.__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{syncopate.__version__} ({commit})" if commit else syncopate.__version__
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so cleanup runs as for Ctrl-C."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def post_json(url: str, body: dict[str, Any], timeout: float = 10.0) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with OPENER.open(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        try:
+            return error.code, json.loads(error.read() or b"{}")
+        except ValueError:
+            return error.code, {}
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=True, timeout=60)
+
+
+def make_repo(path: Path) -> str:
+    """A repository with sleeper.py, one commit on `main`; its file:// URL."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    (path / "sleeper.py").write_text(SLEEPER, encoding="utf-8")
+    git(path, "add", "-A")
+    who = ["-c", "user.email=bench@syncopate.invalid", "-c", "user.name=Syncopate bench"]
+    git(path, *who, "commit", "-q", "-m", "first")
+    return path.resolve().as_uri()
+
+
+def project_command(marker: str) -> str:
+    """The project's command: run by `/bin/sh -c` in its checkout; `marker` names it."""
+    return f"exec {shlex.quote(PY)} sleeper.py {marker}"
+
+
+# --------------------------------------------------------------------------------------------
+# subprocesses
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Subprocesses:
+    """Every subprocess this program started; ended on exit with all their descendants."""
+
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, command: list[str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            # A session of its own: Ctrl-C reaches only this program, which ends the process.
+            proc = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, procs: list[subprocess.Popen[bytes]]) -> None:
+        """SIGTERM (agents stop their projects), then SIGKILL whatever is left of their trees."""
+        descendants: list[psutil.Process] = []
+        for proc in procs:
+            if proc.poll() is None:  # not reaped yet, so its pid is still its own
+                with contextlib.suppress(psutil.Error):
+                    descendants += psutil.Process(proc.pid).children(recursive=True)
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for child in descendants:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+
+    def stop_all(self) -> None:
+        self.stop(self.procs)
+
+
+def wait_for_line(proc: subprocess.Popen[bytes], log: Path, pattern: str, timeout: float) -> str:
+    """Wait until the log has a line matching `pattern`; its first group."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(pattern, log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"{proc.args!r} did not start; its output:\n{log.read_text()[-2000:]}")
+
+
+@dataclass
+class Manager:
+    proc: subprocess.Popen[bytes]
+    url: str
+    token: str
+    node_timeout: float
+
+    def ask(self, action: str, **fields: Any) -> dict[str, Any]:
+        body = {"access-token": self.token, "action": action, **fields}
+        status, answer = post_json(f"{self.url}/controller", body)
+        if status != 200:
+            raise RuntimeError(f"controller {action}: HTTP {status}: {answer}")
+        return answer
+
+    def project(self, name: str) -> dict[str, Any]:
+        info: dict[str, Any] = self.ask("status", projects=[name])["projects"].get(name, {})
+        return info
+
+    def node_status(self, name: str) -> str | None:
+        node = self.ask("nodes")["nodes"].get(name)
+        return None if node is None else str(node["status"])
+
+
+def start_manager(procs: Subprocesses, folder: Path, node_timeout: float) -> Manager:
+    data_dir = folder / "data"
+    command = [
+        *(PY, "-m", "syncopate", "manager", "serve", "--host", HOST, "--port", "0"),
+        *("--data-dir", str(data_dir), "--password", PASSWORD),
+        *("--node-timeout", f"{node_timeout:g}"),
+    ]
+    folder.mkdir(parents=True)
+    log = folder / "manager.log"
+    proc = procs.start(command, log)
+    url = wait_for_line(proc, log, r"Syncopate manager listening on (\S+)", 30)
+    token = json.loads((data_dir / "controller.json").read_text())["token"]
+    return Manager(proc, url.rstrip("/"), token, node_timeout)
+
+
+@dataclass
+class Agent:
+    name: str
+    data_dir: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def process(self) -> psutil.Process:
+        return psutil.Process(self.proc.pid)
+
+
+def start_agent(procs: Subprocesses, manager: Manager, folder: Path, name: str) -> Agent:
+    """Start `syncopate node join` (again, when `folder` holds its identity); wait until alive."""
+    data_dir = folder / name
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        *(PY, "-m", "syncopate", "node", "join", manager.url, "--password", PASSWORD),
+        *("--name", name, "--data-dir", str(data_dir)),
+        *("--interval", f"{AGENT_INTERVAL:g}", "--sync-interval", f"{SYNC_INTERVAL:g}"),
+    ]
+    log = folder / f"{name}.log"
+    proc = procs.start(command, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        if manager.node_status(name) == "alive":
+            return Agent(name, data_dir, proc)
+        time.sleep(0.05)
+    raise RuntimeError(f"agent {name} did not join; its output:\n{log.read_text()[-2000:]}")
+
+
+# --------------------------------------------------------------------------------------------
+# finding a project's process among a parent's children
+# --------------------------------------------------------------------------------------------
+def child_pids(parent: psutil.Process) -> set[int]:
+    with contextlib.suppress(psutil.Error):
+        return {child.pid for child in parent.children()}
+    return set()
+
+
+def cmdline_words(pid: int) -> list[str] | None:
+    try:
+        return " ".join(psutil.Process(pid).cmdline()).split()
+    except psutil.Error:
+        return None
+
+
+def runs_marker(pid: int, marker: str, parent_cmdline: list[str], timeout: float = 2.0) -> bool:
+    """Whether this child runs the project named `marker`.
+
+    Between fork and exec a child still shows its parent's command line, and during the exec
+    an empty one: wait for the exec then. Anything else (a git process of the agent, say) is
+    not the project.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        words = cmdline_words(pid)
+        if words is None:
+            return False
+        if marker in words:
+            return True
+        if words not in ([], parent_cmdline) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.0005)
+
+
+@dataclass
+class Parent:
+    """A supervising process (an agent, supervisord) and what it runs."""
+
+    process: psutil.Process
+    cmdline: list[str]
+
+    @classmethod
+    def of(cls, pid: int) -> Parent:
+        process = psutil.Process(pid)
+        return cls(process, " ".join(process.cmdline()).split())
+
+    def children(self) -> set[int]:
+        return child_pids(self.process)
+
+    def find(self, marker: str) -> int | None:
+        for pid in sorted(self.children()):
+            if runs_marker(pid, marker, self.cmdline, timeout=0.0):
+                return pid
+        return None
+
+    def new_child(self, marker: str, known: set[int], deadline: float) -> tuple[int, float] | None:
+        """Look every POLL s for a new child that runs `marker`: (pid, perf_counter seen)."""
+        known = set(known)
+        while time.perf_counter() < deadline:
+            pids = self.children()
+            seen = time.perf_counter()
+            for pid in sorted(pids - known):
+                if runs_marker(pid, marker, self.cmdline):
+                    return pid, seen
+                known.add(pid)
+            time.sleep(POLL)
+        return None
+
+
+def scan_cost(parent: Parent) -> float:
+    """Seconds one look at the children takes (the detection resolution is POLL + this)."""
+    started = time.perf_counter()
+    for _ in range(50):
+        parent.children()
+    return (time.perf_counter() - started) / 50
+
+
+# --------------------------------------------------------------------------------------------
+# measurements
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Usage:
+    seconds: float
+    cpu_percent: float  # of one core
+    rss_max: float  # MB
+    rss_last: float
+    uss: float
+    threads: int
+
+    def line(self) -> str:
+        return (
+            f"RSS {self.rss_last:.1f} MB (max {self.rss_max:.1f}), USS {self.uss:.1f} MB, "
+            f"CPU {self.cpu_percent:.2f}% of one core over {self.seconds:.0f} s, "
+            f"{self.threads} threads"
+        )
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)  # its own, not its children's
+
+
+def measure_usage(pid: int, seconds: float) -> Usage:
+    """CPU (delta / wall) and RSS (sampled each second) of one process only."""
+    process = psutil.Process(pid)
+    t0, cpu0 = time.perf_counter(), cpu_seconds(process)
+    rss: list[int] = []
+    while (left := seconds - (time.perf_counter() - t0)) > 0:
+        rss.append(process.memory_info().rss)
+        time.sleep(min(1.0, left))
+    t1, cpu1 = time.perf_counter(), cpu_seconds(process)
+    rss.append(process.memory_info().rss)
+    return Usage(
+        seconds=t1 - t0,
+        cpu_percent=100 * (cpu1 - cpu0) / (t1 - t0),
+        rss_max=max(rss) / MB,
+        rss_last=rss[-1] / MB,
+        uss=process.memory_full_info().uss / MB,
+        threads=process.num_threads(),
+    )
+
+
+def memory_map_summary(pid: int, top: int = 5) -> str:
+    """Anonymous memory (Python objects) and the largest mapped files (libraries), by RSS."""
+    try:
+        maps = psutil.Process(pid).memory_maps()
+    except (psutil.Error, OSError) as error:
+        return f"unknown ({error})"
+    anonymous = sum(m.rss for m in maps if not m.path.startswith("/")) / MB
+    files = sorted((m for m in maps if m.path.startswith("/")), key=lambda m: -m.rss)
+    named = ", ".join(f"{Path(m.path).name.split('.')[0]} {m.rss / MB:.1f}" for m in files[:top])
+    return f"anonymous {anonymous:.1f} MB; files {named} MB"
+
+
+@dataclass
+class Crashes:
+    """Kill a parent's projects with SIGKILL; time until each one's new process exists."""
+
+    parent: Parent
+    pids: dict[str, int]
+    started: dict[str, float]  # time.time() when each current run began
+    latencies: list[float] = field(default_factory=list)
+    missed: int = 0
+
+    @classmethod
+    def of(cls, parent: Parent, markers: list[str]) -> Crashes:
+        pids: dict[str, int] = {}
+        started: dict[str, float] = {}
+        for marker in markers:
+            pid = parent.find(marker)
+            if pid is None:
+                raise RuntimeError(f"{marker} is not running under pid {parent.process.pid}")
+            pids[marker], started[marker] = pid, psutil.Process(pid).create_time()
+        return cls(parent, pids, started)
+
+    def crash(self, marker: str, timeout: float = 5.0) -> float | None:
+        """SIGKILL the project's process; seconds until its next process exists."""
+        known = self.parent.children() | {self.pids[marker]}
+        t0 = time.perf_counter()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pids[marker], signal.SIGKILL)
+        found = self.parent.new_child(marker, known, t0 + timeout)
+        if found is None:
+            self.missed += 1
+            return None
+        self.pids[marker], self.started[marker] = found[0], time.time()
+        return found[1] - t0
+
+    def series(self, rounds: int, stable_after: float) -> None:
+        """Crash each project `rounds` times, each after a run of at least `stable_after` s."""
+        for _ in range(rounds):
+            for marker in self.pids:
+                time.sleep(max(0.0, self.started[marker] + stable_after - time.time()))
+                latency = self.crash(marker)
+                if latency is not None:
+                    self.latencies.append(latency)
+                time.sleep(GAP)
+
+    def back_to_back(self, marker: str, stable_after: float) -> tuple[float | None, float | None]:
+        """After a stable run, crash a project, then its new process at once: both latencies."""
+        time.sleep(max(0.0, self.started[marker] + stable_after - time.time()))
+        first = self.crash(marker)
+        return first, None if first is None else self.crash(marker)
+
+
+@dataclass
+class AddTiming:
+    process: float
+    running: float
+
+
+def timed_add(manager: Manager, agent: Agent, name: str, url: str) -> AddTiming | None:
+    """Add a project; seconds until its process exists on the node and the manager says running."""
+    parent = Parent.of(agent.proc.pid)
+    known = parent.children()
+    project = {"name": name, "url": url, "initial_variables": {}, "command": project_command(name)}
+    t0 = time.perf_counter()
+    manager.ask("add", project=project)
+    found = parent.new_child(name, known, t0 + 30)
+    if found is None:
+        return None
+    while time.perf_counter() - t0 < 30:
+        info = manager.project(name)
+        if info.get("status") == "running" and info.get("node") == agent.name:
+            return AddTiming(found[1] - t0, time.perf_counter() - t0)
+        time.sleep(0.01)
+    return None
+
+
+def wait_running(manager: Manager, name: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = manager.project(name)
+        if info.get("status") == "running":
+            return info
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} is not running after {timeout:g} s: {manager.project(name)}")
+
+
+@dataclass
+class Move:
+    dead: float | None = None  # the manager said the node is dead (an upper bound)
+    process: float | None = None  # the project's process exists under the other agent
+    running: float | None = None  # the manager says running on the other node
+
+
+def power_loss(manager: Manager, holder: Agent, other: Agent, name: str) -> Move:
+    """SIGKILL the holder agent and its project's group; time the project's arrival on `other`."""
+    pid = Parent.of(holder.proc.pid).find(name)
+    target = Parent.of(other.proc.pid)
+    known = target.children()
+    move = Move()
+    t0 = time.perf_counter()
+    holder.proc.kill()
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    deadline = t0 + manager.node_timeout + 30
+    next_ask = t0
+    while move.process is None and time.perf_counter() < deadline:
+        if move.dead is None and time.perf_counter() >= next_ask:
+            if manager.node_status(holder.name) == "dead":
+                move.dead = time.perf_counter() - t0
+            next_ask = time.perf_counter() + 0.05
+        found = target.new_child(name, known, time.perf_counter() + 0.01)
+        if found is not None:
+            move.process = found[1] - t0
+    while move.process is not None and time.perf_counter() < deadline:
+        info = manager.project(name)
+        if info.get("status") == "running" and info.get("node") == other.name:
+            move.running = time.perf_counter() - t0
+            break
+        time.sleep(0.01)
+    holder.proc.wait()
+    return move
+
+
+# --------------------------------------------------------------------------------------------
+# supervisord
+# --------------------------------------------------------------------------------------------
+def supervisor_version() -> str | None:
+    try:
+        importlib.import_module("supervisor")
+    except ImportError:
+        return None
+    return importlib.metadata.version("supervisor")
+
+
+def supervisord_config(folder: Path, programs: dict[str, Path]) -> Path:
+    """One program per project (the same command, via /bin/sh -c), autorestart, startsecs=0."""
+    lines = [
+        "[unix_http_server]",
+        f"file={folder / 'supervisor.sock'}",
+        "[supervisord]",
+        "nodaemon=true",
+        f"logfile={folder / 'supervisord.log'}",
+        f"pidfile={folder / 'supervisord.pid'}",
+        f"childlogdir={folder}",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "[supervisorctl]",
+        f"serverurl=unix://{folder / 'supervisor.sock'}",
+    ]
+    for name, directory in programs.items():
+        lines += [
+            f"[program:{name}]",
+            f"command=/bin/sh -c {shlex.quote(project_command(name))}",
+            f"directory={directory}",
+            "autorestart=true",
+            "startsecs=0",
+            "startretries=1000000",
+            "redirect_stderr=true",
+            f"stdout_logfile={folder / name}.log",
+        ]
+    path = folder / "supervisord.conf"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@dataclass
+class Comparison:
+    version: str
+    usage: Usage
+    latencies: list[float]
+    missed: int
+
+
+def run_supervisord(
+    procs: Subprocesses, folder: Path, programs: dict[str, Path], args: argparse.Namespace
+) -> Comparison | None:
+    version = supervisor_version()
+    if version is None:
+        print(
+            "  SKIPPED: supervisor is not installed; `pip install supervisor` to compare "
+            "(it is not a dependency of Syncopate)"
+        )
+        return None
+    folder.mkdir(parents=True)
+    conf = supervisord_config(folder, programs)
+    proc = procs.start([PY, "-m", "supervisor.supervisord", "-c", str(conf)], folder / "out.log")
+    parent = Parent.of(proc.pid)
+    deadline = time.monotonic() + 30
+    while any(parent.find(name) is None for name in programs):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"supervisord did not start its programs; see {folder}")
+        time.sleep(0.1)
+    print(f"  supervisord {version}, pid {proc.pid}: {len(programs)} programs running")
+    time.sleep(args.settle)
+    usage = measure_usage(proc.pid, args.busy_window)
+    print(f"  idle with {len(programs)} programs: {usage.line()}")
+    crashes = Crashes.of(parent, list(programs))
+    # No backoff to forgive: a run of startsecs=0 or more is always a successful start.
+    crashes.series(args.crash_rounds, stable_after=0.0)
+    print(f"  crash -> new process: {spread(crashes.latencies)}; missed {crashes.missed}")
+    procs.stop([proc])
+    return Comparison(version, usage, crashes.latencies, crashes.missed)
+
+
+# --------------------------------------------------------------------------------------------
+# the phases
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Results:
+    idle: Usage | None = None
+    busy: Usage | None = None
+    crash: list[float] = field(default_factory=list)
+    crash_missed: int = 0
+    adds: list[AddTiming] = field(default_factory=list)
+    add_missed: int = 0
+    moves: list[Move] = field(default_factory=list)
+    move_timeout: float = 3.0
+    supervisord: Comparison | None = None
+
+
+def print_header(args: argparse.Namespace) -> None:
+    policy = BackoffPolicy()
+    print("Syncopate agent benchmark (traffic on 127.0.0.1 only)")
+    print(
+        f"  machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; psutil "
+        f"{psutil.__version__}; syncopate {syncopate_version()}"
+    )
+    print(
+        f"  agents: --interval {AGENT_INTERVAL:g} --sync-interval {SYNC_INTERVAL:g}; projects "
+        f"run `{project_command('NAME')}` (a sleeping Python) from a file:// repository"
+    )
+    print(
+        f"  agent default backoff (syncopate/node/backoff.py): first restart after "
+        f"{ms(policy.first)}, x{policy.factor:g} per failure in a row, cap {policy.cap:g} s, "
+        f"forgiven after a run of {policy.stable_after:g} s"
+    )
+
+
+def phase_idle(agent: Agent, args: argparse.Namespace, results: Results) -> None:
+    print(f"\n1-2. agent idle (joined, no projects); settle {args.settle:g} s first")
+    time.sleep(args.settle)
+    results.idle = measure_usage(agent.proc.pid, args.idle_window)
+    print(f"  agent pid {agent.proc.pid}: {results.idle.line()}")
+    print(f"  where its RSS is: {memory_map_summary(agent.proc.pid)}")
+
+
+def phase_add(manager: Manager, agent: Agent, repos: dict[str, str], results: Results) -> list[str]:
+    print(f"\n4. add -> running, {len(repos)} projects one after another (each clones its repo)")
+    added = []
+    for name, url in repos.items():
+        timing = timed_add(manager, agent, name, url)
+        if timing is None:
+            results.add_missed += 1
+            print(f"  {name}: NOT running within 30 s")
+            continue
+        added.append(name)
+        results.adds.append(timing)
+        print(
+            f"  {name}: process exists after {ms(timing.process)}, manager says running "
+            f"after {ms(timing.running)}"
+        )
+    return added
+
+
+def phase_busy(agent: Agent, count: int, args: argparse.Namespace, results: Results) -> None:
+    print(f"\n1. agent with {count} projects running; settle {args.settle:g} s first")
+    time.sleep(args.settle)
+    results.busy = measure_usage(agent.proc.pid, args.busy_window)
+    print(f"  agent pid {agent.proc.pid}: {results.busy.line()}")
+
+
+def phase_crash(
+    manager: Manager, agent: Agent, names: list[str], args: argparse.Namespace, results: Results
+) -> None:
+    policy = BackoffPolicy()
+    stable = policy.stable_after + 1.0
+    parent = Parent.of(agent.proc.pid)
+    print(
+        f"\n3. crash -> restarted: SIGKILL a project's process, look for its new process every "
+        f"{ms(POLL)} (one look costs {ms(scan_cost(parent))}); {args.crash_rounds} round(s) over "
+        f"{len(names)} projects, each crash after a run of >= {stable:g} s (backoff forgiven)"
+    )
+    crashes = Crashes.of(parent, names)
+    crashes.series(args.crash_rounds, stable)
+    results.crash, results.crash_missed = crashes.latencies, crashes.missed
+    print(f"  first restart: {spread(crashes.latencies)}; missed {crashes.missed}")
+    print(f"    each: {', '.join(ms(x) for x in crashes.latencies)}")
+    first, second = crashes.back_to_back(names[0], stable)
+    print(
+        f"  {names[0]} after a stable run: first restart {show_ms(first)}, then killed again at "
+        f"once: second restart {show_ms(second)} (backoff {ms(policy.first)}, then "
+        f"{ms(policy.first * policy.factor)}, by design)"
+    )
+    time.sleep(AGENT_INTERVAL / 2)
+    statuses = {n: manager.project(n) for n in names}
+    restarts = sum(int(p.get("restarts") or 0) for p in statuses.values())
+    states = sorted({str(p.get("status")) for p in statuses.values()})
+    count = len(crashes.latencies) + (first is not None) + (second is not None)
+    print(f"  the manager says: restarts {restarts} (benchmark counted {count}), status {states}")
+
+
+def phase_move(
+    procs: Subprocesses, tmp: Path, url: str, args: argparse.Namespace, results: Results
+) -> None:
+    timeout = args.move_node_timeout
+    results.move_timeout = timeout
+    print(
+        f"\n5. node power loss -> running elsewhere: a second manager with --node-timeout "
+        f"{timeout:g}, two agents; SIGKILL the project's agent and its process group"
+    )
+    manager = start_manager(procs, tmp / "manager-move", timeout)
+    folder = tmp / "nodes-move"
+    agents = {name: start_agent(procs, manager, folder, name) for name in ("move-a", "move-b")}
+    name = "moving"
+    project = {"name": name, "url": url, "initial_variables": {}, "command": project_command(name)}
+    manager.ask("add", project=project)
+    for run in range(args.moves):
+        holder = agents[str(wait_running(manager, name)["node"])]
+        other = next(a for a in agents.values() if a is not holder)
+        time.sleep(1.0)
+        move = power_loss(manager, holder, other, name)
+        results.moves.append(move)
+        print(
+            f"  run {run + 1}: {holder.name} -> {other.name}: declared dead "
+            f"{show(move.dead)}, process on {other.name} {show(move.process)}, manager says "
+            f"running there {show(move.running)}"
+        )
+        agents[holder.name] = start_agent(procs, manager, folder, holder.name)  # power is back
+    procs.stop([a.proc for a in agents.values()] + [manager.proc])
+
+
+def show_ms(seconds: float | None) -> str:
+    return "NOT restarted within 5 s" if seconds is None else ms(seconds)
+
+
+def show(seconds: float | None) -> str:
+    return "never" if seconds is None else f"after {seconds:.2f} s"
+
+
+def phase_main(
+    procs: Subprocesses, tmp: Path, repos: dict[str, str], args: argparse.Namespace
+) -> Results:
+    results = Results()
+    manager = start_manager(procs, tmp / "manager", MAIN_NODE_TIMEOUT)
+    agent = start_agent(procs, manager, tmp / "nodes", "bench-node")
+    print(
+        f"\nsetup: manager pid {manager.proc.pid} at {manager.url} (--node-timeout "
+        f"{MAIN_NODE_TIMEOUT:g}); agent {agent.name} pid {agent.proc.pid}"
+    )
+    phase_idle(agent, args, results)
+    names = phase_add(manager, agent, repos, results)
+    phase_busy(agent, len(names), args, results)
+    if names:
+        phase_crash(manager, agent, names, args, results)
+    procs.stop([agent.proc, manager.proc])
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# the report
+# --------------------------------------------------------------------------------------------
+def worst(values: list[float | None], missed: int = 0) -> float:
+    if missed or not values or any(v is None for v in values):
+        return float("inf")
+    return max(v for v in values if v is not None)
+
+
+def print_comparison(results: Results) -> None:
+    sv = results.supervisord
+    if sv is None or results.busy is None:
+        return
+    ours, theirs = results.busy, sv.usage
+    rows = [
+        ("RSS, 5 projects / programs", f"{ours.rss_max:.1f} MB", f"{theirs.rss_max:.1f} MB"),
+        ("USS, same", f"{ours.uss:.1f} MB", f"{theirs.uss:.1f} MB"),
+        ("CPU, same, % of one core", f"{ours.cpu_percent:.2f}%", f"{theirs.cpu_percent:.2f}%"),
+        (
+            "crash -> new process, p50",
+            ms(percentile(results.crash, 0.5)),
+            ms(percentile(sv.latencies, 0.5)),
+        ),
+        (
+            "crash -> new process, max",
+            ms(worst(list(results.crash))),
+            ms(worst(list(sv.latencies))),
+        ),
+    ]
+    print(f"\nside by side{'':27} {'syncopate agent':>16} {'supervisord ' + sv.version:>18}")
+    for text, agent, supervisord in rows:
+        print(f"  {text:37} {agent:>16} {supervisord:>18}")
+    print(
+        "  (the agent also clones, reports to a manager and probes RAM; its first restart "
+        "waits the backoff's first delay on purpose)"
+    )
+
+
+def print_targets(results: Results) -> None:
+    idle_rss = results.idle.rss_max if results.idle else float("inf")
+    busy_rss = results.busy.rss_max if results.busy else float("inf")
+    idle_cpu = results.idle.cpu_percent if results.idle else float("inf")
+    crash = worst(list(results.crash), results.crash_missed)
+    add = worst([a.running for a in results.adds], results.add_missed)
+    move = worst([m.running for m in results.moves])
+    limit = results.move_timeout + 1
+    rows = [
+        ("agent RSS idle <= 40 MB", f"{idle_rss:.1f} MB", idle_rss <= 40),
+        ("agent RSS with 5 projects <= 40 MB", f"{busy_rss:.1f} MB", busy_rss <= 40),
+        ("agent idle CPU <= 1% of one core", f"{idle_cpu:.2f}%", idle_cpu <= 1),
+        ("crash -> restarted (first restart, max) <= 100 ms", ms(crash), crash <= 0.1),
+        ("add -> running (manager says, max) <= 1 s", f"{add:.2f} s", add <= 1),
+        (
+            f"power loss -> running elsewhere <= node-timeout + 1 s = {limit:g} s",
+            f"{move:.2f} s",
+            move <= limit,
+        ),
+    ]
+    print("\ntargets (RSS and CPU of the agent process only, not its projects; psutil)")
+    for text, value, ok in rows:
+        print(f"  {text:62} measured {value:>9}  {verdict(ok)}")
+
+
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+def run(args: argparse.Namespace, tmp: Path, procs: Subprocesses) -> None:
+    print_header(args)
+    repo_dirs = {f"bench-{i}": tmp / "repos" / f"bench-{i}" for i in range(1, PROJECTS + 1)}
+    repos = {name: make_repo(path) for name, path in repo_dirs.items()}
+    move_url = make_repo(tmp / "repos" / "moving")
+    results = phase_main(procs, tmp, repos, args)
+    if args.moves > 0:
+        phase_move(procs, tmp, move_url, args, results)
+    print(f"\n6. supervisord, {len(repo_dirs)} programs with the same command, for comparison")
+    if args.no_supervisord:
+        print("  SKIPPED (--no-supervisord)")
+    else:
+        results.supervisord = run_supervisord(procs, tmp / "supervisord", repo_dirs, args)
+    print_comparison(results)
+    print_targets(results)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--idle-window", type=float, default=30.0, help="idle CPU window, s")
+    parser.add_argument("--busy-window", type=float, default=15.0, help="window with projects, s")
+    parser.add_argument("--settle", type=float, default=6.0, help="wait before a window, s")
+    parser.add_argument("--crash-rounds", type=int, default=2, help="crashes per project")
+    parser.add_argument("--moves", type=int, default=3, help="power-loss runs")
+    parser.add_argument(
+        "--move-node-timeout", type=float, default=3.0, help="node-timeout for the power-loss part"
+    )
+    parser.add_argument("--no-supervisord", action="store_true", help="skip the comparison")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # progress shows up in a log file too
+    procs = Subprocesses()
+    # The subprocesses are ended before the temporary directory is removed.
+    with (
+        terminate_on_sigterm(),
+        tempfile.TemporaryDirectory(prefix="syncopate-agent-bench-") as tmp,
+    ):
+        try:
+            run(args, Path(tmp), procs)
+        except KeyboardInterrupt:
+            print("\ninterrupted; stopping the subprocesses", file=sys.stderr)
+            return 130
+        finally:
+            procs.stop_all()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
