@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from syncopate.paths import default_node_dir
-
 app = typer.Typer(help="Run a node agent, or manage nodes.", no_args_is_help=True)
 
 
@@ -31,40 +29,30 @@ def join(
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Join the manager and run its projects here until Ctrl-C or SIGTERM."""
-    import asyncio
-    import logging
-    import signal
+    import os
+    import sys
 
     from syncopate.errors import ConfigError
-    from syncopate.node.agent import Agent, AgentSettings
 
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    labels = {}
     for item in label:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
+        if "=" not in item or item.startswith("="):
             raise ConfigError(f"label {item!r} is not KEY=VALUE")
-        labels[key] = value
-    settings = AgentSettings(
-        manager=url.rstrip("/"),
-        data_dir=(data_dir or default_node_dir()).expanduser(),
-        password=password,
-        name=name,
-        interval=interval,
-        sync_interval=sync_interval,
-        ca_file=ca_file,
-        fingerprint=fingerprint,
-        labels=labels,
-    )
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await Agent(settings).run(stop)
-
-    asyncio.run(main())
+    argv = [sys.executable, "-m", "syncopate.node", url, "--name", name]
+    argv += ["--interval", str(interval), "--sync-interval", str(sync_interval)]
+    argv += ["--log-level", log_level]
+    if data_dir is not None:
+        argv += ["--data-dir", str(data_dir)]
+    if ca_file:
+        argv += ["--ca-file", ca_file]
+    if fingerprint:
+        argv += ["--fingerprint", fingerprint]
+    for item in label:
+        argv += ["--label", item]
+    env = dict(os.environ)
+    if password:
+        env["SYNCOPATE_PASSWORD"] = password
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Replace this process (same pid, for systemd and for whoever started us) with the light
+    # entry point, so the agent that runs for months does not carry the CLI's imports.
+    os.execve(sys.executable, argv, env)
