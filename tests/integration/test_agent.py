@@ -225,20 +225,32 @@ async def test_stop_start_restart_and_reset(fleet: Fleet) -> None:
             lambda p: p["status"] == "running" and p["pid"] != resumed["pid"],
             "a restart with a new process",
         )
+        before = await fleet.until(
+            "counter",
+            lambda p: p["persistent-variables"]["count"] > 60,
+            "counter to count past 60 (three seconds of counting)",
+        )
         await ctl.reset(["counter"])
+        # Counting again from the initial 0, under a new epoch: well below where it was.
         reset = await fleet.until(
             "counter",
-            lambda p: p["status"] == "running" and p["persistent-variables"]["count"] < 5,
+            lambda p: (
+                p["epoch"] > before["epoch"]
+                and p["status"] == "running"
+                and p["persistent-variables"]["count"] < before["persistent-variables"]["count"] / 2
+            ),
             "counter to start again from its initial variables",
         )
         assert reset["epoch"] > running["epoch"]
 
 
 async def test_bad_variables_file_keeps_the_last_good_value(fleet: Fleet) -> None:
+    # The project writes good variables, then a half-written file once the test says so.
     writer = (
-        "import json, time\n"
+        "import json, os, time\n"
         "json.dump({'stage': 'good'}, open('project.variables', 'w'))\n"
-        "time.sleep(1)\n"
+        "while not os.path.exists('go'):\n"
+        "    time.sleep(0.02)\n"
         "open('project.variables', 'w').write('{\"stage\": ')\n"
         "time.sleep(1000)\n"
     )
@@ -246,6 +258,12 @@ async def test_bad_variables_file_keeps_the_last_good_value(fleet: Fleet) -> Non
     await fleet.start_agent("pi-1")
     async with fleet.manager.client() as ctl:
         await ctl.add("writer", repo.url, command=f"{PY} writer.py")
+    await fleet.until(
+        "writer",
+        lambda p: p["persistent-variables"] == {"stage": "good"},
+        "the good variables to reach the manager",
+    )
+    (fleet.tmp / "nodes" / "pi-1" / "projects" / "writer" / "go").touch()
     info = await fleet.until(
         "writer",
         lambda p: "project.variables" in (p["reason"] or ""),
