@@ -28,12 +28,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
+from common import percentile, syncopate_version, terminate_on_sigterm, verdict
 
 from syncopate.node.backoff import BackoffPolicy
 
@@ -61,14 +61,6 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # --------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) of values by nearest rank; nan when empty."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))]
-
-
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
@@ -78,41 +70,6 @@ def spread(values: list[float]) -> str:
     if not values:
         return "no samples"
     return f"p50 {ms(percentile(values, 0.5))}  max {ms(max(values))}  (n={len(values)})"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def syncopate_version() -> str:
-    """The package version and, when run from a git checkout, its commit."""
-    import syncopate
-
-    root = Path(syncopate.__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"{syncopate.__version__} ({commit})" if commit else syncopate.__version__
-
-
-@contextlib.contextmanager
-def terminate_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt so cleanup runs as for Ctrl-C."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def post_json(url: str, body: dict[str, Any], timeout: float = 10.0) -> tuple[int, dict[str, Any]]:

@@ -30,7 +30,7 @@ import tempfile
 import time
 from array import array
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -40,6 +40,7 @@ from typing import Any
 import aiohttp
 import psutil
 from aiohttp import web
+from common import percentile, syncopate_version, terminate_on_sigterm, verdict
 
 HOST = "127.0.0.1"
 PASSWORD = "bench-password"
@@ -57,14 +58,6 @@ MAX_FAILURE_NOTES = 20_000
 # --------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) of values by nearest rank; nan when empty."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))]
-
-
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
@@ -336,23 +329,6 @@ def serve_bare() -> None:
 # --------------------------------------------------------------------------------------------
 # processes: manager, bare server, workers
 # --------------------------------------------------------------------------------------------
-def syncopate_version() -> str:
-    """The package version and, when run from a git checkout, its commit (code changes fast)."""
-    import syncopate
-
-    root = Path(syncopate.__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"{syncopate.__version__} ({commit})" if commit else syncopate.__version__
-
-
 def start_logged(
     command: list[str], log: Path, pattern: str, timeout: float = 30.0
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -462,20 +438,6 @@ def start_workers(count: int, connections: int, nofile: int) -> Workers:
         procs.append(proc)
         conns.append(parent)
     return Workers(procs, conns)
-
-
-@contextlib.contextmanager
-def terminate_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt so cleanup runs as for Ctrl-C."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # --------------------------------------------------------------------------------------------
@@ -772,10 +734,6 @@ def print_detection(
             print(f"    {name}: dead after {max(low, 0):.2f}..{high:.2f} s of silence")
     for name in missing[:10]:
         print(f"    {name}: NOT declared dead")
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def print_targets(args: argparse.Namespace, sync: Window, bare: Window, dead: float) -> None:
