@@ -480,6 +480,9 @@ def power_loss(manager: Manager, holder: Agent, other: Agent, name: str) -> Move
         if found is not None:
             move.process = found[1] - t0
     while move.process is not None and time.perf_counter() < deadline:
+        if move.dead is None and manager.node_status(holder.name) == "dead":
+            # The move can land between two looks at the node: it died no later than now.
+            move.dead = time.perf_counter() - t0
         info = manager.project(name)
         if info.get("status") == "running" and info.get("node") == other.name:
             move.running = time.perf_counter() - t0
