@@ -22,25 +22,11 @@ from pydantic import (
 )
 
 from syncopate import validate, variables
-from syncopate.states import Desired
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_WAIT_SECONDS = 60.0
 MAX_LOG_TAIL_LINES = 50
 MAX_LOG_LINE_CHARS = 500
-
-__all__ = [
-    "MAX_BODY_BYTES",
-    "AddProject",
-    "ControllerRequest",
-    "InitializeRequest",
-    "NodeAuth",
-    "RemoveProject",
-    "StatusRequest",
-    "UpdateRequest",
-    "ValidationError",
-    "describe_validation_error",
-]
 
 
 def _kebab(name: str) -> str:
@@ -222,9 +208,6 @@ class ControllerRequest(WireModel):
         for name in value:
             validate.check_name(name, "project")
         return value
-
-
-DESIRED_VALUES = tuple(d.value for d in Desired)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

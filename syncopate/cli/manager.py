@@ -54,10 +54,7 @@ def serve(
         tls_key=tls_key,
     )
 
-    def ready(url: str, password_source: str) -> None:
-        from syncopate.manager.server import resolve_password
-
-        shown, _ = resolve_password(directory, password)
+    def ready(url: str, shown: str, password_source: str) -> None:
         lines = [
             f"Syncopate manager listening on {url}",
             f"data dir:      {directory}",

@@ -88,8 +88,10 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(options: ServeOptions, ready: Callable[[str, str], None] | None = None) -> None:
-    """Run the manager until SIGINT or SIGTERM. `ready(url, password_source)` once listening."""
+async def serve(
+    options: ServeOptions, ready: Callable[[str, str, str], None] | None = None
+) -> None:
+    """Run the manager until SIGINT or SIGTERM; `ready(url, password, source)` once listening."""
     data_dir = options.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     password, password_source = resolve_password(data_dir, options.password)
@@ -124,7 +126,7 @@ async def serve(options: ServeOptions, ready: Callable[[str, str], None] | None 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if ready is not None:
-        ready(url, password_source)
+        ready(url, password, password_source)
     try:
         await stop.wait()
     finally:
