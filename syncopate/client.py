@@ -9,48 +9,54 @@ manager that cannot be reached raises `ConnectionFailed` naming the URL.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-import aiohttp
-
+from syncopate import __version__
 from syncopate.errors import ConnectionFailed, ProtocolError, request_error_for
+from syncopate.http_client import (
+    BadResponse,
+    CertificateInvalid,
+    CertificateMismatch,
+    HttpClient,
+    HttpError,
+    Response,
+)
+
+if TYPE_CHECKING:
+    import aiohttp
 
 INFO_FIELDS = ("failure-reasoning", "update-info", "request-information", "error")
 
 
-def ssl_option(
-    url: str, ca_file: str | None = None, fingerprint: str | None = None
-) -> ssl.SSLContext | aiohttp.Fingerprint | bool:
-    """How to verify the manager: a pinned `sha256:` fingerprint, a CA file, or the system store."""
-    if not url.startswith("https://"):
-        return True
-    if fingerprint:
-        digest = fingerprint.removeprefix("sha256:").replace(":", "").strip()
-        try:
-            raw = bytes.fromhex(digest)
-        except ValueError:
-            raise ConnectionFailed(
-                f"fingerprint {fingerprint!r} is not sha256:<64 hex digits>"
-            ) from None
-        if len(raw) != 32:
-            raise ConnectionFailed(f"fingerprint {fingerprint!r} is not a SHA-256 digest")
-        return aiohttp.Fingerprint(raw)
-    if ca_file:
-        try:
-            return ssl.create_default_context(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConnectionFailed(f"cannot load CA file {ca_file}: {exc}") from None
-    return True
+def parse_fingerprint(fingerprint: str) -> bytes:
+    """The 32 bytes of a `sha256:<hex>` pin (colons and upper case allowed)."""
+    digest = fingerprint.removeprefix("sha256:").replace(":", "").strip()
+    try:
+        raw = bytes.fromhex(digest)
+    except ValueError:
+        raise ConnectionFailed(
+            f"fingerprint {fingerprint!r} is not sha256:<64 hex digits>"
+        ) from None
+    if len(raw) != 32:
+        raise ConnectionFailed(f"fingerprint {fingerprint!r} is not a SHA-256 digest")
+    return raw
+
+
+def ca_context(ca_file: str) -> ssl.SSLContext:
+    """A client context that trusts the CAs in `ca_file` only."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectionFailed(f"cannot load CA file {ca_file}: {exc}") from None
 
 
 class ManagerClient:
-    """One manager, one HTTP session. Use as an async context manager."""
+    """One manager, its connections. Use as an async context manager."""
 
     def __init__(
         self,
@@ -66,11 +72,21 @@ class ManagerClient:
             raise ConnectionFailed(f"manager URL {url!r} must start with http:// or https://")
         self.token = token
         self.timeout = timeout
-        self._ssl = ssl_option(self.url, ca_file, fingerprint)
-        self._session: aiohttp.ClientSession | None = None
+        tls = self.url.startswith("https://")
+        self._fingerprint = parse_fingerprint(fingerprint) if tls and fingerprint else None
+        self._ca = ca_context(ca_file) if tls and ca_file and not self._fingerprint else None
+        try:
+            self._http = HttpClient(
+                self.url,
+                ssl_context=self._ca,
+                fingerprint=self._fingerprint,
+                user_agent=f"syncopate/{__version__}",
+            )
+        except ValueError as exc:
+            raise ConnectionFailed(f"manager URL: {exc}") from None
+        self._ws_session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
-        self._open()
         return self
 
     async def __aexit__(
@@ -81,64 +97,54 @@ class ManagerClient:
     ) -> None:
         await self.close()
 
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                ssl=self._ssl,
-                limit=32,
-                # A TLS connection refused for its fingerprint is closed gracefully and left
-                # open until the peer answers; let close() abort it. (Python 3.12.7+ fixed
-                # the underlying leak, and aiohttp warns if the option is set there.)
-                enable_cleanup_closed=sys.version_info < (3, 12, 7),
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=None, connect=10)
-            )
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
+        if self._ws_session is not None:
+            await self._ws_session.close()
+            self._ws_session = None
 
     # the transport ----------------------------------------------------------------------------
     async def post(
         self, path: str, body: dict[str, Any], *, timeout: float | None = None
     ) -> dict[str, Any]:
         """POST a JSON body; return the JSON answer or raise the error it stands for."""
-        session = self._open()
-        limit = aiohttp.ClientTimeout(total=timeout or self.timeout)
+        payload = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        response = await self._request("POST", path, payload, headers, timeout)
+        return self._answer(response)
+
+    async def get(self, path: str, *, timeout: float | None = None) -> Response:
+        """GET a path; the whole answer, whatever its status."""
+        return await self._request("GET", path, None, {}, timeout)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: float | None,
+    ) -> Response:
         try:
-            async with session.post(self.url + path, json=body, timeout=limit) as response:
-                return await self._answer(response)
-        except aiohttp.ServerFingerprintMismatch:
+            return await self._http.request(
+                method, path, body, headers=headers, timeout=timeout or self.timeout
+            )
+        except CertificateMismatch:
             raise ConnectionFailed(
                 f"the certificate of {self.url} does not match the pinned fingerprint"
             ) from None
-        except aiohttp.ClientConnectorCertificateError as exc:
+        except CertificateInvalid as exc:
             raise ConnectionFailed(
-                f"cannot verify the certificate of {self.url}: {exc.certificate_error}; "
+                f"cannot verify the certificate of {self.url}: {exc}; "
                 "pass --ca-file or --fingerprint"
             ) from None
-        except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
-            raise ConnectionFailed(
-                f"cannot reach the manager at {self.url} ({_describe(exc)})"
-            ) from None
+        except BadResponse as exc:
+            raise ProtocolError(f"{self.url} answered something that is not HTTP: {exc}") from None
+        except HttpError as exc:
+            raise ConnectionFailed(f"cannot reach the manager at {self.url} ({exc})") from None
 
-    async def get(self, path: str) -> aiohttp.ClientResponse:
-        session = self._open()
-        try:
-            response = await session.get(
-                self.url + path, timeout=aiohttp.ClientTimeout(total=self.timeout)
-            )
-        except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
-            raise ConnectionFailed(
-                f"cannot reach the manager at {self.url} ({_describe(exc)})"
-            ) from None
-        return response
-
-    async def _answer(self, response: aiohttp.ClientResponse) -> dict[str, Any]:
-        text = await response.text()
+    def _answer(self, response: Response) -> dict[str, Any]:
+        text = response.text()
         try:
             data = json.loads(text) if text else {}
         except ValueError:
@@ -151,8 +157,7 @@ class ManagerClient:
             message = next(
                 (str(data[k]) for k in INFO_FIELDS if data.get(k)), f"HTTP {response.status}"
             )
-            error = request_error_for(response.status, message)
-            raise error
+            raise request_error_for(response.status, message)
         return data
 
     # node side --------------------------------------------------------------------------------
@@ -254,27 +259,54 @@ class ManagerClient:
 
     # probes and feeds -------------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
-        response = await self.get("/health")
-        async with response:
-            return await self._answer(response)
+        return self._answer(await self.get("/health"))
 
     async def metrics(self) -> str:
         response = await self.get("/metrics")
-        async with response:
-            return await response.text()
+        if response.status >= 400:
+            raise request_error_for(response.status, f"/metrics: HTTP {response.status}")
+        return response.text()
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Messages from /events: a snapshot first, then batches of changes."""
-        session = self._open()
+        # aiohttp only here: the agent never opens a feed and should not carry its weight.
+        import aiohttp
+
+        if self._ws_session is None:
+            ssl_option: ssl.SSLContext | aiohttp.Fingerprint | bool = True
+            if self._fingerprint is not None:
+                ssl_option = aiohttp.Fingerprint(self._fingerprint)
+            elif self._ca is not None:
+                ssl_option = self._ca
+            connector = aiohttp.TCPConnector(
+                ssl=ssl_option,
+                # A TLS connection refused for its fingerprint is closed gracefully and left
+                # open until the peer answers; let close() abort it. (Python 3.12.7+ fixed
+                # the underlying leak, and aiohttp warns if the option is set there.)
+                enable_cleanup_closed=sys.version_info < (3, 12, 7),
+            )
+            self._ws_session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=None, connect=10)
+            )
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            ws = await session.ws_connect(self.url + "/events", headers=headers, heartbeat=20)
+            ws = await self._ws_session.ws_connect(
+                self.url + "/events", headers=headers, heartbeat=20
+            )
         except aiohttp.WSServerHandshakeError as exc:
             raise request_error_for(exc.status, f"/events refused: HTTP {exc.status}") from None
-        except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
+        except aiohttp.ServerFingerprintMismatch:
             raise ConnectionFailed(
-                f"cannot reach the manager at {self.url} ({_describe(exc)})"
+                f"the certificate of {self.url} does not match the pinned fingerprint"
             ) from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise ConnectionFailed(
+                f"cannot verify the certificate of {self.url}: {exc.certificate_error}; "
+                "pass --ca-file or --fingerprint"
+            ) from None
+        except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+            raise ConnectionFailed(f"cannot reach the manager at {self.url} ({reason})") from None
         async with ws:
             async for message in ws:
                 if message.type == aiohttp.WSMsgType.TEXT:
@@ -282,10 +314,3 @@ class ManagerClient:
                 elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                     break
         raise ConnectionFailed(f"the event feed from {self.url} closed")
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return "timed out"
-    text = str(exc) or type(exc).__name__
-    return text

@@ -28,8 +28,8 @@ def imported_after(module: str) -> set[str]:
         ("syncopate.manager.scheduler", HEAVY),
         ("syncopate.protocol", HEAVY),
         ("syncopate.cli.main", ("aiohttp", "textual", "git", "psutil", "pydantic")),
-        # The agent runs for months on small boards: no CLI, validation or TUI weight.
-        ("syncopate.node.__main__", ("typer", "pydantic", "textual", "rich")),
+        # The agent runs for months on small boards: no aiohttp, CLI, validation or TUI weight.
+        ("syncopate.node.__main__", ("aiohttp", "typer", "pydantic", "textual", "rich")),
     ],
 )
 def test_module_stays_light(module: str, forbidden: tuple[str, ...]) -> None:
