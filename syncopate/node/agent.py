@@ -28,6 +28,7 @@ from syncopate.errors import (
     ConnectionFailed,
     Forbidden,
     NotFound,
+    ProtocolError,
     RequestError,
     SyncopateError,
     Unauthorized,
@@ -113,6 +114,9 @@ class Agent:
         self.name = ""
         self.token = ""
         self.local: dict[str, Local] = {}
+        # Projects stopped because the manager refused their report, until a poll says
+        # whether they come back here (a reset) or are gone (then their checkout goes too).
+        self._retired: dict[str, Local] = {}
         self.lease = 0.0
         self.last_contact = clock()
         self._report_now = asyncio.Event()
@@ -183,10 +187,11 @@ class Agent:
             try:
                 await action()
                 return
-            except ConnectionFailed as exc:
+            except (ConnectionFailed, ProtocolError) as exc:
                 log.warning("%s; retrying in %.1fs", exc, delay)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay * random.uniform(0.5, 1.5))
+                async with asyncio.timeout(delay * random.uniform(0.5, 1.5)):
+                    await stop.wait()
             delay = min(delay * 2, 30.0)
 
     async def _poll_loop(self, stop: asyncio.Event) -> None:
@@ -201,7 +206,7 @@ class Agent:
                 await self._retrying(self._join_with_password, stop)
                 wait = None
                 continue
-            except (ConnectionFailed, RequestError) as exc:
+            except (ConnectionFailed, ProtocolError, RequestError) as exc:
                 # Keep running; back off with jitter so a fleet does not stampede a manager.
                 log.warning("poll failed: %s; retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
@@ -221,6 +226,8 @@ class Agent:
         """Act on the difference between what the manager wants and what runs here."""
         for name in [n for n in self.local if n not in assignments]:
             self._spawn(self.local.pop(name), self._remove)
+        for name in [n for n in self._retired if n not in assignments]:
+            self._spawn(self._retired.pop(name), self._remove)  # after its retire step
         for name, wanted in assignments.items():
             local = self.local.get(name)
             epoch = int(wanted.get("epoch") or 0)
@@ -228,11 +235,14 @@ class Agent:
             if local is None or local.epoch != epoch or local.url != url:
                 restart = int(wanted.get("restart") or 0)
                 fresh = Local(name=name, url=url, epoch=epoch, restart=restart)
+                retired = self._retired.pop(name, None)
                 if local is not None:
                     # A new epoch (reset, or placed here afresh): the old run stops first,
                     # and the new one waits for that, so two copies never overlap.
                     self._spawn(local, self._stop)
                     fresh.task, fresh.sink = local.task, local.sink
+                elif retired is not None:
+                    fresh.task = retired.task  # its retire step is stopping the old run
                 local = fresh
                 self.local[name] = local
             local.ref = wanted.get("ref")
@@ -273,9 +283,12 @@ class Agent:
             except Exception:
                 log.exception("%s: %s failed", local.name, step.__name__)
             self._report_now.set()
-            if self.local.get(local.name) is local and local.task is asyncio.current_task():
-                local.task = None
-                self._converge(local)  # the wish may have changed while this step ran
+            # The project's current Local may be a successor that waited for this step (a new
+            # epoch, or a return after a refusal): it holds this same task until it ends.
+            current = self.local.get(local.name)
+            if current is not None and current.task is asyncio.current_task():
+                current.task = None
+                self._converge(current)  # the wish may have changed while this step ran
 
         local.task = asyncio.create_task(run())
         self._steps[local.task] = step.__name__
@@ -383,12 +396,16 @@ class Agent:
     # reports ----------------------------------------------------------------------------------
     async def _report_loop(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+            # arrives as the event is set, and the agent's shutdown would wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._report_now.wait(), self.settings.interval)
+                async with asyncio.timeout(self.settings.interval):
+                    await self._report_now.wait()
             self._report_now.clear()
             await asyncio.sleep(0.02)  # coalesce a burst of changes into one round
             for local in list(self.local.values()):
-                await self._report(local)
+                if local.current_status != "pending":  # nothing done yet, nothing to say
+                    await self._report(local)
 
     def _read_variables(self, local: Local) -> None:
         path = self.checkout(local.name) / variables.FILE_NAME
@@ -441,8 +458,9 @@ class Agent:
             log.warning("%s: the manager refused the report (%s); stopping it", local.name, exc)
             if self.local.get(local.name) is local:
                 del self.local[local.name]
+                self._retired[local.name] = local
                 self._spawn(local, self._retire)
-        except (ConnectionFailed, RequestError) as exc:
+        except (ConnectionFailed, ProtocolError, RequestError) as exc:
             log.debug("report for %s failed: %s", local.name, exc)
 
     # git sync ---------------------------------------------------------------------------------

@@ -269,10 +269,12 @@ class ProjectProcess:
 
     async def _finish_run(self, proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), KILL_WAIT)  # reap it: no zombie
+            async with asyncio.timeout(KILL_WAIT):
+                await proc.wait()  # reap it: no zombie
         if self._output is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._output.done), DRAIN_WAIT)
+                async with asyncio.timeout(DRAIN_WAIT):
+                    await asyncio.shield(self._output.done)
             self._output.close()
             self._output = None
         remove_record(self.record_dir, self.name)
@@ -292,7 +294,8 @@ class ProjectProcess:
             delay = restart_delay(self.policy, self._failures - 1)
             self._note(f"restarting in {delay:.2f}s ({self._failures} failures in a row)")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_asked.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._stop_asked.wait()
             if self._stop_asked.is_set():
                 self._note("stopped")
                 return False
@@ -412,7 +415,8 @@ class _Output(asyncio.Protocol):
 async def _group_gone_within(proc: asyncio.subprocess.Process, pgid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await proc.wait()
     interval = POLL_INTERVAL
     while group_alive(pgid):
         if time.monotonic() >= deadline:

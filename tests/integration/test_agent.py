@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ class Fleet:
     async def stop_agent(self, name: str) -> None:
         _, stop, task = self.agents.pop(name)
         stop.set()
-        await asyncio.wait_for(task, timeout=30)
+        await asyncio.wait_for(task, timeout=15)
 
     async def project(self, name: str) -> dict[str, Any]:
         async with self.manager.client() as ctl:
@@ -92,9 +93,14 @@ async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
         try:
             yield running
         finally:
+            # Every agent must stop by itself; one that hangs fails the test.
+            failures = []
             for name in list(running.agents):
-                with contextlib.suppress(Exception):
+                try:
                     await running.stop_agent(name)
+                except Exception as exc:
+                    failures.append(f"{name}: {exc!r}")
+            assert not failures, f"agents did not stop cleanly: {failures}"
 
 
 def counter_repo(tmp: Path, name: str = "counter") -> Repo:
@@ -286,6 +292,70 @@ async def test_remove_stops_and_deletes_the_checkout(fleet: Fleet) -> None:
         return not checkout.exists() and not alive(info["pid"])
 
     await wait_for(gone, what="the process to end and the checkout to be deleted")
+
+
+def copies_of(script: str, checkout: Path) -> set[int]:
+    """The sessions running `script` in `checkout`: one per copy of a project on this machine.
+
+    The agent starts each copy as the leader of its own session (`/bin/sh -c` and its child).
+    """
+    sessions = set()
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            here = proc.info["cwd"] == str(checkout)
+            if here and script in " ".join(proc.info["cmdline"] or ()) and alive(proc.pid):
+                sessions.add(os.getsid(proc.pid))
+    return sessions
+
+
+@pytest.mark.parametrize("change", ["remove", "reset"])
+async def test_a_refused_report_stops_the_copy_before_the_poll_says_why(
+    fleet: Fleet, change: str
+) -> None:
+    # The report of a removed (404) or reset (409) project can reach the manager before the
+    # agent's long poll brings the change. Hold the polls' answers to force that order.
+    repo = counter_repo(fleet.tmp)
+    agent = await fleet.start_agent("pi-1")
+    checkout = fleet.tmp / "nodes" / "pi-1" / "projects" / "counter"
+    async with fleet.manager.client() as ctl:
+        await ctl.add("counter", repo.url, {"count": 0}, command=f"{PY} counter.py")
+        first = await fleet.until("counter", lambda p: p["status"] == "running", "counter to run")
+        held: list[dict[str, Any]] = []
+        agent.reconcile = held.append  # type: ignore[method-assign,assignment]
+        if change == "remove":
+            await ctl.remove("counter", repo.url)
+        else:
+            await ctl.reset(["counter"])
+        local = agent.local["counter"]
+        await agent._report(local)  # refused: the copy is stopped at once
+        assert "counter" not in agent.local
+        await wait_for(
+            lambda: asyncio.sleep(0, not alive(first["pid"])), what="the refused copy to stop"
+        )
+        assert checkout.exists()  # kept until the manager says whether it comes back
+
+        def changed(projects: dict[str, Any]) -> bool:
+            if change == "remove":
+                return "counter" not in projects
+            return projects["counter"]["epoch"] > first["epoch"]
+
+        await wait_for(
+            lambda: asyncio.sleep(0, held and changed(held[-1])),
+            what="the poll answer that brings the change",
+        )
+        del agent.reconcile  # the agent's own method again
+        agent.reconcile(held[-1])
+    if change == "remove":
+        await wait_for(lambda: asyncio.sleep(0, not checkout.exists()), what="the checkout to go")
+        assert copies_of("counter.py", checkout) == set()
+    else:
+        again = await fleet.until(
+            "counter",
+            lambda p: p["status"] == "running" and p["epoch"] > first["epoch"],
+            "counter to run again under the new epoch",
+        )
+        assert again["pid"] != first["pid"]
+        assert copies_of("counter.py", checkout) == {again["pid"]}
 
 
 async def test_sigterm_moves_the_project_before_node_timeout(tmp_path: Path) -> None:
