@@ -548,7 +548,7 @@ def run_supervisord(
     version = supervisor_version()
     if version is None:
         print(
-            "  SKIPPED: supervisor is not installed; `pip install supervisor` to compare "
+            "  SKIPPED: supervisor is not installed; `pip install -e '.[bench]'` to compare "
             "(it is not a dependency of Syncopate)"
         )
         return None
