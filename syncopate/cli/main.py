@@ -7,7 +7,7 @@ import sys
 import typer
 
 from syncopate import __version__
-from syncopate.cli import manager, node
+from syncopate.cli import manager, node, project
 from syncopate.errors import SyncopateError
 
 app = typer.Typer(
@@ -16,8 +16,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(manager.app, name="manager")
+app.add_typer(project.app, name="project")
 app.add_typer(node.app, name="node")
+app.add_typer(manager.app, name="manager")
 
 
 def _version(value: bool) -> None:

@@ -1,10 +1,16 @@
-"""`syncopate node join`: run the agent on this machine."""
+"""`syncopate node join|list|drain|undrain|forget|install-service`."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+
+from syncopate.cli.common import JSON_OPTION, call, controller_command, explain_missing, print_json
+from syncopate.cli.target import Target
+from syncopate.client import ManagerClient
+from syncopate.errors import ConfigError, NotFound
 
 app = typer.Typer(help="Run a node agent, or manage nodes.", no_args_is_help=True)
 
@@ -32,22 +38,10 @@ def join(
     import os
     import sys
 
-    from syncopate.errors import ConfigError
-
-    for item in label:
-        if "=" not in item or item.startswith("="):
-            raise ConfigError(f"label {item!r} is not KEY=VALUE")
-    argv = [sys.executable, "-m", "syncopate.node", url, "--name", name]
-    argv += ["--interval", str(interval), "--sync-interval", str(sync_interval)]
-    argv += ["--log-level", log_level]
-    if data_dir is not None:
-        argv += ["--data-dir", str(data_dir)]
-    if ca_file:
-        argv += ["--ca-file", ca_file]
-    if fingerprint:
-        argv += ["--fingerprint", fingerprint]
-    for item in label:
-        argv += ["--label", item]
+    check_labels(label)
+    argv = agent_argv(
+        url, name, data_dir, interval, sync_interval, ca_file, fingerprint, label, log_level
+    )
     env = dict(os.environ)
     if password:
         env["SYNCOPATE_PASSWORD"] = password
@@ -56,3 +50,134 @@ def join(
     # Replace this process (same pid, for systemd and for whoever started us) with the light
     # entry point, so the agent that runs for months does not carry the CLI's imports.
     os.execve(sys.executable, argv, env)
+
+
+def check_labels(labels: list[str]) -> None:
+    for item in labels:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"label {item!r} is not KEY=VALUE")
+
+
+def agent_argv(
+    url: str,
+    name: str,
+    data_dir: Path | None,
+    interval: float,
+    sync_interval: float,
+    ca_file: str | None,
+    fingerprint: str | None,
+    labels: list[str],
+    log_level: str = "info",
+) -> list[str]:
+    """The agent's command line: this interpreter running the light `syncopate.node` entry."""
+    import sys
+
+    argv = [sys.executable, "-m", "syncopate.node", url, "--name", name]
+    argv += ["--interval", f"{interval:g}", "--sync-interval", f"{sync_interval:g}"]
+    argv += ["--log-level", log_level]
+    if data_dir is not None:
+        argv += ["--data-dir", str(data_dir)]
+    if ca_file:
+        argv += ["--ca-file", ca_file]
+    if fingerprint:
+        argv += ["--fingerprint", fingerprint]
+    for item in labels:
+        argv += ["--label", item]
+    return argv
+
+
+async def _node_call(client: ManagerClient, action: str, name: str) -> dict[str, Any]:
+    try:
+        return await client.controller(action, node=name)
+    except NotFound as exc:
+        raise await explain_missing(client, exc, name, "node") from None
+
+
+@app.command("list")
+@controller_command
+def list_nodes(as_json: bool = JSON_OPTION, *, target: Target) -> None:
+    """Every node: status, projects, RAM and disk, last contact."""
+    from syncopate.cli.render import as_list, nodes_table
+
+    nodes = call(target, lambda c: c.nodes())
+    if as_json:
+        print_json(as_list(nodes))
+        return
+    if not nodes:
+        typer.echo("no nodes yet; on each machine run `syncopate node join URL --password P`")
+        return
+    from rich.console import Console
+
+    Console().print(nodes_table(nodes))
+
+
+@app.command()
+@controller_command
+def drain(name: str = typer.Argument(..., help="The node to empty."), *, target: Target) -> None:
+    """Move a node's projects elsewhere and place nothing new on it (before maintenance)."""
+    answer = call(target, lambda c: _node_call(c, "node-drain", name))
+    moving = sorted(answer.get("projects") or ())
+    typer.echo(answer.get("request-information") or f"draining {name}")
+    if moving:
+        typer.echo(f"moving: {', '.join(moving)}")
+
+
+@app.command()
+@controller_command
+def undrain(name: str = typer.Argument(..., help="The drained node."), *, target: Target) -> None:
+    """Let a drained node take projects again."""
+    answer = call(target, lambda c: _node_call(c, "node-undrain", name))
+    typer.echo(answer.get("request-information") or f"{name} accepts projects again")
+
+
+@app.command()
+@controller_command
+def forget(name: str = typer.Argument(..., help="A dead node."), *, target: Target) -> None:
+    """Remove a dead node from the manager's list for good."""
+    answer = call(target, lambda c: _node_call(c, "node-forget", name))
+    typer.echo(answer.get("request-information") or f"forgot {name}")
+
+
+@app.command("install-service")
+def install_service(
+    url: str = typer.Argument(..., help="The manager's URL, e.g. http://192.168.1.10:8470"),
+    password: str = typer.Option(
+        ..., envvar="SYNCOPATE_PASSWORD", help="The manager's join password."
+    ),
+    name: str = typer.Option("", help="Preferred node name (default: the host name)."),
+    user: bool = typer.Option(
+        False, "--user", help="A user unit (systemctl --user) instead of a system unit."
+    ),
+    data_dir: Path = typer.Option(
+        None, help="The agent's data dir.", show_default="~/.local/share/syncopate/node"
+    ),
+    interval: float = typer.Option(5.0, min=0.1, help="Seconds between reports."),
+    sync_interval: float = typer.Option(60.0, min=1.0, help="Seconds between git fetches."),
+    ca_file: str = typer.Option(None, help="CA certificate to verify an https manager."),
+    fingerprint: str = typer.Option(None, help="Pinned sha256: fingerprint of the manager."),
+    label: list[str] = typer.Option([], help="KEY=VALUE label for this node (repeatable)."),
+    unit_dir: Path = typer.Option(
+        None,
+        help="Write the unit here instead.",
+        show_default="/etc/systemd/system, or ~/.config/systemd/user with --user",
+    ),
+    print_only: bool = typer.Option(
+        False, "--print", help="Print the unit instead of writing anything."
+    ),
+) -> None:
+    """Write a systemd unit that runs this machine's agent at boot, and say how to enable it."""
+    from syncopate.cli import service
+
+    check_labels(label)
+    plan = service.plan(user=user, data_dir=data_dir, unit_dir=unit_dir)
+    argv = agent_argv(
+        url, name, plan.data_dir, interval, sync_interval, ca_file, fingerprint, label
+    )
+    unit = service.unit_text(argv, plan, url)
+    if print_only:
+        typer.echo(unit, nl=False)
+        return
+    service.install(plan, unit, password)
+    typer.echo(f"wrote {plan.unit_path}")
+    typer.echo(f"wrote {plan.env_path} (the join password, mode 0600)")
+    typer.echo(service.next_steps(plan))

@@ -1,0 +1,191 @@
+"""`syncopate project add|remove|start|stop|restart|reset|list|show`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from syncopate.cli.common import JSON_OPTION, call, controller_command, explain_missing, print_json
+from syncopate.cli.target import Target
+from syncopate.client import ManagerClient
+from syncopate.errors import ConfigError, NotFound
+
+app = typer.Typer(help="Add, control and inspect projects.", no_args_is_help=True)
+
+
+def parse_var(item: str) -> tuple[str, Any]:
+    """`KEY=VALUE`; the value is JSON when it parses as JSON, else the string itself."""
+    key, equals, text = item.partition("=")
+    if not equals or not key.strip():
+        raise ConfigError(f"--var {item!r} is not KEY=VALUE")
+    try:
+        value: Any = json.loads(text)
+    except ValueError:
+        value = text
+    return key.strip(), value
+
+
+def initial_variables(var: list[str], vars_file: Path | None) -> dict[str, Any]:
+    """--vars-file's object, then each --var on top of it."""
+    result: dict[str, Any] = {}
+    if vars_file is not None:
+        try:
+            loaded = json.loads(vars_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read --vars-file {vars_file}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise ConfigError(f"--vars-file {vars_file} is not JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"--vars-file {vars_file} must hold a JSON object")
+        result.update(loaded)
+    for item in var:
+        key, value = parse_var(item)
+        result[key] = value
+    return result
+
+
+async def _named(client: ManagerClient, name: str) -> dict[str, Any]:
+    try:
+        return (await client.status([name]))[name]
+    except NotFound as exc:
+        raise await explain_missing(client, exc, name, "project") from None
+
+
+@app.command()
+@controller_command
+def add(
+    name: str = typer.Argument(..., help="Project name: letters, digits, '.', '_', '-'."),
+    url: str = typer.Argument(..., help="Git URL: https://, ssh://, git@host:path or file://."),
+    command: str = typer.Option(
+        None, help="Run command (default: syncopate.toml's \\[run] command, else ./run.sh)."
+    ),
+    ref: str = typer.Option(None, help="Branch, tag or commit (default: the default branch)."),
+    var: list[str] = typer.Option(
+        [], help="Initial variable KEY=VALUE; VALUE as JSON when it parses (repeatable)."
+    ),
+    vars_file: Path = typer.Option(None, help="Initial variables from a JSON object file."),
+    ram: float = typer.Option(0.0, min=0, help="RAM the project needs, MB."),
+    disk: float = typer.Option(0.0, min=0, help="Disk the project needs, MB."),
+    exclusive: bool = typer.Option(
+        False, "--exclusive", help="Never run two copies, even when its node is cut off."
+    ),
+    no_start: bool = typer.Option(False, "--no-start", help="Add it stopped."),
+    as_json: bool = JSON_OPTION,
+    *,
+    target: Target,
+) -> None:
+    """Add a project; the manager places it on the node that fits it best."""
+    variables = initial_variables(var, vars_file)
+    answer = call(
+        target,
+        lambda c: c.add(
+            name,
+            url,
+            variables,
+            command=command,
+            ref=ref,
+            ram=ram,
+            disk=disk,
+            exclusive=exclusive,
+            start=not no_start,
+        ),
+    )
+    if as_json:
+        print_json(answer["projects"][name])
+        return
+    typer.echo(answer.get("request-information") or f"added {name}")
+
+
+@app.command()
+@controller_command
+def remove(
+    name: str = typer.Argument(..., help="The project to remove."),
+    *,
+    target: Target,
+) -> None:
+    """Stop a project and remove it with its checkouts and variables."""
+
+    async def run(client: ManagerClient) -> dict[str, Any]:
+        info = await _named(client, name)
+        return await client.remove(name, str(info["project-url"]))
+
+    answer = call(target, run)
+    typer.echo(answer.get("request-information") or f"removed {name}")
+
+
+def _control(verb: str) -> Any:
+    @controller_command
+    def command(
+        names: list[str] = typer.Argument(None, help="Projects (none: every project)."),
+        as_json: bool = JSON_OPTION,
+        *,
+        target: Target,
+    ) -> None:
+        async def run(client: ManagerClient) -> dict[str, Any]:
+            try:
+                answer: dict[str, Any] = await client.controller(verb, projects=names or [])
+            except NotFound as exc:
+                missing = next((n for n in names or [] if repr(n) in str(exc)), None)
+                if missing is None:
+                    raise
+                raise await explain_missing(client, exc, missing, "project") from None
+            return answer
+
+        answer = call(target, run)
+        if as_json:
+            print_json(answer.get("projects") or {})
+            return
+        typer.echo(answer.get("request-information") or verb)
+
+    command.__doc__ = {
+        "start": "Start projects (none named: all).",
+        "stop": "Stop projects (none named: all); their variables are kept.",
+        "restart": "Restart projects (none named: all).",
+        "reset": "Start projects again from their initial variables (none named: all).",
+    }[verb]
+    return command
+
+
+for _verb in ("start", "stop", "restart", "reset"):
+    app.command(_verb)(_control(_verb))
+
+
+@app.command("list")
+@controller_command
+def list_projects(as_json: bool = JSON_OPTION, *, target: Target) -> None:
+    """Every project: status, node, uptime, RAM, disk, restarts."""
+    from syncopate.cli.render import as_list, projects_table
+
+    projects = call(target, lambda c: c.status())
+    if as_json:
+        print_json(as_list(projects))
+        return
+    if not projects:
+        typer.echo("no projects yet; add one with `syncopate project add NAME GIT-URL`")
+        return
+    from rich.console import Console
+
+    Console().print(projects_table(projects))
+
+
+@app.command()
+@controller_command
+def show(
+    name: str = typer.Argument(..., help="The project to show."),
+    as_json: bool = JSON_OPTION,
+    *,
+    target: Target,
+) -> None:
+    """One project in full: where it runs, its variables, its last output."""
+    info = call(target, lambda c: _named(c, name))
+    if as_json:
+        print_json({"name": name, **info})
+        return
+    from rich.console import Console
+
+    from syncopate.cli.render import project_detail
+
+    Console().print(project_detail(info))

@@ -1,0 +1,192 @@
+"""How the CLI shows projects and nodes to people: rich tables, ages, sizes, status colours.
+
+Pure functions of the manager's answers (and the current time), so the same tables serve
+`project list`, `node list` and the demo's live view, and tests can check them without a
+terminal. Scripts use `--json` instead, which prints the answers unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+STATUS_STYLE = {
+    "running": "bold green",
+    "alive": "bold green",
+    "starting": "cyan",
+    "cloning": "cyan",
+    "pending": "cyan",
+    "stopped": "dim",
+    "crashed": "bold yellow",
+    "unschedulable": "yellow",
+    "failed": "bold red",
+    "lost": "bold red",
+    "dead": "bold red",
+}
+
+
+def parse_time(value: object) -> datetime | None:
+    """A manager timestamp (`2026-11-22T10:00:00Z`) as an aware datetime; None if absent."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def ago(value: object, now: datetime | None = None) -> str:
+    """`12s ago`, `3m ago`, `5h ago`, `2d ago`; `-` when unknown."""
+    moment = parse_time(value)
+    if moment is None:
+        return "-"
+    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m ago"
+    if seconds < 86400:
+        return f"{seconds // 3600}h ago"
+    return f"{seconds // 86400}d ago"
+
+
+def size(megabytes: object) -> str:
+    """`0 MB`, `12 MB`, `1.5 GB`, `2.0 TB`, from a figure in MB; `-` when unknown."""
+    if not isinstance(megabytes, int | float) or isinstance(megabytes, bool):
+        return "-"
+    if megabytes < 1024:
+        return f"{megabytes:.0f} MB" if megabytes >= 1 or megabytes == 0 else f"{megabytes:.1f} MB"
+    if megabytes < 1024 * 1024:
+        return f"{megabytes / 1024:.1f} GB"
+    return f"{megabytes / 1024 / 1024:.1f} TB"
+
+
+def status_text(status: object) -> Text:
+    text = str(status or "-")
+    return Text(text, style=STATUS_STYLE.get(text, ""))
+
+
+def short(text: object, width: int) -> str:
+    value = "" if text is None else str(text)
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def projects_table(projects: Mapping[str, Mapping[str, Any]], now: datetime | None = None) -> Table:
+    """One row per project, sorted by name."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("NAME", "STATUS", "NODE", "UP", "RAM", "DISK", "RESTARTS", "COMMIT", "REASON"):
+        right = column in ("RAM", "DISK", "RESTARTS")
+        table.add_column(column, justify="right" if right else "left", no_wrap=column != "REASON")
+    for name in sorted(projects):
+        info = projects[name]
+        status = info.get("status")
+        node = info.get("node") or "-"
+        if info.get("moving-to"):
+            node = f"{node} → {info['moving-to']}"
+        up = ago(info.get("started-at"), now) if status == "running" else "-"
+        desired = info.get("desired")
+        shown = status_text(status)
+        if desired == "stopped" and status not in ("stopped", "failed"):
+            shown.append(" (stopping)", style="dim")
+        table.add_row(
+            name,
+            shown,
+            node,
+            up.removesuffix(" ago"),
+            size(info.get("ram-usage")),
+            size(info.get("disk-usage")),
+            str(info.get("restarts") or 0),
+            (info.get("commit") or "-")[:10],
+            short(info.get("reason"), 60),
+        )
+    return table
+
+
+def nodes_table(nodes: Mapping[str, Mapping[str, Any]], now: datetime | None = None) -> Table:
+    """One row per node, sorted by name."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("NAME", "STATUS", "PROJECTS", "RAM", "DISK", "LAST CONTACT", "LABELS"):
+        table.add_column(column, justify="right" if column == "PROJECTS" else "left", no_wrap=True)
+    for name in sorted(nodes):
+        info = nodes[name]
+        shown = status_text(info.get("status"))
+        if info.get("drained"):
+            shown.append(" (drained)", style="yellow")
+        if info.get("left"):
+            shown.append(" (left)", style="dim")
+        labels = info.get("labels") or {}
+        table.add_row(
+            name,
+            shown,
+            str(len(info.get("projects") or ())),
+            f"{size(info.get('ram-usage'))} / {size(info.get('ram'))}",
+            f"{size(info.get('disk-usage'))} / {size(info.get('storage'))}",
+            ago(info.get("last-contact"), now),
+            ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-",
+        )
+    return table
+
+
+def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> RenderableType:
+    """Everything about one project: fields, variables, and the last lines of its output."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    name = str(info.get("project-name") or "")
+    status = status_text(info.get("status"))
+    if info.get("desired") == "stopped" and info.get("status") not in ("stopped", "failed"):
+        status.append(" (stopping)", style="dim")
+    rows: list[tuple[str, str | Text]] = [
+        ("project", name),
+        ("status", status),
+        ("desired", str(info.get("desired") or "-")),
+        ("node", str(info.get("node") or "-")),
+        ("url", str(info.get("project-url") or "-")),
+        ("ref", str(info.get("ref") or "(default branch)")),
+        ("commit", str(info.get("commit") or "-")),
+        ("command", str(info.get("command") or "(syncopate.toml or run.sh)")),
+        ("started", ago(info.get("started-at"), now)),
+        ("last report", ago(info.get("updated-at"), now)),
+        ("pid", str(info.get("pid") or "-")),
+        ("restarts", str(info.get("restarts") or 0)),
+        ("exit code", "-" if info.get("exit-code") is None else str(info["exit-code"])),
+        ("ram", f"{size(info.get('ram-usage'))} (needs {size(info.get('ram'))})"),
+        ("disk", f"{size(info.get('disk-usage'))} (needs {size(info.get('disk'))})"),
+        ("exclusive", "yes" if info.get("exclusive") else "no"),
+        ("epoch", str(info.get("epoch") or 0)),
+    ]
+    if info.get("moving-to"):
+        rows.insert(4, ("moving to", str(info["moving-to"])))
+    if info.get("reason"):
+        rows.append(("reason", Text(str(info["reason"]), style="yellow")))
+    for key, value in rows:
+        grid.add_row(key, value)
+    parts: list[RenderableType] = [grid, Text()]
+    parts.append(Text("persistent variables", style="bold"))
+    parts.append(Text(_compact(info.get("persistent-variables") or {}), style="cyan"))
+    tail = list(info.get("log-tail") or ())
+    if tail:
+        parts.append(Text())
+        parts.append(Text(f"last {len(tail)} lines of output", style="bold"))
+        parts.extend(Text(line) for line in tail)
+    return Group(*parts)
+
+
+def _compact(value: Any) -> str:
+    text = json.dumps(value, indent=2, sort_keys=True)
+    lines = text.splitlines()
+    if len(lines) > 40:
+        lines = [*lines[:40], f"… ({len(lines) - 40} more lines; --json shows all)"]
+    return "\n".join(lines)
+
+
+def as_list(answer: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """DESIGN §8's --json shape: a list of objects, `name` first, then the answer's fields."""
+    return [{"name": name, **answer[name]} for name in sorted(answer)]
