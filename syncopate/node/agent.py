@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -364,6 +365,9 @@ class Agent:
                 "SYNCOPATE_NODE": self.name,
                 "SYNCOPATE_VARIABLES": str((checkout / variables.FILE_NAME).resolve()),
                 "SYNCOPATE_MANAGER": self.settings.manager,
+                # The agent's own interpreter, which can `import syncopate.variables`; the
+                # python3 on PATH may be the system's (with the board's GPIO libraries).
+                "SYNCOPATE_PYTHON": sys.executable,
                 "PYTHONUNBUFFERED": "1",
             }
         )
