@@ -4,17 +4,25 @@ The node runs for months on devices with small SD cards, so the file is bounded:
 `max_bytes` per file and `backups` old files (`name.log`, `name.log.1`, ... `name.log.3`), the
 oldest dropped on each rotation. The last lines stay in memory for the `log-tail` of reports.
 
+Every line gets a sequence number (0 for the sink's first line) in a stream named by a random id,
+so the manager can tell a resent line from a new one and a new sink (a restarted agent, another
+node) from the old one.
+
     log = LogSink(data_dir / "logs" / "blink.log")
     log.write(b"half a li")
     log.write(b"ne\nnext\n")      # writes "half a line" and "next"
     log.tail(2)                    # ["half a line", "next"]
+    log.since(1)                   # Chunk(seq=1, lines=["next"], skipped=0)
     log.close()                    # writes a pending partial line, closes the file
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import secrets
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 MAX_BYTES = 1024 * 1024
@@ -23,6 +31,17 @@ TAIL_LINES = 200
 TAIL_LINE_CHARS = 500
 # A line with no newline in sight is written out once this long, so the buffer stays bounded.
 MAX_LINE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Lines of a sink from one sequence number on, as far as memory still holds them."""
+
+    seq: int
+    """The sequence number of `lines[0]` (of the next line to come when `lines` is empty)."""
+    lines: list[str]
+    skipped: int
+    """Lines asked for that had already left memory; they are only in the file."""
 
 
 class LogSink:
@@ -46,7 +65,10 @@ class LogSink:
         self.line_chars = line_chars
         self.last_error: OSError | None = None
         """The last error writing the file (a full disk, say); the tail keeps working."""
+        self.stream = secrets.token_hex(8)
+        """This sink's id: sequence numbers count from 0 within it."""
         self._lines: deque[str] = deque(maxlen=max(0, tail_lines))
+        self._next_seq = 0
         self._partial = bytearray()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("ab")
@@ -89,6 +111,28 @@ class LogSink:
             return []
         return list(self._lines)[-n:]
 
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next line will get: how many lines this sink has taken."""
+        return self._next_seq
+
+    def since(self, seq: int, limit: int | None = None) -> Chunk:
+        """The lines from sequence number `seq` on (at most `limit`, oldest first).
+
+        Lines that already left memory are skipped and counted; a `seq` beyond the last line
+        gives no lines.
+        """
+        held = len(self._lines)
+        first_held = self._next_seq - held
+        start = min(max(seq, first_held), self._next_seq)
+        skipped = max(0, first_held - max(seq, 0))
+        count = self._next_seq - start
+        if limit is not None:
+            count = min(count, max(0, limit))
+        offset = held - (self._next_seq - start)
+        lines = list(itertools.islice(self._lines, offset, offset + count))
+        return Chunk(start, lines, skipped)
+
     def close(self) -> None:
         """Write a pending partial line and close the file. Closing twice is harmless."""
         if self._closed:
@@ -109,6 +153,7 @@ class LogSink:
         for line in lines:
             text = line[:-1] if line.endswith("\r") else line
             self._lines.append(text[: self.line_chars])
+        self._next_seq += len(lines)
         try:
             self._write_file(lines)
         except OSError as error:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from syncopate.node.logs import MAX_LINE_BYTES, LogSink
+from syncopate.node.logs import MAX_LINE_BYTES, Chunk, LogSink
 
 
 @pytest.fixture
@@ -159,3 +159,54 @@ def test_an_existing_file_is_appended_to_and_counted(log_path: Path) -> None:
         sink.close()
     assert log_path.read_text() == "after the agent restarted\n"
     assert (log_path.parent / "blink.log.1").read_bytes() == b"x" * 90 + b"\n"
+
+
+# sequence numbers: what reports ship to the manager ---------------------------------------------
+def test_lines_are_numbered_from_zero_in_a_stream_of_the_sinks_own(log_path: Path) -> None:
+    first, second = LogSink(log_path), LogSink(log_path.with_name("other.log"))
+    try:
+        assert first.next_seq == 0
+        assert first.since(0) == Chunk(0, [], 0)
+        first.write(b"a\nb\nparti")
+        first.note("exited (code 0)")  # ends the partial line: two more lines
+        assert first.next_seq == 4
+        assert first.since(0) == Chunk(0, ["a", "b", "parti", "[syncopate] exited (code 0)"], 0)
+        assert first.since(2) == Chunk(2, ["parti", "[syncopate] exited (code 0)"], 0)
+        assert first.since(4) == Chunk(4, [], 0)
+        assert first.since(9) == Chunk(4, [], 0)  # nothing beyond the last line
+        assert len(first.stream) == 16 and int(first.stream, 16) >= 0
+        assert second.stream != first.stream
+    finally:
+        first.close()
+        second.close()
+
+
+def test_since_honours_the_limit_from_the_oldest_line_asked(sink: LogSink) -> None:
+    sink.write(b"".join(f"{i}\n".encode() for i in range(10)))
+    assert sink.since(3, limit=4) == Chunk(3, ["3", "4", "5", "6"], 0)
+    assert sink.since(8, limit=4) == Chunk(8, ["8", "9"], 0)
+    assert sink.since(0, limit=0) == Chunk(0, [], 0)
+
+
+def test_lines_that_left_memory_are_skipped_and_counted(log_path: Path) -> None:
+    sink = LogSink(log_path, tail_lines=5)
+    try:
+        sink.write(b"".join(f"{i}\n".encode() for i in range(12)))
+        assert sink.next_seq == 12
+        # Lines 0..6 are only in the file now; 7..11 are in memory.
+        assert sink.since(0) == Chunk(7, ["7", "8", "9", "10", "11"], 7)
+        assert sink.since(5, limit=2) == Chunk(7, ["7", "8"], 2)
+        assert sink.since(7) == Chunk(7, ["7", "8", "9", "10", "11"], 0)
+        assert sink.since(10) == Chunk(10, ["10", "11"], 0)
+    finally:
+        sink.close()
+
+
+def test_a_sink_that_keeps_no_lines_still_counts_them(log_path: Path) -> None:
+    sink = LogSink(log_path, tail_lines=0)
+    try:
+        sink.write(b"one\ntwo\n")
+        assert sink.next_seq == 2
+        assert sink.since(0) == Chunk(2, [], 2)
+    finally:
+        sink.close()
