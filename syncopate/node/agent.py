@@ -44,6 +44,7 @@ log = logging.getLogger("syncopate.node")
 
 DISK_PROBE_EVERY = 60.0  # seconds; SD cards are slow
 LOG_TAIL_LINES = 20
+LOG_LINES_PER_REPORT = 200
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Local:
     variables_error: str = ""
     process: ProjectProcess | None = None
     sink: LogSink | None = None
+    log_next: int = 0  # the sink's first line the manager has not acknowledged
     task: asyncio.Task[None] | None = None
     retry_at: float = 0.0
     disk_mb: float = 0.0
@@ -242,6 +244,7 @@ class Agent:
                     # and the new one waits for that, so two copies never overlap.
                     self._spawn(local, self._stop)
                     fresh.task, fresh.sink = local.task, local.sink
+                    fresh.log_next = local.log_next
                 elif retired is not None:
                     fresh.task = retired.task  # its retire step is stopping the old run
                 local = fresh
@@ -445,7 +448,18 @@ class Agent:
             report["exit-code"] = process.exit_code
         if local.sink is not None:
             report["log-tail"] = local.sink.tail(LOG_TAIL_LINES)
+            chunk = local.sink.since(local.log_next, LOG_LINES_PER_REPORT)
+            report["log-stream"] = local.sink.stream
+            report["log-seq"] = chunk.seq
+            report["log-lines"] = chunk.lines
         return report
+
+    @staticmethod
+    def _acknowledged(local: Local, report: dict[str, Any]) -> None:
+        """The manager took this report: its lines need not be sent again."""
+        if local.sink is not None and report.get("log-stream") == local.sink.stream:
+            sent_up_to = int(report["log-seq"]) + len(report["log-lines"])
+            local.log_next = max(local.log_next, sent_up_to)
 
     async def _report(self, local: Local) -> None:
         now = self.clock()
@@ -454,9 +468,11 @@ class Agent:
             local.disk_at = now
             local.disk_mb = await asyncio.to_thread(probes.dir_size_mb, self.checkout(local.name))
         sent = self.clock()
+        report = self.build_report(local)
         try:
-            await self.client.node_update(self.name, self.token, self.build_report(local))
+            await self.client.node_update(self.name, self.token, report)
             self.last_contact = max(self.last_contact, sent)
+            self._acknowledged(local, report)
         except (Forbidden, NotFound, Conflict) as exc:
             # Not ours any more (moved, removed, or reset behind our back): stop this copy.
             log.warning("%s: the manager refused the report (%s); stopping it", local.name, exc)
@@ -525,8 +541,10 @@ class Agent:
                 await task
         await asyncio.gather(*(self._stop(local) for local in locals_), return_exceptions=True)
         for local in locals_:
+            report = self.build_report(local)
             with contextlib.suppress(SyncopateError):
-                await self.client.node_update(self.name, self.token, self.build_report(local))
+                await self.client.node_update(self.name, self.token, report)
+                self._acknowledged(local, report)
             if local.sink is not None:
                 local.sink.close()
         with contextlib.suppress(SyncopateError):
