@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from syncopate import validate, variables
@@ -27,6 +28,9 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_WAIT_SECONDS = 60.0
 MAX_LOG_TAIL_LINES = 50
 MAX_LOG_LINE_CHARS = 500
+MAX_LOG_LINES_PER_REPORT = 1000
+LOG_LINES_KEPT = 1000  # per project, on the manager; the most a `logs` request can ask for
+DEFAULT_LOG_LINES = 200
 
 
 def _kebab(name: str) -> str:
@@ -62,6 +66,13 @@ def _parse_literal(value: Any) -> Any:
         return value
 
 
+def _refuse_bool(value: Any) -> Any:
+    # JSON true would otherwise pass for the number 1.
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")
+    return value
+
+
 def _parse_name_list(value: Any) -> Any:
     if isinstance(value, str):
         parsed = _parse_literal(value)
@@ -76,6 +87,8 @@ Variables = Annotated[dict[str, Any], BeforeValidator(_parse_variables)]
 ProjectName = Annotated[str, BeforeValidator(lambda v: validate.check_name(v, "project"))]
 GitUrl = Annotated[str, BeforeValidator(validate.check_git_url)]
 Megabytes = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
+Count = Annotated[int, BeforeValidator(_refuse_bool)]
+LogLines = Annotated[list[str], BeforeValidator(_parse_literal)]
 
 
 class WireModel(BaseModel):
@@ -116,9 +129,12 @@ class UpdateRequest(NodeAuth):
     pid: int | None = Field(default=None, ge=0)
     restarts: int | None = Field(default=None, ge=0)
     exit_code: int | None = None
-    log_tail: Annotated[list[str], BeforeValidator(_parse_literal)] | None = Field(
-        default=None, max_length=10_000
-    )
+    log_tail: LogLines | None = Field(default=None, max_length=10_000)
+    # New output since the last acknowledged report: lines `log_seq`, `log_seq + 1`, ... of the
+    # node's stream `log_stream` (its numbering starts again with each new stream).
+    log_stream: str | None = Field(default=None, min_length=1, max_length=64)
+    log_seq: Count | None = Field(default=None, ge=0)
+    log_lines: LogLines | None = Field(default=None, max_length=MAX_LOG_LINES_PER_REPORT)
     reason: str | None = Field(default=None, max_length=2000)
 
     @field_validator("persistent_variables")
@@ -132,6 +148,20 @@ class UpdateRequest(NodeAuth):
         if value is None:
             return None
         return [line[:MAX_LOG_LINE_CHARS] for line in value[-MAX_LOG_TAIL_LINES:]]
+
+    @field_validator("log_lines")
+    @classmethod
+    def _bound_lines(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        return [line[:MAX_LOG_LINE_CHARS] for line in value]
+
+    @model_validator(mode="after")
+    def _log_fields_together(self) -> UpdateRequest:
+        given = [self.log_stream is not None, self.log_seq is not None, self.log_lines is not None]
+        if any(given) and not all(given):
+            raise ValueError("log-stream, log-seq and log-lines must be sent together")
+        return self
 
 
 class LeaveRequest(NodeAuth):
@@ -189,6 +219,7 @@ Action = Literal[
     "node-drain",
     "node-undrain",
     "node-forget",
+    "logs",
 ]
 ACTIONS: tuple[str, ...] = get_args(Action)
 
@@ -201,6 +232,7 @@ class ControllerRequest(WireModel):
     )
     project: Annotated[dict[str, Any], BeforeValidator(_parse_literal)] | None = None
     node: str | None = Field(default=None, max_length=256)
+    lines: Count | None = Field(default=None, ge=1, le=LOG_LINES_KEPT)
 
     @field_validator("projects")
     @classmethod

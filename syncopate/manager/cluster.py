@@ -17,11 +17,17 @@ from typing import Any
 
 from syncopate import validate
 from syncopate.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
-from syncopate.manager import scheduler
+from syncopate.manager import logbook, scheduler
 from syncopate.manager.auth import hash_secret, new_token, secret_matches
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.manager.store import Store
-from syncopate.protocol import AddProject, InitializeRequest, RemoveProject, UpdateRequest
+from syncopate.protocol import (
+    LOG_LINES_KEPT,
+    AddProject,
+    InitializeRequest,
+    RemoveProject,
+    UpdateRequest,
+)
 from syncopate.states import (
     MANAGER_STATUSES,
     NOT_RUNNING_STATUSES,
@@ -33,6 +39,8 @@ from syncopate.states import (
 
 Clock = Callable[[], float]
 Notify = Callable[[str, str], None]
+# A project's new output: (project, number of the first line, lines).
+NotifyLines = Callable[[str, int, list[str]], None]
 
 
 class _UtcStamp:
@@ -73,11 +81,13 @@ class Cluster:
         settings: ClusterSettings,
         clock: Clock = time.monotonic,
         notify: Notify | None = None,
+        notify_lines: NotifyLines | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
         self.notify: Notify = notify or (lambda kind, name: None)
+        self.notify_lines: NotifyLines = notify_lines or (lambda project, first, lines: None)
         self.nodes: dict[str, NodeRecord] = {}
         self.projects: dict[str, ProjectRecord] = {}
         self._on_node: dict[str, set[str]] = {}
@@ -306,12 +316,39 @@ class Cluster:
         project.updated_at = now
 
         self._stale_views.add(node.name)
-        if project.moving_to is not None and status in NOT_RUNNING_STATUSES:
-            self._complete_move(project)
-        else:
-            self.store.save_project(project)
+        completing = project.moving_to is not None and status in NOT_RUNNING_STATUSES
+        # The new lines and the record (which holds the log's cursor) commit together.
+        with self.store.transaction(durable=completing):
+            if report.log_lines:
+                self._take_lines(project, node.name, report)
+            if completing:
+                self._complete_move(project)
+            else:
+                self.store.save_project(project)
         self.notify("project", project.name)
         return ""
+
+    def _take_lines(self, project: ProjectRecord, node: str, report: UpdateRequest) -> None:
+        """Store the report's new output lines; the caller saves the project record."""
+        assert report.log_stream is not None and report.log_seq is not None  # validated
+        cursor = logbook.LogCursor(project.log_stream, project.log_next, project.log_node)
+        cursor, lines = logbook.accept(
+            cursor, node, report.log_stream, report.log_seq, report.log_lines or []
+        )
+        project.log_stream, project.log_next, project.log_node = (
+            cursor.stream,
+            cursor.next,
+            cursor.node,
+        )
+        if not lines:
+            return
+        first = project.log_count
+        project.log_count += len(lines)
+        if len(lines) > LOG_LINES_KEPT:
+            lines = lines[-LOG_LINES_KEPT:]
+            first = project.log_count - LOG_LINES_KEPT
+        self.store.append_log_lines(project.name, first, lines, LOG_LINES_KEPT)
+        self.notify_lines(project.name, first, lines)
 
     def leave(self, node: NodeRecord) -> list[str]:
         """A node stopped cleanly: its projects move at once. Returns their names."""
@@ -364,6 +401,7 @@ class Cluster:
             )
         with self.store.transaction(durable=True):
             self.store.delete_project(project.name)
+            self.store.delete_log_lines(project.name)
         self._unassign(project)
         self._set_moving(project, None)
         del self.projects[project.name]
@@ -767,6 +805,21 @@ class Cluster:
             "disk-usage": sum(p.disk_usage for p in placed),
             "ram-usage": sum(p.ram_usage for p in placed),
             "projects": names,
+        }
+
+    def logs(self, name: str, count: int) -> dict[str, Any]:
+        """The `logs` answer: a project's last `count` output lines kept here, oldest first.
+
+        `seq` numbers the first of them in the project's log (it counts every line the manager
+        took for the project), so a follower of /events can tell which lines it has seen.
+        """
+        project = self._project(name)
+        rows = self.store.log_lines(project.name, count)
+        return {
+            "project": project.name,
+            "node": project.node,
+            "seq": rows[0][0] if rows else project.log_count,
+            "lines": [line for _, line in rows],
         }
 
     def status(self, names: Iterable[str]) -> dict[str, Any]:

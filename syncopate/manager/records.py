@@ -58,5 +58,12 @@ class ProjectRecord:
     disk_usage: float = 0.0
     ram_usage: float = 0.0
     log_tail: list[str] = field(default_factory=list)
+    # The output kept in the store: the stream lines were last taken from, the next line
+    # number expected in it and its node (see logbook.accept), and how many lines the project's
+    # log has had (the next stored line's number).
+    log_stream: str = ""
+    log_next: int = 0
+    log_node: str = ""
+    log_count: int = 0
     # Monotonic time the current move began (not stored).
     move_started: float = 0.0

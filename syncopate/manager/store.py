@@ -1,6 +1,7 @@
 """SQLite persistence for the manager: `<data-dir>/syncopate.db` in WAL mode.
 
-Each record is one row holding its fields as JSON. Two kinds of commit:
+Each record is one row holding its fields as JSON; a project's output is one row per line, its
+oldest lines deleted as new ones come. Two kinds of commit:
 
 - durable (`synchronous=FULL`): ownership and controller changes; on disk before the answer;
 - ordinary (`synchronous=NORMAL`): node reports; they survive a crash of the manager process
@@ -20,13 +21,17 @@ from typing import Any
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.states import Desired, NodeStatus, ProjectStatus
 
-SCHEMA_VERSION = 1
+# 2: the log_lines table, and log fields in project records (an older manager cannot read them).
+SCHEMA_VERSION = 2
 DB_NAME = "syncopate.db"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS projects (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS log_lines (
+    project TEXT NOT NULL, seq INTEGER NOT NULL, line TEXT NOT NULL, PRIMARY KEY (project, seq)
+) WITHOUT ROWID;
 """
 
 _NODE_TRANSIENT = {"last_contact", "address"}
@@ -60,12 +65,13 @@ class Store:
         self._db.executescript(_SCHEMA)
         self._in_tx = False
         version = self.get_meta("schema-version")
-        if version is None:
-            self.set_meta("schema-version", str(SCHEMA_VERSION), durable=True)
-        elif int(version) > SCHEMA_VERSION:
+        if version is not None and int(version) > SCHEMA_VERSION:
             raise RuntimeError(
                 f"{self.path} was written by a newer Syncopate (schema {version}); upgrade first"
             )
+        if version is None or int(version) < SCHEMA_VERSION:
+            # The schema script above added what was missing.
+            self.set_meta("schema-version", str(SCHEMA_VERSION), durable=True)
 
     def close(self) -> None:
         self._db.close()
@@ -147,3 +153,32 @@ class Store:
             fields["desired"] = Desired(fields["desired"])
             projects.append(ProjectRecord(**fields))
         return projects
+
+    # output -----------------------------------------------------------------------------------
+    def append_log_lines(self, project: str, first: int, lines: list[str], keep: int) -> None:
+        """Store lines numbered `first`, `first + 1`, ...; keep the project's last `keep` lines.
+
+        Only the lines that fall out are deleted (a range of the primary key), so the cost
+        follows the number of lines added, not the number kept.
+        """
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO log_lines(project, seq, line) VALUES(?, ?, ?)",
+                [(project, first + index, line) for index, line in enumerate(lines)],
+            )
+            self._db.execute(
+                "DELETE FROM log_lines WHERE project = ? AND seq < ?",
+                (project, first + len(lines) - keep),
+            )
+
+    def log_lines(self, project: str, limit: int) -> list[tuple[int, str]]:
+        """The project's last `limit` lines with their numbers, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, line FROM log_lines WHERE project = ? ORDER BY seq DESC LIMIT ?",
+            (project, limit),
+        ).fetchall()
+        return [(int(seq), str(line)) for seq, line in reversed(rows)]
+
+    def delete_log_lines(self, project: str) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM log_lines WHERE project = ?", (project,))
