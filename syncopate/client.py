@@ -257,6 +257,14 @@ class ManagerClient:
     async def forget(self, node: str) -> dict[str, Any]:
         return await self.controller("node-forget", node=node)
 
+    async def logs(self, project: str, lines: int = 200) -> dict[str, Any]:
+        """A project's last `lines` (1-1000) output lines kept by the manager, oldest first.
+
+        The answer holds `project`, `node` (where it is placed, or None), `lines`, and `seq`:
+        the number of the first line, comparable with the `seq` of /events `logs` messages.
+        """
+        return await self.controller("logs", projects=[project], lines=lines)
+
     # probes and feeds -------------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
         return self._answer(await self.get("/health"))
@@ -267,8 +275,12 @@ class ManagerClient:
             raise request_error_for(response.status, f"/metrics: HTTP {response.status}")
         return response.text()
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """Messages from /events: a snapshot first, then batches of changes."""
+    async def events(self, logs: Iterable[str] = ()) -> AsyncIterator[dict[str, Any]]:
+        """Messages from /events: a snapshot first, then batches of changes.
+
+        With `logs` (project names), also `{"type": "logs", "project", "seq", "lines"}`
+        messages carrying each batch of those projects' new output lines.
+        """
         # aiohttp only here: the agent never opens a feed and should not carry its weight.
         import aiohttp
 
@@ -291,7 +303,10 @@ class ManagerClient:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             ws = await self._ws_session.ws_connect(
-                self.url + "/events", headers=headers, heartbeat=20
+                self.url + "/events",
+                headers=headers,
+                heartbeat=20,
+                params=[("logs", name) for name in logs],
             )
         except aiohttp.WSServerHandshakeError as exc:
             raise request_error_for(exc.status, f"/events refused: HTTP {exc.status}") from None

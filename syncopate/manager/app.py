@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, ValidationError
 
-from syncopate import __version__
+from syncopate import __version__, validate
 from syncopate.errors import (
     InvalidRequest,
     RequestError,
@@ -34,6 +34,7 @@ from syncopate.manager.metrics import Metrics
 from syncopate.manager.store import Store
 from syncopate.protocol import (
     ACTIONS,
+    DEFAULT_LOG_LINES,
     MAX_BODY_BYTES,
     MAX_WAIT_SECONDS,
     AddProject,
@@ -267,6 +268,13 @@ async def controller(request: web.Request) -> web.Response:
         return success(route, projects=cluster.status(call.projects))
     if action == "nodes":
         return success(route, nodes=cluster.node_table())
+    if action == "logs":
+        if len(call.projects) != 1:
+            raise InvalidRequest(
+                f"action logs needs exactly one project name in `projects`, "
+                f"not {len(call.projects)}"
+            )
+        return success(route, **cluster.logs(call.projects[0], call.lines or DEFAULT_LOG_LINES))
     if action == "add":
         spec = parse(AddProject, _project_field(call))
         project = cluster.add(spec)
@@ -315,12 +323,26 @@ def _project_field(call: ControllerRequest) -> dict[str, Any]:
 
 
 # feeds and probes -----------------------------------------------------------------------------
+def followed_logs(request: web.Request) -> frozenset[str]:
+    """The projects named by `logs=` query parameters (repeated, or comma-separated)."""
+    names = set()
+    for value in request.query.getall("logs", []):
+        for name in value.split(","):
+            if name.strip():
+                try:
+                    names.add(validate.check_name(name.strip(), "project"))
+                except ValueError as exc:
+                    raise InvalidRequest(f"logs: {exc}") from None
+    return frozenset(names)
+
+
 async def events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     check_controller_token(state, bearer(request) or request.query.get("access-token"))
+    logs = followed_logs(request)
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
-    subscriber = state.hub.subscribe()
+    subscriber = state.hub.subscribe(logs)
     state.sockets.add(ws)
 
     async def pump() -> None:
@@ -420,7 +442,12 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
         return {"projects": cluster.status([]), "nodes": cluster.node_table()}
 
     hub = EventHub(snapshot, lookup, settings.events_interval)
-    cluster = Cluster(store, ClusterSettings(node_timeout=settings.node_timeout), notify=hub.mark)
+    cluster = Cluster(
+        store,
+        ClusterSettings(node_timeout=settings.node_timeout),
+        notify=hub.mark,
+        notify_lines=hub.add_lines,
+    )
     cluster_ref.append(cluster)
     state = ManagerState(
         settings=settings,

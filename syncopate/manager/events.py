@@ -1,30 +1,37 @@
 """The /events feed: changes are marked as they happen and sent in batches, once per tick.
 
 A subscriber gets a snapshot first, then `changes` messages naming what changed since the last
-one (a removed project or node maps to null). A subscriber that cannot keep up is sent a fresh
-snapshot instead of a backlog.
+one (a removed project or node maps to null). A subscriber that follows projects' output also
+gets, per project and batch, `{"type": "logs", "project": P, "seq": N, "lines": [...]}` (`seq`
+numbers the first line, as in the `logs` answer). A subscriber that cannot keep up is sent a
+fresh snapshot instead of a backlog (and misses the lines that were in it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 Snapshot = Callable[[], dict[str, Any]]
 Lookup = Callable[[str, str], dict[str, Any] | None]
 
 QUEUE_LIMIT = 64
+LINES_PER_BATCH = 1000  # of one project; older ones in the same batch are dropped
 log = logging.getLogger("syncopate.manager")
 
 
 class Subscriber:
     """One /events connection's outgoing queue."""
 
-    def __init__(self) -> None:
+    def __init__(self, logs: Iterable[str] = ()) -> None:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
         self.needs_snapshot = False
+        self.logs = frozenset(logs)
+        """The projects whose new output lines this subscriber gets."""
 
     def offer(self, message: dict[str, Any]) -> None:
         if self.needs_snapshot:
@@ -38,6 +45,12 @@ class Subscriber:
             self.needs_snapshot = True
 
 
+@dataclass
+class _Lines:
+    seq: int
+    lines: list[str] = field(default_factory=list)
+
+
 class EventHub:
     """Collects changed names and fans them out to subscribers every `interval` seconds."""
 
@@ -47,6 +60,8 @@ class EventHub:
         self.interval = interval
         self.subscribers: set[Subscriber] = set()
         self._dirty: dict[str, set[str]] = {"project": set(), "node": set()}
+        self._followed: Counter[str] = Counter()  # project -> subscribers following its output
+        self._lines: dict[str, _Lines] = {}
         self._wake = asyncio.Event()
 
     def mark(self, kind: str, name: str) -> None:
@@ -55,14 +70,35 @@ class EventHub:
             self._dirty[kind].add(name)
             self._wake.set()
 
-    def subscribe(self) -> Subscriber:
-        subscriber = Subscriber()
+    def add_lines(self, project: str, seq: int, lines: list[str]) -> None:
+        """New output of a project (`seq` numbers its first line); free when nobody follows it."""
+        if not self._followed[project]:
+            return
+        pending = self._lines.get(project)
+        if pending is None or pending.seq + len(pending.lines) != seq:
+            pending = self._lines[project] = _Lines(seq)
+        pending.lines.extend(lines)
+        extra = len(pending.lines) - LINES_PER_BATCH
+        if extra > 0:
+            del pending.lines[:extra]
+            pending.seq += extra
+        self._wake.set()
+
+    def subscribe(self, logs: Iterable[str] = ()) -> Subscriber:
+        """A new subscriber (following the output of the projects in `logs`)."""
+        subscriber = Subscriber(logs)
         subscriber.queue.put_nowait(self.snapshot_message())
         self.subscribers.add(subscriber)
+        self._followed.update(subscriber.logs)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self.subscribers.discard(subscriber)
+        if subscriber in self.subscribers:
+            self.subscribers.discard(subscriber)
+            self._followed.subtract(subscriber.logs)
+            for project in subscriber.logs:
+                if self._followed[project] <= 0:
+                    del self._followed[project]
 
     def snapshot_message(self) -> dict[str, Any]:
         return {"type": "snapshot", **self._snapshot()}
@@ -71,19 +107,25 @@ class EventHub:
         """Send one `changes` message with everything marked since the last flush."""
         projects, nodes = self._dirty["project"], self._dirty["node"]
         self._dirty = {"project": set(), "node": set()}
-        if not projects and not nodes:
-            return
-        message = {
-            "type": "changes",
-            "projects": {name: self._lookup("project", name) for name in sorted(projects)},
-            "nodes": {name: self._lookup("node", name) for name in sorted(nodes)},
-        }
-        for subscriber in list(self.subscribers):
-            if subscriber.needs_snapshot and subscriber.queue.empty():
-                subscriber.needs_snapshot = False
-                subscriber.offer(self.snapshot_message())
-            else:
-                subscriber.offer(message)
+        lines, self._lines = self._lines, {}
+        if projects or nodes:
+            message = {
+                "type": "changes",
+                "projects": {name: self._lookup("project", name) for name in sorted(projects)},
+                "nodes": {name: self._lookup("node", name) for name in sorted(nodes)},
+            }
+            for subscriber in list(self.subscribers):
+                if subscriber.needs_snapshot and subscriber.queue.empty():
+                    subscriber.needs_snapshot = False
+                    subscriber.offer(self.snapshot_message())
+                else:
+                    subscriber.offer(message)
+        for project in sorted(lines):
+            batch = lines[project]
+            output = {"type": "logs", "project": project, "seq": batch.seq, "lines": batch.lines}
+            for subscriber in list(self.subscribers):
+                if project in subscriber.logs:
+                    subscriber.offer(output)
 
     async def run(self) -> None:
         """Flush batches until cancelled."""
