@@ -55,3 +55,12 @@ def test_only_the_tui_imports_textual() -> None:
             continue
         text = source.read_text(encoding="utf-8")
         assert "import textual" not in text and "from textual" not in text, source
+
+
+def test_the_cli_loads_the_manager_and_the_agent_only_in_their_commands() -> None:
+    # Every command is a fresh interpreter on a Pi: `syncopate project list` must not pay for
+    # the manager (aiohttp server, SQLite) or the agent (gitpython, psutil).
+    code = "import sys, json; import syncopate.cli.main; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    assert not {m for m in loaded if m.startswith(("syncopate.manager", "syncopate.node"))}

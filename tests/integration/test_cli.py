@@ -1,0 +1,298 @@
+"""The controller CLI as a person runs it: `python -m syncopate ...` subprocesses against a real
+manager subprocess with a real agent, a real git repository and a real project process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.gitrepos import Repo
+from tests.integration.test_agent import COUNTER
+from tests.procs import ManagerProcess, manager_process
+
+pytestmark = pytest.mark.slow
+T = TypeVar("T")
+PASSWORD = "cli-password"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "syncopate", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def wait_until(check: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The single `error: ...` line of a failed command (and nothing else, no traceback)."""
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    return lines[0]
+
+
+@dataclass
+class Cli:
+    """The CLI pointed at one manager through the environment, as a script would."""
+
+    manager: ManagerProcess
+    env: dict[str, str]
+    tmp: Path
+
+    def __call__(self, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, env={**self.env, **extra_env})
+
+    def json(self, *args: str) -> Any:
+        done = self(*args, "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    def project(self, name: str) -> dict[str, Any]:
+        shown: dict[str, Any] = self.json("project", "show", name)
+        return shown
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    tmp = tmp_path_factory.mktemp("cli")
+    with manager_process(tmp / "manager", password=PASSWORD, node_timeout=5) as manager:
+        url = manager.start()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")} | {
+            "SYNCOPATE_HOME": str(tmp / "home"),  # no controller.json there
+            "SYNCOPATE_MANAGER": url,
+            "SYNCOPATE_TOKEN": manager.token,
+        }
+        command = [sys.executable, "-m", "syncopate.node", url, "--name", "pi-1"]
+        command += ["--data-dir", str(tmp / "node"), "--interval", "0.2"]
+        agent = subprocess.Popen(
+            command,
+            env=env | {"SYNCOPATE_PASSWORD": PASSWORD},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            running = Cli(manager, env, tmp)
+            wait_until(
+                lambda: any(n["status"] == "alive" for n in running.json("node", "list")),
+                "the agent to join",
+            )
+            yield running
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            try:
+                assert agent.wait(20) == 0
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                raise
+
+
+# errors ---------------------------------------------------------------------------------------
+def test_no_manager_anywhere_says_how_to_name_one(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
+    env["SYNCOPATE_HOME"] = str(tmp_path)
+    line = one_error_line(run_cli("project", "list", env=env))
+    assert "no manager to talk to" in line and "--manager" in line and "SYNCOPATE_MANAGER" in line
+
+
+def test_unreachable_manager_names_the_url_and_where_it_came_from(cli: Cli) -> None:
+    line = one_error_line(cli("node", "list", SYNCOPATE_MANAGER="http://127.0.0.1:9"))
+    assert "cannot reach the manager at http://127.0.0.1:9" in line
+    assert "is it running?" in line and "SYNCOPATE_MANAGER" in line
+
+
+def test_wrong_token_is_one_line_naming_its_source(cli: Cli) -> None:
+    line = one_error_line(cli("project", "list", "--token", "not-the-token"))
+    assert f"the manager at {cli.manager.url} refused the controller token (from --token)" in line
+    assert "syncopate manager token" in line
+    line = one_error_line(cli("project", "list", SYNCOPATE_TOKEN="also-wrong"))
+    assert "(from SYNCOPATE_TOKEN)" in line
+
+
+def test_bad_input_changes_nothing(cli: Cli, tmp_path: Path) -> None:
+    repo = Repo.create(tmp_path / "repo", {"counter.py": COUNTER})
+    before = cli.json("project", "list")
+    for args, reason in [
+        (("project", "add", "../../etc", repo.url), "project name '../../etc' is not valid"),
+        (("project", "add", "x", "ext::sh -c id"), "ext:: and others are refused"),
+        (("project", "add", "x", repo.url, "--var", "no-equals"), "is not KEY=VALUE"),
+        (("project", "add", "x", repo.url, "--vars-file", "/nonexistent.json"), "cannot read"),
+    ]:
+        assert reason in one_error_line(cli(*args))
+    assert cli.json("project", "list") == before
+
+
+def test_misspelt_names_get_a_suggestion(cli: Cli, tmp_path: Path) -> None:
+    repo = Repo.create(tmp_path / "repo", {"counter.py": COUNTER})
+    assert cli("project", "add", "speller", repo.url, "--no-start").returncode == 0
+    try:
+        for args in [("project", "show", "speler"), ("project", "stop", "speler")]:
+            line = one_error_line(cli(*args))
+            assert line == "error: no project named 'speler'; did you mean 'speller'?"
+        line = one_error_line(cli("node", "drain", "pi-2"))
+        assert line == "error: no node named 'pi-2'; did you mean 'pi-1'?"
+        assert "there are no" not in one_error_line(cli("project", "show", "zzzzzz"))
+    finally:
+        assert cli("project", "remove", "speller").returncode == 0
+
+
+# the project life cycle, with --json shapes ---------------------------------------------------
+def test_add_list_show_control_and_remove(cli: Cli) -> None:
+    repo = Repo.create(cli.tmp / "repos" / "counter", {"counter.py": COUNTER})
+    vars_file = cli.tmp / "vars.json"
+    vars_file.write_text('{"count": 100, "label": "from-file"}', encoding="utf-8")
+    done = cli(
+        "project", "add", "counter", repo.url, "--command", f"{sys.executable} counter.py",
+        "--vars-file", str(vars_file), "--var", "label=from-flag", "--var", "limits=[1, 2]",
+        "--ram", "10",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "added counter; placed on pi-1"
+
+    info = wait_until(
+        lambda: (
+            (p := cli.project("counter"))["status"] == "running"
+            and p["persistent-variables"].get("count", 0) > 100
+            and p
+        ),
+        "counter to run and count",
+    )
+    assert info["name"] == "counter" and info["node"] == "pi-1"
+    assert info["initial_variables"] == {"count": 100, "label": "from-flag", "limits": [1, 2]}
+    assert info["commit"] == repo.head() and info["ram"] == 10
+
+    listed = cli.json("project", "list")
+    assert isinstance(listed, list)
+    row = next(item for item in listed if item["name"] == "counter")
+    assert row["project-name"] == "counter" and row["status"] == "running"
+    nodes = cli.json("node", "list")
+    assert [n["name"] for n in nodes] == ["pi-1"] and "counter" in nodes[0]["projects"]
+
+    table = cli("project", "list")
+    assert table.returncode == 0
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:3] == ["NAME", "STATUS", "NODE"]
+    assert any(r.split()[:3] == ["counter", "running", "pi-1"] for r in rows)
+    shown = cli("project", "show", "counter")
+    assert "persistent variables" in shown.stdout and '"label": "from-flag"' in shown.stdout
+
+    stopped = cli.json("project", "stop", "counter")
+    assert stopped["counter"]["desired"] == "stopped"
+    wait_until(lambda: cli.project("counter")["status"] == "stopped", "the stop")
+    kept = cli.project("counter")["persistent-variables"]["count"]
+    assert cli("project", "start", "counter").stdout.strip() == "started 1 project(s)"
+    wait_until(
+        lambda: cli.project("counter")["persistent-variables"]["count"] > kept,
+        "counter to resume from its variables",
+    )
+    first_pid = cli.project("counter")["pid"]
+    assert cli("project", "restart").stdout.strip().startswith("restarted ")  # no name: all
+    wait_until(
+        lambda: (
+            (p := cli.project("counter"))["pid"] not in (None, first_pid)
+            and p["status"] == "running"
+        ),
+        "a new process",
+    )
+    epoch = cli.project("counter")["epoch"]
+    assert cli("project", "reset", "counter").returncode == 0
+    wait_until(
+        lambda: (
+            (p := cli.project("counter"))["epoch"] > epoch
+            and p["status"] == "running"
+            and p["persistent-variables"]["count"] < kept
+        ),
+        "counter to start again from its initial 100",
+    )
+
+    done = cli("project", "remove", "counter")
+    assert done.stdout.strip() == "removed counter"
+    line = one_error_line(cli("project", "show", "counter"))
+    assert "no project named 'counter'" in line
+
+
+def test_add_without_a_fitting_node_says_why(cli: Cli, tmp_path: Path) -> None:
+    repo = Repo.create(tmp_path / "repo", {"counter.py": COUNTER})
+    done = cli("project", "add", "huge", repo.url, "--ram", "1e9")
+    try:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("added huge; not placed: no live node has")
+    finally:
+        cli("project", "remove", "huge")
+
+
+# install-service ------------------------------------------------------------------------------
+def test_install_service_writes_a_user_unit_and_a_private_password_file(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
+    env |= {"XDG_CONFIG_HOME": str(tmp_path / "config"), "SYNCOPATE_PASSWORD": "s3cret pw"}
+    data_dir = tmp_path / "node data"
+    done = run_cli(
+        "node", "install-service", "http://192.168.1.10:8470", "--user", "--name", "pi-7",
+        "--data-dir", str(data_dir), "--label", "room=lab", env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    unit_path = tmp_path / "config" / "systemd" / "user" / "syncopate-node.service"
+    assert f"wrote {unit_path}" in done.stdout
+    assert "systemctl --user daemon-reload && systemctl --user enable --now syncopate-node" in (
+        done.stdout
+    )
+    unit = unit_path.read_text(encoding="utf-8")
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert exec_start.startswith(f"ExecStart={sys.executable} -m syncopate.node ")
+    assert "http://192.168.1.10:8470 --name pi-7" in exec_start
+    assert f'--data-dir "{data_dir}"' in exec_start  # quoted: the path has a space
+    assert "--label room=lab" in exec_start
+    assert "s3cret" not in unit  # the password is not in the world-readable unit
+    assert "KillMode=mixed" in unit and "WantedBy=default.target" in unit
+    assert "User=" not in unit  # a user unit runs as its user
+    env_file = data_dir / "join.env"
+    assert f"EnvironmentFile=-{env_file}" in unit
+    assert env_file.read_text(encoding="utf-8") == "SYNCOPATE_PASSWORD=s3cret pw\n"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_install_service_print_writes_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
+    done = run_cli(
+        "node", "install-service", "http://m:8470", "--password", "pw", "--print",
+        "--unit-dir", str(tmp_path / "units"), "--data-dir", str(tmp_path / "data"), env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("[Unit]\n") and "WantedBy=multi-user.target" in done.stdout
+    assert "User=" in done.stdout  # a system unit never runs the agent as root by accident
+    assert not (tmp_path / "units").exists() and not (tmp_path / "data").exists()
+
+
+def test_install_service_without_permission_says_what_to_do(tmp_path: Path) -> None:
+    # As root (CI containers) /etc is writable, so point at a place nobody can write to.
+    target = Path("/proc/syncopate-test") if os.geteuid() == 0 else Path("/etc/systemd/system")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
+    done = run_cli(
+        "node", "install-service", "http://m:8470", "--password", "pw",
+        "--unit-dir", str(target), "--data-dir", str(tmp_path / "data"), env=env,
+    )  # fmt: skip
+    line = one_error_line(done)
+    assert line.startswith("error: cannot write ")

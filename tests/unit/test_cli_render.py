@@ -1,0 +1,142 @@
+"""The CLI's tables and formats, from manager answers and a fixed clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from rich.console import Console
+
+from syncopate.cli.render import (
+    ago,
+    as_list,
+    nodes_table,
+    project_detail,
+    projects_table,
+    size,
+)
+
+NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+
+
+def text_of(renderable: object, width: int = 160) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+@pytest.mark.parametrize(
+    ("stamp", "shown"),
+    [
+        ("2026-11-22T11:59:48Z", "12s ago"),
+        ("2026-11-22T11:57:00Z", "3m ago"),
+        ("2026-11-22T07:00:00Z", "5h ago"),
+        ("2026-11-20T12:00:00Z", "2d ago"),
+        ("2026-11-22T12:00:05Z", "0s ago"),  # a clock a little ahead of ours
+        (None, "-"),
+        ("yesterday", "-"),
+    ],
+)
+def test_ages(stamp: str | None, shown: str) -> None:
+    assert ago(stamp, NOW) == shown
+
+
+@pytest.mark.parametrize(
+    ("megabytes", "shown"),
+    [(0, "0 MB"), (0.4, "0.4 MB"), (12.3, "12 MB"), (1536, "1.5 GB"), (2 * 1024**2, "2.0 TB")],
+)
+def test_sizes(megabytes: float, shown: str) -> None:
+    assert size(megabytes) == shown
+    assert size(None) == size("12") == size(True) == "-"
+
+
+PROJECTS = {
+    "counter": {
+        "project-name": "counter",
+        "status": "running",
+        "node": "pi-1",
+        "moving-to": None,
+        "desired": "running",
+        "started-at": "2026-11-22T11:57:00Z",
+        "ram-usage": 12.0,
+        "disk-usage": 1.5,
+        "restarts": 2,
+        "commit": "8c5e423ed821859497f16bd1f58581f53eb2cd45",
+        "reason": None,
+        "persistent-variables": {"count": 42},
+        "log-tail": ["count 41", "count 42"],
+    },
+    "big": {
+        "project-name": "big",
+        "status": "unschedulable",
+        "node": None,
+        "moving-to": None,
+        "desired": "running",
+        "reason": "no live node has 2000 MB RAM (most free: 900 MB)",
+        "persistent-variables": {},
+    },
+}
+
+
+def test_projects_table_shows_what_a_person_checks() -> None:
+    lines = text_of(projects_table(PROJECTS, NOW)).splitlines()
+    assert lines[0].split() == [
+        "NAME", "STATUS", "NODE", "UP", "RAM", "DISK", "RESTARTS", "COMMIT", "REASON"
+    ]  # fmt: skip
+    assert lines[1].split()[:2] == ["big", "unschedulable"]  # sorted by name
+    assert "no live node has 2000 MB RAM" in lines[1]
+    assert lines[2].split() == ["counter", "running", "pi-1", "3m", "12", "MB", "2", "MB", "2",
+                                "8c5e423ed8"]  # fmt: skip
+
+
+def test_a_moving_or_stopping_project_says_so() -> None:
+    moving = {**PROJECTS["counter"], "moving-to": "pi-2", "desired": "stopped"}
+    row = text_of(projects_table({"counter": moving}, NOW)).splitlines()[1]
+    assert "pi-1 → pi-2" in row and "running (stopping)" in row
+
+
+def test_status_colours() -> None:
+    console = Console(width=160, record=True, color_system="truecolor", force_terminal=True)
+    console.print(projects_table(PROJECTS, NOW))
+    styled = console.export_text(styles=True)
+    assert "\x1b[1;32mrunning" in styled  # bold green
+    assert "\x1b[33munschedulable" in styled  # yellow
+
+
+def test_nodes_table() -> None:
+    nodes = {
+        "pi-1": {
+            "status": "alive",
+            "drained": True,
+            "left": False,
+            "last-contact": "2026-11-22T11:59:58Z",
+            "ram": 3800.0,
+            "storage": 29000.0,
+            "ram-usage": 120.0,
+            "disk-usage": 30.0,
+            "labels": {"room": "lab", "arch": "arm64"},
+            "projects": ["a", "b"],
+        },
+        "pi-2": {"status": "dead", "projects": [], "labels": {}},
+    }
+    lines = text_of(nodes_table(nodes, NOW)).splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "PROJECTS", "RAM", "DISK", "LAST", "CONTACT",
+                                "LABELS"]  # fmt: skip
+    assert "alive (drained)" in lines[1] and "120 MB / 3.7 GB" in lines[1]
+    assert "2s ago" in lines[1] and "arch=arm64,room=lab" in lines[1]
+    assert lines[2].split()[:3] == ["pi-2", "dead", "0"]
+
+
+def test_project_detail_has_fields_variables_and_output() -> None:
+    text = text_of(project_detail(PROJECTS["counter"], NOW))
+    assert "status       running" in text
+    assert '"count": 42' in text
+    assert "last 2 lines of output" in text and "count 42" in text
+    assert "started      3m ago" in text
+
+
+def test_json_lists_put_name_first_and_keep_every_field() -> None:
+    listed = as_list(PROJECTS)
+    assert [item["name"] for item in listed] == ["big", "counter"]
+    assert next(iter(listed[1])) == "name"
+    assert {k: v for k, v in listed[1].items() if k != "name"} == PROJECTS["counter"]
