@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import ssl
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -275,7 +275,7 @@ class ManagerClient:
             raise request_error_for(response.status, f"/metrics: HTTP {response.status}")
         return response.text()
 
-    async def events(self, logs: Iterable[str] = ()) -> AsyncIterator[dict[str, Any]]:
+    async def events(self, logs: Iterable[str] = ()) -> AsyncGenerator[dict[str, Any], None]:
         """Messages from /events: a snapshot first, then batches of changes.
 
         With `logs` (project names), also `{"type": "logs", "project", "seq", "lines"}`

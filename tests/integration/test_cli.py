@@ -296,3 +296,53 @@ def test_install_service_without_permission_says_what_to_do(tmp_path: Path) -> N
     )  # fmt: skip
     line = one_error_line(done)
     assert line.startswith("error: cannot write ")
+
+
+# logs -----------------------------------------------------------------------------------------
+def test_logs_show_a_real_projects_output_and_follow_new_lines(cli: Cli, tmp_path: Path) -> None:
+    repo = Repo.create(tmp_path / "repo", {"counter.py": COUNTER})
+    done = cli("project", "add", "chatty", repo.url, "--command", f"{sys.executable} counter.py")
+    assert done.returncode == 0, done.stderr
+    try:
+
+        def printed() -> list[str] | None:
+            out = cli("logs", "chatty", "-n", "5")
+            lines = out.stdout.splitlines()
+            return lines if out.returncode == 0 and len(lines) == 5 else None
+
+        lines = wait_until(printed, "five lines of output at the manager")
+        counts = [int(line.split()[1]) for line in lines]
+        assert counts == list(range(counts[0], counts[0] + 5))  # consecutive, oldest first
+
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "syncopate", "logs", "chatty", "--follow", "-n", "1"],
+            env=cli.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert follower.stdout is not None
+            seen = [int(follower.stdout.readline().split()[1]) for _ in range(8)]
+            # New lines arrive as the project prints them: each once, in order, none missing.
+            assert seen == list(range(seen[0], seen[0] + 8))
+            assert seen[-1] > counts[-1]
+        finally:
+            follower.send_signal(signal.SIGINT)
+            _, err = follower.communicate(timeout=10)
+        assert follower.returncode == 0 and "Traceback" not in err
+    finally:
+        cli("project", "remove", "chatty")
+    line = one_error_line(cli("logs", "chatty"))
+    assert "no project named 'chatty'" in line
+
+
+def test_logs_of_a_project_without_output_yet(cli: Cli, tmp_path: Path) -> None:
+    repo = Repo.create(tmp_path / "repo", {"counter.py": COUNTER})
+    assert cli("project", "add", "quiet", repo.url, "--no-start").returncode == 0
+    try:
+        done = cli("logs", "quiet")
+        assert done.returncode == 0 and done.stdout == ""
+        assert done.stderr.strip() == "no output from quiet yet"
+    finally:
+        cli("project", "remove", "quiet")
