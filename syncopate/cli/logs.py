@@ -81,7 +81,9 @@ async def _follow(client: ManagerClient, project: str, lines: int, printer: Prin
 def logs(
     project: str = typer.Argument(..., help="The project whose output to show."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
-    lines: int = typer.Option(200, "--lines", "-n", min=1, max=1000, help="How many lines."),
+    lines: int = typer.Option(
+        200, "--lines", "-n", min=1, max=1000, metavar="N", help="How many lines."
+    ),
     *,
     target: Target,
 ) -> None:

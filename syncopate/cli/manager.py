@@ -17,20 +17,25 @@ DATA_DIR_HELP = "Where the manager keeps its database and secrets."
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for all)."),
-    port: int = typer.Option(8470, help="Port to listen on (0 picks a free one)."),
+    host: str = typer.Option(
+        "127.0.0.1", metavar="HOST", help="Address to listen on (0.0.0.0 for all)."
+    ),
+    port: int = typer.Option(8470, metavar="PORT", help="Port to listen on (0 picks a free one)."),
     data_dir: Path = typer.Option(
-        None, help=DATA_DIR_HELP, show_default="~/.local/share/syncopate/manager"
+        None, metavar="D", help=DATA_DIR_HELP, show_default="~/.local/share/syncopate/manager"
     ),
     password: str = typer.Option(
-        None, envvar="SYNCOPATE_PASSWORD", help="Join password for nodes (else generated and kept)."
+        None,
+        envvar="SYNCOPATE_PASSWORD",
+        metavar="P",
+        help="Join password for nodes (else generated and kept).",
     ),
     node_timeout: float = typer.Option(
-        15.0, min=0.1, help="Seconds of silence after which a node is dead."
+        15.0, min=0.1, metavar="S", help="Seconds of silence after which a node is dead."
     ),
-    tls_cert: Path = typer.Option(None, help="PEM certificate: serve HTTPS."),
-    tls_key: Path = typer.Option(None, help="PEM private key for --tls-cert."),
-    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    tls_cert: Path = typer.Option(None, metavar="F", help="PEM certificate: serve HTTPS."),
+    tls_key: Path = typer.Option(None, metavar="F", help="PEM private key for --tls-cert."),
+    log_level: str = typer.Option("info", metavar="LEVEL", help="debug, info, warning or error."),
 ) -> None:
     """Run the manager until Ctrl-C or SIGTERM."""
     import asyncio
@@ -71,7 +76,7 @@ def serve(
 @app.command()
 def token(
     data_dir: Path = typer.Option(
-        None, help=DATA_DIR_HELP, show_default="~/.local/share/syncopate/manager"
+        None, metavar="D", help=DATA_DIR_HELP, show_default="~/.local/share/syncopate/manager"
     ),
     rotate: bool = typer.Option(
         False, "--rotate", help="Make a new token; the old one stops working at once."

@@ -19,20 +19,32 @@ app = typer.Typer(help="Run a node agent, or manage nodes.", no_args_is_help=Tru
 def join(
     url: str = typer.Argument(..., help="The manager's URL, e.g. http://192.168.1.10:8470"),
     password: str = typer.Option(
-        None, envvar="SYNCOPATE_PASSWORD", help="The manager's join password (first join)."
+        None,
+        envvar="SYNCOPATE_PASSWORD",
+        metavar="P",
+        help="The manager's join password (first join).",
     ),
-    name: str = typer.Option("", help="Preferred node name (default: the host name)."),
+    name: str = typer.Option("", metavar="N", help="Preferred node name (default: the host name)."),
     data_dir: Path = typer.Option(
         None,
+        metavar="D",
         help="Where the node keeps checkouts, logs and node.json.",
         show_default="~/.local/share/syncopate/node",
     ),
-    interval: float = typer.Option(5.0, min=0.1, help="Seconds between reports."),
-    sync_interval: float = typer.Option(60.0, min=1.0, help="Seconds between git fetches."),
-    ca_file: str = typer.Option(None, help="CA certificate to verify an https manager."),
-    fingerprint: str = typer.Option(None, help="Pinned sha256: fingerprint of the manager."),
-    label: list[str] = typer.Option([], help="KEY=VALUE label for this node (repeatable)."),
-    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    interval: float = typer.Option(5.0, min=0.1, metavar="S", help="Seconds between reports."),
+    sync_interval: float = typer.Option(
+        60.0, min=1.0, metavar="S", help="Seconds between git fetches."
+    ),
+    ca_file: str = typer.Option(
+        None, metavar="F", help="CA certificate to verify an https manager."
+    ),
+    fingerprint: str = typer.Option(
+        None, metavar="sha256:...", help="Pinned sha256: fingerprint of the manager."
+    ),
+    label: list[str] = typer.Option(
+        [], metavar="KEY=VALUE", help="KEY=VALUE label for this node (repeatable)."
+    ),
+    log_level: str = typer.Option("info", metavar="LEVEL", help="debug, info, warning or error."),
 ) -> None:
     """Join the manager and run its projects here until Ctrl-C or SIGTERM."""
     import os
@@ -142,22 +154,34 @@ def forget(name: str = typer.Argument(..., help="A dead node."), *, target: Targ
 def install_service(
     url: str = typer.Argument(..., help="The manager's URL, e.g. http://192.168.1.10:8470"),
     password: str = typer.Option(
-        ..., envvar="SYNCOPATE_PASSWORD", help="The manager's join password."
+        ..., envvar="SYNCOPATE_PASSWORD", metavar="P", help="The manager's join password."
     ),
-    name: str = typer.Option("", help="Preferred node name (default: the host name)."),
+    name: str = typer.Option("", metavar="N", help="Preferred node name (default: the host name)."),
     user: bool = typer.Option(
         False, "--user", help="A user unit (systemctl --user) instead of a system unit."
     ),
     data_dir: Path = typer.Option(
-        None, help="The agent's data dir.", show_default="~/.local/share/syncopate/node"
+        None,
+        metavar="D",
+        help="The agent's data dir.",
+        show_default="~/.local/share/syncopate/node",
     ),
-    interval: float = typer.Option(5.0, min=0.1, help="Seconds between reports."),
-    sync_interval: float = typer.Option(60.0, min=1.0, help="Seconds between git fetches."),
-    ca_file: str = typer.Option(None, help="CA certificate to verify an https manager."),
-    fingerprint: str = typer.Option(None, help="Pinned sha256: fingerprint of the manager."),
-    label: list[str] = typer.Option([], help="KEY=VALUE label for this node (repeatable)."),
+    interval: float = typer.Option(5.0, min=0.1, metavar="S", help="Seconds between reports."),
+    sync_interval: float = typer.Option(
+        60.0, min=1.0, metavar="S", help="Seconds between git fetches."
+    ),
+    ca_file: str = typer.Option(
+        None, metavar="F", help="CA certificate to verify an https manager."
+    ),
+    fingerprint: str = typer.Option(
+        None, metavar="sha256:...", help="Pinned sha256: fingerprint of the manager."
+    ),
+    label: list[str] = typer.Option(
+        [], metavar="KEY=VALUE", help="KEY=VALUE label for this node (repeatable)."
+    ),
     unit_dir: Path = typer.Option(
         None,
+        metavar="DIR",
         help="Write the unit here instead.",
         show_default="/etc/systemd/system, or ~/.config/systemd/user with --user",
     ),

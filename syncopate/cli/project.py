@@ -60,15 +60,23 @@ def add(
     name: str = typer.Argument(..., help="Project name: letters, digits, '.', '_', '-'."),
     url: str = typer.Argument(..., help="Git URL: https://, ssh://, git@host:path or file://."),
     command: str = typer.Option(
-        None, help="Run command (default: syncopate.toml's \\[run] command, else ./run.sh)."
+        None,
+        metavar="C",
+        help="Run command (default: syncopate.toml's \\[run] command, else ./run.sh).",
     ),
-    ref: str = typer.Option(None, help="Branch, tag or commit (default: the default branch)."),
+    ref: str = typer.Option(
+        None, metavar="R", help="Branch, tag or commit (default: the default branch)."
+    ),
     var: list[str] = typer.Option(
-        [], help="Initial variable KEY=VALUE; VALUE as JSON when it parses (repeatable)."
+        [],
+        metavar="KEY=VALUE",
+        help="Initial variable KEY=VALUE; VALUE as JSON when it parses (repeatable).",
     ),
-    vars_file: Path = typer.Option(None, help="Initial variables from a JSON object file."),
-    ram: float = typer.Option(0.0, min=0, help="RAM the project needs, MB."),
-    disk: float = typer.Option(0.0, min=0, help="Disk the project needs, MB."),
+    vars_file: Path = typer.Option(
+        None, metavar="F", help="Initial variables from a JSON object file."
+    ),
+    ram: float = typer.Option(0.0, min=0, metavar="MB", help="RAM the project needs, MB."),
+    disk: float = typer.Option(0.0, min=0, metavar="MB", help="Disk the project needs, MB."),
     exclusive: bool = typer.Option(
         False, "--exclusive", help="Never run two copies, even when its node is cut off."
     ),
