@@ -108,24 +108,26 @@ class EventHub:
         projects, nodes = self._dirty["project"], self._dirty["node"]
         self._dirty = {"project": set(), "node": set()}
         lines, self._lines = self._lines, {}
-        if projects or nodes:
-            message = {
-                "type": "changes",
-                "projects": {name: self._lookup("project", name) for name in sorted(projects)},
-                "nodes": {name: self._lookup("node", name) for name in sorted(nodes)},
-            }
-            for subscriber in list(self.subscribers):
-                if subscriber.needs_snapshot and subscriber.queue.empty():
-                    subscriber.needs_snapshot = False
-                    subscriber.offer(self.snapshot_message())
-                else:
-                    subscriber.offer(message)
+        # Lines first: then whoever sees a change has also seen the lines that came before it.
         for project in sorted(lines):
             batch = lines[project]
             output = {"type": "logs", "project": project, "seq": batch.seq, "lines": batch.lines}
             for subscriber in list(self.subscribers):
                 if project in subscriber.logs:
                     subscriber.offer(output)
+        if not projects and not nodes:
+            return
+        message = {
+            "type": "changes",
+            "projects": {name: self._lookup("project", name) for name in sorted(projects)},
+            "nodes": {name: self._lookup("node", name) for name in sorted(nodes)},
+        }
+        for subscriber in list(self.subscribers):
+            if subscriber.needs_snapshot and subscriber.queue.empty():
+                subscriber.needs_snapshot = False
+                subscriber.offer(self.snapshot_message())
+            else:
+                subscriber.offer(message)
 
     async def run(self) -> None:
         """Flush batches until cancelled."""
