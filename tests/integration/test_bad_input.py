@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +47,8 @@ LOGGERS = ("syncopate", "aiohttp")
 class Known:
     """The state every case starts from.
 
-    - node `pi-1` (alive) runs `alpha` (reported running, epoch 1, variables {"count": 3});
+    - node `pi-1` (alive) runs `alpha` (reported running, epoch 1, variables {"count": 3},
+      output line 0 of stream `known`: "alpha says hi");
     - node `pi-2` (alive) runs nothing;
     - `beta` exists, stopped and not placed.
     """
@@ -68,7 +70,12 @@ async def known(manager: RunningManager) -> AsyncIterator[Known]:
         added = await ctl.add("alpha", ALPHA_URL, {"count": 0})
         assert added["projects"]["alpha"]["node"] == "pi-1"
         seen = await pi1.poll()
-        await pi1.report("alpha", "running", {"count": 3})
+        await pi1.report(
+            "alpha",
+            "running",
+            {"count": 3},
+            **{"log-stream": "known", "log-seq": 0, "log-lines": ["alpha says hi"]},
+        )
         await ctl.add("beta", BETA_URL, {"n": 1}, start=False)
     pi2 = await SimNode.join(manager.url, "pi-2")
     assert await pi2.poll() == {}
@@ -80,7 +87,7 @@ async def known(manager: RunningManager) -> AsyncIterator[Known]:
 
 
 async def snapshot(manager: RunningManager) -> dict[str, Any]:
-    """What the manager says and what it stored.
+    """What the manager says and what it stored (output lines included).
 
     A node's `last-contact` is left out of the `nodes` answer: an authenticated request is
     contact from that node, whatever else is wrong with it (it is not written to the store).
@@ -88,14 +95,27 @@ async def snapshot(manager: RunningManager) -> dict[str, Any]:
     async with manager.client() as ctl:
         projects = await ctl.status()
         nodes = await ctl.nodes()
+        logs = {name: await ctl.logs(name, lines=1000) for name in projects}
     for node in nodes.values():
         node.pop("last-contact", None)
     return {
         "status": projects,
         "nodes": nodes,
+        "logs": logs,
         "db-projects": manager.db_rows("projects"),
         "db-nodes": manager.db_rows("nodes"),
+        "db-log-lines": db_log_lines(manager),
     }
+
+
+def db_log_lines(manager: RunningManager) -> list[tuple[str, int, str]]:
+    db = sqlite3.connect(manager.data_dir / "syncopate.db")
+    try:
+        return db.execute(
+            "SELECT project, seq, line FROM log_lines ORDER BY project, seq"
+        ).fetchall()
+    finally:
+        db.close()
 
 
 # logs -----------------------------------------------------------------------------------------
@@ -268,6 +288,11 @@ def form(pairs: Callable[[Known], list[tuple[str, str]]]) -> Make:
     return lambda k: Request(form=pairs(k))
 
 
+def output(stream: Any = "known", seq: Any = 1, lines: Any = None) -> dict[str, Any]:
+    """Log fields for a report on alpha from pi-1: by default, the next line of its stream."""
+    return {"log-stream": stream, "log-seq": seq, "log-lines": ["new"] if lines is None else lines}
+
+
 BAD_NAMES = {
     "dotdot-path": "../../etc",
     "hidden": ".hidden",
@@ -390,6 +415,45 @@ CASES: list[Case] = [
     Case("update-form-variables-too-large", "/node-update", 413, ("64 KiB",), form(
         lambda k: [*_form_report(k), ("persistent-variables", json.dumps(BIG_VARIABLES))]
     )),
+    # /node-update: output lines (a well-formed report would add "new" after "alpha says hi")
+    Case("update-log-lines-string", "/node-update", 400, ("log-lines", "list"), report(
+        **output(lines="new")
+    )),
+    Case("update-log-lines-object", "/node-update", 400, ("log-lines",), report(
+        **output(lines={"0": "new"})
+    )),
+    Case("update-log-lines-number-item", "/node-update", 400, ("log-lines",), report(
+        **output(lines=["new", 5])
+    )),
+    Case("update-log-lines-too-many", "/node-update", 400, ("log-lines", "1000"), report(
+        **output(lines=["new"] * 1001)
+    )),
+    Case("update-log-line-huge", "/node-update", 400, ("log-lines", "65536"), report(
+        **output(lines=["new", "x" * 70_000])
+    )),
+    Case("update-log-seq-negative", "/node-update", 400, ("log-seq",), report(
+        **output(seq=-1)
+    )),
+    Case("update-log-seq-string", "/node-update", 400, ("log-seq",), report(
+        **output(seq="next")
+    )),
+    Case("update-log-seq-true", "/node-update", 400, ("log-seq",), report(**output(seq=True))),
+    Case("update-log-stream-too-long", "/node-update", 400, ("log-stream",), report(
+        **output(stream="s" * 65)
+    )),
+    Case("update-log-stream-empty", "/node-update", 400, ("log-stream",), report(
+        **output(stream="")
+    )),
+    Case("update-log-lines-alone", "/node-update", 400, ("log-stream", "together"), report(
+        **{"log-lines": ["new"]}
+    )),
+    Case("update-log-lines-no-seq", "/node-update", 400, ("log-seq", "together"), report(
+        **{"log-stream": "known", "log-lines": ["new"]}
+    )),
+    Case("update-form-log-lines-not-list", "/node-update", 400, ("log-lines",), form(
+        lambda k: [*_form_report(k), ("log-stream", "known"), ("log-seq", "1"),
+                   ("log-lines", "{'a': 1}")]
+    )),
     # /controller: the body ------------------------------------------------------------------
     Case("ctl-malformed-json", "/controller", 400, ("malformed JSON",), raw(b"{'action': 1}")),
     Case("ctl-json-array", "/controller", 400, ("JSON object",), raw(b'["status"]')),
@@ -492,6 +556,28 @@ CASES: list[Case] = [
     Case("ctl-forget-unknown-node", "/controller", 404, ("pi-7",), ctl("node-forget", node="pi-7")),
     Case("ctl-drain-unknown-node", "/controller", 404, ("pi-7",), ctl("node-drain", node="pi-7")),
     Case("ctl-drain-no-node", "/controller", 400, ("node",), ctl("node-drain")),
+    Case("ctl-logs-no-project", "/controller", 400, ("exactly one", "projects"), ctl("logs")),
+    Case("ctl-logs-two-projects", "/controller", 400, ("exactly one",), ctl(
+        "logs", projects=["alpha", "beta"]
+    )),
+    Case("ctl-logs-unknown", "/controller", 404, ("no project named 'ghost'",), ctl(
+        "logs", projects=["ghost"]
+    )),
+    Case("ctl-logs-bad-name", "/controller", 400, ("projects",), ctl(
+        "logs", projects=["../../etc"]
+    )),
+    Case("ctl-logs-lines-zero", "/controller", 400, ("lines",), ctl(
+        "logs", projects=["alpha"], lines=0
+    )),
+    Case("ctl-logs-lines-too-many", "/controller", 400, ("lines", "1000"), ctl(
+        "logs", projects=["alpha"], lines=1001
+    )),
+    Case("ctl-logs-lines-string", "/controller", 400, ("lines",), ctl(
+        "logs", projects=["alpha"], lines="all"
+    )),
+    Case("ctl-logs-lines-fraction", "/controller", 400, ("lines",), ctl(
+        "logs", projects=["alpha"], lines=2.5
+    )),
     # /controller: forms ---------------------------------------------------------------------
     Case("ctl-form-wrong-token", "/controller", 401, ("token",), form(lambda k: [
         ("action", "stop"), ("projects", "alpha"), ("access-token", "wrong"),
