@@ -317,19 +317,28 @@ class Cluster:
 
         self._stale_views.add(node.name)
         completing = project.moving_to is not None and status in NOT_RUNNING_STATUSES
+        first = 0
+        lines: list[str] = []
         # The new lines and the record (which holds the log's cursor) commit together.
         with self.store.transaction(durable=completing):
             if report.log_lines:
-                self._take_lines(project, node.name, report)
+                first, lines = self._take_lines(project, node.name, report)
             if completing:
                 self._complete_move(project)
             else:
                 self.store.save_project(project)
         self.notify("project", project.name)
+        if lines:
+            self.notify_lines(project.name, first, lines)
         return ""
 
-    def _take_lines(self, project: ProjectRecord, node: str, report: UpdateRequest) -> None:
-        """Store the report's new output lines; the caller saves the project record."""
+    def _take_lines(
+        self, project: ProjectRecord, node: str, report: UpdateRequest
+    ) -> tuple[int, list[str]]:
+        """Store the report's new output lines; the caller saves the project record.
+
+        Returns the number of the first line stored and the lines.
+        """
         assert report.log_stream is not None and report.log_seq is not None  # validated
         cursor = logbook.LogCursor(project.log_stream, project.log_next, project.log_node)
         cursor, lines = logbook.accept(
@@ -341,14 +350,14 @@ class Cluster:
             cursor.node,
         )
         if not lines:
-            return
+            return 0, []
         first = project.log_count
         project.log_count += len(lines)
         if len(lines) > LOG_LINES_KEPT:
             lines = lines[-LOG_LINES_KEPT:]
             first = project.log_count - LOG_LINES_KEPT
         self.store.append_log_lines(project.name, first, lines, LOG_LINES_KEPT)
-        self.notify_lines(project.name, first, lines)
+        return first, lines
 
     def leave(self, node: NodeRecord) -> list[str]:
         """A node stopped cleanly: its projects move at once. Returns their names."""
