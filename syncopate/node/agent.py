@@ -45,6 +45,9 @@ log = logging.getLogger("syncopate.node")
 DISK_PROBE_EVERY = 60.0  # seconds; SD cards are slow
 LOG_TAIL_LINES = 20
 LOG_LINES_PER_REPORT = 200
+# Of JSON text. The manager takes bodies up to 1 MiB, and a line of 500 emoji is 6 KB of JSON.
+LOG_BYTES_PER_REPORT = 256 * 1024
+WORST_JSON_BYTES_PER_CHAR = 12  # a character outside the BMP: two \uXXXX escapes
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,18 @@ class Local:
         if self.process is not None and self.process.status != "stopped":
             return self.process.status
         return self.status
+
+
+def within_budget(lines: list[str], budget: int) -> list[str]:
+    """The first of `lines` whose JSON text fits in `budget` bytes (always at least one)."""
+    if sum(len(line) for line in lines) * WORST_JSON_BYTES_PER_CHAR <= budget:
+        return lines  # the usual case, without encoding anything
+    used = 0
+    for count, line in enumerate(lines):
+        used += len(json.dumps(line)) + 2
+        if used > budget:
+            return lines[: max(count, 1)]
+    return lines
 
 
 class Agent:
@@ -451,7 +466,7 @@ class Agent:
             chunk = local.sink.since(local.log_next, LOG_LINES_PER_REPORT)
             report["log-stream"] = local.sink.stream
             report["log-seq"] = chunk.seq
-            report["log-lines"] = chunk.lines
+            report["log-lines"] = within_budget(chunk.lines, LOG_BYTES_PER_REPORT)
         return report
 
     @staticmethod

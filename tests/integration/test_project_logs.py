@@ -155,6 +155,25 @@ async def test_output_follows_a_project_that_moves(fleet: Fleet) -> None:
         assert answer["node"] == "pi-2"
 
 
+async def test_wide_output_is_spread_over_reports_the_manager_accepts(fleet: Fleet) -> None:
+    """190 lines of 500 emoji are over 1 MiB as the agent's JSON (12 bytes each): sent at
+    once, the report would be refused as too large, again and again."""
+    wide = "\U0001f3b5" * 500
+    script = f"import time\nfor i in range(190):\n    print(i, {wide!r})\ntime.sleep(1000)\n"
+    repo = Repo.create(fleet.tmp / "repos" / "wide", {"wide.py": script})
+    await fleet.start_agent("pi-1")
+    async with fleet.manager.client() as ctl:
+        await ctl.add("wide", repo.url, command=f"{PY} wide.py")
+
+        async def all_lines() -> list[str] | None:
+            lines: list[str] = (await ctl.logs("wide", lines=1000))["lines"]
+            return lines if len(lines) >= 190 else None
+
+        lines = await wait_for(all_lines, timeout=20, what="the 190 wide lines")
+        assert lines == [f"{i} {wide}"[:500] for i in range(190)]
+        assert (await ctl.status(["wide"]))["wide"]["status"] == "running"
+
+
 async def test_lines_of_a_failed_report_are_sent_again(tmp_path: Path) -> None:
     """The manager is away for a while: the lines printed meanwhile arrive once it is back,
     each once and in order."""
