@@ -29,6 +29,19 @@ class Repo:
         repo.commit(files, "first", executable)
         return repo
 
+    @classmethod
+    def from_folder(cls, source: Path, path: Path) -> Repo:
+        """A repository holding a copy of `source`'s files (executable bits kept)."""
+        import os
+
+        files = {
+            str(f.relative_to(source)): f.read_text(encoding="utf-8")
+            for f in sorted(source.rglob("*"))
+            if f.is_file() and "__pycache__" not in f.parts
+        }
+        executable = tuple(name for name in files if os.access(source / name, os.X_OK))
+        return cls.create(path, files, executable)
+
     @property
     def url(self) -> str:
         return self.path.resolve().as_uri()
