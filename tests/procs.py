@@ -21,13 +21,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from syncopate.client import ManagerClient
 
+T = TypeVar("T")
 LISTENING = re.compile(r"Syncopate manager listening on (https?://\S+)")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
@@ -194,3 +195,15 @@ def manager_process(data_dir: Path, **options: Any) -> Iterator[ManagerProcess]:
         yield manager
     finally:
         manager.stop()
+
+
+def wait_until(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
+    """Call `check` until it returns something truthy (tests/helpers.wait_for, without asyncio)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")

@@ -14,36 +14,48 @@ from syncopate.errors import ConfigError, NotFound
 
 app = typer.Typer(help="Run a node agent, or manage nodes.", no_args_is_help=True)
 
+# Options `join` and `install-service` share: the agent's command line.
+URL_ARGUMENT: Any = typer.Argument(..., help="The manager's URL, e.g. http://192.168.1.10:8470")
+NAME_OPTION: Any = typer.Option(
+    "", metavar="N", help="Preferred node name (default: the host name)."
+)
+DATA_DIR_OPTION: Any = typer.Option(
+    None,
+    metavar="D",
+    help="Where the node keeps checkouts, logs and node.json.",
+    show_default="~/.local/share/syncopate/node",
+)
+INTERVAL_OPTION: Any = typer.Option(5.0, min=0.1, metavar="S", help="Seconds between reports.")
+SYNC_INTERVAL_OPTION: Any = typer.Option(
+    60.0, min=1.0, metavar="S", help="Seconds between git fetches."
+)
+CA_FILE_OPTION: Any = typer.Option(
+    None, metavar="F", help="CA certificate to verify an https manager."
+)
+FINGERPRINT_OPTION: Any = typer.Option(
+    None, metavar="sha256:...", help="Pinned sha256: fingerprint of the manager."
+)
+LABEL_OPTION: Any = typer.Option(
+    [], metavar="KEY=VALUE", help="KEY=VALUE label for this node (repeatable)."
+)
+
 
 @app.command()
 def join(
-    url: str = typer.Argument(..., help="The manager's URL, e.g. http://192.168.1.10:8470"),
+    url: str = URL_ARGUMENT,
     password: str = typer.Option(
         None,
         envvar="SYNCOPATE_PASSWORD",
         metavar="P",
         help="The manager's join password (first join).",
     ),
-    name: str = typer.Option("", metavar="N", help="Preferred node name (default: the host name)."),
-    data_dir: Path = typer.Option(
-        None,
-        metavar="D",
-        help="Where the node keeps checkouts, logs and node.json.",
-        show_default="~/.local/share/syncopate/node",
-    ),
-    interval: float = typer.Option(5.0, min=0.1, metavar="S", help="Seconds between reports."),
-    sync_interval: float = typer.Option(
-        60.0, min=1.0, metavar="S", help="Seconds between git fetches."
-    ),
-    ca_file: str = typer.Option(
-        None, metavar="F", help="CA certificate to verify an https manager."
-    ),
-    fingerprint: str = typer.Option(
-        None, metavar="sha256:...", help="Pinned sha256: fingerprint of the manager."
-    ),
-    label: list[str] = typer.Option(
-        [], metavar="KEY=VALUE", help="KEY=VALUE label for this node (repeatable)."
-    ),
+    name: str = NAME_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
+    interval: float = INTERVAL_OPTION,
+    sync_interval: float = SYNC_INTERVAL_OPTION,
+    ca_file: str = CA_FILE_OPTION,
+    fingerprint: str = FINGERPRINT_OPTION,
+    label: list[str] = LABEL_OPTION,
     log_level: str = typer.Option("info", metavar="LEVEL", help="debug, info, warning or error."),
 ) -> None:
     """Join the manager and run its projects here until Ctrl-C or SIGTERM."""
@@ -152,33 +164,20 @@ def forget(name: str = typer.Argument(..., help="A dead node."), *, target: Targ
 
 @app.command("install-service")
 def install_service(
-    url: str = typer.Argument(..., help="The manager's URL, e.g. http://192.168.1.10:8470"),
+    url: str = URL_ARGUMENT,
     password: str = typer.Option(
         ..., envvar="SYNCOPATE_PASSWORD", metavar="P", help="The manager's join password."
     ),
-    name: str = typer.Option("", metavar="N", help="Preferred node name (default: the host name)."),
+    name: str = NAME_OPTION,
     user: bool = typer.Option(
         False, "--user", help="A user unit (systemctl --user) instead of a system unit."
     ),
-    data_dir: Path = typer.Option(
-        None,
-        metavar="D",
-        help="The agent's data dir.",
-        show_default="~/.local/share/syncopate/node",
-    ),
-    interval: float = typer.Option(5.0, min=0.1, metavar="S", help="Seconds between reports."),
-    sync_interval: float = typer.Option(
-        60.0, min=1.0, metavar="S", help="Seconds between git fetches."
-    ),
-    ca_file: str = typer.Option(
-        None, metavar="F", help="CA certificate to verify an https manager."
-    ),
-    fingerprint: str = typer.Option(
-        None, metavar="sha256:...", help="Pinned sha256: fingerprint of the manager."
-    ),
-    label: list[str] = typer.Option(
-        [], metavar="KEY=VALUE", help="KEY=VALUE label for this node (repeatable)."
-    ),
+    data_dir: Path = DATA_DIR_OPTION,
+    interval: float = INTERVAL_OPTION,
+    sync_interval: float = SYNC_INTERVAL_OPTION,
+    ca_file: str = CA_FILE_OPTION,
+    fingerprint: str = FINGERPRINT_OPTION,
+    label: list[str] = LABEL_OPTION,
     unit_dir: Path = typer.Option(
         None,
         metavar="DIR",

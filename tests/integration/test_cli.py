@@ -8,8 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +17,7 @@ import pytest
 
 from tests.gitrepos import Repo
 from tests.integration.test_agent import COUNTER
-from tests.procs import ManagerProcess, manager_process
+from tests.procs import ManagerProcess, manager_process, wait_until
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
@@ -33,17 +32,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         timeout=60,
         env=env,
     )
-
-
-def wait_until(check: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def one_error_line(done: subprocess.CompletedProcess[str]) -> str:

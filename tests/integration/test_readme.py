@@ -14,8 +14,7 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +22,7 @@ import pytest
 
 from syncopate.cli.reference import reference
 from tests.gitrepos import Repo
+from tests.procs import wait_until
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
@@ -53,17 +53,6 @@ def shown_commands() -> list[str]:
             if command:
                 commands.append(command)
     return commands
-
-
-def wait_until(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def test_the_reference_is_the_clis() -> None:
