@@ -104,7 +104,15 @@ async def serve(
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, options.host, options.port, ssl_context=context)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        store.close()
+        raise ConfigError(
+            f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}; "
+            "is another manager running? pick another --port (0 picks a free one)"
+        ) from None
     port = runner.addresses[0][1]
     scheme = "https" if context else "http"
     host = "127.0.0.1" if options.host in ("0.0.0.0", "", "::") else options.host

@@ -39,3 +39,20 @@ def test_tls_needs_both_files(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip() == "error: HTTPS needs both --tls-cert and --tls-key"
+
+
+def test_a_taken_port_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = syncopate(
+            "manager", "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--data-dir", str(tmp_path), "--password", "pw",
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert "another --port" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
