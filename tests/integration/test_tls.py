@@ -6,6 +6,7 @@ The certificates come from trustme: a throwaway CA and a server certificate for 
 from __future__ import annotations
 
 import hashlib
+import json
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -230,3 +231,32 @@ async def test_self_signed_certificate_by_pin_or_as_its_own_ca(tmp_path: Path) -
             with pytest.raises(ConnectionFailed, match="certificate"):
                 await client.status()
         await no_connection_left(url)
+
+
+def test_the_cli_over_https(tls_manager: TlsManager, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
+    env |= {
+        "SYNCOPATE_HOME": str(tmp_path),
+        "SYNCOPATE_MANAGER": tls_manager.url,
+        "SYNCOPATE_TOKEN": tls_manager.token,
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "syncopate", "node", "list", "--json", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    pinned = ["--fingerprint", tls_manager.fingerprint]
+    for verified in (pinned, ["--ca-file", tls_manager.ca_file]):
+        done = cli(*verified)
+        assert done.returncode == 0, done.stderr
+        assert isinstance(json.loads(done.stdout), list)
+    done = cli()  # the system store does not know the throwaway CA
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: cannot verify the certificate of {tls_manager.url}")
+    assert "pass --ca-file or --fingerprint" in done.stderr and "Traceback" not in done.stderr
+    env["SYNCOPATE_FINGERPRINT"] = tls_manager.fingerprint  # the environment works too
+    assert cli().returncode == 0
