@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,23 +84,6 @@ class Fleet:
             return info if check(info) else None
 
         return await wait_for(probe, timeout=timeout, what=what)
-
-
-@pytest.fixture
-async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
-    async with running_manager(tmp_path / "manager", node_timeout=3.0) as manager:
-        running = Fleet(manager, tmp_path)
-        try:
-            yield running
-        finally:
-            # Every agent must stop by itself; one that hangs fails the test.
-            failures = []
-            for name in list(running.agents):
-                try:
-                    await running.stop_agent(name)
-                except Exception as exc:
-                    failures.append(f"{name}: {exc!r}")
-            assert not failures, f"agents did not stop cleanly: {failures}"
 
 
 def counter_repo(tmp: Path, name: str = "counter") -> Repo:

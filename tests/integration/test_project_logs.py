@@ -44,17 +44,6 @@ for i in itertools.count():
 """
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
-    async with running_manager(tmp_path / "manager", node_timeout=3.0) as manager:
-        running = Fleet(manager, tmp_path)
-        try:
-            yield running
-        finally:
-            for name in list(running.agents):
-                await running.stop_agent(name)
-
-
 def output(stream: str, seq: int, lines: list[str]) -> dict[str, Any]:
     """The log fields of a report."""
     return {"log-stream": stream, "log-seq": seq, "log-lines": lines}
