@@ -73,6 +73,15 @@ def status_text(status: object) -> Text:
     return Text(text, style=STATUS_STYLE.get(text, ""))
 
 
+def project_status(info: Mapping[str, Any]) -> Text:
+    """The status in its colour, `(stopping)` after it while a stop is under way."""
+    status = info.get("status")
+    shown = status_text(status)
+    if info.get("desired") == "stopped" and status not in ("stopped", "failed"):
+        shown.append(" (stopping)", style="dim")
+    return shown
+
+
 def short(text: object, width: int) -> str:
     value = "" if text is None else str(text)
     return value if len(value) <= width else value[: width - 1] + "…"
@@ -91,13 +100,9 @@ def projects_table(projects: Mapping[str, Mapping[str, Any]], now: datetime | No
         if info.get("moving-to"):
             node = f"{node} → {info['moving-to']}"
         up = ago(info.get("started-at"), now) if status == "running" else "-"
-        desired = info.get("desired")
-        shown = status_text(status)
-        if desired == "stopped" and status not in ("stopped", "failed"):
-            shown.append(" (stopping)", style="dim")
         table.add_row(
             name,
-            shown,
+            project_status(info),
             node,
             up.removesuffix(" ago"),
             size(info.get("ram-usage")),
@@ -140,12 +145,9 @@ def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
     grid.add_column(style="bold")
     grid.add_column()
     name = str(info.get("project-name") or "")
-    status = status_text(info.get("status"))
-    if info.get("desired") == "stopped" and info.get("status") not in ("stopped", "failed"):
-        status.append(" (stopping)", style="dim")
     rows: list[tuple[str, str | Text]] = [
         ("project", name),
-        ("status", status),
+        ("status", project_status(info)),
         ("desired", str(info.get("desired") or "-")),
         ("node", str(info.get("node") or "-")),
         ("url", str(info.get("project-url") or "-")),
