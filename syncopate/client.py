@@ -157,7 +157,8 @@ class ManagerClient:
             message = next(
                 (str(data[k]) for k in INFO_FIELDS if data.get(k)), f"HTTP {response.status}"
             )
-            raise request_error_for(response.status, message)
+            details = {k: data[k] for k in ("state", "id") if k in data}
+            raise request_error_for(response.status, message, **details)
         return data
 
     # node side --------------------------------------------------------------------------------
@@ -197,6 +198,26 @@ class ManagerClient:
     async def node_update(self, name: str, token: str, report: dict[str, Any]) -> dict[str, Any]:
         """Report on one project; `report` holds the project fields (project-name, status, ...)."""
         return await self.post("/node-update", {**report, "name": name, "access-token": token})
+
+    async def node_command_result(
+        self,
+        name: str,
+        token: str,
+        command_id: int,
+        response: str,
+        exit_code: int | None,
+        duration: float | None,
+    ) -> dict[str, Any]:
+        """Send a command's response (the node collected it in its poll answer)."""
+        body: dict[str, Any] = {
+            "name": name,
+            "access-token": token,
+            "id": command_id,
+            "response": response,
+            "exit-code": exit_code,
+            "duration": duration,
+        }
+        return await self.post("/node-command-result", body)
 
     async def node_leave(self, name: str, token: str) -> dict[str, Any]:
         """Tell the manager this node stopped its projects and is going away."""
@@ -264,6 +285,62 @@ class ManagerClient:
         the number of the first line, comparable with the `seq` of /events `logs` messages.
         """
         return await self.controller("logs", projects=[project], lines=lines)
+
+    # the command channel ----------------------------------------------------------------------
+    async def command_send(
+        self,
+        nodes: Iterable[str] = (),
+        code: str = "",
+        *,
+        all_nodes: bool = False,
+        interpreter: str = "python",
+        timeout: float | None = None,
+        pickup: float | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Send a program to the named nodes (or every live one); the new commands by id."""
+        fields: dict[str, Any] = {"code": code, "interpreter": interpreter}
+        if all_nodes:
+            fields["all"] = True
+        else:
+            fields["nodes"] = list(nodes)
+        if timeout is not None:
+            fields["timeout"] = timeout
+        if pickup is not None:
+            fields["pickup"] = pickup
+        data = await self.controller("command-send", **fields)
+        commands: dict[str, dict[str, Any]] = data.get("commands", {})
+        return commands
+
+    async def command_list(
+        self,
+        node: str | None = None,
+        state: str | None = None,
+        user: str | None = None,
+        limit: int | None = None,
+        before: int | None = None,
+    ) -> dict[str, Any]:
+        """Commands newest first: the answer's `commands` (by id), `more` and `next-before`."""
+        filters = {"node": node, "state": state, "user": user, "limit": limit, "before": before}
+        return await self.controller(
+            "command-list", **{k: v for k, v in filters.items() if v is not None}
+        )
+
+    async def _one_command(self, action: str, **fields: Any) -> dict[str, Any]:
+        data = await self.controller(action, **fields)
+        commands = data.get("commands") or {}
+        if len(commands) != 1:
+            raise ProtocolError(f"the manager's {action} answer does not hold one command")
+        command: dict[str, Any] = next(iter(commands.values()))
+        return command
+
+    async def command_show(self, command_id: int) -> dict[str, Any]:
+        return await self._one_command("command-show", id=command_id)
+
+    async def command_analyze(self, command_id: int, analysis: str) -> dict[str, Any]:
+        return await self._one_command("command-analyze", id=command_id, analysis=analysis)
+
+    async def command_cancel(self, command_id: int) -> dict[str, Any]:
+        return await self._one_command("command-cancel", id=command_id)
 
     # probes and feeds -------------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:

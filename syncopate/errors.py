@@ -6,6 +6,7 @@ SyncopateError
 │   ├── Unauthorized        401  wrong password or token
 │   ├── Forbidden           403  not yours
 │   ├── NotFound            404  no such project, node or command
+│   ├── NotAllowed          405  a method the route does not take (GET that would change state)
 │   ├── Conflict            409  not valid in the current state
 │   ├── TooLarge            413  body or variables over the limit
 │   └── TooManyAttempts     429  repeated wrong passwords
@@ -31,9 +32,16 @@ class SyncopateError(Exception):
 
 
 class RequestError(SyncopateError):
-    """The manager refused a request; `status` is the HTTP status it maps to."""
+    """The manager refused a request; `status` is the HTTP status it maps to.
+
+    `details` are extra fields for the answer's body (such as a command's current `state`).
+    """
 
     status: ClassVar[int] = 400
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class InvalidRequest(RequestError):
@@ -50,6 +58,10 @@ class Forbidden(RequestError):
 
 class NotFound(RequestError):
     status = 404
+
+
+class NotAllowed(RequestError):
+    status = 405
 
 
 class Conflict(RequestError):
@@ -75,6 +87,7 @@ REQUEST_ERRORS_BY_STATUS: dict[int, type[RequestError]] = {
         Unauthorized,
         Forbidden,
         NotFound,
+        NotAllowed,
         Conflict,
         TooLarge,
         TooManyAttempts,
@@ -82,10 +95,12 @@ REQUEST_ERRORS_BY_STATUS: dict[int, type[RequestError]] = {
 }
 
 
-def request_error_for(status: int, message: str) -> RequestError:
+def request_error_for(status: int, message: str, **details: object) -> RequestError:
     """The RequestError subclass for an HTTP status (InvalidRequest for unknown 4xx)."""
     cls = REQUEST_ERRORS_BY_STATUS.get(status, InvalidRequest)
-    return cls(message)
+    if cls is TooManyAttempts:
+        return TooManyAttempts(message)
+    return cls(message, **details)
 
 
 class ConnectionFailed(SyncopateError):

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from syncopate import __version__
-from syncopate.cli import demo, logs, manager, node, project
+from syncopate.cli import command, demo, logs, manager, node, project
 from syncopate.errors import SyncopateError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.add_typer(project.app, name="project")
 app.add_typer(node.app, name="node")
 app.add_typer(manager.app, name="manager")
+app.add_typer(command.app, name="command")
 app.command("demo")(demo.demo)
 app.command("logs")(logs.logs)
 

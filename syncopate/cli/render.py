@@ -1,4 +1,4 @@
-"""How the CLI shows projects and nodes to people: rich tables, ages, sizes, status colours.
+"""How the CLI shows projects, nodes and commands: rich tables, ages, sizes, status colours.
 
 Pure functions of the manager's answers (and the current time), so the same tables serve
 `project list`, `node list` and the demo's live view, and tests can check them without a
@@ -28,6 +28,13 @@ STATUS_STYLE = {
     "failed": "bold red",
     "lost": "bold red",
     "dead": "bold red",
+    # commands
+    "requested": "cyan",
+    "collected": "cyan",
+    "responded": "bold green",
+    "analyzed": "green",
+    "timed-out": "bold red",
+    "canceled": "dim",
 }
 
 
@@ -192,3 +199,80 @@ def _compact(value: Any) -> str:
 def as_list(answer: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """DESIGN §8's --json shape: a list of objects, `name` first, then the answer's fields."""
     return [{"name": name, **answer[name]} for name in sorted(answer)]
+
+
+def first_line(code: object, width: int) -> str:
+    """A program's first non-blank line, shortened, with `…` when there is more."""
+    lines = [line for line in str(code or "").splitlines() if line.strip()]
+    if not lines:
+        return "-"
+    shown = short(lines[0].strip(), width)
+    return shown if len(lines) == 1 or shown.endswith("…") else shown + " …"
+
+
+def exit_text(info: Mapping[str, Any]) -> str:
+    code = info.get("exit-code")
+    return "-" if code is None else str(code)
+
+
+def commands_table(commands: Mapping[str, Mapping[str, Any]], now: datetime | None = None) -> Table:
+    """One row per command, in the answer's order (newest first)."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("ID", "NODE", "STATE", "EXIT", "USER", "SENT", "TOOK", "CODE"):
+        right = column in ("ID", "EXIT", "TOOK")
+        table.add_column(column, justify="right" if right else "left", no_wrap=True)
+    for key, info in commands.items():
+        duration = info.get("duration")
+        table.add_row(
+            str(info.get("id", key)),
+            str(info.get("node") or "-"),
+            status_text(info.get("state")),
+            exit_text(info),
+            str(info.get("user") or "-"),
+            ago(info.get("created"), now),
+            "-" if duration is None else f"{float(duration):.2f}s",
+            first_line(info.get("code"), 30),
+        )
+    return table
+
+
+def _seconds(value: object) -> str:
+    return f"{value:g}s" if isinstance(value, int | float) else "-"
+
+
+def command_detail(info: Mapping[str, Any], now: datetime | None = None) -> RenderableType:
+    """One command in full: who sent it where, every step with its time, code and response."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    duration = info.get("duration")
+    rows: list[tuple[str, str | Text]] = [
+        ("command", str(info.get("id"))),
+        ("state", status_text(info.get("state"))),
+        ("node", str(info.get("node") or "-") + (" (lite device)" if info.get("lite") else "")),
+        ("sent by", str(info.get("user") or "-")),
+        ("interpreter", str(info.get("interpreter") or "python")),
+        (
+            "timeout",
+            f"{_seconds(info.get('timeout'))} (collect within {_seconds(info.get('pickup'))})",
+        ),
+        ("exit code", exit_text(info)),
+        ("took", "-" if duration is None else f"{float(duration):.3f}s"),
+    ]
+    if info.get("reason"):
+        rows.append(("reason", Text(str(info["reason"]), style="yellow")))
+    for key, value in rows:
+        grid.add_row(key, value)
+    steps = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("STEP", "AT", "BY"):
+        steps.add_column(column, no_wrap=True)
+    for step in info.get("history") or ():
+        steps.add_row(status_text(step.get("state")), str(step.get("at")), str(step.get("by")))
+    parts: list[RenderableType] = [grid, Text(), steps, Text()]
+    parts.append(Text("code", style="bold"))
+    parts.append(Text(str(info.get("code") or "").rstrip("\n"), style="cyan"))
+    if info.get("response") is not None:
+        parts += [Text(), Text("response", style="bold"), Text(str(info["response"]).rstrip("\n"))]
+    if info.get("analysis") is not None:
+        parts += [Text(), Text("analysis", style="bold"), Text(str(info["analysis"]))]
+    return Group(*parts)

@@ -21,7 +21,11 @@ from pydantic import BaseModel, ValidationError
 
 from syncopate import __version__, validate
 from syncopate.errors import (
+    Conflict,
+    Forbidden,
     InvalidRequest,
+    NotAllowed,
+    NotFound,
     RequestError,
     TooLarge,
     TooManyAttempts,
@@ -29,8 +33,10 @@ from syncopate.errors import (
 )
 from syncopate.manager.auth import JoinThrottle, hash_secret, secret_matches
 from syncopate.manager.cluster import Cluster, ClusterSettings
+from syncopate.manager.commands import CommandBook, command_info
 from syncopate.manager.events import EventHub
 from syncopate.manager.metrics import Metrics
+from syncopate.manager.records import NodeRecord
 from syncopate.manager.store import Store
 from syncopate.protocol import (
     ACTIONS,
@@ -38,7 +44,13 @@ from syncopate.protocol import (
     MAX_BODY_BYTES,
     MAX_WAIT_SECONDS,
     AddProject,
+    CommandAnalyze,
+    CommandQuery,
+    CommandRef,
+    CommandResultRequest,
+    CommandSend,
     ControllerRequest,
+    HwRequest,
     InitializeRequest,
     LeaveRequest,
     RemoveProject,
@@ -51,6 +63,9 @@ from syncopate.variables import VariablesTooLarge
 log = logging.getLogger("syncopate.manager")
 
 CONTROLLER_TOKEN_KEY = "controller-token-hash"
+CONTROLLER_USER_KEY = "controller-token-user"  # the name behind the main controller token
+USER_TOKEN_PREFIX = "controller-token:"  # + a person's name: the hash of their own token
+DEFAULT_CONTROLLER_USER = "admin"
 
 # The seed's result fields, by route: (result key, information key).
 RESULT_FIELDS: dict[str, tuple[str, str]] = {
@@ -68,6 +83,9 @@ class ManagerSettings:
     join_max_failures: int = 5
     join_lockout: float = 60.0
     events_interval: float = 0.1
+    # Extra seconds a collected command gets beyond its run timeout before it is timed out:
+    # the node ends the program at the timeout, then needs a moment to send the response.
+    command_margin: float = 10.0
 
 
 @dataclass
@@ -78,6 +96,7 @@ class ManagerState:
     store: Store
     cluster: Cluster
     hub: EventHub
+    commands: CommandBook
     metrics: Metrics = field(default_factory=Metrics)
     throttle: JoinThrottle = field(default_factory=JoinThrottle)
     password_hash: str = ""
@@ -125,7 +144,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         headers = {}
         if isinstance(exc, TooManyAttempts):
             headers["Retry-After"] = str(int(exc.retry_after) + 1)
-        response = failure(request.path, exc.message, exc.status)
+        response = failure(request.path, exc.message, exc.status, **exc.details)
         response.headers.update(headers)
     except web.HTTPRequestEntityTooLarge:
         response = failure(
@@ -221,7 +240,12 @@ async def node_status(request: web.Request) -> web.Response:
             # The node went away while we held its request; do not count this as contact.
             return web.json_response({}, status=499)
         cluster.touch(node)
-    return web.json_response(cluster.assignments(node))
+    answer = cluster.assignments(node)
+    if node.agent_version:
+        # Only Syncopate's agent runs commands; a seed node would drop them unanswered, so
+        # for one they stay requested and time out as not collected, which says what happened.
+        answer["commands"] = state.commands.collect(node.name)
+    return web.json_response(answer)
 
 
 async def node_update(request: web.Request) -> web.Response:
@@ -231,6 +255,15 @@ async def node_update(request: web.Request) -> web.Response:
     state.cluster.touch(node, client_address(request))
     state.cluster.update(node, report)
     return success(request.path)
+
+
+async def node_command_result(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    result = parse(CommandResultRequest, await read_body(request))
+    node = state.cluster.authenticate_node(result.name, result.access_token)
+    state.cluster.touch(node, client_address(request))
+    command = state.commands.respond(node.name, result)
+    return success(request.path, information=f"command {command.id} responded")
 
 
 async def node_leave(request: web.Request) -> web.Response:
@@ -243,10 +276,17 @@ async def node_leave(request: web.Request) -> web.Response:
 
 
 # controller -----------------------------------------------------------------------------------
-def check_controller_token(state: ManagerState, token: str | None) -> None:
-    stored = state.store.get_meta(CONTROLLER_TOKEN_KEY) or ""
-    if not token or not stored or not secret_matches(token, stored):
-        raise Unauthorized("controller token refused; use the token from `syncopate manager token`")
+def check_controller_token(state: ManagerState, token: str | None) -> str:
+    """The name behind a controller token (the main one, or a person's); else Unauthorized."""
+    store = state.store
+    if token:
+        stored = store.get_meta(CONTROLLER_TOKEN_KEY) or ""
+        if stored and secret_matches(token, stored):
+            return store.get_meta(CONTROLLER_USER_KEY) or DEFAULT_CONTROLLER_USER
+        for key, user_hash in store.meta_with_prefix(USER_TOKEN_PREFIX):
+            if secret_matches(token, user_hash):
+                return key[len(USER_TOKEN_PREFIX) :]
+    raise Unauthorized("controller token refused; use the token from `syncopate manager token`")
 
 
 def bearer(request: web.Request) -> str | None:
@@ -260,10 +300,12 @@ async def controller(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = await read_body(request)
     call = parse(ControllerRequest, body)
-    check_controller_token(state, bearer(request) or call.access_token)
+    user = check_controller_token(state, bearer(request) or call.access_token)
     cluster = state.cluster
     action = call.action
     route = request.path
+    if action.startswith("command-"):
+        return command_action(state, action, body, user, route)
     if action == "status":
         return success(route, projects=cluster.status(call.projects))
     if action == "nodes":
@@ -314,12 +356,167 @@ async def controller(request: web.Request) -> web.Response:
     raise InvalidRequest(f"unknown action {action!r}; one of: {', '.join(ACTIONS)}")
 
 
+def command_action(
+    state: ManagerState, action: str, body: dict[str, Any], user: str, route: str
+) -> web.Response:
+    """The command channel's controller actions; `user` is the name behind the token."""
+    book = state.commands
+    if action == "command-send":
+        sent = book.send(user, parse(CommandSend, body))
+        where = ", ".join(c.node for c in sent)
+        return success(
+            route,
+            information=f"sent {len(sent)} command(s) to {where}",
+            commands={str(c.id): command_info(c) for c in sent},
+        )
+    if action == "command-list":
+        found, more = book.find(parse(CommandQuery, body))
+        return success(
+            route,
+            information=f"{len(found)} command(s)" + (", more before" if more else ""),
+            commands={str(c.id): command_info(c) for c in found},
+            more=more,
+            **{"next-before": found[-1].id if more and found else None},
+        )
+    ref = parse(CommandRef, body)
+    if action == "command-show":
+        command = book.get(ref.id)
+        return success(route, commands={str(command.id): command_info(command)})
+    if action == "command-analyze":
+        analyzed = parse(CommandAnalyze, body)
+        command = book.analyze(analyzed.id, analyzed.analysis, user)
+        return success(
+            route,
+            information=f"command {command.id} analyzed",
+            commands={str(command.id): command_info(command)},
+        )
+    if action == "command-cancel":
+        command = book.cancel(ref.id, user)
+        return success(
+            route,
+            information=f"command {command.id} canceled",
+            commands={str(command.id): command_info(command)},
+        )
+    raise InvalidRequest(f"unknown action {action!r}; one of: {', '.join(ACTIONS)}")
+
+
 def _project_field(call: ControllerRequest) -> dict[str, Any]:
     if call.project is None:
         raise InvalidRequest(f"action {call.action} needs `project`: an object with name and url")
     if not isinstance(call.project, dict):
         raise InvalidRequest("`project` must be an object")
     return call.project
+
+
+# lite devices: the hardware_synchronizer seed's protocol -------------------------------------
+DEVICE_OPERATIONS = frozenset({"status_query", "hw_command_retrieval", "hw_response_provide"})
+CONTROLLER_OPERATIONS = frozenset({"status_query", "hw_command_request", "server_analysis_provide"})
+
+
+def blank_device_status(user: str) -> dict[str, Any]:
+    """The seed's status fields when the caller may not see the device's."""
+    return {
+        "user": user,
+        "state": None,
+        "command": "",
+        "hw_command": "",
+        "hw_response": "",
+        "server_analysis": "",
+        "time": "",
+    }
+
+
+async def hw_supervisor(request: web.Request) -> web.Response:
+    """GET|POST /hw_supervisor: every answer is the device's status fields (DESIGN section 7).
+
+    `user`/`pword` are a device's node name and token (the device's side: status, retrieval,
+    response), or a device's name and a controller token (the requesting side: status, request,
+    analysis). Parameters come as a query string or a form.
+    """
+    state = request.app[STATE]
+    params: dict[str, Any] = dict(request.query)
+    if request.method == "POST" and request.body_exists:
+        params.update(await read_body(request))
+    user_field = str(params.get("user", ""))[:256]
+    shown: str | None = None  # the device whose fields the caller may see
+    try:
+        hw = parse(HwRequest, params)
+        node, who, as_device = authenticate_hw(state, hw)
+        shown = node.name
+        if request.method == "GET" and hw.command != "status_query":
+            raise NotAllowed(f"{hw.command} changes the device's state: send it with POST")
+        allowed = DEVICE_OPERATIONS if as_device else CONTROLLER_OPERATIONS
+        if hw.command not in allowed:
+            side = "the device" if as_device else "a controller"
+            others = ", ".join(sorted(allowed - {"status_query"}))
+            raise Forbidden(f"{hw.command} is not for {side}; {side} sends {others}")
+        information = hw_operation(state, node, who, hw)
+        body = {
+            **state.commands.device_status(node.name),
+            "request-status": "success",
+            "request-information": information,
+        }
+        return web.json_response(body)
+    except RequestError as exc:
+        fields = state.commands.device_status(shown) if shown else blank_device_status(user_field)
+        body = {
+            **fields,
+            "request-status": "failure",
+            "request-information": exc.message,
+            "error": exc.message,
+        }
+        return web.json_response(body, status=exc.status)
+
+
+def authenticate_hw(state: ManagerState, hw: HwRequest) -> tuple[NodeRecord, str, bool]:
+    """(the device, who is asking, whether the device itself asks); Unauthorized otherwise."""
+    cluster = state.cluster
+    node = cluster.nodes.get(hw.user)
+    if node is not None and secret_matches(hw.pword, node.token_hash):
+        if node.agent_version:
+            raise Forbidden(
+                f"{node.name} runs the Syncopate agent; /hw_supervisor is for lite devices"
+            )
+        cluster.touch(node)
+        cluster.mark_lite(node)
+        return node, node.name, True
+    try:
+        who = check_controller_token(state, hw.pword)
+    except Unauthorized:
+        raise Unauthorized(
+            f"wrong pword for {hw.user!r}: a device sends its access token, a controller "
+            "its controller token"
+        ) from None
+    if node is None:
+        raise NotFound(f"no device named {hw.user!r}")
+    if node.agent_version:
+        raise Conflict(
+            f"{node.name} runs the Syncopate agent: send it commands with "
+            "`syncopate command send`, not /hw_supervisor"
+        )
+    cluster.mark_lite(node)
+    return node, who, False
+
+
+def hw_operation(state: ManagerState, node: NodeRecord, who: str, hw: HwRequest) -> str:
+    """Carry out one seed operation; the answer's `request-information`."""
+    book = state.commands
+    if hw.command == "status_query":
+        return "status"
+    if hw.command == "hw_command_request":
+        if not hw.hw_comm:
+            raise InvalidRequest("hw_command_request needs hw_comm: the Python program to run")
+        (command,) = book.send(who, CommandSend(nodes=[node.name], code=hw.hw_comm))
+        return f"command {command.id} requested"
+    if hw.command == "hw_command_retrieval":
+        return f"command {book.device_retrieve(node.name).id} collected"
+    if hw.command == "hw_response_provide":
+        if hw.hw_resp is None:
+            raise InvalidRequest("hw_response_provide needs hw_resp: the program's response")
+        return f"command {book.device_respond(node.name, hw.hw_resp).id} responded"
+    if hw.server_anal is None:
+        raise InvalidRequest("server_analysis_provide needs server_anal: the analysis")
+    return f"command {book.device_analyze(node.name, hw.server_anal, who).id} analyzed"
 
 
 # feeds and probes -----------------------------------------------------------------------------
@@ -403,6 +600,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(interval)
             try:
                 state.cluster.tick()
+                state.commands.tick()
             except Exception:
                 log.exception("monitor tick failed")
 
@@ -428,9 +626,15 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
     """Build the manager application on a data dir (the store is opened there unless given)."""
     store = store or Store(settings.data_dir)
     cluster_ref: list[Cluster] = []
+    book_ref: list[CommandBook] = []
 
     def lookup(kind: str, name: str) -> dict[str, Any] | None:
         cluster = cluster_ref[0]
+        if kind == "command":
+            try:
+                return command_info(book_ref[0].get(int(name)))
+            except NotFound:
+                return None
         if kind == "project":
             project = cluster.projects.get(name)
             return cluster.project_info(project) if project else None
@@ -439,7 +643,11 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
 
     def snapshot() -> dict[str, Any]:
         cluster = cluster_ref[0]
-        return {"projects": cluster.status([]), "nodes": cluster.node_table()}
+        return {
+            "projects": cluster.status([]),
+            "nodes": cluster.node_table(),
+            "commands": {str(c.id): command_info(c) for c in book_ref[0].recent()},
+        }
 
     hub = EventHub(snapshot, lookup, settings.events_interval)
     cluster = Cluster(
@@ -449,11 +657,20 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
         notify_lines=hub.add_lines,
     )
     cluster_ref.append(cluster)
+    book = CommandBook(
+        store,
+        cluster.nodes,
+        wake=cluster.wake,
+        notify=hub.mark,
+        margin=settings.command_margin,
+    )
+    book_ref.append(book)
     state = ManagerState(
         settings=settings,
         store=store,
         cluster=cluster,
         hub=hub,
+        commands=book,
         throttle=JoinThrottle(
             max_failures=settings.join_max_failures, lockout=settings.join_lockout
         ),
@@ -465,6 +682,9 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
     app.router.add_post("/node-status", node_status)
     app.router.add_post("/node-update", node_update)
     app.router.add_post("/node-leave", node_leave)
+    app.router.add_post("/node-command-result", node_command_result)
+    app.router.add_route("GET", "/hw_supervisor", hw_supervisor)
+    app.router.add_route("POST", "/hw_supervisor", hw_supervisor)
     app.router.add_post("/controller", controller)
     app.router.add_get("/events", events)
     app.router.add_get("/health", health)

@@ -133,6 +133,7 @@ class Cluster:
             ram=request.ram,
             labels=dict(request.labels),
             agent_version=request.agent_version,
+            kind=request.kind,
             joined_at=now,
             last_contact_wall=now,
             last_contact=self.clock(),
@@ -192,10 +193,29 @@ class Cluster:
         if node_name is None:
             return
         self._stale_views.add(node_name)
+        self.wake(node_name)
+
+    def wake(self, node_name: str) -> None:
+        """Answer this node's held long poll now: something else (a command) waits for it."""
         self._versions[node_name] = self._versions.get(node_name, 0) + 1
         for waiter in self._waiters.pop(node_name, []):
             if not waiter.done():
                 waiter.set_result(None)
+
+    def mark_lite(self, node: NodeRecord) -> None:
+        """The node is a lite device (it spoke /hw_supervisor as one): it runs no projects."""
+        if node.kind == "lite":
+            return
+        node.kind = "lite"
+        with self.store.transaction(durable=True):
+            self.store.save_node(node)
+            self._fail_over(
+                [
+                    (self.projects[name], f"node {node.name} is a lite device")
+                    for name in sorted(self._on_node.get(node.name, ()))
+                ]
+            )
+        self._node_changed(node.name)
 
     def held_polls(self) -> int:
         """How many long polls are being held now."""
@@ -810,6 +830,7 @@ class Cluster:
             "ram": node.ram,
             "labels": node.labels,
             "agent-version": node.agent_version,
+            "kind": node.kind,
             "address": node.address,
             "disk-usage": sum(p.disk_usage for p in placed),
             "ram-usage": sum(p.ram_usage for p in placed),

@@ -1,7 +1,8 @@
 """The /events feed: changes are marked as they happen and sent in batches, once per tick.
 
-A subscriber gets a snapshot first, then `changes` messages naming what changed since the last
-one (a removed project or node maps to null). A subscriber that follows projects' output also
+A subscriber gets a snapshot first (projects, nodes, and the newest and open commands), then
+`changes` messages naming what changed since the last one: projects and nodes by name, commands
+by id (a removed project or node maps to null). A subscriber that follows projects' output also
 gets, per project and batch, `{"type": "logs", "project": P, "seq": N, "lines": [...]}` (`seq`
 numbers the first line, as in the `logs` answer). A subscriber that cannot keep up is sent a
 fresh snapshot instead of a backlog (and misses the lines that were in it).
@@ -59,7 +60,7 @@ class EventHub:
         self._lookup = lookup
         self.interval = interval
         self.subscribers: set[Subscriber] = set()
-        self._dirty: dict[str, set[str]] = {"project": set(), "node": set()}
+        self._dirty: dict[str, set[str]] = {"project": set(), "node": set(), "command": set()}
         self._followed: Counter[str] = Counter()  # project -> subscribers following its output
         self._lines: dict[str, _Lines] = {}
         self._wake = asyncio.Event()
@@ -106,7 +107,8 @@ class EventHub:
     def flush(self) -> None:
         """Send one `changes` message with everything marked since the last flush."""
         projects, nodes = self._dirty["project"], self._dirty["node"]
-        self._dirty = {"project": set(), "node": set()}
+        commands = self._dirty["command"]
+        self._dirty = {"project": set(), "node": set(), "command": set()}
         lines, self._lines = self._lines, {}
         # Lines first: then whoever sees a change has also seen the lines that came before it.
         for project in sorted(lines):
@@ -115,12 +117,13 @@ class EventHub:
             for subscriber in list(self.subscribers):
                 if project in subscriber.logs:
                     subscriber.offer(output)
-        if not projects and not nodes:
+        if not projects and not nodes and not commands:
             return
         message = {
             "type": "changes",
             "projects": {name: self._lookup("project", name) for name in sorted(projects)},
             "nodes": {name: self._lookup("node", name) for name in sorted(nodes)},
+            "commands": {key: self._lookup("command", key) for key in sorted(commands, key=int)},
         }
         for subscriber in list(self.subscribers):
             if subscriber.needs_snapshot and subscriber.queue.empty():

@@ -1,11 +1,11 @@
-"""The manager's records of nodes and projects (in memory, mirrored in SQLite)."""
+"""The manager's records of nodes, projects and commands (in memory, mirrored in SQLite)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncopate.states import Desired, NodeStatus, ProjectStatus
+from syncopate.states import CommandState, Desired, NodeStatus, ProjectStatus
 
 
 @dataclass(slots=True)
@@ -21,13 +21,19 @@ class NodeRecord:
     status: NodeStatus = NodeStatus.ALIVE
     drained: bool = False  # the controller asked for no projects here
     left: bool = False  # the agent said it stopped cleanly
+    kind: str = "agent"  # or "lite": a device on /hw_supervisor, never given projects
     # Monotonic time of the last request; not stored (a restarted manager grants a fresh timeout).
     last_contact: float = 0.0
     address: str = ""
 
     @property
     def schedulable(self) -> bool:
-        return self.status is NodeStatus.ALIVE and not self.drained and not self.left
+        return (
+            self.status is NodeStatus.ALIVE
+            and not self.drained
+            and not self.left
+            and self.kind == "agent"
+        )
 
 
 @dataclass(slots=True)
@@ -67,3 +73,41 @@ class ProjectRecord:
     log_count: int = 0
     # Monotonic time the current move began (not stored).
     move_started: float = 0.0
+
+
+@dataclass(slots=True)
+class CommandStep:
+    """One step of a command's life: the state it entered, when (ISO 8601 UTC), and who."""
+
+    state: str
+    at: str
+    by: str
+
+
+@dataclass(slots=True)
+class CommandRecord:
+    """A program sent to one node or lite device, and what became of it (DESIGN section 7)."""
+
+    id: int
+    user: str  # who sent it: the name behind the controller token
+    node: str
+    code: str
+    interpreter: str = "python"
+    timeout: float = 30.0  # seconds the program may run
+    pickup: float = 60.0  # seconds it may wait to be collected
+    lite: bool = False  # for a lite device: collected through /hw_supervisor
+    state: CommandState = CommandState.REQUESTED
+    response: str | None = None
+    exit_code: int | None = None
+    duration: float | None = None
+    analysis: str | None = None
+    reason: str | None = None  # why it timed out or was canceled
+    created: str = ""
+    collected: str | None = None
+    responded: str | None = None
+    analyzed: str | None = None
+    ended: str | None = None
+    history: list[CommandStep] = field(default_factory=list)
+    # Monotonic time of the last step, for the pickup and run deadlines (not stored: a restarted
+    # manager gives open commands their full time again).
+    since: float = 0.0

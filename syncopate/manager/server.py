@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import hashlib
 import json
 import logging
@@ -15,8 +16,15 @@ from pathlib import Path
 
 from aiohttp import web
 
+from syncopate import validate
 from syncopate.errors import ConfigError
-from syncopate.manager.app import CONTROLLER_TOKEN_KEY, ManagerSettings, make_app
+from syncopate.manager.app import (
+    CONTROLLER_TOKEN_KEY,
+    CONTROLLER_USER_KEY,
+    USER_TOKEN_PREFIX,
+    ManagerSettings,
+    make_app,
+)
 from syncopate.manager.auth import hash_secret, new_password, new_token
 from syncopate.manager.store import Store
 from syncopate.paths import write_private, write_private_json
@@ -62,7 +70,10 @@ def certificate_fingerprint(cert_file: Path) -> str:
 def rotate_controller_token(data_dir: Path, store: Store, url: str | None = None) -> str:
     """Make a new controller token: its hash into the store, the token into controller.json."""
     token = new_token()
-    store.set_meta(CONTROLLER_TOKEN_KEY, hash_secret(token), durable=True)
+    with store.transaction(durable=True):
+        store.set_meta(CONTROLLER_TOKEN_KEY, hash_secret(token))
+        if store.get_meta(CONTROLLER_USER_KEY) is None:
+            store.set_meta(CONTROLLER_USER_KEY, local_user())
     path = data_dir / CONTROLLER_FILE
     previous: dict[str, str] = {}
     if path.exists():
@@ -72,6 +83,26 @@ def rotate_controller_token(data_dir: Path, store: Store, url: str | None = None
     if url:
         data["url"] = url
     write_private_json(path, data)
+    return token
+
+
+def local_user() -> str:
+    """Who runs this manager: the name behind its main controller token."""
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):
+        return "admin"
+    try:
+        return validate.check_name(name, "user")
+    except ValueError:
+        return "admin"
+
+
+def user_token(store: Store, user: str) -> str:
+    """Make a controller token of a person's own (replacing theirs); commands record the name."""
+    validate.check_name(user, "user")
+    token = new_token()
+    store.set_meta(USER_TOKEN_PREFIX + user, hash_secret(token), durable=True)
     return token
 
 

@@ -18,11 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from syncopate.manager.records import NodeRecord, ProjectRecord
-from syncopate.states import Desired, NodeStatus, ProjectStatus
+from syncopate.manager.records import CommandRecord, CommandStep, NodeRecord, ProjectRecord
+from syncopate.states import CommandState, Desired, NodeStatus, ProjectStatus
 
 # 2: the log_lines table, and log fields in project records (an older manager cannot read them).
-SCHEMA_VERSION = 2
+# 3: the commands table (the command channel), and `kind` in node records.
+SCHEMA_VERSION = 3
 DB_NAME = "syncopate.db"
 
 _SCHEMA = """
@@ -32,10 +33,17 @@ CREATE TABLE IF NOT EXISTS projects (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS log_lines (
     project TEXT NOT NULL, seq INTEGER NOT NULL, line TEXT NOT NULL, PRIMARY KEY (project, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY, node TEXT NOT NULL, state TEXT NOT NULL, user TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS commands_by_node ON commands(node, id);
+CREATE INDEX IF NOT EXISTS commands_by_state ON commands(state, id);
 """
 
 _NODE_TRANSIENT = {"last_contact", "address"}
 _PROJECT_TRANSIENT = {"move_started"}
+_COMMAND_TRANSIENT = {"since"}
 
 
 _STORED_FIELDS: dict[type, tuple[str, ...]] = {}
@@ -111,6 +119,14 @@ class Store:
                 (key, value),
             )
 
+    def meta_with_prefix(self, prefix: str) -> list[tuple[str, str]]:
+        """(key, value) of every meta entry whose key starts with `prefix`."""
+        rows = self._db.execute(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key",
+            (len(prefix), prefix),
+        )
+        return [(str(key), str(value)) for key, value in rows]
+
     # nodes ------------------------------------------------------------------------------------
     def _upsert(self, table: str, name: str, data: str) -> None:
         with self.transaction():
@@ -182,3 +198,75 @@ class Store:
     def delete_log_lines(self, project: str) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM log_lines WHERE project = ?", (project,))
+
+    # commands ---------------------------------------------------------------------------------
+    def save_command(self, command: CommandRecord) -> None:
+        fields = json.loads(_dump(command, _COMMAND_TRANSIENT | {"history"}))
+        fields["history"] = [dataclasses.asdict(step) for step in command.history]
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO commands(id, node, state, user, data) VALUES(?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET state = excluded.state, data = excluded.data",
+                (
+                    command.id,
+                    command.node,
+                    command.state.value,
+                    command.user,
+                    json.dumps(fields, separators=(",", ":")),
+                ),
+            )
+
+    @staticmethod
+    def _command(data: str) -> CommandRecord:
+        fields = json.loads(data)
+        fields["state"] = CommandState(fields["state"])
+        fields["history"] = [CommandStep(**step) for step in fields.get("history", [])]
+        return CommandRecord(**fields)
+
+    def last_command_id(self) -> int:
+        row = self._db.execute("SELECT MAX(id) FROM commands").fetchone()
+        return int(row[0] or 0)
+
+    def get_command(self, command_id: int) -> CommandRecord | None:
+        row = self._db.execute("SELECT data FROM commands WHERE id = ?", (command_id,)).fetchone()
+        return None if row is None else self._command(row[0])
+
+    def load_commands_in(self, states: frozenset[CommandState]) -> list[CommandRecord]:
+        """The commands in the given states, oldest first."""
+        marks = ",".join("?" * len(states))
+        rows = self._db.execute(
+            f"SELECT data FROM commands WHERE state IN ({marks}) ORDER BY id",
+            [state.value for state in states],
+        )
+        return [self._command(data) for (data,) in rows]
+
+    def last_command_of(self, node: str) -> CommandRecord | None:
+        row = self._db.execute(
+            "SELECT data FROM commands WHERE node = ? ORDER BY id DESC LIMIT 1", (node,)
+        ).fetchone()
+        return None if row is None else self._command(row[0])
+
+    def find_commands(
+        self,
+        *,
+        node: str | None = None,
+        state: str | None = None,
+        user: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[CommandRecord]:
+        """Commands matching every filter given, newest first; `before` pages back by id."""
+        where: list[str] = []
+        args: list[str | int] = []
+        for column, value in (("node", node), ("state", state), ("user", user)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if before is not None:
+            where.append("id < ?")
+            args.append(before)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._db.execute(
+            f"SELECT data FROM commands {clause} ORDER BY id DESC LIMIT ?", [*args, limit]
+        )
+        return [self._command(data) for (data,) in rows]

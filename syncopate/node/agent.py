@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from syncopate.errors import (
     SyncopateError,
     Unauthorized,
 )
-from syncopate.node import git_sync, identity, probes, runcommand
+from syncopate.node import commands, git_sync, identity, probes, runcommand
 from syncopate.node.backoff import BackoffPolicy
 from syncopate.node.logs import LogSink
 from syncopate.node.supervisor import ProjectProcess, end_all_leftovers
@@ -139,6 +140,9 @@ class Agent:
         self.last_contact = clock()
         self._report_now = asyncio.Event()
         self._steps: dict[asyncio.Task[None], str] = {}  # every project step under way
+        self.commands_dir = self.data_dir / "commands"
+        # Command-channel programs under way (or whose response is not sent yet), by id.
+        self._commands: dict[int, asyncio.Task[None]] = {}
         self._epochs_file = self.data_dir / "epochs.json"
         self._started_epochs: dict[str, int] = self._load_epochs()
 
@@ -174,7 +178,9 @@ class Agent:
     # the main loop ----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Join, then poll, reconcile, report and sync until `stop` is set; then leave."""
-        for folder in (self.projects_dir, self.logs_dir, self.records_dir):
+        # Scratch directories of commands an earlier agent did not finish.
+        await asyncio.to_thread(shutil.rmtree, self.commands_dir, True)
+        for folder in (self.projects_dir, self.logs_dir, self.records_dir, self.commands_dir):
             folder.mkdir(parents=True, exist_ok=True)
         # After a crash of the agent itself: end what it had started, then start cleanly.
         for name in await asyncio.to_thread(end_all_leftovers, self.records_dir):
@@ -237,6 +243,7 @@ class Agent:
             self.last_contact = max(self.last_contact, sent)
             self.lease = float(answer.get("lease") or 0.0)
             self.reconcile(answer.get("projects") or {})
+            self.take_commands(answer.get("commands") or [])
             wait = self.settings.poll_wait
 
     # reconcile --------------------------------------------------------------------------------
@@ -498,6 +505,71 @@ class Agent:
         except (ConnectionFailed, ProtocolError, RequestError) as exc:
             log.debug("report for %s failed: %s", local.name, exc)
 
+    # the command channel ----------------------------------------------------------------------
+    def take_commands(self, handed: list[dict[str, Any]]) -> None:
+        """Start the programs the manager handed out; each runs beside the projects."""
+        for item in handed:
+            try:
+                command_id = int(item["id"])
+                code, interpreter = str(item["code"]), str(item.get("interpreter") or "python")
+                timeout = float(item.get("timeout") or 30.0)
+            except (KeyError, TypeError, ValueError):
+                log.warning("ignoring a malformed command from the manager: %.200r", item)
+                continue
+            if command_id in self._commands:
+                continue
+            task = asyncio.create_task(self._command(command_id, code, interpreter, timeout))
+            self._commands[command_id] = task
+            task.add_done_callback(functools.partial(self._command_done, command_id))
+
+    def _command_done(self, command_id: int, _task: asyncio.Task[None]) -> None:
+        self._commands.pop(command_id, None)
+
+    async def _command(self, command_id: int, code: str, interpreter: str, timeout: float) -> None:
+        """Run one command, then send its response until the manager takes (or refuses) it."""
+        log.info("command %d: running (%s, timeout %gs)", command_id, interpreter, timeout)
+        started = self.clock()
+        try:
+            result = await commands.run_command(
+                code, interpreter, timeout, self.commands_dir / str(command_id)
+            )
+        except ValueError as exc:  # an interpreter this agent does not know
+            result = commands.CommandResult(str(exc), None, self.clock() - started, False)
+        except asyncio.CancelledError:
+            # The agent is stopping: say so, once, rather than leave the command to time out.
+            result = commands.CommandResult(
+                "[syncopate] the node agent stopped before the program finished",
+                None,
+                self.clock() - started,
+                False,
+            )
+            with contextlib.suppress(SyncopateError):
+                async with asyncio.timeout(2.0):
+                    await self._send_result(command_id, result)
+            raise
+        delay = 0.5
+        while True:
+            try:
+                await self._send_result(command_id, result)
+                return
+            except (ConnectionFailed, ProtocolError) as exc:
+                log.warning("command %d: response not sent (%s); retrying", command_id, exc)
+            except RequestError as exc:
+                log.warning("command %d: the manager refused the response: %s", command_id, exc)
+                return
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 30.0)
+
+    async def _send_result(self, command_id: int, result: commands.CommandResult) -> None:
+        await self.client.node_command_result(
+            self.name,
+            self.token,
+            command_id,
+            result.response,
+            result.exit_code,
+            round(result.duration, 4),
+        )
+
     # git sync ---------------------------------------------------------------------------------
     async def _sync_loop(self) -> None:
         while True:
@@ -546,6 +618,12 @@ class Agent:
     async def _leave(self) -> None:
         """Stop every project, send final reports, tell the manager, close."""
         locals_ = list(self.local.values())
+        # Running commands are ended (their process groups with them) and say so.
+        for task in list(self._commands.values()):
+            task.cancel()
+        for task in list(self._commands.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         # A clone or a start under way is abandoned (_stop below ends what it started);
         # stops and removals under way are let finish, so nothing is left running.
         for task, step in list(self._steps.items()):

@@ -26,9 +26,8 @@ from pathlib import Path
 from syncopate.node.leftovers import (
     DRAIN_WAIT,
     KILL_WAIT,
-    MAX_POLL_INTERVAL,
-    POLL_INTERVAL,
     group_alive,
+    group_gone_within,
     signal_group,
 )
 
@@ -173,7 +172,7 @@ async def _run(
         if proc.stdin is not None:
             proc.stdin.close()
         # Reaped, not a zombie, and its transport closed before the cancellation goes on.
-        await _group_gone_within(proc, pgid, KILL_WAIT)
+        await group_gone_within(proc, pgid, KILL_WAIT)
         raise
     finally:
         if output is not None:  # else connect() closed the pipe already
@@ -210,25 +209,10 @@ async def _end_group(proc: asyncio.subprocess.Process, pgid: int, grace: float) 
         return
     if grace > 0:
         signal_group(pgid, signal.SIGTERM)
-        if await _group_gone_within(proc, pgid, grace):
+        if await group_gone_within(proc, pgid, grace):
             return
     signal_group(pgid, signal.SIGKILL)
-    await _group_gone_within(proc, pgid, KILL_WAIT)
-
-
-async def _group_gone_within(proc: asyncio.subprocess.Process, pgid: int, timeout: float) -> bool:
-    """Wait up to `timeout` for the main process to be reaped and the whole group to be gone."""
-    deadline = time.monotonic() + timeout
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            await proc.wait()
-    interval = POLL_INTERVAL
-    while group_alive(pgid):
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(interval)
-        interval = min(interval * 2, MAX_POLL_INTERVAL)  # each check scans every process
-    return True
+    await group_gone_within(proc, pgid, KILL_WAIT)
 
 
 async def _wait_done(output: _Output, timeout: float) -> None:

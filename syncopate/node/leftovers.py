@@ -7,6 +7,7 @@ on one node.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -195,3 +196,18 @@ def end_all_leftovers(record_dir: Path, grace: float = 3.0) -> list[str]:
         return []
     names = sorted(p.stem for p in record_dir.glob("*.json") if not p.name.startswith("."))
     return [name for name in names if end_leftover(record_dir, name, grace)]
+
+
+async def group_gone_within(proc: asyncio.subprocess.Process, pgid: int, timeout: float) -> bool:
+    """Wait up to `timeout` for `proc` to be reaped and its whole group `pgid` to be gone."""
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await proc.wait()
+    interval = POLL_INTERVAL
+    while group_alive(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+        interval = min(interval * 2, MAX_POLL_INTERVAL)  # each check scans every process
+    return True

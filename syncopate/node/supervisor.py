@@ -30,11 +30,10 @@ from syncopate.node.backoff import BackoffPolicy, failures_after_exit, restart_d
 from syncopate.node.leftovers import (
     DRAIN_WAIT,
     KILL_WAIT,
-    MAX_POLL_INTERVAL,
-    POLL_INTERVAL,
     end_all_leftovers,
     end_leftover,
     group_alive,
+    group_gone_within,
     process_identity,
     record_path,
     remove_record,
@@ -260,11 +259,11 @@ class ProjectProcess:
             return
         signal_group(pgid, first)
         if first != signal.SIGKILL:
-            if await _group_gone_within(proc, pgid, grace):
+            if await group_gone_within(proc, pgid, grace):
                 return
             self._note(f"still running {grace:g}s after {first.name}; sending SIGKILL")
             signal_group(pgid, signal.SIGKILL)
-        if not await _group_gone_within(proc, pgid, KILL_WAIT):
+        if not await group_gone_within(proc, pgid, KILL_WAIT):
             self._note(f"processes of group {pgid} survived SIGKILL for {KILL_WAIT:g}s")
 
     async def _finish_run(self, proc: asyncio.subprocess.Process) -> None:
@@ -410,20 +409,6 @@ class _Output(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
-
-
-async def _group_gone_within(proc: asyncio.subprocess.Process, pgid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            await proc.wait()
-    interval = POLL_INTERVAL
-    while group_alive(pgid):
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(interval)
-        interval = min(interval * 2, MAX_POLL_INTERVAL)  # each check scans every process
-    return True
 
 
 def _describe(code: int | None) -> str:

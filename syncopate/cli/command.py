@@ -1,0 +1,271 @@
+"""`syncopate command send|list|show|analyze|cancel`: the command channel from the command line.
+
+A command is a small program for one node (or lite device); the node runs it beside its
+projects and responds, and someone may attach an analysis. `send --wait` subscribes to the
+manager's /events feed and prints the responses as they come, then exits with the program's
+exit status, so a script can use it like `ssh node program`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from syncopate.cli.common import JSON_OPTION, call, controller_command, explain_missing, print_json
+from syncopate.cli.target import Target
+from syncopate.client import ManagerClient
+from syncopate.errors import ConfigError, ConnectionFailed, NotFound
+
+app = typer.Typer(
+    help="Send a program to nodes, and follow what became of it.", no_args_is_help=True
+)
+
+# A command that reached one of these has nothing more to wait for.
+ANSWERED = frozenset({"responded", "analyzed", "timed-out", "canceled"})
+TIMEOUT_STATUS = 124
+RECONNECT_DELAY = 1.0
+
+
+def read_code(code: str | None, file: Path | None) -> str:
+    """The program from --code or --file (`-` reads standard input); exactly one is needed."""
+    if (code is None) == (file is None):
+        raise typer.BadParameter("give the program with --code C or --file F (one of them)")
+    if code is not None:
+        return code
+    assert file is not None
+    if str(file) == "-":
+        return sys.stdin.read()
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read --file {file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--file {file} is not UTF-8 text") from None
+
+
+def exit_status(info: Mapping[str, Any]) -> int:
+    """The shell's view of how a command ended: its exit code, 124 on timeout, 128+N on signal."""
+    if info.get("state") == "timed-out" or info.get("response") == "TIMEOUT":
+        return TIMEOUT_STATUS
+    if info.get("state") == "canceled":
+        return 1
+    code = info.get("exit-code")
+    if not isinstance(code, int):
+        return 0
+    if code < 0:
+        return 128 - code
+    return min(code, 255)
+
+
+def describe_end(info: Mapping[str, Any]) -> str:
+    """One line for a command that ended without a response."""
+    reason = info.get("reason") or ""
+    what = "timed out" if info.get("state") == "timed-out" else "was canceled"
+    return f"command {info.get('id')} on {info.get('node')} {what}" + (
+        f": {reason}" if reason else ""
+    )
+
+
+def print_responses(commands: Sequence[Mapping[str, Any]]) -> int:
+    """Print each command's response (labelled when there are several); the exit status."""
+    labelled = len(commands) > 1
+    status = 0
+    for info in sorted(commands, key=lambda c: str(c.get("node"))):
+        code = exit_status(info)
+        if status == 0:
+            status = code
+        if info.get("state") in ("timed-out", "canceled"):
+            typer.secho(f"error: {describe_end(info)}", err=True)
+            continue
+        if labelled:
+            typer.secho(f"── {info.get('node')} · exit {code} ──", bold=True)
+        response = str(info.get("response") or "")
+        sys.stdout.write(response if not response or response.endswith("\n") else response + "\n")
+        sys.stdout.flush()
+    return status
+
+
+async def wait_answered(client: ManagerClient, ids: list[int]) -> list[dict[str, Any]]:
+    """Wait until every command has been answered (or ended); their final records.
+
+    Subscribes first and then asks for each command, so an answer that came before the
+    subscription is seen too; after a lost connection it does the same again.
+    """
+    done: dict[int, dict[str, Any]] = {}
+    while True:
+        feed = client.events()
+        try:
+            await anext(feed)  # the snapshot: changes from here on reach us
+            for command_id in ids:
+                if command_id not in done:
+                    info = await client.command_show(command_id)
+                    if info.get("state") in ANSWERED:
+                        done[command_id] = info
+            while len(done) < len(ids):
+                message = await anext(feed)
+                # Snapshots (after a slow read) and changes both carry commands by id.
+                changed = message.get("commands") or {}
+                for key, info in changed.items():
+                    command_id = int(key)
+                    if command_id in ids and info and info.get("state") in ANSWERED:
+                        done[command_id] = info
+            return [done[i] for i in ids]
+        except ConnectionFailed as exc:
+            typer.secho(f"{exc}; trying again in {RECONNECT_DELAY:g} s", err=True)
+            await asyncio.sleep(RECONNECT_DELAY)
+        finally:
+            await feed.aclose()
+
+
+@app.command()
+@controller_command
+def send(
+    nodes: list[str] = typer.Argument(None, help="The nodes (or lite devices) to run it on."),
+    all_nodes: bool = typer.Option(False, "--all", help="Every live node that runs the agent."),
+    code: str = typer.Option(None, "--code", metavar="C", help="The program's text."),
+    file: Path = typer.Option(
+        None, "--file", metavar="F", help="Read the program from a file (- for stdin)."
+    ),
+    sh: bool = typer.Option(False, "--sh", help="Run it with sh -c instead of python3 -."),
+    timeout: float = typer.Option(
+        30.0, min=0.001, metavar="S", help="Seconds it may run; then it is ended (TIMEOUT)."
+    ),
+    pickup: float = typer.Option(
+        60.0, min=0.001, metavar="S", help="Seconds its node has to collect it (offline nodes)."
+    ),
+    wait: bool = typer.Option(
+        False, "--wait", help="Print the response and exit with the program's exit status."
+    ),
+    as_json: bool = JSON_OPTION,
+    *,
+    target: Target,
+) -> None:
+    """Send a program to nodes; print the new command ids (one per node)."""
+    if all_nodes and nodes:
+        raise typer.BadParameter("name nodes or give --all, not both")
+    if not all_nodes and not nodes:
+        raise typer.BadParameter("name the nodes to run it on, or give --all")
+    program = read_code(code, file)
+
+    async def run(client: ManagerClient) -> list[dict[str, Any]]:
+        try:
+            sent = await client.command_send(
+                nodes or [],
+                program,
+                all_nodes=all_nodes,
+                interpreter="sh" if sh else "python",
+                timeout=timeout,
+                pickup=pickup,
+            )
+        except NotFound as exc:
+            missing = next((n for n in nodes or [] if repr(n) in str(exc)), None)
+            if missing is None:
+                raise
+            raise await explain_missing(client, exc, missing, "node") from None
+        if not wait:
+            return list(sent.values())
+        return await wait_answered(client, [int(key) for key in sent])
+
+    try:
+        commands = call(target, run)
+    except KeyboardInterrupt:
+        typer.secho("stopped waiting; `syncopate command list` shows the commands", err=True)
+        raise typer.Exit(130) from None
+    if as_json:
+        print_json(commands)
+        if wait:
+            raise typer.Exit(max((exit_status(c) for c in commands), default=0))
+        return
+    if not wait:
+        for info in commands:
+            typer.echo(info["id"])
+        return
+    raise typer.Exit(print_responses(commands))
+
+
+@app.command("list")
+@controller_command
+def list_commands(
+    node: str = typer.Option(None, "--node", metavar="N", help="Only those sent to this node."),
+    state: str = typer.Option(
+        None,
+        "--state",
+        metavar="S",
+        help="Only those in this state: requested, collected, responded, analyzed, "
+        "timed-out, canceled.",
+    ),
+    user: str = typer.Option(None, "--user", metavar="U", help="Only those sent by this user."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000, help="How many, newest first."),
+    before: int = typer.Option(
+        None, "--before", metavar="ID", min=1, help="Older than this id (the next page)."
+    ),
+    as_json: bool = JSON_OPTION,
+    *,
+    target: Target,
+) -> None:
+    """The command log, newest first."""
+    answer = call(target, lambda c: c.command_list(node, state, user, limit, before))
+    commands: dict[str, dict[str, Any]] = answer.get("commands") or {}
+    if as_json:
+        print_json(list(commands.values()))
+        return
+    if not commands:
+        typer.echo("no commands" + (" match" if node or state or user or before else " yet"))
+        return
+    from rich.console import Console
+
+    from syncopate.cli.render import commands_table
+
+    Console().print(commands_table(commands))
+    if answer.get("more"):
+        typer.echo(f"(older ones: --before {answer.get('next-before')})")
+
+
+@app.command()
+@controller_command
+def show(
+    command_id: int = typer.Argument(..., metavar="ID", help="The command's id."),
+    as_json: bool = JSON_OPTION,
+    *,
+    target: Target,
+) -> None:
+    """One command in full: every step with who and when, its code, response and analysis."""
+    info = call(target, lambda c: c.command_show(command_id))
+    if as_json:
+        print_json(info)
+        return
+    from rich.console import Console
+
+    from syncopate.cli.render import command_detail
+
+    Console().print(command_detail(info))
+
+
+@app.command()
+@controller_command
+def analyze(
+    command_id: int = typer.Argument(..., metavar="ID", help="The command's id."),
+    text: str = typer.Argument(..., help="The analysis of its response."),
+    *,
+    target: Target,
+) -> None:
+    """Attach an analysis to a responded command (once)."""
+    info = call(target, lambda c: c.command_analyze(command_id, text))
+    typer.echo(f"command {info['id']} analyzed")
+
+
+@app.command()
+@controller_command
+def cancel(
+    command_id: int = typer.Argument(..., metavar="ID", help="The command's id."),
+    *,
+    target: Target,
+) -> None:
+    """Take back a command its node has not collected yet."""
+    info = call(target, lambda c: c.command_cancel(command_id))
+    typer.echo(f"command {info['id']} canceled")
