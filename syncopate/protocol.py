@@ -323,13 +323,18 @@ class CommandResultRequest(NodeAuth):
     duration: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False)
 
 
-class HwRequest(WireModel):
-    """The hardware_synchronizer seed's request: query parameters or a form (snake_case keys)."""
+class HwCredentials(WireModel):
+    """Who asks on /hw_supervisor: a device's name, and its token or a controller token."""
 
     model_config = ConfigDict(alias_generator=None, extra="ignore", str_max_length=MAX_CODE_CHARS)
 
     user: str = Field(max_length=256)
     pword: str = Field(max_length=256)
+
+
+class HwRequest(HwCredentials):
+    """The hardware_synchronizer seed's request: query parameters or a form (snake_case keys)."""
+
     command: Literal[
         "status_query",
         "hw_command_request",

@@ -50,6 +50,7 @@ from syncopate.protocol import (
     CommandResultRequest,
     CommandSend,
     ControllerRequest,
+    HwCredentials,
     HwRequest,
     InitializeRequest,
     LeaveRequest,
@@ -440,9 +441,10 @@ async def hw_supervisor(request: web.Request) -> web.Response:
     user_field = str(params.get("user", ""))[:256]
     shown: str | None = None  # the device whose fields the caller may see
     try:
-        hw = parse(HwRequest, params)
-        node, who, as_device = authenticate_hw(state, hw)
+        # Who asks comes first: a caller who may see the device gets its fields on any error.
+        node, who, as_device = authenticate_hw(state, parse(HwCredentials, params))
         shown = node.name
+        hw = parse(HwRequest, params)
         if request.method == "GET" and hw.command != "status_query":
             raise NotAllowed(f"{hw.command} changes the device's state: send it with POST")
         allowed = DEVICE_OPERATIONS if as_device else CONTROLLER_OPERATIONS
@@ -450,6 +452,10 @@ async def hw_supervisor(request: web.Request) -> web.Response:
             side = "the device" if as_device else "a controller"
             others = ", ".join(sorted(allowed - {"status_query"}))
             raise Forbidden(f"{hw.command} is not for {side}; {side} sends {others}")
+        if as_device:
+            state.cluster.touch(node, client_address(request))
+        # Only now that the request is sound: the node is a device from here on.
+        state.cluster.mark_lite(node)
         information = hw_operation(state, node, who, hw)
         body = {
             **state.commands.device_status(node.name),
@@ -468,8 +474,11 @@ async def hw_supervisor(request: web.Request) -> web.Response:
         return web.json_response(body, status=exc.status)
 
 
-def authenticate_hw(state: ManagerState, hw: HwRequest) -> tuple[NodeRecord, str, bool]:
-    """(the device, who is asking, whether the device itself asks); Unauthorized otherwise."""
+def authenticate_hw(state: ManagerState, hw: HwCredentials) -> tuple[NodeRecord, str, bool]:
+    """(the device, who is asking, whether the device itself asks); Unauthorized otherwise.
+
+    Changes nothing: the caller marks the node a lite device once the request is sound.
+    """
     cluster = state.cluster
     node = cluster.nodes.get(hw.user)
     if node is not None and secret_matches(hw.pword, node.token_hash):
@@ -477,8 +486,6 @@ def authenticate_hw(state: ManagerState, hw: HwRequest) -> tuple[NodeRecord, str
             raise Forbidden(
                 f"{node.name} runs the Syncopate agent; /hw_supervisor is for lite devices"
             )
-        cluster.touch(node)
-        cluster.mark_lite(node)
         return node, node.name, True
     try:
         who = check_controller_token(state, hw.pword)
@@ -494,7 +501,6 @@ def authenticate_hw(state: ManagerState, hw: HwRequest) -> tuple[NodeRecord, str
             f"{node.name} runs the Syncopate agent: send it commands with "
             "`syncopate command send`, not /hw_supervisor"
         )
-    cluster.mark_lite(node)
     return node, who, False
 
 

@@ -38,6 +38,8 @@ RESULT_FIELDS = {
     "/node-update": ("update-result", "update-info"),
     "/node-status": ("request-status", "request-information"),
     "/controller": ("request-status", "request-information"),
+    "/node-command-result": ("request-status", "request-information"),
+    "/hw_supervisor": ("request-status", "request-information"),
 }
 LOGGERS = ("syncopate", "aiohttp")
 
@@ -50,13 +52,17 @@ class Known:
     - node `pi-1` (alive) runs `alpha` (reported running, epoch 1, variables {"count": 3},
       output line 0 of stream `known`: "alpha says hi");
     - node `pi-2` (alive) runs nothing;
-    - `beta` exists, stopped and not placed.
+    - `beta` exists, stopped and not placed;
+    - node `pi-3` runs the agent (it joined with an agent-version) and nothing else;
+    - command 1 (`print('one')`) waits for `pi-1` (requested: pi-1 does not run the agent);
+      command 2 (`print('two')`) was collected by `pi-3`, which has not answered yet.
     """
 
     manager: RunningManager
     pi1: SimNode
     pi2: SimNode
     alpha_epoch: int
+    pi3_token: str = ""
 
     @property
     def token(self) -> str:
@@ -79,8 +85,14 @@ async def known(manager: RunningManager) -> AsyncIterator[Known]:
         await ctl.add("beta", BETA_URL, {"n": 1}, start=False)
     pi2 = await SimNode.join(manager.url, "pi-2")
     assert await pi2.poll() == {}
+    async with manager.client() as ctl:
+        pi3_name, pi3_token = await pi2.client.initialize(PASSWORD, "pi-3", agent_version="t")
+        assert list(await ctl.command_send(["pi-1"], "print('one')")) == ["1"]
+        assert list(await ctl.command_send([pi3_name], "print('two')")) == ["2"]
+        handed = await pi2.client.node_status(pi3_name, pi3_token)
+        assert [c["id"] for c in handed["commands"]] == [2]
     try:
-        yield Known(manager, pi1, pi2, seen["alpha"]["epoch"])
+        yield Known(manager, pi1, pi2, seen["alpha"]["epoch"], pi3_token)
     finally:
         await pi1.close()
         await pi2.close()
@@ -96,12 +108,15 @@ async def snapshot(manager: RunningManager) -> dict[str, Any]:
         projects = await ctl.status()
         nodes = await ctl.nodes()
         logs = {name: await ctl.logs(name, lines=1000) for name in projects}
+        commands = await ctl.command_list(limit=1000)
     for node in nodes.values():
         node.pop("last-contact", None)
     return {
         "status": projects,
         "nodes": nodes,
         "logs": logs,
+        "commands": commands,
+        "db-commands": db_commands(manager),
         "db-projects": manager.db_rows("projects"),
         "db-nodes": manager.db_rows("nodes"),
         "db-log-lines": db_log_lines(manager),
@@ -114,6 +129,14 @@ def db_log_lines(manager: RunningManager) -> list[tuple[str, int, str]]:
         return db.execute(
             "SELECT project, seq, line FROM log_lines ORDER BY project, seq"
         ).fetchall()
+    finally:
+        db.close()
+
+
+def db_commands(manager: RunningManager) -> list[tuple[int, str, str, str, str]]:
+    db = sqlite3.connect(manager.data_dir / "syncopate.db")
+    try:
+        return db.execute("SELECT id, node, state, user, data FROM commands ORDER BY id").fetchall()
     finally:
         db.close()
 
@@ -605,6 +628,169 @@ CASES: list[Case] = [
         ("action", "status"), ("access-token", k.token), ("pad", "x" * (MIB + 16)),
     ])),
 ]  # fmt: skip
+
+
+def result(command_id: Any = 2, token: str | None = "", **fields: Any) -> Make:
+    """A /node-command-result from pi-3 (the right token unless given) for command 2."""
+
+    def make(k: Known) -> Request:
+        body: dict[str, Any] = {
+            "name": "pi-3",
+            "access-token": token or k.pi3_token,
+            "id": command_id,
+            "response": "two",
+            "exit-code": 0,
+            "duration": 0.01,
+            **fields,
+        }
+        return Request(json={key: v for key, v in body.items() if v is not None})
+
+    return make
+
+
+def hw(**fields: str) -> Make:
+    """A /hw_supervisor form as the seed's device client sends it (as pi-1's device side)."""
+
+    def make(k: Known) -> Request:
+        pairs = {"user": "pi-1", "pword": k.pi1.token, **fields}
+        return Request(form=list(pairs.items()))
+
+    return make
+
+
+COMMAND_CASES: list[Case] = [
+    # /controller: the command channel -------------------------------------------------------
+    Case("cmd-send-wrong-token", "/controller", 401, ("token",), ctl(
+        "command-send", token="wrong", nodes=["pi-1"], code="print(1)"
+    )),
+    Case("cmd-send-no-target", "/controller", 400, ("nodes",), ctl(
+        "command-send", code="print(1)"
+    )),
+    Case("cmd-send-nodes-and-all", "/controller", 400, ("not both",), ctl(
+        "command-send", nodes=["pi-1"], all=True, code="print(1)"
+    )),
+    Case("cmd-send-no-code", "/controller", 400, ("code",), ctl(
+        "command-send", nodes=["pi-1"]
+    )),
+    Case("cmd-send-empty-code", "/controller", 400, ("code",), ctl(
+        "command-send", nodes=["pi-1"], code=""
+    )),
+    Case("cmd-send-code-too-long", "/controller", 400, ("code",), ctl(
+        "command-send", nodes=["pi-1"], code="x" * (64 * 1024 + 1)
+    )),
+    Case("cmd-send-unknown-interpreter", "/controller", 400, ("interpreter",), ctl(
+        "command-send", nodes=["pi-1"], code="print(1)", interpreter="perl"
+    )),
+    Case("cmd-send-timeout-zero", "/controller", 400, ("timeout",), ctl(
+        "command-send", nodes=["pi-1"], code="print(1)", timeout=0
+    )),
+    Case("cmd-send-timeout-text", "/controller", 400, ("timeout",), ctl(
+        "command-send", nodes=["pi-1"], code="print(1)", timeout="soon"
+    )),
+    Case("cmd-send-timeout-huge", "/controller", 400, ("timeout",), ctl(
+        "command-send", nodes=["pi-1"], code="print(1)", timeout=1e12
+    )),
+    Case("cmd-send-pickup-negative", "/controller", 400, ("pickup",), ctl(
+        "command-send", nodes=["pi-1"], code="print(1)", pickup=-1
+    )),
+    Case("cmd-send-unknown-node", "/controller", 404, ("ghost",), ctl(
+        "command-send", nodes=["pi-1", "ghost"], code="print(1)"
+    )),
+    Case("cmd-send-bad-node-name", "/controller", 400, ("nodes",), ctl(
+        "command-send", nodes=["../../etc"], code="print(1)"
+    )),
+    Case("cmd-send-nodes-not-a-list", "/controller", 400, ("nodes",), ctl(
+        "command-send", nodes=5, code="print(1)"
+    )),
+    Case("cmd-show-no-id", "/controller", 400, ("id",), ctl("command-show")),
+    Case("cmd-show-id-text", "/controller", 400, ("id",), ctl("command-show", id="one")),
+    Case("cmd-show-id-zero", "/controller", 400, ("id",), ctl("command-show", id=0)),
+    Case("cmd-show-id-true", "/controller", 400, ("id",), ctl("command-show", id=True)),
+    Case("cmd-show-unknown", "/controller", 404, ("no command 99",), ctl(
+        "command-show", id=99
+    )),
+    Case("cmd-analyze-requested", "/controller", 409, ("requested",), ctl(
+        "command-analyze", id=1, analysis="too early"
+    )),
+    Case("cmd-analyze-collected", "/controller", 409, ("collected",), ctl(
+        "command-analyze", id=2, analysis="too early"
+    )),
+    Case("cmd-analyze-no-text", "/controller", 400, ("analysis",), ctl(
+        "command-analyze", id=1
+    )),
+    Case("cmd-analyze-unknown", "/controller", 404, ("no command 99",), ctl(
+        "command-analyze", id=99, analysis="x"
+    )),
+    Case("cmd-cancel-collected", "/controller", 409, ("collected",), ctl(
+        "command-cancel", id=2
+    )),
+    Case("cmd-cancel-unknown", "/controller", 404, ("no command 99",), ctl(
+        "command-cancel", id=99
+    )),
+    Case("cmd-list-bad-state", "/controller", 400, ("state",), ctl(
+        "command-list", state="done"
+    )),
+    Case("cmd-list-limit-zero", "/controller", 400, ("limit",), ctl("command-list", limit=0)),
+    Case("cmd-list-limit-huge", "/controller", 400, ("limit",), ctl(
+        "command-list", limit=100_000
+    )),
+    Case("cmd-list-before-text", "/controller", 400, ("before",), ctl(
+        "command-list", before="yesterday"
+    )),
+    # /node-command-result -------------------------------------------------------------------
+    Case("result-wrong-token", "/node-command-result", 401, ("token",), result(
+        token="wrong"
+    )),
+    Case("result-not-collected", "/node-command-result", 409, ("requested",), lambda k: Request(
+        json={"name": "pi-1", "access-token": k.pi1.token, "id": 1, "response": "one"}
+    )),
+    Case("result-other-nodes-command", "/node-command-result", 404, ("no command 2",),
+         lambda k: Request(
+        json={"name": "pi-1", "access-token": k.pi1.token, "id": 2, "response": "two"}
+    )),
+    Case("result-unknown-command", "/node-command-result", 404, ("no command 99",), result(99)),
+    Case("result-no-response", "/node-command-result", 400, ("response",), result(
+        response=None
+    )),
+    Case("result-response-too-long", "/node-command-result", 400, ("response",), result(
+        response="x" * (128 * 1024 + 1)
+    )),
+    Case("result-exit-code-text", "/node-command-result", 400, ("exit-code",), result(
+        **{"exit-code": "ok"}
+    )),
+    Case("result-duration-negative", "/node-command-result", 400, ("duration",), result(
+        duration=-1
+    )),
+    Case("result-id-text", "/node-command-result", 400, ("id",), result("two")),
+    Case("result-malformed-json", "/node-command-result", 400, ("json",), raw(b"{'id': 2")),
+    Case("result-too-large", "/node-command-result", 413, ("limit",), big_json(
+        lambda k: {"name": "pi-3", "access-token": k.pi3_token, "id": 2, "response": "x"}
+    )),
+    # /hw_supervisor (pi-1 runs projects: a wrong request must not turn it into a device) -----
+    Case("hw-wrong-pword", "/hw_supervisor", 401, ("pword",), lambda k: Request(
+        form=[("user", "pi-1"), ("pword", "wrong"), ("command", "status_query")]
+    )),
+    Case("hw-unknown-command", "/hw_supervisor", 400, ("command",), hw(command="reboot")),
+    Case("hw-no-command", "/hw_supervisor", 400, ("command",), hw()),
+    Case("hw-device-may-not-request", "/hw_supervisor", 403, ("not for the device",), hw(
+        command="hw_command_request", hw_comm="print(1)"
+    )),
+    Case("hw-controller-may-not-retrieve", "/hw_supervisor", 403, ("not for a controller",),
+         lambda k: Request(
+        form=[("user", "pi-2"), ("pword", k.token), ("command", "hw_command_retrieval")]
+    )),
+    Case("hw-no-user", "/hw_supervisor", 400, ("user",), lambda k: Request(
+        form=[("pword", k.pi1.token), ("command", "status_query")]
+    )),
+    Case("hw-unknown-device", "/hw_supervisor", 404, ("ghost",), lambda k: Request(
+        form=[("user", "ghost"), ("pword", k.token), ("command", "status_query")]
+    )),
+    Case("hw-request-for-an-agent", "/hw_supervisor", 409, ("agent",), lambda k: Request(
+        form=[("user", "pi-3"), ("pword", k.token), ("command", "hw_command_request"),
+              ("hw_comm", "print(1)")]
+    )),
+]  # fmt: skip
+CASES += COMMAND_CASES
 
 
 def _form_report(k: Known) -> list[tuple[str, str]]:

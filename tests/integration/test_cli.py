@@ -3,6 +3,7 @@ manager subprocess with a real agent, a real git repository and a real project p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from syncopate.client import ManagerClient
 from tests.gitrepos import Repo
 from tests.integration.test_agent import COUNTER
 from tests.procs import ManagerProcess, manager_process, wait_until
@@ -334,3 +336,71 @@ def test_logs_of_a_project_without_output_yet(cli: Cli, tmp_path: Path) -> None:
         assert done.stderr.strip() == "no output from quiet yet"
     finally:
         cli("project", "remove", "quiet")
+
+
+def test_command_send_wait_prints_the_response_and_exits_with_its_status(cli: Cli) -> None:
+    done = cli("command", "send", "pi-1", "--code", "print('hi from', 6 * 7)", "--wait")
+    assert (done.returncode, done.stdout) == (0, "hi from 42\n"), done.stderr
+    done = cli("command", "send", "pi-1", "--sh", "--code", "echo out; exit 7", "--wait")
+    assert (done.returncode, done.stdout) == (7, "out\n"), done.stderr
+    done = cli("command", "send", "pi-1", "--sh", "--code", "sleep 30", "--timeout=0.5", "--wait")
+    assert (done.returncode, done.stdout) == (124, "TIMEOUT\n"), done.stderr
+
+
+def test_command_send_from_a_file_prints_the_id_then_show_and_analyze(
+    cli: Cli, tmp_path: Path
+) -> None:
+    program = tmp_path / "probe.py"
+    program.write_text("import platform\nprint(platform.system())\n", encoding="utf-8")
+    done = cli("command", "send", "pi-1", "--file", str(program))
+    assert done.returncode == 0, done.stderr
+    command_id = done.stdout.strip()
+    assert command_id.isdigit()
+
+    def responded() -> dict[str, Any] | None:
+        shown: dict[str, Any] = cli.json("command", "show", command_id)
+        return shown if shown["state"] == "responded" else None
+
+    info = wait_until(responded, "the command to be answered")
+    assert info["response"] == "Linux\n" and info["code"] == program.read_text()
+    shown = cli("command", "show", command_id)
+    assert shown.returncode == 0
+    for word in ("requested", "collected", "responded", "pi-1", "Linux"):
+        assert word in shown.stdout
+    assert cli("command", "analyze", command_id, "a Linux box").stdout == (
+        f"command {command_id} analyzed\n"
+    )
+    again = one_error_line(cli("command", "analyze", command_id, "twice"))
+    assert f"command {command_id} is analyzed" in again
+    listed = cli.json("command", "list", "--state", "analyzed")
+    assert [c["id"] for c in listed] == [int(command_id)]
+
+
+def test_command_list_and_cancel(cli: Cli) -> None:
+    """A command for a node that is not there waits; it can be canceled, once."""
+    joined = cli("command", "send", "pi-1", "--code", "print(1)", "--wait")
+    assert joined.returncode == 0
+    done = cli("command", "send", "ghost-node", "--code", "print(1)")
+    assert "no node named 'ghost-node'" in one_error_line(done)
+    table = cli("command", "list", "--node", "pi-1")
+    assert table.returncode == 0 and "ID" in table.stdout and "pi-1" in table.stdout
+    bad = one_error_line(cli("command", "list", "--state", "finished"))
+    assert "not a command state" in bad
+    usage = cli("command", "send", "pi-1")
+    assert usage.returncode == 2 and "--code" in usage.stderr
+
+
+def test_command_send_to_an_offline_node_times_out_at_pickup(cli: Cli) -> None:
+    """A node that joined and went quiet: --wait ends with the reason and exit 124."""
+
+    async def join() -> str:
+        async with ManagerClient(cli.env["SYNCOPATE_MANAGER"]) as node:
+            name, _ = await node.initialize(PASSWORD, "quiet", agent_version="test")
+            return name
+
+    name = asyncio.run(join())
+    assert cli("node", "drain", name).returncode == 0  # no project of the other tests goes there
+    done = cli("command", "send", name, "--code", "print(1)", "--pickup", "0.5", "--wait")
+    assert done.returncode == 124, (done.stdout, done.stderr)
+    assert done.stdout == ""
+    assert f"on {name} timed out: not collected within 0.5s" in done.stderr

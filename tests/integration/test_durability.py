@@ -552,3 +552,41 @@ async def test_password_from_environment(tmp_path: Path) -> None:
         async with ManagerClient(url) as client:
             assert (await client.node_status(name, token))["name"] == "envnode"
         assert not (data_dir / "password").exists(), "a given password must not be generated"
+
+
+async def test_acknowledged_commands_survive_kill_9(manager: ManagerProcess) -> None:
+    """Every answered step of every command is there after kill -9, and the open ones go on."""
+    url = await start(manager)
+    async with ManagerClient(url) as node, ManagerClient(url, manager.token) as ctl:
+        name, token = await node.initialize(PASSWORD, "pi-a", agent_version="test")
+
+        async def send(code: str) -> int:
+            return int(next(iter(await ctl.command_send([name], code))))
+
+        analyzed, responded, collected = await send("a"), await send("b"), await send("c")
+        handed = await node.node_status(name, token)
+        assert [c["id"] for c in handed["commands"]] == [analyzed, responded, collected]
+        await node.node_command_result(name, token, analyzed, "A", 0, 0.1)
+        await node.node_command_result(name, token, responded, "B", 2, 0.2)
+        await ctl.command_analyze(analyzed, "fine")
+        canceled, requested = await send("d"), await send("e")
+        await ctl.command_cancel(canceled)
+        before = await ctl.command_list()
+    assert [c["state"] for c in before["commands"].values()] == [
+        "requested",
+        "canceled",
+        "collected",
+        "responded",
+        "analyzed",
+    ]
+    manager.kill()
+
+    url = await start(manager)
+    async with ManagerClient(url) as node, ManagerClient(url, manager.token) as ctl:
+        assert await ctl.command_list() == before
+        # The open ones carry on: the requested one is handed out, the collected one answered.
+        handed = await node.node_status(name, token)
+        assert [c["id"] for c in handed["commands"]] == [requested]
+        await node.node_command_result(name, token, collected, "C", 0, 0.3)
+        assert (await ctl.command_show(collected))["response"] == "C"
+        assert int(next(iter(await ctl.command_send([name], "f")))) == requested + 1
