@@ -81,19 +81,32 @@ def token(
     rotate: bool = typer.Option(
         False, "--rotate", help="Make a new token; the old one stops working at once."
     ),
+    user: str = typer.Option(
+        None,
+        "--user",
+        metavar="NAME",
+        help="Make a token of NAME's own (commands they send carry their name); "
+        "again for the same NAME replaces it.",
+    ),
 ) -> None:
     """Print the controller token of the manager on this machine."""
     directory = (data_dir or default_manager_dir()).expanduser()
     path = directory / "controller.json"
-    if rotate:
-        from syncopate.manager.server import rotate_controller_token
+    if rotate or user:
+        from syncopate.manager.server import rotate_controller_token, user_token
         from syncopate.manager.store import Store
 
         if not (directory / "syncopate.db").exists():
             raise ConfigError(f"no manager database in {directory}; start the manager first")
         store = Store(directory)
         try:
-            typer.echo(rotate_controller_token(directory, store))
+            if user:
+                try:
+                    typer.echo(user_token(store, user))
+                except ValueError as exc:
+                    raise ConfigError(f"--user: {exc}") from None
+            else:
+                typer.echo(rotate_controller_token(directory, store))
         finally:
             store.close()
         return

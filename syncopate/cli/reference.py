@@ -28,7 +28,7 @@ def _commands(command: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
 
 def _usage(param: Any) -> str:
     if param.param_type_name == "argument":
-        name = param.name.upper()
+        name = (param.metavar or param.name).upper()
         if param.nargs == -1:
             return f"[{name.rstrip('S')} ...]"
         return name if param.required else f"[{name}]"

@@ -508,6 +508,50 @@ async def test_manager_token_prints_the_controller_token(manager: ManagerProcess
             await ctl.status()
 
 
+async def test_manager_token_user_makes_a_persons_own_token(manager: ManagerProcess) -> None:
+    """`manager token --user bob`, against a running manager: bob's name goes on his commands;
+    asking again replaces bob's token (the old one is refused); the main token keeps working."""
+    url = await start(manager)
+
+    def bob_token() -> str:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "syncopate",
+                "manager",
+                "token",
+                "--user",
+                "bob",
+                "--data-dir",
+                str(manager.data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=manager.environment(),
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    first = bob_token()
+    async with ManagerClient(url) as node:
+        name, _ = await node.initialize(PASSWORD, "pi-a", agent_version="test")
+    async with ManagerClient(url, first) as bob:
+        sent = await bob.command_send([name], "print(1)")
+    assert [c["user"] for c in sent.values()] == ["bob"]
+    second = bob_token()
+    assert second != first
+    async with ManagerClient(url, first) as old:
+        with pytest.raises(Unauthorized):
+            await old.status()
+    async with ManagerClient(url, second) as bob, ManagerClient(url, manager.token) as admin:
+        assert await bob.status() == await admin.status()
+        mine = await admin.command_list(user="bob")
+    assert len(mine["commands"]) == 1
+
+
 async def test_generated_password_is_kept_and_reused(tmp_path: Path) -> None:
     data_dir = tmp_path / "manager"
     with manager_process(data_dir) as m:

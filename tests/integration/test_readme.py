@@ -9,6 +9,7 @@ command in the README that is neither fails `test_every_readme_command_is_accoun
 from __future__ import annotations
 
 import os
+import platform
 import re
 import shlex
 import signal
@@ -172,6 +173,16 @@ def test_the_tour_runs_as_written(tour: Tour) -> None:
 
     drained = tour.run("syncopate node drain pi-2")
     assert drained.stdout.startswith("draining pi-2")
+
+    # Commands to nodes (a drained node is still alive: it runs commands).
+    probe = "syncopate command send pi-2 --code 'import platform; print(platform.node())' --wait"
+    assert tour.run(probe).stdout == platform.node() + "\n"
+    disk = tour.run("syncopate command send --all --sh --code 'df -h / | tail -1' --wait")
+    assert disk.stdout.rstrip().endswith("/"), disk.stdout  # one node: the response unlabelled
+    assert "pi-2" in tour.run("syncopate command list").stdout
+    assert "responded" in tour.run("syncopate command show 1").stdout
+    analyzed = tour.run('syncopate command analyze 1 "pi-2 answers"')
+    assert analyzed.stdout == "command 1 analyzed\n"
 
     # The demo's second terminal: the two exported variables, then list and follow.
     token = (tour.tmp / "home" / "manager" / "controller.json").read_text()
