@@ -133,6 +133,8 @@ def nodes_table(nodes: Mapping[str, Mapping[str, Any]], now: datetime | None = N
             shown.append(" (drained)", style="yellow")
         if info.get("left"):
             shown.append(" (left)", style="dim")
+        if info.get("kind") == "lite":
+            shown.append(" (lite device)", style="dim")
         labels = info.get("labels") or {}
         table.add_row(
             name,

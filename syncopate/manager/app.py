@@ -589,6 +589,9 @@ async def metrics(request: web.Request) -> web.Response:
         "syncopate_projects": {(("status", s),): float(n) for s, n in counts["projects"].items()},
         "syncopate_event_subscribers": {(): float(len(state.hub.subscribers))},
         "syncopate_held_polls": {(): float(state.cluster.held_polls())},
+        "syncopate_commands_waiting": {
+            (("state", s),): float(n) for s, n in state.commands.waiting_counts().items()
+        },
         "syncopate_uptime_seconds": {(): time.monotonic() - state.started},
     }
     return web.Response(

@@ -300,6 +300,13 @@ class CommandBook:
         )
         return found[: query.limit], len(found) > query.limit
 
+    def waiting_counts(self) -> dict[str, int]:
+        """Commands waiting for a node, by state (requested, collected), for /metrics."""
+        counts = {state.value: 0 for state in WAITING_STATES}
+        for command in self.waiting.values():
+            counts[command.state.value] += 1
+        return counts
+
     def recent(self) -> list[CommandRecord]:
         """The newest commands and every open one, for an /events snapshot."""
         newest = self.store.find_commands(limit=RECENT_IN_SNAPSHOT)

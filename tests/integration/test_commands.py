@@ -209,6 +209,17 @@ async def test_pickup_deadline_for_an_offline_node(fleet: Fleet) -> None:
     assert info["collected"] is None and info["ended"]
 
 
+async def test_metrics_count_waiting_commands(fleet: Fleet) -> None:
+    await fleet.start_agent("pi-1")
+    await fleet.stop_agent("pi-1")
+    async with fleet.manager.client() as ctl:
+        await send_one(ctl, "pi-1", "print(1)")
+        await send_one(ctl, "pi-1", "print(2)")
+        text = await ctl.metrics()
+    assert 'syncopate_commands_waiting{state="requested"} 2\n' in text
+    assert 'syncopate_commands_waiting{state="collected"} 0\n' in text
+
+
 async def test_collected_but_never_answered_times_out(fleet: Fleet) -> None:
     """A node that collects and goes silent: timed-out after the run timeout plus the margin."""
     async with ManagerClient(fleet.manager.url) as node:

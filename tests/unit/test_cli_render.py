@@ -10,6 +10,9 @@ from rich.console import Console
 from syncopate.cli.render import (
     ago,
     as_list,
+    command_detail,
+    commands_table,
+    first_line,
     nodes_table,
     project_detail,
     projects_table,
@@ -140,3 +143,58 @@ def test_json_lists_put_name_first_and_keep_every_field() -> None:
     assert [item["name"] for item in listed] == ["big", "counter"]
     assert next(iter(listed[1])) == "name"
     assert {k: v for k, v in listed[1].items() if k != "name"} == PROJECTS["counter"]
+
+
+COMMAND = {
+    "id": 7,
+    "user": "alice",
+    "node": "pi-1",
+    "state": "analyzed",
+    "code": "import os\nprint(os.uname())\n",
+    "interpreter": "python",
+    "timeout": 30.0,
+    "pickup": 60.0,
+    "lite": False,
+    "response": "posix.uname_result(...)\n",
+    "exit-code": 0,
+    "duration": 0.0412,
+    "analysis": "a Linux box",
+    "reason": None,
+    "created": "2026-11-22T11:59:00.100Z",
+    "collected": "2026-11-22T11:59:00.102Z",
+    "responded": "2026-11-22T11:59:00.150Z",
+    "analyzed": "2026-11-22T11:59:30.000Z",
+    "ended": "2026-11-22T11:59:30.000Z",
+    "history": [
+        {"state": "requested", "at": "2026-11-22T11:59:00.100Z", "by": "alice"},
+        {"state": "collected", "at": "2026-11-22T11:59:00.102Z", "by": "pi-1"},
+        {"state": "responded", "at": "2026-11-22T11:59:00.150Z", "by": "pi-1"},
+        {"state": "analyzed", "at": "2026-11-22T11:59:30.000Z", "by": "alice"},
+    ],
+}
+
+
+def test_commands_table_fits_80_columns_newest_first() -> None:
+    older = {**COMMAND, "id": 6, "state": "timed-out", "exit-code": None, "duration": None}
+    text = text_of(commands_table({"7": COMMAND, "6": older}, NOW), width=80)
+    lines = text.splitlines()
+    assert lines[0].split() == ["ID", "NODE", "STATE", "EXIT", "USER", "SENT", "TOOK", "CODE"]
+    assert lines[1].split()[:7] == ["7", "pi-1", "analyzed", "0", "alice", "59s", "ago"]
+    assert "0.04s" in lines[1] and "import os …" in lines[1]
+    assert lines[2].split()[:4] == ["6", "pi-1", "timed-out", "-"]
+    assert all(len(line) <= 80 for line in lines)
+
+
+def test_first_line_of_code() -> None:
+    assert first_line("\n\n  x = 1\n", 20) == "x = 1"
+    assert first_line("a\nb", 20) == "a …"
+    assert first_line("y" * 50, 10) == "yyyyyyyyy…"
+    assert first_line("", 10) == "-"
+
+
+def test_command_detail_shows_every_step_with_who_and_when() -> None:
+    text = text_of(command_detail(COMMAND, NOW))
+    for step, by in (("requested", "alice"), ("collected", "pi-1"), ("analyzed", "alice")):
+        assert any(step in line and by in line for line in text.splitlines()), step
+    for shown in ("30s (collect within 60s)", "0.041s", "print(os.uname())", "a Linux box"):
+        assert shown in text
