@@ -31,6 +31,7 @@ from syncopate.paths import write_private, write_private_json
 
 log = logging.getLogger("syncopate.manager")
 
+LISTEN_BACKLOG = 4096  # the kernel caps it at net.core.somaxconn
 CONTROLLER_FILE = "controller.json"
 PASSWORD_FILE = "password"
 
@@ -134,7 +135,11 @@ async def serve(
     app = make_app(settings, store)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, options.host, options.port, ssl_context=context)
+    # A fleet reconnecting at once (after a manager restart, or a burst of command responses)
+    # overflows aiohttp's default backlog of 128, and each dropped connect waits 1 s to retry.
+    site = web.TCPSite(
+        runner, options.host, options.port, ssl_context=context, backlog=LISTEN_BACKLOG
+    )
     try:
         await site.start()
     except OSError as exc:
