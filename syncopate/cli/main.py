@@ -7,7 +7,7 @@ import sys
 import typer
 
 from syncopate import __version__
-from syncopate.cli import command, demo, logs, manager, node, project
+from syncopate.cli import command, demo, logs, manager, node, project, tui
 from syncopate.errors import SyncopateError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(manager.app, name="manager")
 app.add_typer(command.app, name="command")
 app.command("demo")(demo.demo)
 app.command("logs")(logs.logs)
+app.command("tui")(tui.tui)
 
 
 def _version(value: bool) -> None:

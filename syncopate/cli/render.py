@@ -8,7 +8,7 @@ terminal. Scripts use `--json` instead, which prints the answers unchanged.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -277,4 +277,42 @@ def command_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
         parts += [Text(), Text("response", style="bold"), Text(str(info["response"]).rstrip("\n"))]
     if info.get("analysis") is not None:
         parts += [Text(), Text("analysis", style="bold"), Text(str(info["analysis"]))]
+    return Group(*parts)
+
+
+def node_detail(
+    info: Mapping[str, Any],
+    commands: Sequence[Mapping[str, Any]] | None = None,
+    now: datetime | None = None,
+) -> RenderableType:
+    """One node: its fields, the projects placed there, and its newest commands."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    shown = status_text(info.get("status"))
+    if info.get("drained"):
+        shown.append(" (drained)", style="yellow")
+    labels = info.get("labels") or {}
+    rows: list[tuple[str, str | Text]] = [
+        ("node", str(info.get("name") or "")),
+        ("status", shown),
+        ("kind", "lite device" if info.get("kind") == "lite" else "agent"),
+        ("last contact", ago(info.get("last-contact"), now)),
+        ("address", str(info.get("address") or "-")),
+        ("ram", f"{size(info.get('ram-usage'))} used of {size(info.get('ram'))}"),
+        ("storage", f"{size(info.get('disk-usage'))} used of {size(info.get('storage'))}"),
+        ("labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"),
+        ("agent", str(info.get("agent-version") or "-")),
+        ("projects", ", ".join(info.get("projects") or ()) or "-"),
+    ]
+    for key, value in rows:
+        grid.add_row(key, value)
+    parts: list[RenderableType] = [grid]
+    if commands:
+        parts += [Text(), Text("newest commands", style="bold")]
+        for command in commands:
+            line = Text(f"{command.get('id')}  ")
+            line.append_text(status_text(command.get("state")))
+            line.append(f"  exit {exit_text(command)}  {first_line(command.get('code'), 40)}")
+            parts.append(line)
     return Group(*parts)

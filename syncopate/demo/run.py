@@ -187,12 +187,22 @@ def _announce(fleet: Fleet) -> None:
 
 
 async def open_tui(url: str, token: str, stop: asyncio.Event) -> bool:
-    """Run the TUI on the demo's manager until `stop` or the user quits it; False: no TUI yet.
+    """Run the TUI on the demo's manager until `stop` or the user quits it (which sets `stop`)."""
+    from syncopate.tui.app import SyncopateApp
 
-    `syncopate tui` (DESIGN §9) does not exist yet. When it does, this is the one place the
-    demo opens it; quitting it should set `stop`.
-    """
-    return False
+    app = SyncopateApp(url, token)
+
+    async def end_with_the_demo() -> None:
+        await stop.wait()
+        app.exit()
+
+    watcher = asyncio.create_task(end_with_the_demo())
+    try:
+        await app.run_async()
+    finally:
+        watcher.cancel()
+        stop.set()
+    return True
 
 
 async def _show(fleet: Fleet, client: ManagerClient, stop: asyncio.Event, tui: bool) -> None:
