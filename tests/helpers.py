@@ -65,11 +65,22 @@ class RunningManager:
 
 @asynccontextmanager
 async def running_manager(
-    data_dir: Path, node_timeout: float = 1.0, port: int = 0, **settings: Any
+    data_dir: Path,
+    node_timeout: float = 1.0,
+    port: int = 0,
+    keep_token: bool = False,
+    **settings: Any,
 ) -> AsyncIterator[RunningManager]:
-    """Start a real manager on an ephemeral port; stop it on exit."""
+    """Start a real manager on an ephemeral port (or `port`); stop it on exit.
+
+    A new controller token each time, unless `keep_token` (a restart: clients keep theirs).
+    """
     store = Store(data_dir)
-    token = rotate_controller_token(data_dir, store)
+    controller = data_dir / "controller.json"
+    if keep_token and controller.exists():
+        token = json.loads(controller.read_text(encoding="utf-8"))["token"]
+    else:
+        token = rotate_controller_token(data_dir, store)
     app = make_app(
         ManagerSettings(
             data_dir=data_dir, password=PASSWORD, node_timeout=node_timeout, **settings

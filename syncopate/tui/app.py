@@ -89,6 +89,8 @@ class SyncopateApp(App[None]):
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False),
+        # Both keys, explicitly: Textual adds its ctrl+p only when no binding opens the palette.
+        Binding("ctrl+p", "command_palette", "Palette", show=False, priority=True),
         Binding("colon", "command_palette", "Palette", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
