@@ -85,9 +85,9 @@ class AddProjectScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
     FIELDS = (
         ("name", "Name", "letters, digits, '.', '_', '-'"),
-        ("url", "Git URL", "https://…, git@host:path or file:///…"),
-        ("ref", "Ref", "branch, tag or commit (default branch if empty)"),
-        ("command", "Command", "run command (syncopate.toml or run.sh if empty)"),
+        ("url", "Git URL", "https://, git@host:path, file://"),
+        ("ref", "Ref", "branch, tag or commit"),
+        ("command", "Command", "else syncopate.toml, run.sh"),
         ("ram", "RAM MB", "0"),
         ("disk", "Disk MB", "0"),
     )
