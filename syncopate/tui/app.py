@@ -76,18 +76,23 @@ class SyncopateApp(App[None]):
     CSS_PATH = "syncopate.tcss"
     TITLE = "Syncopate"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s", "start", "Start"),
-        Binding("x", "stop", "Stop"),
-        Binding("r", "restart", "Restart"),
-        Binding("R", "reset", "Reset"),
-        Binding("a", "add", "Add"),
-        Binding("d", "remove", "Remove"),
-        Binding("slash", "filter", "Filter"),
-        Binding("l", "logs", "Logs"),
-        Binding("c", "command", "Command"),
-        Binding("D", "drain", "Drain"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
+        # First, so a narrow footer still shows where the rest are listed.
+        Binding("question_mark", "help", "Help", tooltip="this list of keys"),
+        Binding("s", "start", "Start", tooltip="start the selected project"),
+        Binding("x", "stop", "Stop", tooltip="stop it (it keeps its checkout and variables)"),
+        Binding("r", "restart", "Restart", tooltip="restart its process"),
+        Binding(
+            "R", "reset", "Reset", tooltip="reset its variables to their initial values (asks)"
+        ),
+        Binding("a", "add", "Add", tooltip="add a project (a form)"),
+        Binding("d", "remove", "Remove", tooltip="remove the selected project (asks)"),
+        Binding("slash", "filter", "Filter", tooltip="filter both tables by name, node or status"),
+        Binding("l", "logs", "Logs", tooltip="the selected project's output, live"),
+        Binding(
+            "c", "command", "Command", tooltip="send a program to the selected node and watch it"
+        ),
+        Binding("D", "drain", "Drain", tooltip="drain the selected node: its projects move (asks)"),
+        Binding("q", "quit", "Quit", tooltip="quit"),
         Binding("ctrl+c", "quit", "Quit", show=False),
         # Both keys, explicitly: Textual adds its ctrl+p only when no binding opens the palette.
         Binding("ctrl+p", "command_palette", "Palette", show=False, priority=True),
@@ -128,7 +133,7 @@ class SyncopateApp(App[None]):
             placeholder="filter by name, node or status — Enter keeps it, Esc clears it",
             id="filter",
         )
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def table(self, kind: str) -> DataTable[rows.Cell]:
         return self.query_one(f"#{kind}", DataTable)
@@ -143,10 +148,13 @@ class SyncopateApp(App[None]):
         self.query_one("#detail-pane").border_title = "detail"
         self.table("projects").focus()
         self.refresh_bar()
+        self.show_detail()
         if self.live:
             self.follow()
+            # Contact times first, then the ages: else a stale contact shows a moment older.
             self.set_interval(NODES_REFRESH, self.refresh_nodes)
-        self.set_interval(AGES_REFRESH, self.refresh_ages)
+        else:
+            self.set_interval(AGES_REFRESH, self.refresh_ages)
 
     async def on_unmount(self) -> None:
         await self.client.close()
@@ -164,15 +172,16 @@ class SyncopateApp(App[None]):
                         attempt = 0
                         self.set_connection(True, "connected")
                     self.apply(message)
+                why = "the feed closed"
             except Unauthorized as exc:
-                self.set_connection(False, f"token refused: {exc}")
+                why = f"token refused ({exc})"
             except SyncopateError as exc:
-                self.set_connection(False, f"disconnected: {exc}")
+                why = str(exc)
             finally:
                 await feed.aclose()
             delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
             attempt += 1
-            self.set_connection(False, f"disconnected — retrying in {delay:g}s")
+            self.set_connection(False, f"disconnected — retrying in {delay:g}s: {why}")
             await asyncio.sleep(delay)
 
     def set_connection(self, connected: bool, text: str) -> None:
@@ -182,15 +191,15 @@ class SyncopateApp(App[None]):
 
     async def refresh_nodes(self) -> None:
         """Fetch the node table: contact times change on every poll, and are not pushed."""
-        if not self.connected:
-            return
-        try:
-            nodes = await self.client.nodes()
-        except SyncopateError:
-            return
-        changed = {n: info for n, info in nodes.items() if self.model.nodes.get(n) != info}
-        if changed:
-            self.apply({"type": "changes", "nodes": changed})
+        if self.connected:
+            try:
+                nodes = await self.client.nodes()
+            except SyncopateError:
+                nodes = {}
+            changed = {n: info for n, info in nodes.items() if self.model.nodes.get(n) != info}
+            if changed:
+                self.apply({"type": "changes", "nodes": changed})
+        self.refresh_ages()
 
     def refresh_ages(self) -> None:
         """The "ago" cells age with the clock."""
@@ -284,25 +293,31 @@ class SyncopateApp(App[None]):
 
     # the header and the detail ----------------------------------------------------------------
     def refresh_bar(self) -> None:
+        # Most important first: a narrow terminal cuts the end (the URL).
         counts = self.model.counts()
         bar = Text()
-        bar.append(" Syncopate ", style="bold reverse")
-        bar.append(f" {self.url}  ")
         bar.append("● " if self.connected else "○ ", style="green" if self.connected else "red")
-        bar.append(self.connection, style="" if self.connected else "bold red")
-        bar.append(f"   nodes {counts['alive']} alive")
+        if not self.connected:
+            bar.append(self.connection + "  ", style="bold red")
+        bar.append(f"nodes {counts['alive']}/{counts['nodes']} alive")
         if counts["dead"]:
             bar.append(f" {counts['dead']} dead", style="bold red")
-        bar.append(f"   projects {counts['running']} running")
+        bar.append(f"  projects {counts['running']}/{counts['projects']} running")
         if counts["failed"]:
             bar.append(f" {counts['failed']} failing", style="bold red")
-        bar.append(f" of {counts['projects']}")
         if self.model.filter:
-            bar.append(f"   filter: {self.model.filter}", style="yellow")
+            bar.append(f"  filter: {self.model.filter}", style="bold yellow")
+        bar.append(f"  {self.url}", style="dim")
+        if self.connected:
+            bar.append(" connected", style="dim")
         self.query_one("#bar", Static).update(bar)
 
     def show_detail(self) -> None:
         detail = self.query_one("#detail", Static)
+        self._fill_detail(detail)
+        detail.refresh(layout=True)  # its height follows the content
+
+    def _fill_detail(self, detail: Static) -> None:
         if self.selected is None:
             detail.update(Text("select a node or a project", style="dim"))
             return

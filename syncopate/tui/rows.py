@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.text import Text
 
-from syncopate.cli.render import ago, project_status, short, size, status_text
+from syncopate.cli.render import STATUS_STYLE, ago, short, status_text
 
 
 @dataclass(frozen=True)
@@ -24,24 +24,25 @@ class Column:
 
 
 # Widths fit the values' formats, so a changing value never resizes a column.
+# The projects table fits 80 columns (9 columns, each padded by 2, inside a border).
 PROJECT_COLUMNS = (
-    Column("name", "NAME", 16),
-    Column("node", "NODE", 12),
+    Column("name", "NAME", 10),
+    Column("node", "NODE", 9),
     Column("status", "STATUS", 13),
-    Column("commit", "COMMIT", 8),
-    Column("up", "UP", 5),
-    Column("restarts", "RESTARTS", 8),
-    Column("ram", "RAM", 6),
-    Column("disk", "DISK", 6),
-    Column("vars", "VARS", 4),
+    Column("commit", "COMMIT", 7),
+    Column("up", "UP", 4),
+    Column("restarts", "RST", 3),
+    Column("ram", "RAM", 5),
+    Column("disk", "DISK", 5),
+    Column("vars", "VAR", 3),
 )
 NODE_COLUMNS = (
-    Column("name", "NAME", 16),
+    Column("name", "NAME", 12),
     Column("status", "STATUS", 13),
     Column("contact", "CONTACT", 7),
-    Column("ram", "RAM USED/TOTAL", 15),
-    Column("storage", "DISK USED/TOTAL", 15),
-    Column("projects", "PROJECTS", 8),
+    Column("ram", "RAM USED", 11),
+    Column("storage", "DISK USED", 11),
+    Column("projects", "PROJ", 4),
 )
 
 Cell = str | Text
@@ -51,6 +52,33 @@ def right(text: str, width: int) -> Text:
     return Text(text.rjust(width))
 
 
+def short_size(megabytes: object) -> str:
+    """A size in at most 5 characters: `0`, `12M`, `512M`, `1.5G`, `37G`, `2.0T`; `-` unknown."""
+    if not isinstance(megabytes, int | float) or isinstance(megabytes, bool) or megabytes < 0:
+        return "-"
+    if megabytes < 0.5:
+        return "0"
+    for unit, scale in (("M", 1.0), ("G", 1024.0), ("T", 1024.0**2), ("P", 1024.0**3)):
+        value = megabytes / scale
+        if value < 9.95:
+            return f"{value:.1f}{unit}" if unit != "M" else f"{value:.0f}{unit}"
+        if value < 999.5:
+            return f"{value:.0f}{unit}"
+    return f"{megabytes / 1024.0**3:.0f}P"
+
+
+def used_of(used: object, total: object) -> str:
+    return f"{short_size(used)}/{short_size(total)}"
+
+
+def project_state(info: Mapping[str, Any]) -> Text:
+    """The status in its colour; `stopping` while a stop asked for is under way."""
+    status = str(info.get("status") or "-")
+    if info.get("desired") == "stopped" and status not in ("stopped", "failed"):
+        return Text("stopping", style="yellow")
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
 def project_row(name: str, info: Mapping[str, Any], now: datetime) -> tuple[Cell, ...]:
     """The cells of a project's row, in PROJECT_COLUMNS order."""
     status = info.get("status")
@@ -58,17 +86,18 @@ def project_row(name: str, info: Mapping[str, Any], now: datetime) -> tuple[Cell
     if info.get("moving-to"):
         node = f"{node}→{info['moving-to']}"
     up = ago(info.get("started-at"), now).removesuffix(" ago") if status == "running" else "-"
+    restarts = int(info.get("restarts") or 0)
     variables = info.get("persistent-variables")
     return (
-        short(name, 16),
-        short(node, 12),
-        project_status(info),
-        str(info.get("commit") or "-")[:8],
-        right(up, 5),
-        right(str(info.get("restarts") or 0), 8),
-        right(size(info.get("ram-usage")), 6),
-        right(size(info.get("disk-usage")), 6),
-        right(str(len(variables)) if isinstance(variables, dict) else "-", 4),
+        short(name, 10),
+        short(node, 9),
+        project_state(info),
+        str(info.get("commit") or "-")[:7],
+        right(up, 4),
+        right(str(restarts) if restarts < 1000 else "999", 3),
+        right(short_size(info.get("ram-usage")), 5),
+        right(short_size(info.get("disk-usage")), 5),
+        right(str(len(variables)) if isinstance(variables, dict) else "-", 3),
     )
 
 
@@ -80,10 +109,10 @@ def node_row(name: str, info: Mapping[str, Any], now: datetime) -> tuple[Cell, .
     if info.get("kind") == "lite":
         shown.append(" lite", style="dim")
     return (
-        short(name, 16),
+        short(name, 12),
         shown,
         ago(info.get("last-contact"), now).removesuffix(" ago"),
-        f"{size(info.get('ram-usage'))} / {size(info.get('ram'))}",
-        f"{size(info.get('disk-usage'))} / {size(info.get('storage'))}",
-        right(str(len(info.get("projects") or ())), 8),
+        used_of(info.get("ram-usage"), info.get("ram")),
+        used_of(info.get("disk-usage"), info.get("storage")),
+        right(str(len(info.get("projects") or ())), 4),
     )

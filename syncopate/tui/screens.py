@@ -104,9 +104,11 @@ class AddProjectScreen(ModalScreen[None]):
                     yield Label(label)
                     yield Input(placeholder=hint, id=f"field-{key}")
                     yield Static("", id=f"error-{key}", classes="error")
+            # Outside the grid: a grid row is as tall as its tallest cell's `auto` height.
+            with Horizontal(id="vars-row"):
                 yield Label("Variables")
                 yield TextArea(id="field-vars")
-                yield Static("", id="error-vars", classes="error")
+            yield Static("", id="error-vars", classes="error")
             yield Checkbox("exclusive: never run two copies", id="field-exclusive")
             yield Static("", id="error-manager", classes="error")
             with Horizontal(id="buttons"):
@@ -325,7 +327,7 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, bindings: Iterable[BindingType]) -> None:
         super().__init__()
-        self.bindings = [b for b in bindings if isinstance(b, Binding)]
+        self.bindings = [b for b in bindings if isinstance(b, Binding) and b.show]
 
     def compose(self) -> ComposeResult:
         text = Text()
@@ -334,11 +336,15 @@ class HelpScreen(ModalScreen[None]):
                 binding.key, binding.key
             )
             text.append(f"{key:>8}  ", style="bold")
-            text.append(f"{binding.description}\n")
+            text.append(f"{binding.description:<9}", style="bold")
+            text.append(f"{binding.tooltip}\n")
         text.append(f"{'Tab':>8}  ", style="bold")
-        text.append("move between the nodes and projects tables\n")
-        text.append(f"{'ctrl+p':>8}  ", style="bold")
-        text.append("the command palette: every action, and go to a node or project\n")
+        text.append(f"{'':<9}move between the nodes and projects tables\n")
+        text.append(f"{'ctrl+p :':>8}  ", style="bold")
+        text.append(f"{'Palette':<9}", style="bold")
+        text.append("every action, and go to a node or project\n")
+        text.append(f"{'Esc':>8}  ", style="bold")
+        text.append(f"{'':<9}clear the filter; close a dialog\n")
         text.append("\nClick a column's header to sort by it (again: reverse).", style="dim")
         with Vertical(id="dialog", classes="help"):
             yield Label("Keys — Esc closes", id="title")

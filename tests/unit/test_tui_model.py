@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from syncopate.tui.model import FleetModel
-from syncopate.tui.rows import NODE_COLUMNS, PROJECT_COLUMNS, node_row, project_row
+from syncopate.tui.rows import NODE_COLUMNS, PROJECT_COLUMNS, node_row, project_row, short_size
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 
@@ -103,13 +105,29 @@ def test_rows_fit_their_columns() -> None:
         "persistent-variables": {"a": 1, "b": 2},
     }
     cells = [str(c) for c in project_row("a-rather-long-project-name", project, NOW)]
-    assert cells[1] == "pi-1→pi-2" and cells[3] == "01234567"
-    assert [c.strip() for c in cells[4:]] == ["3m", "3", "1.5 GB", "12 MB", "2"]
+    assert cells[1] == "pi-1→pi-2" and cells[3] == "0123456"
+    assert [c.strip() for c in cells[4:]] == ["3m", "3", "1.5G", "12M", "2"]
     for cell, column in zip(cells, PROJECT_COLUMNS, strict=True):
         assert len(cell) <= column.width, (column.key, cell)
     node = {"status": "alive", "drained": True, "last-contact": "2026-11-22T11:59:58Z"}
     node |= {"ram": 4096.0, "ram-usage": 100.0, "storage": 30000.0, "projects": ["x"]}
     shown = [str(c) for c in node_row("pi-1", node, NOW)]
-    assert shown[1] == "alive drained" and shown[2] == "2s" and shown[3] == "100 MB / 4.0 GB"
+    assert shown[1] == "alive drained" and shown[2] == "2s" and shown[3] == "100M/4.0G"
+    assert shown[4] == "-/29G"  # no disk usage reported
     for cell, column in zip(shown, NODE_COLUMNS, strict=True):
         assert len(cell) <= column.width, (column.key, cell)
+
+
+def test_a_stop_under_way_shows_stopping() -> None:
+    info = {"status": "running", "desired": "stopped"}
+    assert str(project_row("a", info, NOW)[2]) == "stopping"
+    assert str(project_row("a", {**info, "status": "stopped"}, NOW)[2]) == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("megabytes", "shown"),
+    [(0, "0"), (0.4, "0"), (5, "5M"), (999, "999M"), (1000, "1.0G"), (1536, "1.5G"),
+     (40 * 1024, "40G"), (3 * 1024**2, "3.0T"), (-1, "-"), (None, "-"), (True, "-")],
+)  # fmt: skip
+def test_short_sizes_fit_five_characters(megabytes: object, shown: str) -> None:
+    assert short_size(megabytes) == shown
