@@ -10,6 +10,7 @@ reports its result as a toast: the manager's own words on success and on refusal
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -20,6 +21,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
 from syncopate.cli.render import node_detail, project_detail
@@ -39,6 +41,7 @@ Clock = Callable[[], datetime]
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)  # then every 5 s
 NODES_REFRESH = 5.0  # seconds: node contact times are not pushed on /events
 AGES_REFRESH = 5.0  # seconds between refreshes of the "ago" cells
+FILTER_DELAY = 0.15  # seconds of no typing before the filter applies
 KINDS = ("nodes", "projects")
 
 
@@ -121,6 +124,7 @@ class SyncopateApp(App[None]):
         self._cells: dict[str, dict[str, tuple[rows.Cell, ...]]] = {k: {} for k in KINDS}
         self._sort: dict[str, tuple[str, bool]] = dict.fromkeys(KINDS, ("name", False))
         self.selected: tuple[str, str] | None = None  # (kind, name) of the row the keys act on
+        self._filter_timer: Timer | None = None
 
     # layout -----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -202,10 +206,17 @@ class SyncopateApp(App[None]):
         self.refresh_ages()
 
     def refresh_ages(self) -> None:
-        """The "ago" cells age with the clock."""
+        """The "ago" cells age with the clock: only they are made again, and set if changed."""
+        now = self.clock()
         for kind in KINDS:
-            for name in list(self._cells[kind]):
-                self._update_row(kind, name)
+            column, index, make = rows.AGE_CELLS[kind]
+            infos = self.model.projects if kind == "projects" else self.model.nodes
+            table = self.table(kind)
+            for name, cells in self._cells[kind].items():
+                value = make(infos[name], now)
+                if value != cells[index]:
+                    table.update_cell(name, column, value)
+                    self._cells[kind][name] = (*cells[:index], value, *cells[index + 1 :])
 
     # applying changes -------------------------------------------------------------------------
     def apply(self, message: dict[str, Any]) -> None:
@@ -274,6 +285,9 @@ class SyncopateApp(App[None]):
             cells[name] = self._row_cells(kind, name)
             table.add_row(*cells[name], key=name)
         self._cells[kind] = cells
+        # The rows just made live as long as the table: keep full collections from walking
+        # them again and again (with 5,000 projects each took up to 150 ms).
+        gc.freeze()
         if current in cells:
             table.move_cursor(row=table.get_row_index(current), scroll=False)
         table.scroll_to(y=scroll, animate=False)
@@ -484,11 +498,23 @@ class SyncopateApp(App[None]):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self._set_filter(event.value)
+        # Typing is batched: refilling 5,000 rows on every keystroke would lag behind the keys.
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        value = event.value
+        self._filter_timer = self.set_timer(FILTER_DELAY, lambda: self._filter_to(value))
 
     @on(Input.Submitted, "#filter")
     def _filter_kept(self, event: Input.Submitted) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        if event.value != self.model.filter:
+            self._set_filter(event.value)
         self._close_filter()
+
+    def _filter_to(self, text: str) -> None:
+        if text != self.model.filter:
+            self._set_filter(text)
 
     def _set_filter(self, text: str) -> None:
         self.model.filter = text

@@ -6,7 +6,7 @@ so a project looks the same in `project list` and in the TUI.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,13 +79,29 @@ def project_state(info: Mapping[str, Any]) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
+def project_age(info: Mapping[str, Any], now: datetime) -> Text:
+    """The UP cell: how long a running project has run."""
+    running = info.get("status") == "running"
+    return right(ago(info.get("started-at"), now).removesuffix(" ago") if running else "-", 4)
+
+
+def node_age(info: Mapping[str, Any], now: datetime) -> str:
+    """The CONTACT cell: how long ago the node was last heard from."""
+    return ago(info.get("last-contact"), now).removesuffix(" ago")
+
+
+# The cells that change with the clock alone: (column key, its index, how to make it).
+AGE_CELLS: dict[str, tuple[str, int, Callable[[Mapping[str, Any], datetime], Cell]]] = {
+    "projects": ("up", 4, project_age),
+    "nodes": ("contact", 2, node_age),
+}
+
+
 def project_row(name: str, info: Mapping[str, Any], now: datetime) -> tuple[Cell, ...]:
     """The cells of a project's row, in PROJECT_COLUMNS order."""
-    status = info.get("status")
     node = str(info.get("node") or "-")
     if info.get("moving-to"):
         node = f"{node}→{info['moving-to']}"
-    up = ago(info.get("started-at"), now).removesuffix(" ago") if status == "running" else "-"
     restarts = int(info.get("restarts") or 0)
     variables = info.get("persistent-variables")
     return (
@@ -93,7 +109,7 @@ def project_row(name: str, info: Mapping[str, Any], now: datetime) -> tuple[Cell
         short(node, 9),
         project_state(info),
         str(info.get("commit") or "-")[:7],
-        right(up, 4),
+        project_age(info, now),
         right(str(restarts) if restarts < 1000 else "999", 3),
         right(short_size(info.get("ram-usage")), 5),
         right(short_size(info.get("disk-usage")), 5),
@@ -111,7 +127,7 @@ def node_row(name: str, info: Mapping[str, Any], now: datetime) -> tuple[Cell, .
     return (
         short(name, 12),
         shown,
-        ago(info.get("last-contact"), now).removesuffix(" ago"),
+        node_age(info, now),
         used_of(info.get("ram-usage"), info.get("ram")),
         used_of(info.get("disk-usage"), info.get("storage")),
         right(str(len(info.get("projects") or ())), 4),
