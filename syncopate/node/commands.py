@@ -30,6 +30,7 @@ from syncopate.node.leftovers import (
     group_gone_within,
     signal_group,
 )
+from syncopate.node.pipes import PipeReader
 
 __all__ = [
     "OUTPUT_LIMIT",
@@ -157,7 +158,7 @@ async def _run(
     pgid = proc.pid  # start_new_session: the leader of a new group with its own pid
     output: _Output | None = None
     try:
-        output = await _Output.connect(read_fd, output_limit)
+        output = await PipeReader.open(read_fd, lambda: _Output(output_limit))
         timed_out = not await _exited_in_time(proc, stdin, timeout)
         if timed_out:
             await _end_group(proc, pgid, grace)
@@ -225,7 +226,7 @@ def _since(started: float) -> float:
     return time.monotonic() - started
 
 
-class _Output(asyncio.Protocol):
+class _Output(PipeReader):
     """Reads the program's stdout and stderr (one pipe), keeping the first `limit` characters.
 
     Everything past the limit is still read, only counted, so the program never blocks on a
@@ -233,26 +234,12 @@ class _Output(asyncio.Protocol):
     """
 
     def __init__(self, limit: int) -> None:
+        super().__init__()
         self.limit = limit
         self.kept: list[str] = []
         self.kept_chars = 0
         self.dropped_bytes = 0
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.transport: asyncio.BaseTransport | None = None
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    @classmethod
-    async def connect(cls, read_fd: int, limit: int) -> _Output:
-        pipe = os.fdopen(read_fd, "rb", buffering=0)
-        try:
-            _, output = await asyncio.get_running_loop().connect_read_pipe(lambda: cls(limit), pipe)
-        except BaseException:
-            pipe.close()
-            raise
-        return output
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         if self.dropped_bytes:
@@ -278,14 +265,6 @@ class _Output(asyncio.Protocol):
         if text:
             self.kept.append(text)
             self.kept_chars += len(text)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
     def text(self) -> str:
         """What was kept, with a line saying how much was not."""

@@ -40,6 +40,7 @@ from syncopate.node.leftovers import (
     signal_group,
 )
 from syncopate.node.logs import LogSink
+from syncopate.node.pipes import PipeReader
 from syncopate.states import ProjectStatus
 from syncopate.variables import atomic_write
 
@@ -330,7 +331,7 @@ class ProjectProcess:
             # pipes to close, which a child forked into the background would delay forever.
             os.close(write_fd)
         try:
-            self._output = await _Output.connect(read_fd, self.log)
+            self._output = await PipeReader.open(read_fd, lambda: _Output(self.log))
         except BaseException:
             signal_group(proc.pid, signal.SIGKILL)
             raise
@@ -377,38 +378,16 @@ class ProjectProcess:
                 _logger.exception("on_change of project %s failed", self.name)
 
 
-class _Output(asyncio.Protocol):
+class _Output(PipeReader):
     """Reads the process's stdout and stderr (one pipe) into the log."""
 
     def __init__(self, sink: LogSink) -> None:
+        super().__init__()
         self.sink = sink
-        self.transport: asyncio.BaseTransport | None = None
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    @classmethod
-    async def connect(cls, read_fd: int, sink: LogSink) -> _Output:
-        pipe = os.fdopen(read_fd, "rb", buffering=0)
-        try:
-            _, output = await asyncio.get_running_loop().connect_read_pipe(lambda: cls(sink), pipe)
-        except BaseException:
-            pipe.close()
-            raise
-        return output
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         if not self.sink.closed:
             self.sink.write(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
 
 def _describe(code: int | None) -> str:
