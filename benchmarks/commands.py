@@ -40,7 +40,15 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from common import percentile, syncopate_version, terminate_on_sigterm, verdict
+from common import (
+    Manager,
+    ms,
+    percentile,
+    syncopate_version,
+    terminate_on_sigterm,
+    verdict,
+)
+from common import start_manager as common_start_manager
 from fleet import raise_open_file_limit
 
 from syncopate.client import ManagerClient
@@ -69,10 +77,6 @@ log = logging.getLogger("bench.commands")
 # --------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
 def stamp(text: str) -> float:
     """Seconds since the epoch of a manager stamp (ISO 8601 UTC, milliseconds, `Z`)."""
     return datetime.fromisoformat(text).timestamp()
@@ -164,30 +168,10 @@ class Subprocesses:
             self.stop(proc, STOP_TIMEOUT if proc in self.helpers else 15.0)
 
 
-@dataclass
-class Manager:
-    proc: subprocess.Popen[bytes]
-    url: str
-    token: str
-
-
 def start_manager(procs: Subprocesses, folder: Path) -> Manager:
-    data_dir = folder / "data"
-    folder.mkdir(parents=True)
-    log_file = folder / "manager.log"
-    command = [
-        *(PY, "-m", "syncopate", "manager", "serve", "--host", HOST, "--port", "0"),
-        *("--data-dir", str(data_dir), "--password", PASSWORD, "--log-level", "warning"),
-    ]
-    proc = procs.start(command, log_file, helper=False)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        found = LISTENING.search(log_file.read_text(errors="replace"))
-        if found:
-            token = json.loads((data_dir / "controller.json").read_text())["token"]
-            return Manager(proc, found.group(1).rstrip("/"), token)
-        time.sleep(0.05)
-    raise RuntimeError(f"the manager did not start; its output:\n{log_file.read_text()[-2000:]}")
+    return common_start_manager(
+        lambda argv, log: procs.start(argv, log, helper=False), folder, PASSWORD, host=HOST
+    )
 
 
 @dataclass

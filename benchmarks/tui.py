@@ -50,7 +50,15 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from common import percentile, syncopate_version, terminate_on_sigterm, verdict
+from common import (
+    Manager,
+    ms,
+    percentile,
+    syncopate_version,
+    terminate_on_sigterm,
+    verdict,
+)
+from common import start_manager as common_start_manager
 from fleet import receive
 
 from syncopate.client import ManagerClient
@@ -75,10 +83,6 @@ Sample = dict[str, Any]  # one timed batch: seconds by name, and "busy" (what wa
 # --------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
 def spread(values: list[float]) -> str:
     """`p50 X  max Y  min Z  (n=N)` in milliseconds."""
     if not values:
@@ -567,31 +571,10 @@ class Children:
                     proc.wait()
 
 
-@dataclass
-class Manager:
-    proc: subprocess.Popen[bytes]
-    url: str
-    token: str
-
-
 def start_manager(children: Children, folder: Path) -> Manager:
-    data_dir = folder / "data"
-    folder.mkdir(parents=True)
-    log_file = folder / "manager.log"
-    command = [
-        *(PY, "-m", "syncopate", "manager", "serve", "--host", HOST, "--port", "0"),
-        *("--data-dir", str(data_dir), "--password", PASSWORD, "--log-level", "warning"),
-        *("--node-timeout", f"{NODE_TIMEOUT:g}"),
-    ]
-    proc = children.start(command, log_file)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        found = LISTENING.search(log_file.read_text(errors="replace"))
-        if found:
-            token = json.loads((data_dir / "controller.json").read_text())["token"]
-            return Manager(proc, found.group(1).rstrip("/"), token)
-        time.sleep(0.05)
-    raise RuntimeError(f"the manager did not start; its output:\n{log_file.read_text()[-2000:]}")
+    return common_start_manager(
+        children.start, folder, PASSWORD, "--node-timeout", f"{NODE_TIMEOUT:g}", host=HOST
+    )
 
 
 @dataclass
