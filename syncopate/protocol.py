@@ -41,8 +41,6 @@ DEFAULT_PICKUP = 60.0  # seconds a command may wait for its node to collect it
 MAX_PICKUP = 7 * 24 * 3600.0
 COMMAND_PAGE = 50  # commands per `command-list` page unless asked
 MAX_COMMAND_PAGE = 1000
-INTERPRETERS = ("python", "sh")
-NODE_KINDS = ("agent", "lite")
 
 
 def _kebab(name: str) -> str:

@@ -16,10 +16,10 @@ from typing import Any
 
 import typer
 
-from syncopate.cli.common import JSON_OPTION, call, controller_command, explain_missing, print_json
+from syncopate.cli.common import JSON_OPTION, call, controller_command, print_json
 from syncopate.cli.target import Target
 from syncopate.client import ManagerClient
-from syncopate.errors import ConfigError, ConnectionFailed, NotFound
+from syncopate.errors import ConfigError, ConnectionFailed
 
 app = typer.Typer(
     help="Send a program to nodes, and follow what became of it.", no_args_is_help=True
@@ -153,20 +153,15 @@ def send(
     program = read_code(code, file)
 
     async def run(client: ManagerClient) -> list[dict[str, Any]]:
-        try:
-            sent = await client.command_send(
-                nodes or [],
-                program,
-                all_nodes=all_nodes,
-                interpreter="sh" if sh else "python",
-                timeout=timeout,
-                pickup=pickup,
-            )
-        except NotFound as exc:
-            missing = next((n for n in nodes or [] if repr(n) in str(exc)), None)
-            if missing is None:
-                raise
-            raise await explain_missing(client, exc, missing, "node") from None
+        # An unknown node is refused with the manager's own "did you mean".
+        sent = await client.command_send(
+            nodes or [],
+            program,
+            all_nodes=all_nodes,
+            interpreter="sh" if sh else "python",
+            timeout=timeout,
+            pickup=pickup,
+        )
         if not wait:
             return list(sent.values())
         return await wait_answered(client, [int(key) for key in sent])

@@ -24,23 +24,37 @@ from syncopate.errors import ConnectionFailed, NotFound
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)  # then every 5 s
 
 
-class Printer:
-    """Prints each numbered line once, in order, and says when lines were lost in between."""
+class NumberedLines:
+    """Which of a project's numbered output lines are new: each is taken once, in order.
+
+    The same lines can come twice (the kept ones and the feed overlap); `seq` numbers the
+    first line of each batch, as the `logs` answer and /events `logs` messages do.
+    """
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
 
-    def take(self, seq: int, lines: list[str]) -> None:
+    def take(self, seq: int, lines: list[str]) -> tuple[int, list[str]]:
+        """(how many lines were lost before these, the lines not seen yet)."""
+        skipped = 0
         if self.next_seq is not None:
-            if seq > self.next_seq:
-                skipped = seq - self.next_seq
-                typer.secho(f"… {skipped} line(s) no longer kept by the manager", err=True)
+            skipped = max(0, seq - self.next_seq)
             lines = lines[max(0, self.next_seq - seq) :]
             seq = max(seq, self.next_seq)
-        for line in lines:
+        self.next_seq = seq + len(lines)
+        return skipped, lines
+
+
+class Printer(NumberedLines):
+    """Prints each numbered line once, in order, and says when lines were lost in between."""
+
+    def show(self, seq: int, lines: list[str]) -> None:
+        skipped, new = self.take(seq, lines)
+        if skipped:
+            typer.secho(f"… {skipped} line(s) no longer kept by the manager", err=True)
+        for line in new:
             sys.stdout.write(line + "\n")
         sys.stdout.flush()
-        self.next_seq = seq + len(lines)
 
 
 async def _kept(client: ManagerClient, project: str, lines: int) -> dict[str, Any]:
@@ -57,12 +71,12 @@ async def _follow(client: ManagerClient, project: str, lines: int, printer: Prin
         try:
             await anext(feed)  # the snapshot: from here on, new lines come to us
             answer = await _kept(client, project, lines)
-            printer.take(int(answer.get("seq") or 0), list(answer.get("lines") or ()))
+            printer.show(int(answer.get("seq") or 0), list(answer.get("lines") or ()))
             attempt = 0
             async for message in feed:
                 kind = message.get("type")
                 if kind == "logs" and message.get("project") == project:
-                    printer.take(int(message["seq"]), list(message["lines"]))
+                    printer.show(int(message["seq"]), list(message["lines"]))
                 elif kind == "changes" and (message.get("projects") or {}).get(project, 1) is None:
                     typer.secho(f"{project} was removed", err=True)
                     return
@@ -91,7 +105,7 @@ def logs(
     printer = Printer()
     if not follow:
         answer = call(target, lambda c: _kept(c, project, lines))
-        printer.take(int(answer.get("seq") or 0), list(answer.get("lines") or ()))
+        printer.show(int(answer.get("seq") or 0), list(answer.get("lines") or ()))
         if not answer.get("lines"):
             typer.secho(f"no output from {project} yet", err=True)
         return

@@ -80,11 +80,17 @@ def status_text(status: object) -> Text:
     return Text(text, style=STATUS_STYLE.get(text, ""))
 
 
-def project_status(info: Mapping[str, Any]) -> Text:
-    """The status in its colour, `(stopping)` after it while a stop is under way."""
+def project_status(info: Mapping[str, Any], compact: bool = False) -> Text:
+    """The status in its colour, `(stopping)` after it while a stop is under way.
+
+    `compact` (a narrow column) shows just `stopping` then.
+    """
     status = info.get("status")
+    stopping = info.get("desired") == "stopped" and status not in ("stopped", "failed")
+    if stopping and compact:
+        return Text("stopping", style="yellow")
     shown = status_text(status)
-    if info.get("desired") == "stopped" and status not in ("stopped", "failed"):
+    if stopping:
         shown.append(" (stopping)", style="dim")
     return shown
 

@@ -8,6 +8,7 @@ crash; ownership and controller changes are written durably (fsync).
 from __future__ import annotations
 
 import asyncio
+import difflib
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -59,6 +60,12 @@ class _UtcStamp:
 
 
 utc_now = _UtcStamp()
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """` — did you mean 'x'?` naming the closest known name, or "" when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" — did you mean {close[0]!r}?" if close else ""
 
 
 @dataclass(frozen=True)
@@ -439,14 +446,8 @@ class Cluster:
     def _project(self, name: str) -> ProjectRecord:
         project = self.projects.get(name)
         if project is None:
-            raise NotFound(f"no project named {name!r}{self._did_you_mean(name)}")
+            raise NotFound(f"no project named {name!r}{did_you_mean(name, self.projects)}")
         return project
-
-    def _did_you_mean(self, name: str) -> str:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(self.projects), n=1)
-        return f" — did you mean {close[0]!r}?" if close else ""
 
     def select(self, names: Iterable[str]) -> list[ProjectRecord]:
         """The named projects (all when none are named); NotFound names the first unknown."""

@@ -14,13 +14,13 @@ read from the store when asked for, so the log can grow without the manager grow
 
 from __future__ import annotations
 
-import difflib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from syncopate.errors import Conflict, InvalidRequest, NotFound
+from syncopate.manager.cluster import did_you_mean
 from syncopate.manager.records import CommandRecord, CommandStep, NodeRecord
 from syncopate.manager.store import Store
 from syncopate.protocol import CommandQuery, CommandResultRequest, CommandSend
@@ -208,16 +208,11 @@ class CommandBook:
         for name in spec.nodes:
             node = self.nodes.get(name)
             if node is None:
-                close = difflib.get_close_matches(name, list(self.nodes), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise NotFound(f"no node named {name!r}{hint}")
+                raise NotFound(f"no node named {name!r}{did_you_mean(name, self.nodes)}")
             targets.append(node)
         return targets
 
     # agent nodes ------------------------------------------------------------------------------
-    def has_queued(self, node: str) -> bool:
-        return node in self._queued
-
     def collect(self, node: str) -> list[dict[str, Any]]:
         """Hand an agent node its requested commands (each once: they become collected)."""
         ids = self._queued.pop(node, None)

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.text import Text
 
-from syncopate.cli.render import STATUS_STYLE, ago, short, status_text
+from syncopate.cli.render import ago, project_status, short, status_text
 
 
 @dataclass(frozen=True)
@@ -71,14 +71,6 @@ def used_of(used: object, total: object) -> str:
     return f"{short_size(used)}/{short_size(total)}"
 
 
-def project_state(info: Mapping[str, Any]) -> Text:
-    """The status in its colour; `stopping` while a stop asked for is under way."""
-    status = str(info.get("status") or "-")
-    if info.get("desired") == "stopped" and status not in ("stopped", "failed"):
-        return Text("stopping", style="yellow")
-    return Text(status, style=STATUS_STYLE.get(status, ""))
-
-
 def project_age(info: Mapping[str, Any], now: datetime) -> Text:
     """The UP cell: how long a running project has run."""
     running = info.get("status") == "running"
@@ -107,7 +99,7 @@ def project_row(name: str, info: Mapping[str, Any], now: datetime) -> tuple[Cell
     return (
         short(name, 10),
         short(node, 9),
-        project_state(info),
+        project_status(info, compact=True),
         str(info.get("commit") or "-")[:7],
         project_age(info, now),
         right(str(restarts) if restarts < 1000 else "999", 3),

@@ -15,8 +15,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RichLog, Static, TextArea
 
 from syncopate import validate
+from syncopate.cli.logs import NumberedLines
+from syncopate.cli.project import parse_var
 from syncopate.client import ManagerClient
-from syncopate.errors import ConnectionFailed, SyncopateError
+from syncopate.errors import ConfigError, ConnectionFailed, SyncopateError
 
 Submit = Callable[[dict[str, Any]], Awaitable[str | None]]
 RECONNECT_DELAY = 1.0
@@ -52,20 +54,15 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 def parse_variables(text: str) -> dict[str, Any]:
-    """`key=value` lines (a value is JSON when it parses, else the text); ValueError if bad."""
-    import json
-
+    """`key=value` lines, each read as `project add --var` reads it; ValueError if bad."""
     result: dict[str, Any] = {}
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        key, equals, value = line.partition("=")
-        if not equals or not key.strip():
-            raise ValueError(f"line {number} is not key=value")
-        try:
-            result[key.strip()] = json.loads(value)
-        except ValueError:
-            result[key.strip()] = value.strip()
+        if line.strip():
+            try:
+                key, value = parse_var(line.strip())
+            except ConfigError:
+                raise ValueError(f"line {number} is not key=value") from None
+            result[key] = value
     return result
 
 
@@ -188,7 +185,7 @@ class LogsScreen(ModalScreen[None]):
     def __init__(self, client: ManagerClient, project: str) -> None:
         super().__init__()
         self.client, self.project = client, project
-        self.next_seq: int | None = None
+        self.seen = NumberedLines()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="logs"):
@@ -202,14 +199,11 @@ class LogsScreen(ModalScreen[None]):
     def take(self, seq: int, lines: list[str]) -> None:
         """Write each numbered line once, in order."""
         log = self.query_one("#log", RichLog)
-        if self.next_seq is not None:
-            if seq > self.next_seq:
-                log.write(Text(f"… {seq - self.next_seq} line(s) no longer kept", style="dim"))
-            lines = lines[max(0, self.next_seq - seq) :]
-            seq = max(seq, self.next_seq)
-        for line in lines:
+        skipped, new = self.seen.take(seq, lines)
+        if skipped:
+            log.write(Text(f"… {skipped} line(s) no longer kept", style="dim"))
+        for line in new:
             log.write(Text(line))
-        self.next_seq = seq + len(lines)
 
     @work(exclusive=True, exit_on_error=False)
     async def follow(self) -> None:

@@ -290,7 +290,7 @@ async def test_fan_out_to_named_nodes_and_unknown_names(fleet: Fleet) -> None:
         assert len(sent) == 2
         for key in sent:
             assert (await answered(ctl, int(key)))["response"] == "hi\n"
-        with pytest.raises(NotFound, match=r"no node named 'pi-9'; did you mean 'pi-\d'"):
+        with pytest.raises(NotFound, match=r"no node named 'pi-9' — did you mean 'pi-\d'"):
             await ctl.command_send(["pi-1", "pi-9"], "print('hi')")
         listed = await ctl.command_list()
     assert len(listed["commands"]) == 2, "a refused send stores nothing"
