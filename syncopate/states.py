@@ -21,7 +21,7 @@ class ProjectStatus(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
     CRASHED = "crashed"  # exited; a restart is pending
-    FAILED = "failed"  # cannot run: clone failed, no run command, gave up
+    FAILED = "failed"  # cannot run: clone failed, no run command, a step failed, crash loop
     STOPPED = "stopped"
 
 
@@ -33,6 +33,58 @@ NODE_STATUSES = frozenset(set(ProjectStatus) - MANAGER_STATUSES)
 NOT_RUNNING_STATUSES = frozenset(
     {ProjectStatus.STOPPED, ProjectStatus.FAILED, ProjectStatus.PENDING, ProjectStatus.CLONING}
 )
+
+_P = ProjectStatus
+# Every status change of a project goes through this table: the node agent's (its supervisor's
+# and its steps') and the manager's own decisions. A node's report is a fact, not a move: reports
+# are coalesced (a crash and its restart may reach the manager as one "running"), so the manager
+# stores what a node reports and checks here only the changes it makes itself.
+_MOVES: dict[ProjectStatus, frozenset[ProjectStatus]] = {
+    # Manager side. Placed on a node: pending until the node says what it does.
+    _P.PENDING: frozenset(
+        {_P.CLONING, _P.STARTING, _P.STOPPED, _P.FAILED, _P.UNSCHEDULABLE, _P.LOST}
+    ),
+    # No live node fits (or its node died and none other fits): placed when one does; stop
+    # while unplaced makes it stopped.
+    _P.UNSCHEDULABLE: frozenset({_P.PENDING, _P.LOST, _P.STOPPED}),
+    _P.LOST: frozenset({_P.PENDING, _P.UNSCHEDULABLE, _P.STOPPED}),
+    # Node side: one copy's life.
+    _P.CLONING: frozenset({_P.STARTING, _P.STOPPED, _P.FAILED}),
+    # starting -> running: spawned; -> crashed: a restart could not spawn; -> stopped: stop()
+    # or a first spawn that failed; -> failed: the agent gave up on it
+    _P.STARTING: frozenset({_P.RUNNING, _P.CRASHED, _P.STOPPED, _P.FAILED}),
+    # running -> crashed: it exited on its own; -> stopped: stop(); -> failed: a step failed
+    _P.RUNNING: frozenset({_P.CRASHED, _P.STOPPED, _P.FAILED}),
+    # crashed -> starting: the backoff is over; -> stopped: stop() during the backoff;
+    # -> failed: a crash loop (too many quick exits in a row)
+    _P.CRASHED: frozenset({_P.STARTING, _P.STOPPED, _P.FAILED}),
+    # failed -> cloning/starting: start, restart, a new commit, or the retry after backoff
+    _P.FAILED: frozenset({_P.CLONING, _P.STARTING, _P.STOPPED}),
+    _P.STOPPED: frozenset({_P.CLONING, _P.STARTING, _P.FAILED}),
+}
+# The manager may override whatever a project was doing when it places, loses or cannot place
+# it: those decisions are about where it runs, not about its process.
+PROJECT_TRANSITIONS: dict[ProjectStatus, frozenset[ProjectStatus]] = {
+    status: moves if status in MANAGER_STATUSES else moves | MANAGER_STATUSES
+    for status, moves in _MOVES.items()
+}
+
+
+def project_transition_allowed(current: ProjectStatus, target: ProjectStatus) -> bool:
+    """True when a project in `current` may move to `target` (staying put is always allowed)."""
+    return current == target or target in PROJECT_TRANSITIONS[current]
+
+
+class TransitionRefused(RuntimeError):
+    """A status change the table does not allow: a bug in the code that asked for it."""
+
+
+def check_project_transition(name: str, current: ProjectStatus, target: ProjectStatus) -> None:
+    """Raise TransitionRefused when project `name` may not go from `current` to `target`."""
+    if not project_transition_allowed(current, target):
+        raise TransitionRefused(f"project {name}: no transition {current} -> {target}")
+
+
 # The seed's node reports "good" or "bad"; they mean running and failed.
 SEED_STATUS_ALIASES = {"good": ProjectStatus.RUNNING, "bad": ProjectStatus.FAILED}
 

@@ -216,8 +216,10 @@ class Fleet:
     def _end_left_projects(self) -> list[str]:
         ended: list[str] = []
         for name in self.node_names:
-            records = self.node_dir(name) / "running"
-            ended += [f"{project} on {name}" for project in end_all_leftovers(records)]
+            home = self.node_dir(name)
+            ended += [
+                f"{project} on {name}" for project in end_all_leftovers(home / "running", home)
+            ]
         strays = [p for agent in self.agents for p in agent.descendants if _alive(p)]
         for sig in (signal.SIGTERM, signal.SIGKILL):
             for proc in strays:

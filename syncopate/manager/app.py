@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,6 +105,10 @@ class ManagerState:
     password_hash: str = ""
     started: float = field(default_factory=time.monotonic)
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    # /node-status answers carry (run, sequence) so that an agent can drop an answer older
+    # than one it applied already (one held through a partition and delivered late).
+    run: str = field(default_factory=lambda: secrets.token_hex(8))
+    answers: Iterator[int] = field(default_factory=itertools.count)
 
 
 STATE = web.AppKey("state", ManagerState)
@@ -242,6 +248,7 @@ async def node_status(request: web.Request) -> web.Response:
             return web.json_response({}, status=499)
         cluster.touch(node)
     answer = cluster.assignments(node)
+    answer["manager-run"], answer["sequence"] = state.run, next(state.answers)
     if node.agent_version:
         # Only Syncopate's agent runs commands; a seed node would drop them unanswered, so
         # for one they stay requested and time out as not collected, which says what happened.

@@ -473,6 +473,8 @@ class Cluster:
     def start(self, names: Iterable[str]) -> list[str]:
         def want_running(project: ProjectRecord) -> None:
             project.desired = Desired.RUNNING
+            if project.status is ProjectStatus.FAILED and project.node is not None:
+                project.restart += 1  # its node tries again (after a crash loop, say)
 
         return self._for_each(names, want_running)
 

@@ -36,10 +36,12 @@ from syncopate.errors import (
     Unauthorized,
 )
 from syncopate.node import commands, git_sync, identity, probes, runcommand
-from syncopate.node.backoff import BackoffPolicy
+from syncopate.node.backoff import BackoffPolicy, restart_delay
+from syncopate.node.leftovers import MARKER, marker_value
 from syncopate.node.logs import LogSink
 from syncopate.node.supervisor import ProjectProcess, end_all_leftovers
 from syncopate.paths import write_private_json
+from syncopate.states import ProjectStatus, check_project_transition
 
 log = logging.getLogger("syncopate.node")
 
@@ -49,6 +51,13 @@ LOG_LINES_PER_REPORT = 200
 # Of JSON text. The manager takes bodies up to 1 MiB, and a line of 500 emoji is 6 KB of JSON.
 LOG_BYTES_PER_REPORT = 256 * 1024
 WORST_JSON_BYTES_PER_CHAR = 12  # a character outside the BMP: two \uXXXX escapes
+# A step that raised (a full disk, a permission error, git gone) is retried after this backoff:
+# never at once, so a lasting fault cannot make the agent spin.
+STEP_RETRY = BackoffPolicy(first=1.0, factor=2.0, cap=60.0)
+CLONE_RETRY = 30.0  # seconds before a failed clone is tried again
+NEVER = float("inf")
+# Statuses in which a project's process exists (or is about to be restarted).
+ACTIVE = frozenset({ProjectStatus.STARTING, ProjectStatus.RUNNING, ProjectStatus.CRASHED})
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,9 @@ class Local:
     exclusive: bool = False
     restart: int = 0
     manager_variables: dict[str, Any] = field(default_factory=dict)
-    status: str = "pending"  # when no process: cloning, failed, stopped
+    # Every change goes through Agent._set_status (the table in states.py); while a process
+    # exists, its status is mirrored here.
+    status: ProjectStatus = ProjectStatus.PENDING
     reason: str = ""
     commit: str | None = None
     variables: dict[str, Any] = field(default_factory=dict)
@@ -88,17 +99,16 @@ class Local:
     process: ProjectProcess | None = None
     sink: LogSink | None = None
     log_next: int = 0  # the sink's first line the manager has not acknowledged
-    task: asyncio.Task[None] | None = None
-    retry_at: float = 0.0
+    retry_at: float = 0.0  # when a failed project is tried again
+    step_failures: int = 0  # steps that raised in a row, for the retry backoff
     disk_mb: float = 0.0
     disk_at: float = -1e9
     lease_stopped: bool = False
 
     @property
-    def current_status(self) -> str:
-        if self.process is not None and self.process.status != "stopped":
-            return self.process.status
-        return self.status
+    def active(self) -> bool:
+        """True while its process runs or is about to be restarted."""
+        return self.process is not None and self.process.status in ACTIVE
 
 
 def within_budget(lines: list[str], budget: int) -> list[str]:
@@ -140,6 +150,12 @@ class Agent:
         self.last_contact = clock()
         self._report_now = asyncio.Event()
         self._steps: dict[asyncio.Task[None], str] = {}  # every project step under way
+        # The last step of each project, by name: a project's steps run strictly one after
+        # another, each waiting for the one before, whatever Local (epoch) they are for.
+        self._chain: dict[str, asyncio.Task[None]] = {}
+        # The manager run and sequence number of the last /node-status answer applied: an
+        # older answer (held through a partition, say) is dropped.
+        self._answer: tuple[str, int] = ("", -1)
         self.commands_dir = self.data_dir / "commands"
         # Command-channel programs under way (or whose response is not sent yet), by id.
         self._commands: dict[int, asyncio.Task[None]] = {}
@@ -183,7 +199,8 @@ class Agent:
         for folder in (self.projects_dir, self.logs_dir, self.records_dir, self.commands_dir):
             folder.mkdir(parents=True, exist_ok=True)
         # After a crash of the agent itself: end what it had started, then start cleanly.
-        for name in await asyncio.to_thread(end_all_leftovers, self.records_dir):
+        ended = await asyncio.to_thread(end_all_leftovers, self.records_dir, self.data_dir)
+        for name in ended:
             log.warning("ended %s, left running by an earlier agent", name)
         await self._retrying(self.join, stop)
         if stop.is_set():
@@ -241,10 +258,25 @@ class Agent:
             # Contact counts from when the request left: the manager saw it no earlier, so the
             # lease here always runs out before the manager's node-timeout there.
             self.last_contact = max(self.last_contact, sent)
+            wait = self.settings.poll_wait
+            if not self.fresh_answer(answer):
+                log.warning("dropped a /node-status answer older than one already applied")
+                continue
             self.lease = float(answer.get("lease") or 0.0)
             self.reconcile(answer.get("projects") or {})
             self.take_commands(answer.get("commands") or [])
-            wait = self.settings.poll_wait
+
+    def fresh_answer(self, answer: dict[str, Any]) -> bool:
+        """False for an answer older than the last one applied (same manager run, lower
+        sequence); a manager that does not number its answers is always fresh."""
+        run, sequence = answer.get("manager-run"), answer.get("sequence")
+        if not isinstance(run, str) or not isinstance(sequence, int):
+            return True
+        last_run, last_sequence = self._answer
+        if run == last_run and sequence <= last_sequence:
+            return False
+        self._answer = (run, sequence)
+        return True
 
     # reconcile --------------------------------------------------------------------------------
     def reconcile(self, assignments: dict[str, dict[str, Any]]) -> None:
@@ -260,15 +292,13 @@ class Agent:
             if local is None or local.epoch != epoch or local.url != url:
                 restart = int(wanted.get("restart") or 0)
                 fresh = Local(name=name, url=url, epoch=epoch, restart=restart)
-                retired = self._retired.pop(name, None)
+                # A returning project's retire step is in its chain already; the new copy's
+                # steps wait for it, so two copies never overlap.
+                self._retired.pop(name, None)
                 if local is not None:
-                    # A new epoch (reset, or placed here afresh): the old run stops first,
-                    # and the new one waits for that, so two copies never overlap.
+                    # A new epoch (reset, or placed here afresh): the old run stops first.
                     self._spawn(local, self._stop)
-                    fresh.task, fresh.sink = local.task, local.sink
-                    fresh.log_next = local.log_next
-                elif retired is not None:
-                    fresh.task = retired.task  # its retire step is stopping the old run
+                    fresh.sink, fresh.log_next = local.sink, local.log_next
                 local = fresh
                 self.local[name] = local
             local.ref = wanted.get("ref")
@@ -279,46 +309,117 @@ class Agent:
             restart = int(wanted.get("restart") or 0)
             if restart > local.restart:
                 local.restart = restart
+                self._forgive(local)  # start or restart clears a failure (a crash loop, say)
                 if local.process is not None and local.desired == "running":
                     self._spawn(local, self._restart)
                     continue
             self._converge(local)
 
+    def _busy(self, name: str) -> bool:
+        """True while a step of project `name` runs or waits for its turn."""
+        task = self._chain.get(name)
+        return task is not None and not task.done()
+
     def _converge(self, local: Local) -> None:
-        if local.task is not None and not local.task.done():
-            return  # something is already under way; the next poll looks again
-        running = local.process is not None and local.process.status != "stopped"
-        if local.desired == "running" and not running and not local.lease_stopped:
-            if local.status == "failed" and self.clock() < local.retry_at:
+        if self._busy(local.name):
+            return  # the chain's last step converges again when it ends
+        if local.desired == "running" and not local.active and not local.lease_stopped:
+            if local.status is ProjectStatus.FAILED and self.clock() < local.retry_at:
                 return
             self._spawn(local, self._bring_up)
-        elif local.desired == "stopped" and running:
+        elif local.desired == "stopped" and local.active:
             self._spawn(local, self._stop)
-        elif local.desired == "stopped" and local.status not in ("stopped", "failed"):
-            local.status = "stopped"
-            self._report_now.set()
+        elif local.desired == "stopped" and local.status not in (
+            ProjectStatus.STOPPED,
+            ProjectStatus.FAILED,
+        ):
+            self._set_status(local, ProjectStatus.STOPPED)
 
     def _spawn(self, local: Local, step: Callable[[Local], Any]) -> None:
+        """Run `step` for `local` once every earlier step of the same project has ended."""
+        previous = self._chain.get(local.name)
+
         async def run() -> None:
-            previous = local.task
-            if previous is not None and previous is not asyncio.current_task():
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await previous
+            if previous is not None and not previous.done():
+                # wait(), not await: the earlier step's failure is its own; our cancel is ours.
+                await asyncio.wait([previous])
             try:
                 await step(local)
-            except Exception:
-                log.exception("%s: %s failed", local.name, step.__name__)
+            except Exception as exc:
+                self._step_failed(local, step.__name__, exc)
             self._report_now.set()
-            # The project's current Local may be a successor that waited for this step (a new
-            # epoch, or a return after a refusal): it holds this same task until it ends.
-            current = self.local.get(local.name)
-            if current is not None and current.task is asyncio.current_task():
-                current.task = None
-                self._converge(current)  # the wish may have changed while this step ran
+            if self._chain.get(local.name) is asyncio.current_task():
+                del self._chain[local.name]
+                # The project's current Local may be a successor (a new epoch, a return after
+                # a refusal): the wish may have changed while this step ran.
+                current = self.local.get(local.name)
+                if current is not None:
+                    self._converge(current)
 
-        local.task = asyncio.create_task(run())
-        self._steps[local.task] = step.__name__
-        local.task.add_done_callback(lambda task: self._steps.pop(task, None))
+        task = asyncio.create_task(run(), name=f"{step.__name__} {local.name}")
+        self._chain[local.name] = task
+        self._steps[task] = step.__name__
+
+        def ended(task: asyncio.Task[None]) -> None:
+            self._steps.pop(task, None)
+            if self._chain.get(local.name) is task:
+                del self._chain[local.name]  # cancelled before its end
+
+        task.add_done_callback(ended)
+
+    def _step_failed(self, local: Local, step: str, exc: Exception) -> None:
+        """A step raised: the project is failed with the reason, retried after a backoff."""
+        log.error("%s: %s failed: %s", local.name, step.lstrip("_"), exc, exc_info=exc)
+        reason = f"{step.lstrip('_').replace('_', ' ')} failed: {_describe_error(exc)}"
+        delay = restart_delay(STEP_RETRY, local.step_failures)
+        local.step_failures += 1
+        if local.active:
+            # Its process runs on (or is being restarted): calling it failed would be untrue.
+            local.reason = reason
+            self._retry_later(local, delay)
+        else:
+            self._fail(local, reason, retry_in=delay)
+
+    def _fail(self, local: Local, reason: str, retry_in: float) -> None:
+        log.warning("%s: %s", local.name, reason)
+        self._set_status(local, ProjectStatus.FAILED, reason)
+        self._retry_later(local, retry_in)
+
+    def _retry_later(self, local: Local, delay: float) -> None:
+        local.retry_at = self.clock() + delay
+        if delay == NEVER:
+            return
+
+        def retry() -> None:
+            if self.local.get(local.name) is local:
+                self._converge(local)
+
+        asyncio.get_running_loop().call_later(delay, retry)
+
+    @staticmethod
+    def _forgive(local: Local) -> None:
+        """Start, restart or a new commit: a failed project is tried again at once."""
+        local.retry_at = 0.0
+        local.step_failures = 0
+
+    def _set_status(self, local: Local, status: ProjectStatus, reason: str | None = None) -> None:
+        """The one way a project's status changes here: through the table in states.py."""
+        check_project_transition(local.name, local.status, status)
+        local.status = status
+        if reason is not None:
+            local.reason = reason
+        self._report_now.set()
+
+    def _process_changed(self, local: Local) -> None:
+        """The supervisor's status changed: mirror it, and give up after a crash loop."""
+        process = local.process
+        if process is not None and process.status != local.status:
+            if process.status is ProjectStatus.FAILED:
+                self._fail(local, process.reason, retry_in=NEVER)
+            else:
+                keep = process.status is not ProjectStatus.STARTING
+                self._set_status(local, process.status, None if keep else "")
+        self._report_now.set()
 
     # project steps ----------------------------------------------------------------------------
     def checkout(self, name: str) -> Path:
@@ -327,19 +428,19 @@ class Agent:
     async def _bring_up(self, local: Local) -> None:
         checkout = self.checkout(local.name)
         if not git_sync.is_checkout(checkout):
-            local.status, local.reason = "cloning", ""
-            self._report_now.set()
+            self._set_status(local, ProjectStatus.CLONING, "")
             if checkout.exists():
-                shutil.rmtree(checkout)
+                await asyncio.to_thread(shutil.rmtree, checkout)
             try:
                 local.commit = await asyncio.to_thread(
                     git_sync.clone, local.url, local.ref, checkout
                 )
             except git_sync.GitError as exc:
-                self._fail(local, f"clone failed: {exc}", retry=True)
+                self._fail(local, f"clone failed: {exc}", retry_in=CLONE_RETRY)
                 return
         else:
             local.commit = await asyncio.to_thread(git_sync.head_commit, checkout)
+        local.disk_at = -1e9  # measure the checkout in the next report, not a minute later
         if self._started_epochs.get(local.name) != local.epoch:
             # Starting under a new epoch: the manager's copy of the variables is the truth.
             variables.save(local.manager_variables, checkout / variables.FILE_NAME)
@@ -351,10 +452,10 @@ class Agent:
         try:
             command = runcommand.resolve(checkout, local.command)
         except runcommand.NoRunCommand as exc:
-            self._fail(local, str(exc), retry=False)
+            self._fail(local, str(exc), retry_in=NEVER)
             return
         if local.desired != "running":
-            local.status = "stopped"
+            self._set_status(local, ProjectStatus.STOPPED)
             return
         if local.sink is None:
             local.sink = LogSink(self.logs_dir / f"{local.name}.log")
@@ -366,19 +467,16 @@ class Agent:
             local.sink,
             self.records_dir,
             policy=self.settings.backoff,
-            on_change=self._report_now.set,
+            on_change=functools.partial(self._process_changed, local),
             grace=self.settings.grace,
         )
-        local.status, local.reason = "starting", ""
+        self._set_status(local, ProjectStatus.STARTING, "")
         try:
             await local.process.start()
         except OSError as exc:
-            self._fail(local, f"cannot start {command!r}: {exc}", retry=True)
-
-    def _fail(self, local: Local, reason: str, retry: bool) -> None:
-        log.warning("%s: %s", local.name, reason)
-        local.status, local.reason = "failed", reason
-        local.retry_at = self.clock() + (30.0 if retry else float("inf"))
+            self._fail(local, f"cannot start {command!r}: {exc}", retry_in=CLONE_RETRY)
+            return
+        local.step_failures = 0
 
     def _environment(self, local: Local, checkout: Path) -> dict[str, str]:
         env = dict(os.environ)
@@ -394,6 +492,9 @@ class Agent:
                 # python3 on PATH may be the system's (with the board's GPIO libraries).
                 "SYNCOPATE_PYTHON": sys.executable,
                 "PYTHONUNBUFFERED": "1",
+                # Inherited by everything the project starts: a later agent finds and ends
+                # them even if this one dies before it recorded the start.
+                MARKER: marker_value(self.data_dir),
             }
         )
         return env
@@ -401,7 +502,8 @@ class Agent:
     async def _stop(self, local: Local) -> None:
         if local.process is not None:
             await local.process.stop()
-        local.status = "stopped"
+        if local.status is not ProjectStatus.FAILED or local.desired == "stopped":
+            self._set_status(local, ProjectStatus.STOPPED)
 
     async def _restart(self, local: Local) -> None:
         if local.process is None:
@@ -433,12 +535,12 @@ class Agent:
             self._report_now.clear()
             await asyncio.sleep(0.02)  # coalesce a burst of changes into one round
             for local in list(self.local.values()):
-                if local.current_status != "pending":  # nothing done yet, nothing to say
+                if local.status is not ProjectStatus.PENDING:  # nothing done yet, nothing to say
                     await self._report(local)
 
     def _read_variables(self, local: Local) -> None:
         path = self.checkout(local.name) / variables.FILE_NAME
-        if not path.exists() and local.current_status in ("cloning", "pending", "failed"):
+        if not path.exists() and local.status in ("cloning", "pending", "failed"):
             return
         try:
             local.variables = variables.load(path)
@@ -453,10 +555,17 @@ class Agent:
         self._read_variables(local)
         process = local.process
         reasons = [r for r in (local.reason, local.variables_error) if r]
+        if local.status is not ProjectStatus.PENDING:
+            # A project that dies of a full disk says so in its own output only; say it here.
+            full = probes.full_disk_reason(self.checkout(local.name))
+            if full:
+                reasons.append(full)
+        if local.sink is not None and local.sink.last_error is not None:
+            reasons.append(f"output not written to {local.sink.path}: {local.sink.last_error}")
         report: dict[str, Any] = {
             "project-name": local.name,
             "project-url": local.url,
-            "status": local.current_status,
+            "status": local.status.value,
             "disk-usage": round(local.disk_mb, 3),
             "ram-usage": round(process.ram_mb(), 3) if process is not None else 0.0,
             "persistent-variables": local.variables,
@@ -530,8 +639,10 @@ class Agent:
         log.info("command %d: running (%s, timeout %gs)", command_id, interpreter, timeout)
         started = self.clock()
         try:
+            env = commands.command_environment()
+            env[MARKER] = marker_value(self.data_dir)  # a later agent ends what it leaves
             result = await commands.run_command(
-                code, interpreter, timeout, self.commands_dir / str(command_id)
+                code, interpreter, timeout, self.commands_dir / str(command_id), env=env
             )
         except ValueError as exc:  # an interpreter this agent does not know
             result = commands.CommandResult(str(exc), None, self.clock() - started, False)
@@ -575,25 +686,33 @@ class Agent:
         while True:
             await asyncio.sleep(self.settings.sync_interval)
             for local in list(self.local.values()):
-                busy = local.task is not None and not local.task.done()
-                if busy or not git_sync.is_checkout(self.checkout(local.name)):
+                if self._busy(local.name) or not git_sync.is_checkout(self.checkout(local.name)):
                     continue
-                await self._sync(local)
+                try:
+                    await self._sync(local)
+                except Exception:
+                    # One project's fetch must not end the syncing of every other one.
+                    log.exception("%s: git sync failed", local.name)
 
     async def _sync(self, local: Local) -> None:
         try:
             commit, changed = await asyncio.to_thread(
                 git_sync.update, self.checkout(local.name), local.ref
             )
-        except git_sync.GitError as exc:
+        except (git_sync.GitError, OSError) as exc:
             log.warning("%s: fetch failed: %s", local.name, exc)
             return
         local.commit = commit
-        running = local.process is not None and local.process.status != "stopped"
-        if changed and running and local.desired == "running" and not local.lease_stopped:
+        if not changed:
+            return
+        self._forgive(local)  # a new commit is tried even after a crash loop
+        wanted = local.desired == "running" and not local.lease_stopped
+        if wanted and local.process is not None and local.process.status != "stopped":
             log.info("%s: new commit %s; restarting", local.name, commit[:12])
             self._spawn(local, self._restart)
-        elif changed:
+        elif wanted and local.status is ProjectStatus.FAILED:
+            self._converge(local)
+        else:
             self._report_now.set()  # a stopped project starts on the new commit next time
 
     # exclusive lease --------------------------------------------------------------------------
@@ -654,3 +773,11 @@ class Agent:
 
     def _save_epochs(self) -> None:
         write_private_json(self._epochs_file, dict(self._started_epochs))
+
+
+def _describe_error(exc: Exception) -> str:
+    """An exception as one line a person can act on (an OSError names its cause and path)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -27,6 +27,9 @@ class BackoffPolicy:
     """The delay never grows beyond this, so a broken project is retried twice a minute."""
     stable_after: float = 10.0
     """A run at least this long forgives the failures before it."""
+    crash_loop: int = 5
+    """This many quick runs in a row (each shorter than `stable_after`) is a crash loop: the
+    project is failed and not restarted until asked. 0 never gives up."""
 
     def __post_init__(self) -> None:
         # `not (x >= y)` rather than `x < y`, so that NaN is refused too.
@@ -38,6 +41,8 @@ class BackoffPolicy:
             raise ValueError(f"backoff cap ({self.cap!r}) must be at least first ({self.first!r})")
         if not self.stable_after >= 0:
             raise ValueError(f"backoff stable_after must be 0 or more, not {self.stable_after!r}")
+        if self.crash_loop < 0:
+            raise ValueError(f"backoff crash_loop must be 0 or more, not {self.crash_loop!r}")
 
 
 def restart_delay(policy: BackoffPolicy, failures_in_a_row: int) -> float:
@@ -63,3 +68,8 @@ def failures_after_exit(policy: BackoffPolicy, failures_in_a_row: int, ran_for: 
     if ran_for >= policy.stable_after:
         return 1
     return max(0, failures_in_a_row) + 1
+
+
+def is_crash_loop(policy: BackoffPolicy, failures_in_a_row: int) -> bool:
+    """True when `failures_in_a_row` quick exits are a crash loop under `policy`."""
+    return policy.crash_loop > 0 and failures_in_a_row >= policy.crash_loop

@@ -3,6 +3,11 @@
 After the agent itself crashed or restarted, `end_leftover(record_dir, name)` ends the process a
 record names (checking it is the same process, not a reused pid), so a project never runs twice
 on one node.
+
+A record is written just after a start, so an agent killed between the two would leave an
+unrecorded process. Every process the agent starts therefore also carries a marker in its
+environment (`SYNCOPATE_AGENT_HOME`, the agent's data dir), which its children inherit;
+`end_marked(home)` finds them all through `/proc/PID/environ` whatever instant the agent died at.
 """
 
 from __future__ import annotations
@@ -171,31 +176,87 @@ def end_leftover(record_dir: Path, name: str, grace: float = 3.0) -> bool:
         targets, whole_group = _leftovers(record)
         if not targets:
             return False
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
-            if whole_group:
-                signal_group(record["pgid"], sig)
-            for proc in targets:
-                with contextlib.suppress(psutil.Error):
-                    proc.send_signal(sig)
-            deadline, interval = time.monotonic() + wait, POLL_INTERVAL
-            while any(_alive(proc) for proc in targets) and time.monotonic() < deadline:
-                time.sleep(interval)
-                interval = min(interval * 2, MAX_POLL_INTERVAL)
-            if not any(_alive(proc) for proc in targets):
-                break
-        else:
+        if not _end_processes(targets, {record["pgid"]} if whole_group else set(), grace):
             _logger.warning("project %s: leftover processes survived SIGKILL", name)
         return True
     finally:
         remove_record(record_dir, name)
 
 
-def end_all_leftovers(record_dir: Path, grace: float = 3.0) -> list[str]:
-    """`end_leftover` for every record in `record_dir`; the names of the projects ended."""
-    if not record_dir.is_dir():
+def end_all_leftovers(record_dir: Path, home: Path | None = None, grace: float = 3.0) -> list[str]:
+    """End what an earlier agent left running: every record in `record_dir`, then (when `home`
+    is given) every process still carrying its marker. The names of the projects ended."""
+    ended: list[str] = []
+    if record_dir.is_dir():
+        names = sorted(p.stem for p in record_dir.glob("*.json") if not p.name.startswith("."))
+        ended = [name for name in names if end_leftover(record_dir, name, grace)]
+    if home is not None:
+        ended += [name for name in end_marked(home, grace) if name not in ended]
+    return ended
+
+
+MARKER = "SYNCOPATE_AGENT_HOME"
+
+
+def marker_value(home: Path) -> str:
+    """The marker a process started by the agent of data dir `home` carries."""
+    return str(home.resolve())
+
+
+def marked(home: Path) -> list[tuple[psutil.Process, str]]:
+    """Live processes carrying the marker of the agent of `home`, with the project each is of
+    ("" for a command-channel program)."""
+    value, me, found = marker_value(home), os.getpid(), []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid == me or proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            env = proc.environ()
+        except psutil.Error:
+            continue  # gone, or another user's: not ours
+        if env.get(MARKER) == value:
+            found.append((proc, env.get("SYNCOPATE_PROJECT", "")))
+    return found
+
+
+def end_marked(home: Path, grace: float = 3.0) -> list[str]:
+    """End every process that carries the marker of the agent of `home`, and their groups.
+
+    SIGTERM, then SIGKILL after `grace`. Returns the projects they were of (sorted, once each).
+    """
+    found = marked(home)
+    if not found:
         return []
-    names = sorted(p.stem for p in record_dir.glob("*.json") if not p.name.startswith("."))
-    return [name for name in names if end_leftover(record_dir, name, grace)]
+    own_group = os.getpgrp()
+    groups = set()
+    for proc, _ in found:
+        with contextlib.suppress(ProcessLookupError, psutil.Error):
+            pgid = os.getpgid(proc.pid)
+            if pgid not in (own_group, 0, 1):
+                groups.add(pgid)
+    if not _end_processes([proc for proc, _ in found], groups, grace):
+        _logger.warning("processes left by an earlier agent survived SIGKILL")
+    return sorted({name or "a command-channel program" for _, name in found})
+
+
+def _end_processes(targets: list[psutil.Process], groups: set[int], grace: float) -> bool:
+    """SIGTERM `targets` (and `groups`), SIGKILL after `grace`; True when all are gone.
+
+    Blocks; async code calls it through `asyncio.to_thread`.
+    """
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
+        for pgid in groups:
+            signal_group(pgid, sig)
+        for proc in targets:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(sig)
+        deadline, interval = time.monotonic() + wait, POLL_INTERVAL
+        while any(_alive(proc) for proc in targets) and time.monotonic() < deadline:
+            time.sleep(interval)
+            interval = min(interval * 2, MAX_POLL_INTERVAL)
+        if not any(_alive(proc) for proc in targets):
+            return True
+    return False
 
 
 async def group_gone_within(proc: asyncio.subprocess.Process, pgid: int, timeout: float) -> bool:

@@ -64,7 +64,8 @@ class LogSink:
         self.backups = backups
         self.line_chars = line_chars
         self.last_error: OSError | None = None
-        """The last error writing the file (a full disk, say); the tail keeps working."""
+        """The error of the last failed write to the file (a full disk, say), None once a write
+        succeeds again; the tail keeps working either way."""
         self.stream = secrets.token_hex(8)
         """This sink's id: sequence numbers count from 0 within it."""
         self._lines: deque[str] = deque(maxlen=max(0, tail_lines))
@@ -158,6 +159,8 @@ class LogSink:
             self._write_file(lines)
         except OSError as error:
             self.last_error = error
+        else:
+            self.last_error = None
 
     def _write_file(self, lines: list[str]) -> None:
         if self._file.closed:  # a rotation failed half-way; try again with what is there

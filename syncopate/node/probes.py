@@ -59,3 +59,19 @@ def capacity(data_dir: Path) -> tuple[float, float]:
         where = where.parent
     free = shutil.disk_usage(where).free
     return free / MB, psutil.virtual_memory().total / MB
+
+
+# Below this many free bytes a filesystem counts as full: a project writing its variables or
+# its log would fail there.
+FULL_BELOW = 64 * 1024
+
+
+def full_disk_reason(path: Path) -> str:
+    """A reason naming a full disk when the filesystem holding `path` is (nearly) full, else ""."""
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return ""
+    if free >= FULL_BELOW:
+        return ""
+    return f"no space left on device: {free // 1024} KB free where {path} is"

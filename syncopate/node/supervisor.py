@@ -26,7 +26,12 @@ from pathlib import Path
 
 import psutil
 
-from syncopate.node.backoff import BackoffPolicy, failures_after_exit, restart_delay
+from syncopate.node.backoff import (
+    BackoffPolicy,
+    failures_after_exit,
+    is_crash_loop,
+    restart_delay,
+)
 from syncopate.node.leftovers import (
     DRAIN_WAIT,
     KILL_WAIT,
@@ -41,36 +46,30 @@ from syncopate.node.leftovers import (
 )
 from syncopate.node.logs import LogSink
 from syncopate.node.pipes import PipeReader
-from syncopate.states import ProjectStatus
+from syncopate.states import ProjectStatus, check_project_transition
 from syncopate.variables import atomic_write
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["TRANSITIONS", "ProjectProcess", "end_all_leftovers", "end_leftover"]
+__all__ = ["ProjectProcess", "end_all_leftovers", "end_leftover"]
 
 STARTING, RUNNING = ProjectStatus.STARTING, ProjectStatus.RUNNING
 CRASHED, STOPPED = ProjectStatus.CRASHED, ProjectStatus.STOPPED
-# Every status change goes through ProjectProcess._set, which checks this table.
-TRANSITIONS: dict[ProjectStatus, frozenset[ProjectStatus]] = {
-    # stopped -> starting: start()
-    STOPPED: frozenset({STARTING}),
-    # starting -> running: spawned; -> crashed: a restart could not spawn;
-    # starting -> stopped: start() could not spawn
-    STARTING: frozenset({RUNNING, CRASHED, STOPPED}),
-    # running -> crashed: it exited on its own; running -> stopped: stop()
-    RUNNING: frozenset({CRASHED, STOPPED}),
-    # crashed -> starting: the backoff is over; crashed -> stopped: stop() during the backoff
-    CRASHED: frozenset({STARTING, STOPPED}),
-}
+FAILED = ProjectStatus.FAILED
+# How many of the last output lines a crash loop's reason quotes, and how much of each.
+REASON_LINES = 3
+REASON_LINE_CHARS = 200
 
 
 class ProjectProcess:
     """One project's command, restarted with backoff when it exits, until `stop()`.
 
     `restarts` counts every start after the first one: crash restarts and `restart()` calls
-    alike. `failures_in_a_row` counts exits without a stable run in between; the supervisor never
-    gives up, the agent decides when a project has failed. `on_change` is called synchronously
-    whenever `status`, `pid`, `exit_code` or `restarts` changes.
+    alike. `failures_in_a_row` counts exits without a stable run in between. After
+    `policy.crash_loop` quick runs in a row the project is "failed" (a crash loop, `reason` says
+    so) and stays down until `start()` or `restart()`. Every status change goes through the
+    table in `states.py`. `on_change` is called synchronously whenever `status`, `pid`,
+    `exit_code` or `restarts` changes.
     """
 
     def __init__(
@@ -101,6 +100,8 @@ class ProjectProcess:
         self._exit_code: int | None = None
         self._restarts = 0
         self._failures = 0
+        self._quick_runs = 0
+        self._reason = ""
         self._started_at: float | None = None
         self._started_monotonic = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -140,6 +141,11 @@ class ProjectProcess:
     @property
     def failures_in_a_row(self) -> int:
         return self._failures
+
+    @property
+    def reason(self) -> str:
+        """Why the project is "failed" (a crash loop); empty otherwise."""
+        return self._reason
 
     def ram_mb(self) -> float:
         """Resident memory of the process and all its descendants, in MB; 0 when not running."""
@@ -181,7 +187,8 @@ class ProjectProcess:
         if self._task is not None and not self._task.done():
             return
         self._stop_asked = asyncio.Event()
-        self._failures = 0
+        self._failures = self._quick_runs = 0
+        self._reason = ""
         self._set(STARTING)
         try:
             await self._spawn(count_restart)
@@ -220,14 +227,18 @@ class ProjectProcess:
                 self._note("stopped")
                 break
             self._crashed()
+            if is_crash_loop(self.policy, self._quick_runs):
+                self._give_up()
+                return
             if not await self._respawn():
                 break
-        self._set(STOPPED)
+        if self._status is not FAILED:  # a crash loop while respawning
+            self._set(STOPPED)
 
     def _supervision_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             _logger.error("supervision of %s failed", self.name, exc_info=task.exception())
-        if self._status == STOPPED:
+        if self._status in (STOPPED, FAILED):
             return
         # Cancelled (perhaps before it began) or failed: nothing supervises the process any
         # more, and no one could wait for a SIGTERM, so it ends now.
@@ -285,8 +296,23 @@ class ProjectProcess:
     def _crashed(self) -> None:
         ran_for = time.monotonic() - self._started_monotonic
         self._failures = failures_after_exit(self.policy, self._failures, ran_for)
+        self._quick_runs = self._quick_runs + 1 if ran_for < self.policy.stable_after else 0
         self._note(f"exited ({_describe(self._exit_code)}) after {ran_for:.2f}s")
         self._set(CRASHED)
+
+    def _give_up(self) -> None:
+        """A crash loop: no more restarts until start() or restart(); say why, with the output."""
+        own = [line for line in self.log.tail(50) if not line.startswith("[syncopate]")]
+        last = [line[:REASON_LINE_CHARS] for line in own[-REASON_LINES:]]
+        self._reason = (
+            f"crash loop: {self._quick_runs} runs in a row each ended within "
+            f"{self.policy.stable_after:g}s (last: {_describe(self._exit_code)}); not restarted "
+            "until start, restart or a new commit"
+        )
+        if last:
+            self._reason += "; last output: " + " | ".join(last)
+        self._note(self._reason)
+        self._set(FAILED)
 
     async def _respawn(self) -> bool:
         """Wait out the backoff and spawn again; False when `stop()` came first."""
@@ -305,7 +331,11 @@ class ProjectProcess:
             except OSError as error:
                 self._note(f"could not start: {error}")
                 self._failures += 1
+                self._quick_runs += 1
                 self._set(CRASHED)
+                if is_crash_loop(self.policy, self._quick_runs):
+                    self._give_up()
+                    return False
             else:
                 return True
 
@@ -357,8 +387,7 @@ class ProjectProcess:
 
     # state changes ----------------------------------------------------------------------------
     def _set(self, status: ProjectStatus) -> None:
-        if status != self._status and status not in TRANSITIONS[self._status]:
-            raise RuntimeError(f"{self.name}: no transition {self._status} -> {status}")
+        check_project_transition(self.name, self._status, status)
         self._status = status
         self._notify()
 
