@@ -369,8 +369,10 @@ class Agent:
 
     def _step_failed(self, local: Local, step: str, exc: Exception) -> None:
         """A step raised: the project is failed with the reason, retried after a backoff."""
-        log.error("%s: %s failed: %s", local.name, step.lstrip("_"), exc, exc_info=exc)
         reason = f"{step.lstrip('_').replace('_', ' ')} failed: {_describe_error(exc)}"
+        # An OSError is the machine's (a full disk, a permission): one line. Anything else is
+        # a bug of ours, worth its traceback.
+        log.error("%s: %s", local.name, reason, exc_info=None if isinstance(exc, OSError) else exc)
         delay = restart_delay(STEP_RETRY, local.step_failures)
         local.step_failures += 1
         if local.active:
@@ -539,6 +541,11 @@ class Agent:
                     await self._report(local)
 
     def _read_variables(self, local: Local) -> None:
+        if self._started_epochs.get(local.name) != local.epoch:
+            # Not started under this epoch yet (cloning, or its start failed): the file, if
+            # any, is an older epoch's, and reporting it would undo a reset or a move.
+            local.variables = dict(local.manager_variables)
+            return
         path = self.checkout(local.name) / variables.FILE_NAME
         if not path.exists() and local.status in ("cloning", "pending", "failed"):
             return
@@ -778,6 +785,8 @@ class Agent:
 def _describe_error(exc: Exception) -> str:
     """An exception as one line a person can act on (an OSError names its cause and path)."""
     if isinstance(exc, OSError) and exc.strerror:
-        where = f": {exc.filename}" if exc.filename else ""
+        # os.replace(tmp, path) names both; the second is the one a person knows.
+        path = exc.filename2 or exc.filename
+        where = f": {path}" if path else ""
         return f"{exc.strerror}{where}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -6,10 +6,14 @@ import pytest
 
 from syncopate.states import (
     COMMAND_FINAL_STATES,
+    PROJECT_TRANSITIONS,
     CommandState,
     ProjectStatus,
+    TransitionRefused,
+    check_project_transition,
     command_transition_allowed,
     parse_reported_status,
+    project_transition_allowed,
 )
 
 C = CommandState
@@ -60,3 +64,44 @@ def test_reported_statuses(reported: str, status: ProjectStatus) -> None:
 def test_statuses_a_node_may_not_report(reported: str) -> None:
     with pytest.raises(ValueError, match="status"):
         parse_reported_status(reported)
+
+
+P = ProjectStatus
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "allowed"),
+    [
+        (P.PENDING, P.CLONING, True),
+        (P.CLONING, P.STARTING, True),
+        (P.STARTING, P.RUNNING, True),
+        (P.RUNNING, P.CRASHED, True),
+        (P.CRASHED, P.STARTING, True),
+        (P.CRASHED, P.FAILED, True),  # a crash loop
+        (P.FAILED, P.STARTING, True),  # start, restart, a new commit
+        (P.RUNNING, P.STOPPED, True),
+        (P.RUNNING, P.PENDING, True),  # placed anew (reset, moved)
+        (P.RUNNING, P.LOST, True),
+        (P.RUNNING, P.RUNNING, True),
+        (P.FAILED, P.CRASHED, False),  # nothing runs that could crash
+        (P.FAILED, P.RUNNING, False),  # only through starting
+        (P.STOPPED, P.RUNNING, False),
+        (P.STOPPED, P.CRASHED, False),
+        (P.CLONING, P.RUNNING, False),
+        (P.UNSCHEDULABLE, P.RUNNING, False),  # placed first
+        (P.LOST, P.CRASHED, False),
+    ],
+)
+def test_project_transitions(current: P, target: P, allowed: bool) -> None:
+    assert project_transition_allowed(current, target) is allowed
+    if allowed:
+        check_project_transition("demo", current, target)
+    else:
+        with pytest.raises(TransitionRefused, match=f"project demo: no transition {current}"):
+            check_project_transition("demo", current, target)
+
+
+def test_every_project_status_has_a_row_and_a_way_in() -> None:
+    assert set(PROJECT_TRANSITIONS) == set(ProjectStatus)
+    reachable = set().union(*PROJECT_TRANSITIONS.values())
+    assert reachable == set(ProjectStatus)

@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from syncopate.node.backoff import BackoffPolicy
+from syncopate.node.leftovers import MARKER, marked, marker_value
 from syncopate.node.logs import LogSink
 from syncopate.node.supervisor import ProjectProcess, end_all_leftovers, end_leftover
 
@@ -482,5 +483,81 @@ def test_end_all_leftovers_names_what_it_ended(tmp_path: Path) -> None:
         assert unrelated.poll() is None
     finally:
         for proc in (left, unrelated):
+            proc.kill()
+            proc.wait()
+
+
+# crash loop -------------------------------------------------------------------------------------
+
+
+async def test_a_crash_loop_fails_with_the_reason_and_stops_restarting(projects: Projects) -> None:
+    seen: list[str] = []
+    policy = BackoffPolicy(first=0.01, cap=0.05, crash_loop=4)
+    process: ProjectProcess = projects(
+        "echo boom >&2; exit 7", policy=policy, on_change=lambda: seen.append(process.status)
+    )
+    await process.start()
+    await wait_until(lambda: process.status == "failed")
+    assert process.restarts == 3  # four runs: the first start and three restarts
+    assert process.exit_code == 7 and process.pid is None
+    assert process.reason.startswith("crash loop: 4 runs in a row each ended within 10s")
+    assert "(last: code 7)" in process.reason
+    assert process.reason.endswith("last output: boom | boom | boom")
+    assert seen[-2:] == ["crashed", "failed"]
+    assert process.log.tail()[-1] == f"[syncopate] {process.reason}"
+    # Stays down: a stop asks nothing of it, and its status does not move on its own.
+    lines = len(process.log.tail())
+    await process.stop()
+    assert process.status == "failed" and len(process.log.tail()) == lines
+
+
+async def test_restart_after_a_crash_loop_runs_it_again(projects: Projects) -> None:
+    flag = projects.root / "fixed"
+    policy = BackoffPolicy(first=0.01, cap=0.05, crash_loop=3)
+    process = projects(f"test -e {shlex.quote(str(flag))} || exit 1; {SLEEPER}", policy=policy)
+    await process.start()
+    await wait_until(lambda: process.status == "failed")
+    flag.touch()
+    await process.restart()
+    assert process.status == "running" and process.reason == ""
+    assert process.pid is not None and alive(process.pid)
+
+
+async def test_crash_loop_zero_never_gives_up(projects: Projects) -> None:
+    process = projects("exit 1", policy=BackoffPolicy(first=0.0, cap=0.0, crash_loop=0))
+    await process.start()
+    await wait_until(lambda: process.restarts >= 12)
+    assert process.status != "failed"
+
+
+# leftovers found by the marker every project process carries ---------------------------------
+
+
+def test_end_all_leftovers_ends_unrecorded_processes_by_their_marker(tmp_path: Path) -> None:
+    home, other_home = tmp_path / "node", tmp_path / "other-node"
+    env = {**os.environ, MARKER: marker_value(home), "SYNCOPATE_PROJECT": "blink"}
+    # An agent killed between the spawn and the record: no record, and a child of the project
+    # that moved to a session of its own.
+    unrecorded = subprocess.Popen(
+        ["sh", "-c", "setsid sleep 1000 & exec sleep 1000"], env=env, start_new_session=True
+    )
+    others = subprocess.Popen(
+        ["sleep", "1000"], env={**env, MARKER: marker_value(other_home)}, start_new_session=True
+    )
+    try:
+
+        def ours() -> list[psutil.Process]:
+            return [proc for proc, _ in marked(home)]
+
+        deadline = time.monotonic() + 10
+        while len(ours()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the background sleep is forked by sh
+        assert len(ours()) == 2
+        assert end_all_leftovers(tmp_path / "records", home) == ["blink"]
+        assert ours() == []
+        assert unrecorded.wait() == -signal.SIGTERM
+        assert others.poll() is None  # another agent's project is not touched
+    finally:
+        for proc in (unrecorded, others):
             proc.kill()
             proc.wait()
