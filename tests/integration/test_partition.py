@@ -54,7 +54,7 @@ pytestmark = pytest.mark.slow
 
 NODE_TIMEOUT = 3.0  # the lease is 0.6 of it; a long poll is held for half of it
 SAMPLE_EVERY = 0.1
-CYCLES = 3
+CYCLES = 2
 AGREED_FOR = 2.0  # seconds the healed nodes must keep matching the manager to be settled
 INNER_NODES = ("ns-a", "ns-b")
 ROOT_NODE = "root"
