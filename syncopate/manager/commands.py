@@ -267,8 +267,9 @@ class CommandBook:
         if not ids:
             return []
         handed = []
-        with self._write(durable=False):
-            # Each move takes its command out of the node's queue.
+        with self._write(durable=False) as undo:
+            undo.keep_entry(self._queued, node)
+            del self._queued[node]
             for command_id in ids:
                 command = self.waiting[command_id]
                 self._move(command, CommandState.COLLECTED, node, durable=False)

@@ -334,6 +334,11 @@ async def assert_refusals_change_nothing(
         await client.drain("pi-2")
         await client.forget("pi-3")
         await client.command_cancel(k.requested)
+        (sent,) = await client.command_send(["pi-2"], "print(4)")
+    # Handed out once.
+    answer = await k.pi2.client.node_status(k.pi2.name, k.pi2.token)
+    assert [c["id"] for c in answer["commands"]] == [int(sent)]
+    assert (await k.pi2.client.node_status(k.pi2.name, k.pi2.token))["commands"] == []
     await respond(k)
     await k.pi1.report("alpha", "stopped")
     pi9 = await SimNode.join(manager.url, "pi-9")
