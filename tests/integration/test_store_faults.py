@@ -148,6 +148,7 @@ def memory(manager: RunningManager) -> dict[str, Any]:
         "on-node": {n: sorted(s) for n, s in cluster._on_node.items()},
         "incoming": {n: sorted(s) for n, s in cluster._incoming.items() if s},
         "versions": dict(cluster._versions),
+        "sent-versions": dict(cluster._sent_versions),
         "waiting": {i: fields_of(c) for i, c in book.waiting.items()},
         "queued": {n: list(ids) for n, ids in book._queued.items()},
         "last-id": book._last_id,
