@@ -621,6 +621,7 @@ class Cluster:
                 f"node {name!r} is alive; drain it and stop its agent before forgetting it"
             )
         with self._write(durable=True) as undo:
+            self._keep(node)  # so that a refused forget marks its placement view stale again
             self._fail_over(
                 [
                     (self.projects[project_name], f"node {name} was forgotten")
