@@ -4,7 +4,9 @@
         projects = await c.status()
 
 Refusals raise the `RequestError` subclass for the HTTP status, with the manager's reason; a
-manager that cannot be reached raises `ConnectionFailed` naming the URL.
+manager that cannot be reached raises `ConnectionFailed` naming the URL. A 503 (the manager's
+database refused a write; nothing changed) raises `Unavailable`, which is both: a caller that
+retries an unreachable manager retries it too.
 """
 
 from __future__ import annotations

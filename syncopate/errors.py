@@ -9,7 +9,9 @@ SyncopateError
 │   ├── NotAllowed          405  a method the route does not take (GET that would change state)
 │   ├── Conflict            409  not valid in the current state
 │   ├── TooLarge            413  body or variables over the limit
-│   └── TooManyAttempts     429  repeated wrong passwords
+│   ├── TooManyAttempts     429  repeated wrong passwords
+│   └── Unavailable         503  the manager cannot do it now (also a ConnectionFailed: retry)
+│       └── StoreFailed          its database refused a write; nothing changed
 ├── ConnectionFailed        the manager could not be reached (or its certificate is wrong)
 ├── ProtocolError           the manager answered something that is not the protocol
 └── ConfigError             local configuration is missing or unreadable
@@ -80,6 +82,24 @@ class TooManyAttempts(RequestError):
         self.retry_after = retry_after
 
 
+class ConnectionFailed(SyncopateError):
+    """The manager could not be reached."""
+
+
+class Unavailable(RequestError, ConnectionFailed):
+    """503: the manager is there but cannot do this now; the same request may work later.
+
+    Also a ConnectionFailed, because a caller should treat it as one: retry with backoff, as
+    it does when the manager is unreachable (the agent must not read it as "not yours").
+    """
+
+    status = 503
+
+
+class StoreFailed(Unavailable):
+    """The manager's database refused a write; the request changed nothing (DESIGN §14)."""
+
+
 REQUEST_ERRORS_BY_STATUS: dict[int, type[RequestError]] = {
     cls.status: cls
     for cls in (
@@ -91,6 +111,7 @@ REQUEST_ERRORS_BY_STATUS: dict[int, type[RequestError]] = {
         Conflict,
         TooLarge,
         TooManyAttempts,
+        Unavailable,
     )
 }
 
@@ -101,10 +122,6 @@ def request_error_for(status: int, message: str, **details: object) -> RequestEr
     if cls is TooManyAttempts:
         return TooManyAttempts(message)
     return cls(message, **details)
-
-
-class ConnectionFailed(SyncopateError):
-    """The manager could not be reached."""
 
 
 class ProtocolError(SyncopateError):

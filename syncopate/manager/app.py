@@ -247,12 +247,15 @@ async def node_status(request: web.Request) -> web.Response:
             # The node went away while we held its request; do not count this as contact.
             return web.json_response({}, status=499)
         cluster.touch(node)
+    # Only Syncopate's agent runs commands; a seed node would drop them unanswered, so
+    # for one they stay requested and time out as not collected, which says what happened.
+    # Collected first: it is a write, and one the store refuses (503) must leave this node's
+    # long poll unanswered, as if the request had not come.
+    commands = state.commands.collect(node.name) if node.agent_version else None
     answer = cluster.assignments(node)
     answer["manager-run"], answer["sequence"] = state.run, next(state.answers)
-    if node.agent_version:
-        # Only Syncopate's agent runs commands; a seed node would drop them unanswered, so
-        # for one they stay requested and time out as not collected, which says what happened.
-        answer["commands"] = state.commands.collect(node.name)
+    if commands is not None:
+        answer["commands"] = commands
     return web.json_response(answer)
 
 

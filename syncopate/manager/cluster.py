@@ -3,6 +3,11 @@
 Routes call these methods and translate their answers (or `RequestError`s) to HTTP. Every
 change is written to the store before the method returns, so an acknowledged change survives a
 crash; ownership and controller changes are written durably (fsync).
+
+Every change happens inside `Cluster._write()`: memory and store change together or not at all.
+A write the store refuses (StoreFailed, 503) puts back every record it touched (see undo.py),
+re-derives the indexes from them and drops its events, so the manager holds what the database
+holds; the monitor tries again on its next tick.
 """
 
 from __future__ import annotations
@@ -11,17 +16,26 @@ import asyncio
 import difflib
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from syncopate import validate
-from syncopate.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from syncopate.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    StoreFailed,
+    Unauthorized,
+)
 from syncopate.manager import logbook, scheduler
 from syncopate.manager.auth import hash_secret, new_token, secret_matches
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.manager.store import Store
+from syncopate.manager.undo import Undo
 from syncopate.protocol import (
     LOG_LINES_KEPT,
     AddProject,
@@ -107,8 +121,67 @@ class Cluster:
         self._view_cache: dict[str, scheduler.NodeView] = {}
         self._stale_views: set[str] = set()
         self._incoming: dict[str, set[str]] = {}  # move target -> projects moving there
+        self._undo: Undo | None = None  # the open write, if any
         self.started = clock()
         self._load()
+
+    # writes -----------------------------------------------------------------------------------
+    @contextmanager
+    def _write(self, durable: bool = False) -> Iterator[Undo]:
+        """One change of memory and store, whole or not at all; a nested write joins the outer.
+
+        Changes to records inside go through `_keep` first. If the store refuses the write (or
+        anything else fails in it), memory is put back as it was and nothing is announced.
+        """
+        if self._undo is not None:
+            yield self._undo
+            return
+        undo = self._undo = Undo()
+        try:
+            with self.store.transaction(durable):
+                yield undo
+        except BaseException:
+            self._undo = None
+            self._put_back(undo)
+            raise
+        self._undo = None
+        undo.run_effects()
+
+    def _keep(self, record: NodeRecord | ProjectRecord) -> None:
+        """Keep a record as it is, before the open write changes it."""
+        assert self._undo is not None, "a record changed outside Cluster._write()"
+        self._undo.keep(record)
+
+    def _put_back(self, undo: Undo) -> None:
+        """Undo a refused write: the kept records and entries, then the indexes derived."""
+        projects = [r for r in undo.kept() if isinstance(r, ProjectRecord)]
+        # Out of the indexes by the refused fields, back in by the restored ones.
+        for project in projects:
+            self._index(project, add=False)
+        undo.restore()
+        for project in projects:
+            if self.projects.get(project.name) is project:
+                self._index(project, add=True)
+        self._stale_views.update(r.name for r in undo.kept() if isinstance(r, NodeRecord))
+        # Whatever the monitor meant to do is still to do.
+        self._balance_needed = self._retry_needed = True
+
+    def _index(self, project: ProjectRecord, add: bool) -> None:
+        for index, where in ((self._on_node, project.node), (self._incoming, project.moving_to)):
+            if where is None:
+                continue
+            if add:
+                index.setdefault(where, set()).add(project.name)
+            else:
+                index.get(where, set()).discard(project.name)
+            self._stale_views.add(where)
+
+    def _announce(self, kind: str, name: str) -> None:
+        """Tell /events that a record changed, once its write is committed."""
+        if self._undo is not None:
+            self._undo.later(self._announce, kind, name)
+        else:
+            self.notify(kind, name)
 
     # loading ----------------------------------------------------------------------------------
     def _load(self) -> None:
@@ -146,12 +219,14 @@ class Cluster:
             last_contact=self.clock(),
             address=address,
         )
-        with self.store.transaction(durable=True):
+        with self._write(durable=True) as undo:
             self.store.save_node(node)
-        self.nodes[name] = node
-        self._on_node.setdefault(name, set())
-        self._balance_needed = self._retry_needed = True
-        self._node_changed(name)
+            undo.keep_entry(self.nodes, name)
+            self.nodes[name] = node
+            undo.keep_entry(self._on_node, name)
+            self._on_node.setdefault(name, set())
+            self._balance_needed = self._retry_needed = True
+            self._node_changed(name)
         return name, token
 
     def _free_name(self, preferred: str) -> str:
@@ -183,17 +258,18 @@ class Cluster:
         if address:
             node.address = address
         if node.status is NodeStatus.DEAD or node.left:
-            node.status = NodeStatus.ALIVE
-            node.left = False
-            with self.store.transaction(durable=True):
+            with self._write(durable=True):
+                self._keep(node)
+                node.status = NodeStatus.ALIVE
+                node.left = False
                 self.store.save_node(node)
-            self._balance_needed = self._retry_needed = True
-            self._node_changed(node.name)
+                self._balance_needed = self._retry_needed = True
+                self._node_changed(node.name)
 
     # long poll --------------------------------------------------------------------------------
     def _node_changed(self, name: str) -> None:
         self._stale_views.add(name)
-        self.notify("node", name)
+        self._announce("node", name)
 
     def _changed(self, node_name: str | None) -> None:
         self._retry_needed = True
@@ -204,6 +280,10 @@ class Cluster:
 
     def wake(self, node_name: str) -> None:
         """Answer this node's held long poll now: something else (a command) waits for it."""
+        if self._undo is not None:
+            # Not for a change that may yet be refused.
+            self._undo.later(self.wake, node_name)
+            return
         self._versions[node_name] = self._versions.get(node_name, 0) + 1
         for waiter in self._waiters.pop(node_name, []):
             if not waiter.done():
@@ -213,8 +293,9 @@ class Cluster:
         """The node is a lite device (it spoke /hw_supervisor as one): it runs no projects."""
         if node.kind == "lite":
             return
-        node.kind = "lite"
-        with self.store.transaction(durable=True):
+        with self._write(durable=True):
+            self._keep(node)
+            node.kind = "lite"
             self.store.save_node(node)
             self._fail_over(
                 [
@@ -222,7 +303,7 @@ class Cluster:
                     for name in sorted(self._on_node.get(node.name, ()))
                 ]
             )
-        self._node_changed(node.name)
+            self._node_changed(node.name)
 
     def held_polls(self) -> int:
         """How many long polls are being held now."""
@@ -318,6 +399,21 @@ class Cluster:
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
 
+        completing = project.moving_to is not None and status in NOT_RUNNING_STATUSES
+        # The new lines and the record (which holds the log's cursor) commit together.
+        with self._write(durable=completing):
+            self._keep(project)
+            self._apply_report(project, node.name, report, status, completing)
+        return ""
+
+    def _apply_report(
+        self,
+        project: ProjectRecord,
+        node: str,
+        report: UpdateRequest,
+        status: ProjectStatus,
+        completing: bool,
+    ) -> None:
         now = utc_now()
         was_running = project.status is ProjectStatus.RUNNING
         project.status = status
@@ -342,22 +438,17 @@ class Cluster:
             project.started_at = None
         project.updated_at = now
 
-        self._stale_views.add(node.name)
-        completing = project.moving_to is not None and status in NOT_RUNNING_STATUSES
-        first = 0
-        lines: list[str] = []
-        # The new lines and the record (which holds the log's cursor) commit together.
-        with self.store.transaction(durable=completing):
-            if report.log_lines:
-                first, lines = self._take_lines(project, node.name, report)
-            if completing:
-                self._complete_move(project)
-            else:
-                self.store.save_project(project)
-        self.notify("project", project.name)
-        if lines:
-            self.notify_lines(project.name, first, lines)
-        return ""
+        self._stale_views.add(node)
+        if report.log_lines:
+            first, lines = self._take_lines(project, node, report)
+            if lines:
+                assert self._undo is not None
+                self._undo.later(self.notify_lines, project.name, first, lines)
+        if completing:
+            self._complete_move(project)
+        else:
+            self.store.save_project(project)
+        self._announce("project", project.name)
 
     def _take_lines(
         self, project: ProjectRecord, node: str, report: UpdateRequest
@@ -388,13 +479,14 @@ class Cluster:
 
     def leave(self, node: NodeRecord) -> list[str]:
         """A node stopped cleanly: its projects move at once. Returns their names."""
-        node.left = True
-        node.status = NodeStatus.DEAD
         moved = sorted(self._on_node.get(node.name, ()))
-        with self.store.transaction(durable=True):
+        with self._write(durable=True):
+            self._keep(node)
+            node.left = True
+            node.status = NodeStatus.DEAD
             self.store.save_node(node)
             self._fail_over([(self.projects[name], f"node {node.name} left") for name in moved])
-        self._node_changed(node.name)
+            self._node_changed(node.name)
         return moved
 
     # controller actions -----------------------------------------------------------------------
@@ -414,18 +506,15 @@ class Cluster:
             desired=Desired.RUNNING if spec.start else Desired.STOPPED,
             created_at=utc_now(),
         )
-        with self.store.transaction(durable=True):
+        with self._write(durable=True) as undo:
+            undo.keep_entry(self.projects, project.name)
             self.projects[project.name] = project
-            try:
-                if spec.start:
-                    self._place(project)
-                else:
-                    project.status = ProjectStatus.STOPPED
-                    self.store.save_project(project)
-            except BaseException:
-                del self.projects[project.name]
-                raise
-        self.notify("project", project.name)
+            if spec.start:
+                self._place(project)
+            else:
+                project.status = ProjectStatus.STOPPED
+                self.store.save_project(project)
+            self._announce("project", project.name)
         return project
 
     def remove(self, spec: RemoveProject) -> None:
@@ -435,13 +524,14 @@ class Cluster:
                 f"URL {spec.url!r} does not match project {project.name!r} "
                 "(remove needs the project's URL to confirm)"
             )
-        with self.store.transaction(durable=True):
+        with self._write(durable=True) as undo:
             self.store.delete_project(project.name)
             self.store.delete_log_lines(project.name)
-        self._unassign(project)
-        self._set_moving(project, None)
-        del self.projects[project.name]
-        self.notify("project", project.name)
+            self._unassign(project)
+            self._set_moving(project, None)
+            undo.keep_entry(self.projects, project.name)
+            del self.projects[project.name]
+            self._announce("project", project.name)
 
     def _project(self, name: str) -> ProjectRecord:
         project = self.projects.get(name)
@@ -459,15 +549,17 @@ class Cluster:
     def _for_each(self, names: Iterable[str], change: Callable[[ProjectRecord], None]) -> list[str]:
         """Apply a controller change to the named projects (all when none), durably."""
         projects = self.select(names)
-        with self.store.transaction(durable=True):
+        with self._write(durable=True):
             for project in projects:
+                self._keep(project)
                 change(project)
                 if project.node is None and project.desired is Desired.RUNNING:
                     self._place(project)
                 else:
                     self.store.save_project(project)
                     self._changed(project.node)
-        self._notify_projects(projects)
+            for project in projects:
+                self._announce("project", project.name)
         return [p.name for p in projects]
 
     def start(self, names: Iterable[str]) -> list[str]:
@@ -503,27 +595,25 @@ class Cluster:
 
         return self._for_each(names, back_to_initial)
 
-    def _notify_projects(self, projects: Iterable[ProjectRecord]) -> None:
-        for project in projects:
-            self.notify("project", project.name)
-
     def drain(self, name: str) -> list[str]:
         """No new projects on this node, and its projects move elsewhere (stop first)."""
         node = self._node(name)
-        node.drained = True
-        with self.store.transaction(durable=True):
+        with self._write(durable=True):
+            self._keep(node)
+            node.drained = True
             self.store.save_node(node)
             self._move_off_unschedulable()
-        self._node_changed(name)
+            self._node_changed(name)
         return sorted(self._on_node.get(name, ()))
 
     def undrain(self, name: str) -> None:
         node = self._node(name)
-        node.drained = False
-        with self.store.transaction(durable=True):
+        with self._write(durable=True):
+            self._keep(node)
+            node.drained = False
             self.store.save_node(node)
-        self._balance_needed = self._retry_needed = True
-        self._node_changed(name)
+            self._balance_needed = self._retry_needed = True
+            self._node_changed(name)
 
     def forget(self, name: str) -> None:
         """Delete a dead node's record; its token stops working."""
@@ -532,7 +622,8 @@ class Cluster:
             raise Conflict(
                 f"node {name!r} is alive; drain it and stop its agent before forgetting it"
             )
-        with self.store.transaction(durable=True):
+        with self._write(durable=True) as undo:
+            self._keep(node)  # so that a refused forget marks its placement view stale again
             self._fail_over(
                 [
                     (self.projects[project_name], f"node {name} was forgotten")
@@ -540,11 +631,10 @@ class Cluster:
                 ]
             )
             self.store.delete_node(name)
-        del self.nodes[name]
-        self._on_node.pop(name, None)
-        self._versions.pop(name, None)
-        self._sent_versions.pop(name, None)
-        self._node_changed(name)
+            for index in (self.nodes, self._on_node, self._versions, self._sent_versions):
+                undo.keep_entry(index, name)
+                index.pop(name, None)
+            self._node_changed(name)
 
     def _node(self, name: str) -> NodeRecord:
         node = self.nodes.get(name)
@@ -582,6 +672,7 @@ class Cluster:
 
     def _set_moving(self, project: ProjectRecord, target: str | None) -> None:
         """Start (target) or end (None) a move, keeping the incoming index and views right."""
+        self._keep(project)
         if project.moving_to is not None:
             self._incoming.get(project.moving_to, set()).discard(project.name)
             self._stale_views.add(project.moving_to)
@@ -604,6 +695,7 @@ class Cluster:
             if placement.node is not None:
                 self._assign(project, placement.node)
                 continue
+            self._keep(project)
             project.status = ProjectStatus.LOST if lost_reason else ProjectStatus.UNSCHEDULABLE
             if project.desired is Desired.STOPPED and not lost_reason:
                 project.status = ProjectStatus.STOPPED
@@ -613,6 +705,7 @@ class Cluster:
             self.store.save_project(project)
 
     def _assign(self, project: ProjectRecord, node_name: str) -> None:
+        self._keep(project)
         self._unassign(project)
         project.node = node_name
         self._set_moving(project, None)
@@ -627,6 +720,7 @@ class Cluster:
         self._changed(node_name)
 
     def _unassign(self, project: ProjectRecord) -> None:
+        self._keep(project)
         if project.node is not None:
             self._on_node.get(project.node, set()).discard(project.name)
             self._changed(project.node)
@@ -645,7 +739,7 @@ class Cluster:
                 unplaced.append((project, why))
         self._place_all(unplaced)
         for project, _ in projects:
-            self.notify("project", project.name)
+            self._announce("project", project.name)
 
     def _begin_move(self, project: ProjectRecord, target: str) -> None:
         self._set_moving(project, target)
@@ -655,24 +749,32 @@ class Cluster:
             return
         self.store.save_project(project)
         self._changed(project.node)
-        self.notify("project", project.name)
+        self._announce("project", project.name)
 
     def _complete_move(self, project: ProjectRecord) -> None:
         target = project.moving_to
-        self._set_moving(project, None)
-        with self.store.transaction(durable=True):
+        with self._write(durable=True):
+            self._set_moving(project, None)
             node = self.nodes.get(target) if target else None
             if node is not None and node.schedulable:
                 self._assign(project, node.name)
             else:
                 self._unassign(project)
                 self._place(project, lost_reason="its move target went away")
-        self._balance_needed = True
-        self.notify("project", project.name)
+            self._balance_needed = True
+            self._announce("project", project.name)
 
     # the monitor's tick -----------------------------------------------------------------------
     def tick(self) -> None:
-        """Liveness, overdue moves, retries of unplaced projects, and balance. Called often."""
+        """Liveness, overdue moves, retries of unplaced projects, and balance. Called often.
+
+        A step the store refuses changed nothing; the next tick finds the same work and tries
+        again (the store logs the failure), so the monitor never stops over a full disk.
+        """
+        with suppress(StoreFailed):
+            self._tick()
+
+    def _tick(self) -> None:
         now = self.clock()
         timeout = self.settings.node_timeout
         silent = [
@@ -688,7 +790,7 @@ class Cluster:
             owner = self.nodes.get(project.node)
             overdue = now - project.move_started > timeout
             if owner is None or owner.status is NodeStatus.DEAD:
-                with self.store.transaction(durable=True):
+                with self._write(durable=True):
                     self._fail_over([(project, f"node {project.node} is gone")])
             elif overdue and not project.exclusive:
                 # A non-exclusive project whose node did not confirm the stop in time moves
@@ -709,8 +811,9 @@ class Cluster:
         in the same tick (many nodes go silent at once when a switch or a power strip fails).
         """
         orphans: list[tuple[ProjectRecord, str]] = []
-        with self.store.transaction(durable=True):
+        with self._write(durable=True):
             for node in nodes:
+                self._keep(node)
                 node.status = NodeStatus.DEAD
                 self.store.save_node(node)
                 self._node_changed(node.name)
@@ -733,12 +836,15 @@ class Cluster:
                     continue
                 placement = scheduler.place(self._need(project), self._views())
                 if placement.node is None:
-                    if project.reason != f"waiting to leave drained node: {placement.reason}":
-                        project.reason = f"waiting to leave drained node: {placement.reason}"
-                        self.store.save_project(project)
-                        self.notify("project", project.name)
+                    reason = f"waiting to leave drained node: {placement.reason}"
+                    if project.reason != reason:
+                        with self._write():
+                            self._keep(project)
+                            project.reason = reason
+                            self.store.save_project(project)
+                            self._announce("project", project.name)
                     continue
-                with self.store.transaction(durable=True):
+                with self._write(durable=True):
                     self._begin_move(project, placement.node)
 
     def _retry_unplaced(self) -> None:
@@ -755,7 +861,7 @@ class Cluster:
         if not unplaced or not any(n.schedulable for n in self.nodes.values()):
             return
         before = {p.name: (p.status, p.reason) for p in unplaced}
-        with self.store.transaction(durable=True):
+        with self._write(durable=True):
             placements = scheduler.place_many([self._need(p) for p in unplaced], self._views())
             for project in unplaced:
                 node = placements[project.name].node
@@ -764,9 +870,9 @@ class Cluster:
                 elif project.status not in (ProjectStatus.UNSCHEDULABLE, ProjectStatus.LOST):
                     # Not marked yet: say why it waits.
                     self._place(project)
-        for project in unplaced:
-            if (project.status, project.reason) != before[project.name] or project.node:
-                self.notify("project", project.name)
+            for project in unplaced:
+                if (project.status, project.reason) != before[project.name] or project.node:
+                    self._announce("project", project.name)
 
     def _balance(self) -> None:
         in_flight = len(self._moving())
@@ -785,7 +891,7 @@ class Cluster:
         needs = {name: self._need(self.projects[name]) for name in assignments}
         moves = scheduler.plan_balance(assignments, needs, self._views(), budget, movable)
         for move in moves:
-            with self.store.transaction(durable=True):
+            with self._write(durable=True):
                 self._begin_move(self.projects[move.project], move.target)
         if moves:
             # More may be needed once these have landed.

@@ -4,7 +4,9 @@ A command moves `requested -> collected -> responded -> analyzed`, or ends `time
 collected before its pickup deadline, or no response within its run timeout plus a margin) or
 `canceled` (taken back before it was collected). Every move goes through `CommandBook._move`,
 which checks `states.COMMAND_TRANSITIONS` and refuses anything else with 409 naming the current
-state; each move is stored (with who and when) before the answer goes out.
+state; each move is stored (with who and when) before the answer goes out. As in the cluster,
+every change happens inside `CommandBook._write()`: a write the store refuses (503) puts memory
+back as it was and announces nothing (see undo.py).
 
 Agent nodes collect their commands in the /node-status long poll; lite devices collect theirs
 through /hw_supervisor (the hardware_synchronizer seed's protocol), one outstanding at a time.
@@ -15,14 +17,16 @@ read from the store when asked for, so the log can grow without the manager grow
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from syncopate.errors import Conflict, InvalidRequest, NotFound
+from syncopate.errors import Conflict, InvalidRequest, NotFound, StoreFailed
 from syncopate.manager.cluster import did_you_mean
 from syncopate.manager.records import CommandRecord, CommandStep, NodeRecord
 from syncopate.manager.store import Store
+from syncopate.manager.undo import Undo
 from syncopate.protocol import CommandQuery, CommandResultRequest, CommandSend
 from syncopate.states import (
     COMMAND_FINAL_STATES,
@@ -88,24 +92,67 @@ class CommandBook:
         self.waiting: dict[int, CommandRecord] = {}
         self._queued: dict[str, list[int]] = {}  # agent node -> requested command ids, in order
         self._last_id = store.last_command_id()
+        self._undo: Undo | None = None  # the open write, if any
         now = clock()
         # After a restart every open command gets its full pickup or run time again: the
         # manager was away, so the node may not have had its chance.
         for command in store.load_commands_in(WAITING_STATES):
             command.since = now
-            self._hold(command)
+            self._index(command)
 
+    @contextmanager
+    def _write(self, durable: bool = True) -> Iterator[Undo]:
+        """One change of memory and store, whole or not at all; a nested write joins the outer.
+
+        Changes to commands inside go through `_keep` first; if the store refuses the write,
+        memory is put back as it was and nothing is announced or woken.
+        """
+        if self._undo is not None:
+            yield self._undo
+            return
+        undo = self._undo = Undo()
+        try:
+            with self.store.transaction(durable):
+                yield undo
+        except BaseException:
+            self._undo = None
+            undo.restore()
+            raise
+        self._undo = None
+        undo.run_effects()
+
+    def _keep(self, command: CommandRecord) -> None:
+        assert self._undo is not None, "a command changed outside CommandBook._write()"
+        self._undo.keep(command)
+
+    def _later(self, effect: Callable[..., None], *args: str) -> None:
+        """Call `effect(*args)` once the open write is committed."""
+        assert self._undo is not None
+        self._undo.later(effect, *args)
+
+    # The indexes' lists are replaced, not changed in place, so that the undo can keep them.
     def _hold(self, command: CommandRecord) -> None:
+        assert self._undo is not None
+        self._undo.keep_entry(self.waiting, command.id)
+        self._undo.keep_entry(self._queued, command.node)
+        self._index(command)
+
+    def _index(self, command: CommandRecord) -> None:
         self.waiting[command.id] = command
         if command.state is CommandState.REQUESTED and not command.lite:
-            self._queued.setdefault(command.node, []).append(command.id)
+            self._queued[command.node] = [*self._queued.get(command.node, ()), command.id]
 
     def _release(self, command: CommandRecord) -> None:
+        assert self._undo is not None
+        self._undo.keep_entry(self.waiting, command.id)
         self.waiting.pop(command.id, None)
         queued = self._queued.get(command.node)
         if queued and command.id in queued:
-            queued.remove(command.id)
-            if not queued:
+            self._undo.keep_entry(self._queued, command.node)
+            rest = [i for i in queued if i != command.id]
+            if rest:
+                self._queued[command.node] = rest
+            else:
                 del self._queued[command.node]
 
     # the one place states change --------------------------------------------------------------
@@ -128,24 +175,25 @@ class CommandBook:
     ) -> None:
         self._check(command, target)
         stamp = utc_now_ms()
-        command.state = target
-        command.history.append(CommandStep(target.value, stamp, by))
-        command.since = self.clock()
-        if target is CommandState.COLLECTED:
-            command.collected = stamp
-        elif target is CommandState.RESPONDED:
-            command.responded = stamp
-        elif target is CommandState.ANALYZED:
-            command.analyzed = stamp
-        if target in COMMAND_FINAL_STATES:
-            command.ended = stamp
-        if target in WAITING_STATES:
-            self._hold(command)
-        else:
-            self._release(command)
-        with self.store.transaction(durable=durable):
+        with self._write(durable):
+            self._keep(command)
+            command.state = target
+            command.history = [*command.history, CommandStep(target.value, stamp, by)]
+            command.since = self.clock()
+            if target is CommandState.COLLECTED:
+                command.collected = stamp
+            elif target is CommandState.RESPONDED:
+                command.responded = stamp
+            elif target is CommandState.ANALYZED:
+                command.analyzed = stamp
+            if target in COMMAND_FINAL_STATES:
+                command.ended = stamp
+            if target in WAITING_STATES:
+                self._hold(command)
+            else:
+                self._release(command)
             self.store.save_command(command)
-        self.notify("command", str(command.id))
+            self._later(self.notify, "command", str(command.id))
 
     # sending ----------------------------------------------------------------------------------
     def send(self, user: str, spec: CommandSend) -> list[CommandRecord]:
@@ -169,11 +217,10 @@ class CommandBook:
         stamp = utc_now_ms()
         now = self.clock()
         created = []
-        with self.store.transaction(durable=True):
-            for node in targets:
-                self._last_id += 1
+        with self._write(durable=True):
+            for number, node in enumerate(targets, start=self._last_id + 1):
                 command = CommandRecord(
-                    id=self._last_id,
+                    id=number,
                     user=user,
                     node=node.name,
                     code=spec.code,
@@ -187,11 +234,12 @@ class CommandBook:
                 )
                 self.store.save_command(command)
                 created.append(command)
-        for command in created:
-            self._hold(command)
-            self.notify("command", str(command.id))
-            if not command.lite:
-                self.wake(command.node)
+                self._hold(command)
+                self._later(self.notify, "command", str(command.id))
+                if not command.lite:
+                    self._later(self.wake, command.node)
+        # Only now: a refused send uses no number.
+        self._last_id += len(created)
         return created
 
     def _targets(self, spec: CommandSend) -> list[NodeRecord]:
@@ -215,11 +263,13 @@ class CommandBook:
     # agent nodes ------------------------------------------------------------------------------
     def collect(self, node: str) -> list[dict[str, Any]]:
         """Hand an agent node its requested commands (each once: they become collected)."""
-        ids = self._queued.pop(node, None)
+        ids = self._queued.get(node)
         if not ids:
             return []
         handed = []
-        with self.store.transaction():
+        with self._write(durable=False) as undo:
+            undo.keep_entry(self._queued, node)
+            del self._queued[node]
             for command_id in ids:
                 command = self.waiting[command_id]
                 self._move(command, CommandState.COLLECTED, node, durable=False)
@@ -254,25 +304,31 @@ class CommandBook:
         duration: float | None,
     ) -> None:
         self._check(command, CommandState.RESPONDED)
-        command.response = response
-        command.exit_code = exit_code
-        command.duration = round(duration, 4) if duration is not None else None
         # A node's report: it survives a crash of the manager without an fsync (see store).
-        self._move(command, CommandState.RESPONDED, by, durable=False)
+        with self._write(durable=False):
+            self._keep(command)
+            command.response = response
+            command.exit_code = exit_code
+            command.duration = round(duration, 4) if duration is not None else None
+            self._move(command, CommandState.RESPONDED, by, durable=False)
 
     # people -----------------------------------------------------------------------------------
     def analyze(self, command_id: int, analysis: str, by: str) -> CommandRecord:
         command = self.get(command_id)
         self._check(command, CommandState.ANALYZED)
-        command.analysis = analysis
-        self._move(command, CommandState.ANALYZED, by)
+        with self._write():
+            self._keep(command)
+            command.analysis = analysis
+            self._move(command, CommandState.ANALYZED, by)
         return command
 
     def cancel(self, command_id: int, by: str, reason: str = "") -> CommandRecord:
         command = self.get(command_id)
         self._check(command, CommandState.CANCELED)
-        command.reason = reason or f"canceled by {by}"
-        self._move(command, CommandState.CANCELED, by)
+        with self._write():
+            self._keep(command)
+            command.reason = reason or f"canceled by {by}"
+            self._move(command, CommandState.CANCELED, by)
         return command
 
     def get(self, command_id: int) -> CommandRecord:
@@ -310,23 +366,31 @@ class CommandBook:
 
     # deadlines --------------------------------------------------------------------------------
     def tick(self) -> None:
-        """Time out commands nobody collected in time, and collected ones nobody answered."""
+        """Time out commands nobody collected in time, and collected ones nobody answered.
+
+        A timeout the store refuses changed nothing; the next tick tries it again.
+        """
         now = self.clock()
         for command in list(self.waiting.values()):
             if command.state is CommandState.REQUESTED and now - command.since > command.pickup:
-                command.reason = (
-                    f"not collected within {command.pickup:g}s: is {command.node} online?"
-                )
-                self._move(command, CommandState.TIMED_OUT, "manager")
+                reason = f"not collected within {command.pickup:g}s: is {command.node} online?"
             elif (
                 command.state is CommandState.COLLECTED
                 and now - command.since > command.timeout + self.margin
             ):
-                command.reason = (
+                reason = (
                     f"no response within its {command.timeout:g}s timeout "
                     f"(+{self.margin:g}s margin) after {command.node} collected it"
                 )
-                self._move(command, CommandState.TIMED_OUT, "manager")
+            else:
+                continue
+            try:
+                with self._write():
+                    self._keep(command)
+                    command.reason = reason
+                    self._move(command, CommandState.TIMED_OUT, "manager")
+            except StoreFailed:
+                return
 
     # lite devices (the hardware_synchronizer seed) --------------------------------------------
     def outstanding(self, node: str) -> CommandRecord | None:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from syncopate.errors import StoreFailed
 from syncopate.manager.records import CommandRecord, CommandStep, NodeRecord, ProjectRecord
 from syncopate.states import CommandState, Desired, NodeStatus, ProjectStatus
 
@@ -40,6 +43,10 @@ CREATE TABLE IF NOT EXISTS commands (
 CREATE INDEX IF NOT EXISTS commands_by_node ON commands(node, id);
 CREATE INDEX IF NOT EXISTS commands_by_state ON commands(state, id);
 """
+
+# A full disk refuses every write; one line a minute says so without filling the log too.
+FAILURE_LOG_INTERVAL = 60.0
+log = logging.getLogger("syncopate.manager")
 
 _NODE_TRANSIENT = {"last_contact", "address"}
 _PROJECT_TRANSIENT = {"move_started"}
@@ -72,6 +79,8 @@ class Store:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         self._in_tx = False
+        self.failed_writes = 0  # since start, for the log and /metrics
+        self._failure_logged = -FAILURE_LOG_INTERVAL
         version = self.get_meta("schema-version")
         if version is not None and int(version) > SCHEMA_VERSION:
             raise RuntimeError(
@@ -86,25 +95,64 @@ class Store:
 
     @contextmanager
     def transaction(self, durable: bool = False) -> Iterator[None]:
-        """One transaction; nested calls join the outer one. `durable` fsyncs at commit."""
+        """One transaction; nested calls join the outer one. `durable` fsyncs at commit.
+
+        A write the database refuses (a full disk, an I/O error, a lock held too long) is rolled
+        back and raises StoreFailed, naming SQLite's reason: at BEGIN, in a statement, or at
+        COMMIT, which is where a full disk shows (the pages are written then).
+        """
         if self._in_tx:
             yield
             return
-        if durable:
-            self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if durable:
+                self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._end(durable)
+            raise self._failed(exc) from exc
         self._in_tx = True
         try:
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            self._end(durable)
+            if isinstance(exc, sqlite3.Error):
+                raise self._failed(exc) from exc
             raise
         else:
-            self._db.execute("COMMIT")
-        finally:
             self._in_tx = False
             if durable:
+                with suppress(sqlite3.Error):
+                    self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def _end(self, durable: bool) -> None:
+        """Roll back what is open after a failure, and leave the connection ready for the next."""
+        self._in_tx = False
+        # SQLite rolls some failures back by itself; a second ROLLBACK would be an error.
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.warning("could not roll back a failed write in %s", self.path, exc_info=True)
+        if durable:
+            with suppress(sqlite3.Error):
                 self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def _failed(self, exc: sqlite3.Error) -> StoreFailed:
+        """The error to raise for a refused write; logged, but at most once a minute."""
+        self.failed_writes += 1
+        now = time.monotonic()
+        if now - self._failure_logged >= FAILURE_LOG_INTERVAL:
+            self._failure_logged = now
+            log.warning(
+                "database write failed: %s (%s; %d refused write(s) so far); every change "
+                "that needed it was refused and nothing changed",
+                exc,
+                self.path,
+                self.failed_writes,
+            )
+        return StoreFailed(f"database write failed: {exc}")
 
     # meta -------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
