@@ -49,6 +49,7 @@ from syncopate.states import (
     Desired,
     NodeStatus,
     ProjectStatus,
+    check_project_transition,
     parse_reported_status,
 )
 
@@ -146,6 +147,20 @@ class Cluster:
             raise
         self._undo = None
         undo.run_effects()
+
+    def _set_status(
+        self, project: ProjectRecord, status: ProjectStatus, reason: str | None = None
+    ) -> None:
+        """The manager's own status changes go through the table in states.py.
+
+        (A node's report is not checked here: it is a fact the node's table produced, and
+        reports coalesce, so the manager may see two moves as one.)
+        """
+        self._keep(project)
+        check_project_transition(project.name, project.status, status)
+        project.status = status
+        if reason is not None:
+            project.reason = reason
 
     def _keep(self, record: NodeRecord | ProjectRecord) -> None:
         """Keep a record as it is, before the open write changes it."""
@@ -416,7 +431,7 @@ class Cluster:
     ) -> None:
         now = utc_now()
         was_running = project.status is ProjectStatus.RUNNING
-        project.status = status
+        project.status = status  # reported: see _set_status
         project.disk_usage = report.disk_usage
         project.ram_usage = report.ram_usage
         if report.persistent_variables is not None:
@@ -512,7 +527,7 @@ class Cluster:
             if spec.start:
                 self._place(project)
             else:
-                project.status = ProjectStatus.STOPPED
+                self._set_status(project, ProjectStatus.STOPPED)
                 self.store.save_project(project)
             self._announce("project", project.name)
         return project
@@ -574,8 +589,7 @@ class Cluster:
         def want_stopped(project: ProjectRecord) -> None:
             project.desired = Desired.STOPPED
             if project.node is None and project.status in MANAGER_STATUSES:
-                project.status = ProjectStatus.STOPPED
-                project.reason = ""
+                self._set_status(project, ProjectStatus.STOPPED, "")
 
         return self._for_each(names, want_stopped)
 
@@ -591,7 +605,7 @@ class Cluster:
             project.variables = dict(project.initial_variables)
             project.epoch += 1
             if project.node is not None:
-                project.status = ProjectStatus.PENDING
+                self._set_status(project, ProjectStatus.PENDING)
 
         return self._for_each(names, back_to_initial)
 
@@ -695,12 +709,16 @@ class Cluster:
             if placement.node is not None:
                 self._assign(project, placement.node)
                 continue
-            self._keep(project)
-            project.status = ProjectStatus.LOST if lost_reason else ProjectStatus.UNSCHEDULABLE
-            if project.desired is Desired.STOPPED and not lost_reason:
-                project.status = ProjectStatus.STOPPED
-            project.reason = (
-                f"{lost_reason}; {placement.reason}" if lost_reason else placement.reason
+            if lost_reason:
+                status = ProjectStatus.LOST
+            elif project.desired is Desired.STOPPED:
+                status = ProjectStatus.STOPPED
+            else:
+                status = ProjectStatus.UNSCHEDULABLE
+            self._set_status(
+                project,
+                status,
+                f"{lost_reason}; {placement.reason}" if lost_reason else placement.reason,
             )
             self.store.save_project(project)
 
@@ -710,8 +728,7 @@ class Cluster:
         project.node = node_name
         self._set_moving(project, None)
         project.epoch += 1
-        project.status = ProjectStatus.PENDING
-        project.reason = ""
+        self._set_status(project, ProjectStatus.PENDING, "")
         project.pid = None
         project.started_at = None
         project.commit = None
