@@ -37,6 +37,7 @@ from syncopate.manager.cluster import Cluster, ClusterSettings
 from syncopate.manager.commands import CommandBook, command_info
 from syncopate.manager.events import EventHub
 from syncopate.manager.metrics import Metrics
+from syncopate.manager.openapi import document as openapi_document
 from syncopate.manager.records import NodeRecord
 from syncopate.manager.store import Store
 from syncopate.protocol import (
@@ -635,6 +636,11 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
+async def openapi(request: web.Request) -> web.Response:
+    """GET /openapi.json: the API's description (no auth: it holds no secrets)."""
+    return web.json_response(openapi_document())
+
+
 # the application ------------------------------------------------------------------------------
 async def _background(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
@@ -734,6 +740,7 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
     app.router.add_get("/events", events)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_on_shutdown)
     return app
