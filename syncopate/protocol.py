@@ -7,8 +7,6 @@ fields are ignored, so newer clients can talk to older managers.
 
 from __future__ import annotations
 
-import ast
-import json
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -22,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from syncopate import validate, variables
+from syncopate import literal, validate, variables
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_WAIT_SECONDS = 60.0
@@ -60,19 +58,18 @@ def _check_variables(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_literal(value: Any) -> Any:
-    """A dictionary or list sent as a string in a form: JSON first, then a Python literal."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if not text:
+    """A dictionary or list sent as a string in a form: JSON first, then a Python literal.
+
+    Text that is neither is passed on as it is (the field's type then says what is wrong);
+    a value nested too deep is refused here.
+    """
+    if not isinstance(value, str) or not value.strip():
         return value
     try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return literal.parse_literal(value)
+    except literal.TooDeep:
+        raise
+    except literal.LiteralError:
         return value
 
 

@@ -8,17 +8,18 @@ Projects import this module themselves::
     variables.save(state)             # atomic: a reader never sees half a file
 
 The file holds a JSON object; a Python dict literal (the seed's format) is read too, with
-`ast.literal_eval`, never `eval`.
+`ast.literal_eval`, never `eval` (syncopate.literal, which also bounds how deep it nests).
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from syncopate import literal
 
 FILE_NAME = "project.variables"
 MAX_BYTES = 64 * 1024
@@ -47,28 +48,14 @@ def check_size(variables: dict[str, Any]) -> None:
 
 def parse(text: str) -> dict[str, Any]:
     """Parse variables text: a JSON object, else a Python dict literal. Raise VariablesError."""
-    if len(text.encode()) > 4 * MAX_BYTES:
+    if len(text.encode("utf-8", "surrogatepass")) > 4 * MAX_BYTES:
         raise VariablesTooLarge(f"variables text is over {4 * MAX_BYTES} bytes")
-    stripped = text.strip()
-    if not stripped:
+    if not text.strip():
         raise VariablesError("variables text is empty")
-    value: Any
     try:
-        value = json.loads(stripped)
-    except ValueError:
-        try:
-            value = ast.literal_eval(stripped)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
-            raise VariablesError(
-                f"not a JSON object or Python dict literal ({type(exc).__name__})"
-            ) from None
-        if isinstance(value, dict) and not all(isinstance(key, str) for key in value):
-            raise VariablesError("variable names must be strings") from None
-        try:
-            # A literal may hold tuples, sets or bytes; keep only what JSON can carry.
-            value = json.loads(json.dumps(value))
-        except (TypeError, ValueError):
-            raise VariablesError("dict literal holds values JSON cannot carry") from None
+        value = literal.parse_literal(text)
+    except literal.LiteralError as exc:
+        raise VariablesError(f"not a JSON object or Python dict literal: {exc}") from None
     if not isinstance(value, dict):
         raise VariablesError(f"variables must be an object, not {type(value).__name__}")
     if not all(isinstance(key, str) for key in value):

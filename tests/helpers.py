@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from syncopate.client import ManagerClient
-from syncopate.manager.app import STATE, ManagerSettings, ManagerState, make_app
+from syncopate.manager.app import STATE, ManagerSettings, ManagerState, make_app, make_runner
 from syncopate.manager.server import rotate_controller_token
 from syncopate.manager.store import Store
 
@@ -87,7 +87,7 @@ async def running_manager(
         ),
         store,
     )
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    runner = make_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()

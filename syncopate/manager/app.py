@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
-from syncopate import __version__, validate
+from syncopate import __version__, literal, validate
 from syncopate.errors import (
     Conflict,
     Forbidden,
@@ -38,6 +39,7 @@ from syncopate.manager.cluster import Cluster, ClusterSettings
 from syncopate.manager.commands import CommandBook, command_info
 from syncopate.manager.events import EventHub
 from syncopate.manager.metrics import Metrics
+from syncopate.manager.openapi import document as openapi_document
 from syncopate.manager.records import NodeRecord
 from syncopate.manager.store import Store
 from syncopate.protocol import (
@@ -64,6 +66,8 @@ from syncopate.protocol import (
 from syncopate.variables import VariablesTooLarge
 
 log = logging.getLogger("syncopate.manager")
+# aiohttp's HTTP-level log (a request it could not parse, an exception it caught), see make_runner.
+http_log = logging.getLogger("syncopate.manager.http")
 
 CONTROLLER_TOKEN_KEY = "controller-token-hash"
 CONTROLLER_USER_KEY = "controller-token-user"  # the name behind the main controller token
@@ -163,6 +167,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = failure(request.path, exc.reason, exc.status)
     except asyncio.CancelledError:
         raise
+    except ConnectionError as exc:
+        # The client hung up while we answered (say, during the /events handshake): nothing
+        # to answer and nothing wrong here. aiohttp drops the response it cannot write.
+        log.info(
+            "client %s went away during %s %s: %s",
+            request.remote,
+            request.method,
+            request.path,
+            exc,
+        )
+        response = web.Response(status=499)
     except Exception:
         log.exception("internal error on %s %s", request.method, request.path)
         response = failure(request.path, "internal error in the manager (see its log)", 500)
@@ -170,25 +185,47 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 async def read_body(request: web.Request) -> dict[str, Any]:
-    """The request body as a dict: JSON, or a form whose repeated keys become lists."""
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
-        body: dict[str, Any] = {}
-        for key in form:
-            values = [str(v) for v in form.getall(key)]
-            body[key] = values if len(values) > 1 else values[0]
-        return body
+    """The request body as a dict: JSON, or a form whose repeated keys become lists.
+
+    The one reader of request bodies: whatever the bytes, it returns a dict or raises a
+    RequestError (413 over the size limit, 400 otherwise), never anything that becomes a 500.
+    """
+    if request.content_type in FORM_TYPES:
+        return await _read_form(request)
     raw = await request.read()
     if not raw.strip():
         raise InvalidRequest("request body is empty; send a JSON object")
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
+        data = literal.loads_json(raw)
+    except literal.LiteralError as exc:
         raise InvalidRequest(f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequest(f"request body must be a JSON object, not {type(data).__name__}")
     return data
+
+
+async def _read_form(request: web.Request) -> dict[str, Any]:
+    try:
+        form = await request.post()
+    except (web.HTTPException, ConnectionError):
+        raise  # 413 over the limit; a client gone (the middleware says so in one line)
+    except Exception as exc:
+        # Anything else aiohttp's form parsers raise is about the bytes the client sent: a bad
+        # multipart structure or part header line (ValueError, AssertionError), an unknown
+        # charset (LookupError), undecodable text, an unknown transfer encoding (RuntimeError).
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InvalidRequest(f"malformed {request.content_type} form body: {detail}") from None
+    body: dict[str, Any] = {}
+    for key in form:
+        values = form.getall(key)
+        if any(not isinstance(v, str) for v in values):
+            raise InvalidRequest(f"form field {key!r} is a file or a non-text part; send text")
+        body[key] = values if len(values) > 1 else values[0]
+    return body
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -609,6 +646,11 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
+async def openapi(request: web.Request) -> web.Response:
+    """GET /openapi.json: the API's description (no auth: it holds no secrets)."""
+    return web.json_response(openapi_document())
+
+
 # the application ------------------------------------------------------------------------------
 async def _background(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
@@ -708,6 +750,38 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
     app.router.add_get("/events", events)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_on_shutdown)
     return app
+
+
+class ProtocolErrorFilter(logging.Filter):
+    """Turns aiohttp's traceback for a request it could not parse into one line.
+
+    aiohttp answers 400 to a malformed request (an over-long URL or header, a bad request line)
+    and logs it with `logger.exception`: a traceback per request that anyone can send. The
+    fault is the client's, so it is one INFO line naming the client and the problem. Any other
+    exception (a bug) keeps its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            detail = " ".join(str(exc.message).split())[:200]
+            record.msg = "refused a malformed HTTP request from %s: %s %s"
+            record.args = (remote, exc.code, detail)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno = logging.INFO
+            record.levelname = logging.getLevelName(logging.INFO)
+        return True
+
+
+http_log.addFilter(ProtocolErrorFilter())
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """The runner the manager serves `app` with (the tests use it too)."""
+    return web.AppRunner(app, access_log=None, handler_cancellation=True, logger=http_log)

@@ -22,8 +22,12 @@ def new_password() -> str:
 
 
 def hash_secret(secret: str) -> str:
-    """SHA-256 of a high-entropy secret; only this is stored."""
-    return hashlib.sha256(secret.encode()).hexdigest()
+    """SHA-256 of a high-entropy secret; only this is stored.
+
+    Total over str: a secret from a header or a form may hold lone surrogates (undecodable
+    bytes), which `surrogatepass` encodes rather than raise; such a secret matches nothing.
+    """
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def secret_matches(secret: str, stored_hash: str) -> bool:

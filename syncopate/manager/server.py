@@ -24,6 +24,7 @@ from syncopate.manager.app import (
     USER_TOKEN_PREFIX,
     ManagerSettings,
     make_app,
+    make_runner,
 )
 from syncopate.manager.auth import hash_secret, new_password, new_token
 from syncopate.manager.store import Store
@@ -133,7 +134,7 @@ async def serve(
         data_dir=data_dir, password=password, node_timeout=options.node_timeout
     )
     app = make_app(settings, store)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    runner = make_runner(app)
     await runner.setup()
     # A fleet reconnecting at once (after a manager restart, or a burst of command responses)
     # overflows aiohttp's default backlog of 128, and each dropped connect waits 1 s to retry.

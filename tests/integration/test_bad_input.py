@@ -39,6 +39,7 @@ RESULT_FIELDS = {
     "/node-status": ("request-status", "request-information"),
     "/controller": ("request-status", "request-information"),
     "/node-command-result": ("request-status", "request-information"),
+    "/node-leave": ("request-status", "request-information"),
     "/hw_supervisor": ("request-status", "request-information"),
 }
 LOGGERS = ("syncopate", "aiohttp")
