@@ -16,8 +16,8 @@ import asyncio
 import difflib
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +35,7 @@ from syncopate.manager import logbook, scheduler
 from syncopate.manager.auth import hash_secret, new_token, secret_matches
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.manager.store import Store
-from syncopate.manager.undo import Undo
+from syncopate.manager.undo import Undo, Undoable
 from syncopate.protocol import (
     LOG_LINES_KEPT,
     AddProject,
@@ -94,7 +94,7 @@ class ClusterSettings:
         return self.node_timeout * self.lease_fraction
 
 
-class Cluster:
+class Cluster(Undoable):
     """The manager's state: in memory for speed, mirrored in the store for durability."""
 
     def __init__(
@@ -122,31 +122,12 @@ class Cluster:
         self._view_cache: dict[str, scheduler.NodeView] = {}
         self._stale_views: set[str] = set()
         self._incoming: dict[str, set[str]] = {}  # move target -> projects moving there
-        self._undo: Undo | None = None  # the open write, if any
         self.started = clock()
         self._load()
 
     # writes -----------------------------------------------------------------------------------
-    @contextmanager
-    def _write(self, durable: bool = False) -> Iterator[Undo]:
-        """One change of memory and store, whole or not at all; a nested write joins the outer.
-
-        Changes to records inside go through `_keep` first. If the store refuses the write (or
-        anything else fails in it), memory is put back as it was and nothing is announced.
-        """
-        if self._undo is not None:
-            yield self._undo
-            return
-        undo = self._undo = Undo()
-        try:
-            with self.store.transaction(durable):
-                yield undo
-        except BaseException:
-            self._undo = None
-            self._put_back(undo)
-            raise
-        self._undo = None
-        undo.run_effects()
+    def _transaction(self, durable: bool) -> AbstractContextManager[None]:
+        return self.store.transaction(durable)
 
     def _set_status(
         self, project: ProjectRecord, status: ProjectStatus, reason: str | None = None

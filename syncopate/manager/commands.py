@@ -17,8 +17,8 @@ read from the store when asked for, so the log can grow without the manager grow
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ from syncopate.errors import Conflict, InvalidRequest, NotFound, StoreFailed
 from syncopate.manager.cluster import did_you_mean
 from syncopate.manager.records import CommandRecord, CommandStep, NodeRecord
 from syncopate.manager.store import Store
-from syncopate.manager.undo import Undo
+from syncopate.manager.undo import Undoable
 from syncopate.protocol import CommandQuery, CommandResultRequest, CommandSend
 from syncopate.states import (
     COMMAND_FINAL_STATES,
@@ -70,7 +70,7 @@ def utc_now_ms() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
-class CommandBook:
+class CommandBook(Undoable):
     """Every command: creation, hand-out, responses, analysis, cancellation and timeouts."""
 
     def __init__(
@@ -92,7 +92,6 @@ class CommandBook:
         self.waiting: dict[int, CommandRecord] = {}
         self._queued: dict[str, list[int]] = {}  # agent node -> requested command ids, in order
         self._last_id = store.last_command_id()
-        self._undo: Undo | None = None  # the open write, if any
         now = clock()
         # After a restart every open command gets its full pickup or run time again: the
         # manager was away, so the node may not have had its chance.
@@ -100,26 +99,8 @@ class CommandBook:
             command.since = now
             self._index(command)
 
-    @contextmanager
-    def _write(self, durable: bool = True) -> Iterator[Undo]:
-        """One change of memory and store, whole or not at all; a nested write joins the outer.
-
-        Changes to commands inside go through `_keep` first; if the store refuses the write,
-        memory is put back as it was and nothing is announced or woken.
-        """
-        if self._undo is not None:
-            yield self._undo
-            return
-        undo = self._undo = Undo()
-        try:
-            with self.store.transaction(durable):
-                yield undo
-        except BaseException:
-            self._undo = None
-            undo.restore()
-            raise
-        self._undo = None
-        undo.run_effects()
+    def _transaction(self, durable: bool) -> AbstractContextManager[None]:
+        return self.store.transaction(durable)
 
     def _keep(self, command: CommandRecord) -> None:
         assert self._undo is not None, "a command changed outside CommandBook._write()"
@@ -316,7 +297,7 @@ class CommandBook:
     def analyze(self, command_id: int, analysis: str, by: str) -> CommandRecord:
         command = self.get(command_id)
         self._check(command, CommandState.ANALYZED)
-        with self._write():
+        with self._write(durable=True):
             self._keep(command)
             command.analysis = analysis
             self._move(command, CommandState.ANALYZED, by)
@@ -325,7 +306,7 @@ class CommandBook:
     def cancel(self, command_id: int, by: str, reason: str = "") -> CommandRecord:
         command = self.get(command_id)
         self._check(command, CommandState.CANCELED)
-        with self._write():
+        with self._write(durable=True):
             self._keep(command)
             command.reason = reason or f"canceled by {by}"
             self._move(command, CommandState.CANCELED, by)
@@ -385,7 +366,7 @@ class CommandBook:
             else:
                 continue
             try:
-                with self._write():
+                with self._write(durable=True):
                     self._keep(command)
                     command.reason = reason
                     self._move(command, CommandState.TIMED_OUT, "manager")

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 _ABSENT = object()
@@ -75,3 +76,38 @@ class Undo:
         effects, self._effects = self._effects, []
         for effect, args in effects:
             effect(*args)
+
+
+class Undoable:
+    """What changes memory in store transactions: `_write()` opens one, and a refusal by the
+    store puts memory back (`_put_back`) and drops the announcements."""
+
+    _undo: Undo | None = None  # the open write, if any
+
+    def _transaction(self, durable: bool) -> AbstractContextManager[None]:
+        """The store transaction a write runs in."""
+        raise NotImplementedError
+
+    def _put_back(self, undo: Undo) -> None:
+        undo.restore()
+
+    @contextmanager
+    def _write(self, durable: bool = False) -> Iterator[Undo]:
+        """One change of memory and store, whole or not at all; a nested write joins the outer.
+
+        Changes to records inside are kept (`Undo.keep`) first. If the store refuses the write
+        (or anything else fails in it), memory is put back as it was and nothing is announced.
+        """
+        if self._undo is not None:
+            yield self._undo
+            return
+        undo = self._undo = Undo()
+        try:
+            with self._transaction(durable):
+                yield undo
+        except BaseException:
+            self._undo = None
+            self._put_back(undo)
+            raise
+        self._undo = None
+        undo.run_effects()

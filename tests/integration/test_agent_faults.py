@@ -13,9 +13,8 @@ import logging
 import os
 import secrets
 import shlex
-import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import psutil
 import pytest
 
 from syncopate.node.agent import Agent, AgentSettings
+from tests.faults import fill_up, small_tmpfs
 from tests.gitrepos import Repo
 from tests.helpers import wait_for
 from tests.integration.test_agent import PY, Fleet, counter_repo
@@ -207,35 +207,6 @@ async def test_disk_usage_is_measured_as_soon_as_it_runs(fleet: Fleet) -> None:
     assert info["disk-usage"] < 10
 
 
-@contextlib.contextmanager
-def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of `size` mounted at `path` (root only); skips the test with the reason."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a small tmpfs (a full disk)")
-    path.mkdir(parents=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def fill(path: Path) -> Path:
-    """Write a file under `path` until its filesystem is full; the file."""
-    filler = path / "filler"
-    with contextlib.suppress(OSError), filler.open("wb") as out:
-        while True:
-            out.write(b"\0" * 4096)
-            out.flush()
-    return filler
-
-
 async def test_a_full_disk_on_the_node_is_named_and_the_agent_does_not_spin(
     tmp_path: Path,
 ) -> None:
@@ -257,7 +228,8 @@ async def test_a_full_disk_on_the_node_is_named_and_the_agent_does_not_spin(
                 await wait_for(
                     lambda: _when(status(), lambda p: p["pid"]), timeout=30, what="counter"
                 )
-                filler = fill(node_dir)
+                filler = node_dir / "filler"
+                fill_up(filler)
                 # The counter writes its variables 20 times a second: it dies of the full
                 # disk, again and again, until the crash loop stops it.
                 failed = await wait_for(

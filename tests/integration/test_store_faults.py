@@ -16,13 +16,10 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
-import errno
 import json
 import logging
-import os
 import sqlite3
-import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ from syncopate.manager import store as store_module
 from syncopate.manager.cluster import Cluster
 from syncopate.manager.store import Store
 from syncopate.states import NodeStatus
+from tests.faults import fill_up, small_tmpfs
 from tests.helpers import PASSWORD, RunningManager, SimNode, running_manager, wait_for
 
 FULL = "database or disk is full"
@@ -459,44 +457,6 @@ async def test_the_monitor_keeps_ticking_and_converges_after_the_disk_frees(
 
 
 # a real full disk: a tmpfs (needs root) ------------------------------------------------------
-@contextlib.contextmanager
-def small_tmpfs(where: Path, size: str = "2m") -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a tmpfs: not running as root")
-    where.mkdir(parents=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"needs root to mount a tmpfs: {mounted.stderr.strip() or 'mount failed'}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill_up(filler: Path) -> None:
-    """Write `filler` until the file system has no byte left."""
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        for size in (256 * 1024, 4096, 1):
-            chunk = b"\0" * size
-            with contextlib.suppress(OSError):
-                while True:
-                    os.write(fd, chunk)
-        try:
-            os.write(fd, b"\0")
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC, exc
-        else:
-            raise AssertionError(f"{filler.parent} is not full")
-    finally:
-        os.close(fd)
-
-
 async def test_a_full_disk_changes_nothing(tmp_path: Path) -> None:
     with small_tmpfs(tmp_path / "disk") as disk:
         async with running_manager(disk / "manager", node_timeout=60.0) as manager:
