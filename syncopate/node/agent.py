@@ -156,6 +156,7 @@ class Agent:
         # The manager run and sequence number of the last /node-status answer applied: an
         # older answer (held through a partition, say) is dropped.
         self._answer: tuple[str, int] = ("", -1)
+        self._leaving = False  # set by _leave: nothing starts any more
         self.commands_dir = self.data_dir / "commands"
         # Command-channel programs under way (or whose response is not sent yet), by id.
         self._commands: dict[int, asyncio.Task[None]] = {}
@@ -321,7 +322,7 @@ class Agent:
         return task is not None and not task.done()
 
     def _converge(self, local: Local) -> None:
-        if self._busy(local.name):
+        if self._leaving or self._busy(local.name):
             return  # the chain's last step converges again when it ends
         if local.desired == "running" and not local.active and not local.lease_stopped:
             if local.status is ProjectStatus.FAILED and self.clock() < local.retry_at:
@@ -743,6 +744,7 @@ class Agent:
     # leaving ----------------------------------------------------------------------------------
     async def _leave(self) -> None:
         """Stop every project, send final reports, tell the manager, close."""
+        self._leaving = True  # a step that ends now must not start the next one
         locals_ = list(self.local.values())
         # Running commands are ended (their process groups with them) and say so.
         for task in list(self._commands.values()):
@@ -755,9 +757,7 @@ class Agent:
         for task, step in list(self._steps.items()):
             if step == "_bring_up":
                 task.cancel()
-        for task in list(self._steps):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.gather(*self._steps, return_exceptions=True)
         await asyncio.gather(*(self._stop(local) for local in locals_), return_exceptions=True)
         for local in locals_:
             report = self.build_report(local)

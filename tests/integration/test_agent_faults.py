@@ -275,3 +275,19 @@ async def _when(
     """The awaited status when `check` holds of it, else None (for wait_for)."""
     value = await info
     return value if check(value) else None
+
+
+async def test_an_agent_leaving_mid_step_leaves_nothing_running(fleet: Fleet) -> None:
+    # A reset while the old copy ignores SIGTERM: the stop step takes the whole grace (2 s),
+    # the new epoch's start waits behind it, and the agent is told to leave meanwhile.
+    repo = Repo.create(fleet.tmp / "repos" / "stubborn", {"README": "stubborn\n"})
+    agent = await fleet.start_agent("pi-1")
+    async with fleet.manager.client() as ctl:
+        await ctl.add("stubborn", repo.url, {}, command=f"trap '' TERM; {SLEEPER}")
+        await fleet.until("stubborn", lambda p: p["pid"], "stubborn to run")
+        await ctl.reset(["stubborn"])
+    await wait_for(lambda: asyncio.sleep(0, "_stop" in agent._steps.values()), what="the stop step")
+    await fleet.stop_agent("pi-1")
+    # Any step still under way would start the new copy when it ends: let them all end first.
+    await wait_for(lambda: asyncio.sleep(0, not agent._steps), what="every step to end")
+    assert copies("stubborn", "pi-1") == set()
