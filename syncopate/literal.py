@@ -24,6 +24,12 @@ class TooDeep(LiteralError):
     """The value is nested deeper than MAX_DEPTH."""
 
 
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON: stored, they would make the manager's answers unreadable
+    # to strict clients.
+    raise LiteralError(f"{name} is not a JSON number")
+
+
 def check_depth(value: Any, limit: int = MAX_DEPTH) -> Any:
     """Return `value` when its lists and dicts nest at most `limit` deep; raise TooDeep otherwise.
 
@@ -47,7 +53,7 @@ def check_depth(value: Any, limit: int = MAX_DEPTH) -> Any:
 def loads_json(text: str | bytes) -> Any:
     """Parse JSON; LiteralError naming the problem when it is not JSON or is nested too deep."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise TooDeep(f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an over-long number
@@ -79,6 +85,6 @@ def parse_literal(text: str) -> Any:
         raise LiteralError("dictionary key names must be strings")
     try:
         # Keep only what JSON can carry: tuples become lists; sets and bytes are refused.
-        return json.loads(json.dumps(value))
+        return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError):
         raise LiteralError("the literal holds values JSON cannot carry") from None

@@ -263,9 +263,15 @@ class Agent:
             if not self.fresh_answer(answer):
                 log.warning("dropped a /node-status answer older than one already applied")
                 continue
-            self.lease = float(answer.get("lease") or 0.0)
-            self.reconcile(answer.get("projects") or {})
-            self.take_commands(answer.get("commands") or [])
+            try:
+                self.lease = float(answer.get("lease") or 0.0)
+                self.reconcile(answer.get("projects") or {})
+                self.take_commands(answer.get("commands") or [])
+            except Exception:
+                # An answer this agent cannot read must not end its polling for good.
+                log.exception("could not apply the manager's answer; polling again")
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                wait = None
 
     def fresh_answer(self, answer: dict[str, Any]) -> bool:
         """False for an answer older than the last one applied (same manager run, lower
@@ -429,6 +435,8 @@ class Agent:
         return self.projects_dir / name
 
     async def _bring_up(self, local: Local) -> None:
+        if not self._current(local):
+            return  # replaced by a new epoch while it waited: its variables are not ours
         checkout = self.checkout(local.name)
         if not git_sync.is_checkout(checkout):
             self._set_status(local, ProjectStatus.CLONING, "")
@@ -457,7 +465,7 @@ class Agent:
         except runcommand.NoRunCommand as exc:
             self._fail(local, str(exc), retry_in=NEVER)
             return
-        if local.desired != "running":
+        if not self._may_run(local):
             self._set_status(local, ProjectStatus.STOPPED)
             return
         if local.sink is None:
@@ -509,10 +517,26 @@ class Agent:
             self._set_status(local, ProjectStatus.STOPPED)
 
     async def _restart(self, local: Local) -> None:
+        if not self._may_run(local):
+            return
         if local.process is None:
             await self._bring_up(local)
         else:
             await local.process.restart()
+
+    def _current(self, local: Local) -> bool:
+        """True while `local` is what this node holds for its project (not a replaced epoch)."""
+        return self.local.get(local.name) is local
+
+    def _may_run(self, local: Local) -> bool:
+        """Whether a step may start `local`'s process now: checked right before every start,
+        since the wish can change while a step clones or waits its turn."""
+        return (
+            self._current(local)
+            and local.desired == "running"
+            and not local.lease_stopped
+            and not self._leaving
+        )
 
     async def _retire(self, local: Local) -> None:
         """Stop a project this node no longer runs, and close its log."""
@@ -522,10 +546,10 @@ class Agent:
 
     async def _remove(self, local: Local) -> None:
         await self._retire(local)
-        self._started_epochs.pop(local.name, None)
-        self._save_epochs()
         if local.name not in self.local:
             await asyncio.to_thread(shutil.rmtree, self.checkout(local.name), True)
+        self._started_epochs.pop(local.name, None)
+        self._save_epochs()
 
     # reports ----------------------------------------------------------------------------------
     async def _report_loop(self) -> None:
@@ -696,13 +720,14 @@ class Agent:
             for local in list(self.local.values()):
                 if self._busy(local.name) or not git_sync.is_checkout(self.checkout(local.name)):
                     continue
-                try:
-                    await self._sync(local)
-                except Exception:
-                    # One project's fetch must not end the syncing of every other one.
-                    log.exception("%s: git sync failed", local.name)
+                # A step of its own, so a fetch never overlaps the project's other steps (a new
+                # epoch's start, a removal); one project at a time, so fetches do not pile up.
+                self._spawn(local, self._sync)
+                await asyncio.wait([self._chain[local.name]])
 
     async def _sync(self, local: Local) -> None:
+        if not self._current(local):
+            return
         try:
             commit, changed = await asyncio.to_thread(
                 git_sync.update, self.checkout(local.name), local.ref
@@ -713,15 +738,12 @@ class Agent:
         local.commit = commit
         if not changed:
             return
+        log.info("%s: new commit %s", local.name, commit[:12])
         self._forgive(local)  # a new commit is tried even after a crash loop
-        wanted = local.desired == "running" and not local.lease_stopped
-        if wanted and local.process is not None and local.process.status != "stopped":
-            log.info("%s: new commit %s; restarting", local.name, commit[:12])
-            self._spawn(local, self._restart)
-        elif wanted and local.status is ProjectStatus.FAILED:
-            self._converge(local)
-        else:
-            self._report_now.set()  # a stopped project starts on the new commit next time
+        if local.process is not None and local.process.status != ProjectStatus.STOPPED:
+            await self._restart(local)
+        # Otherwise the chain's end converges: a failed project is brought up on the new
+        # commit; a stopped one starts on it when it is started.
 
     # exclusive lease --------------------------------------------------------------------------
     async def _lease_loop(self) -> None:
@@ -752,10 +774,10 @@ class Agent:
         for task in list(self._commands.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        # A clone or a start under way is abandoned (_stop below ends what it started);
-        # stops and removals under way are let finish, so nothing is left running.
+        # A clone, a fetch or a start under way is abandoned (_stop below ends what it
+        # started); stops and removals under way are let finish, so nothing is left running.
         for task, step in list(self._steps.items()):
-            if step == "_bring_up":
+            if step in ("_bring_up", "_sync"):
                 task.cancel()
         await asyncio.gather(*self._steps, return_exceptions=True)
         await asyncio.gather(*(self._stop(local) for local in locals_), return_exceptions=True)

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import shlex
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
+from syncopate.node import git_sync
 from syncopate.node.agent import Agent, AgentSettings
 from tests.faults import fill_up, small_tmpfs
 from tests.gitrepos import Repo
@@ -291,3 +293,45 @@ async def test_an_agent_leaving_mid_step_leaves_nothing_running(fleet: Fleet) ->
     # Any step still under way would start the new copy when it ends: let them all end first.
     await wait_for(lambda: asyncio.sleep(0, not agent._steps), what="every step to end")
     assert copies("stubborn", "pi-1") == set()
+
+
+async def test_a_fetch_that_returns_after_a_reset_never_restarts_the_old_epoch(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slow network: the real fetch runs, but its answer is held until the reset has reached
+    # the agent. The fetch then finds a new commit for a copy that was replaced meanwhile.
+    held, reset_seen = threading.Event(), threading.Event()
+    real_update = git_sync.update
+
+    def slow_update(checkout: Path, ref: str | None) -> tuple[str, bool]:
+        found = real_update(checkout, ref)
+        held.set()
+        reset_seen.wait(20)
+        return found
+
+    monkeypatch.setattr(git_sync, "update", slow_update)
+    repo = Repo.create(fleet.tmp / "repos" / "stubborn", {"README": "stubborn\n"})
+    agent = await fleet.start_agent("pi-1", sync_interval=0.2)
+    async with fleet.manager.client() as ctl:
+        await ctl.add("stubborn", repo.url, {}, command=f"trap '' TERM; {SLEEPER}")
+        first = await fleet.until("stubborn", lambda p: p["pid"], "stubborn to run")
+        async with sampled("stubborn", "pi-1") as counts:
+            repo.commit({"README": "new\n"})
+            await wait_for(lambda: asyncio.sleep(0, held.is_set()), what="a fetch under way")
+            await ctl.reset(["stubborn"])
+            await wait_for(
+                lambda: asyncio.sleep(0, agent.local["stubborn"].epoch > first["epoch"]),
+                what="the reset to reach the agent",
+            )
+            reset_seen.set()
+            await fleet.until(
+                "stubborn",
+                lambda p: p["epoch"] > first["epoch"] and p["pid"] not in (None, first["pid"]),
+                "the new epoch to run",
+            )
+            await wait_for(
+                lambda: asyncio.to_thread(lambda: len(copies("stubborn", "pi-1")) == 1),
+                what="one copy left",
+            )
+    print(f"samples: {len(counts)}, most copies at once: {max(counts)}")
+    assert max(counts) == 1

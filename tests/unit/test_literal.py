@@ -43,7 +43,19 @@ def test_deep_text_is_refused_as_too_deep(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["__import__('os')", "{1: 2}", "{1, 2}", "b'x'", "\udcff", "'a' 'b' +"]
+    "text",
+    [
+        "__import__('os')",
+        "{1: 2}",
+        "{1, 2}",
+        "b'x'",
+        "\udcff",
+        "'a' 'b' +",
+        # Not JSON numbers: stored, they would make the manager's answers invalid JSON.
+        '{"a": NaN}',
+        '{"a": -Infinity}',
+        "{'a': 1e999}",
+    ],
 )
 def test_what_is_no_plain_data_is_a_literal_error(text: str) -> None:
     with pytest.raises(literal.LiteralError):
