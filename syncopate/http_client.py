@@ -1,11 +1,11 @@
-"""A small HTTP/1.1 client on asyncio streams: what `ManagerClient` sends its requests with.
+"""A small HTTP/1.1 client on asyncio streams and h11: what `ManagerClient` sends requests with.
 
 Why not aiohttp's client: importing it costs a process about 14 MB of RSS (its C parser,
 multidict/yarl, SSL contexts built at import time), a third of a node agent's budget on a
-Raspberry Pi, to send a few small JSON requests. The manager speaks plain HTTP/1.1, so this
-speaks just that: one request at a time per connection, kept-alive connections reused, bodies
-framed by Content-Length, chunked encoding or the end of the connection. WebSockets (the
-`/events` feed) still go through aiohttp, imported only by the code that opens one.
+Raspberry Pi, to send a few small JSON requests. h11 (pure Python, what httpx is built on) does
+the HTTP/1.1 framing — Content-Length, chunked, until-close, keep-alive — so this module only
+moves bytes: one request at a time per connection, kept-alive connections reused. WebSockets
+(the `/events` feed) still go through aiohttp, imported only by the code that opens one.
 
 Failures raise `HttpError` subclasses; `client.py` turns them into the errors users see.
 """
@@ -17,10 +17,14 @@ import hashlib
 import hmac
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-MAX_LINE = 16 * 1024  # one status or header line
+import h11
+
+MAX_HEAD = 16 * 1024  # the status line and headers of one answer
+READ_SIZE = 64 * 1024
 MAX_HEADERS = 100
 MAX_BODY = 64 * 2**20  # the largest answer accepted (the manager's biggest are a few MB)
 IDLE_REUSE = 15.0  # seconds a kept-alive connection is reused; servers drop them later (75 s)
@@ -94,11 +98,16 @@ class Target:
 class _Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    protocol: h11.Connection = field(
+        default_factory=lambda: h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+    )
     idle_since: float = field(default_factory=time.monotonic)
+    _hung_up: bool = False  # the last read found the end of the stream
 
     def reusable(self) -> bool:
         return (
-            not self.reader.at_eof()
+            self.protocol.our_state is h11.IDLE
+            and not self.reader.at_eof()
             and not self.writer.is_closing()
             and time.monotonic() - self.idle_since < IDLE_REUSE
         )
@@ -107,6 +116,81 @@ class _Connection:
         # abort(), not close(): nothing more is owed to a peer we are giving up on, and a TLS
         # close would wait for its answer.
         self.writer.transport.abort()
+
+    async def exchange(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes | None
+    ) -> Response:
+        """Send one request and read its answer; the connection is left ready for the next
+        one when both sides allow it (`reusable`)."""
+        protocol = self.protocol
+        data = protocol.send(h11.Request(method=method, target=target, headers=headers))
+        if body:
+            data += protocol.send(h11.Data(data=body))
+        data += protocol.send(h11.EndOfMessage())
+        self.writer.write(data)
+        await self.writer.drain()
+        response: h11.Response | None = None
+        content = bytearray()
+        while True:
+            event = await self._next_event()
+            if isinstance(event, h11.Response):
+                response = event
+                _check_head(event.headers)
+            elif isinstance(event, h11.Data):
+                content += event.data
+                if len(content) > MAX_BODY:
+                    raise BadResponse(f"an answer over the {MAX_BODY} byte limit")
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise asyncio.IncompleteReadError(bytes(content), None)
+            # an h11.InformationalResponse (1xx) is followed by the real answer
+        assert response is not None  # h11 yields the Response before any Data
+        if protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
+            protocol.start_next_cycle()
+        return Response(
+            response.status_code,
+            {name.decode("latin-1"): value.decode("latin-1") for name, value in response.headers},
+            bytes(content),
+        )
+
+    async def _next_event(self) -> object:
+        while True:
+            try:
+                event = self.protocol.next_event()
+            except h11.RemoteProtocolError as exc:
+                if self.protocol.their_state is h11.ERROR and self._hung_up:
+                    # The peer hung up before a whole answer (plain HTTP to a TLS port, a
+                    # body cut short): the connection was lost, not spoken to in nonsense.
+                    raise asyncio.IncompleteReadError(b"", None) from None
+                raise BadResponse(f"not an HTTP/1.x answer: {_detail(exc)}") from None
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self.reader.read(READ_SIZE)
+            self._hung_up = not data
+            self.protocol.receive_data(data)
+
+
+def _check_head(headers: Sequence[tuple[bytes, bytes]]) -> None:
+    """Refuse an answer whose head is too large to be the manager's, or too large a body."""
+    # h11 bounds only a head still incomplete; one that arrived whole is checked here.
+    if len(headers) > MAX_HEADERS:
+        raise BadResponse(f"more than {MAX_HEADERS} headers")
+    if sum(len(name) + len(value) + 4 for name, value in headers) > MAX_HEAD:
+        raise BadResponse(f"not an HTTP/1.x answer: {_TOO_LONG}")
+    for name, value in headers:
+        if name == b"content-length" and int(value) > MAX_BODY:
+            raise BadResponse(f"an answer of {int(value)} bytes is over the {MAX_BODY} byte limit")
+
+
+_TOO_LONG = f"its status line and headers are over {MAX_HEAD} bytes"
+
+
+def _detail(exc: h11.RemoteProtocolError) -> str:
+    text = str(exc)
+    if "buffer" in text.lower() and "long" in text.lower():
+        return _TOO_LONG
+    return text
 
 
 class HttpClient:
@@ -153,14 +237,13 @@ class HttpClient:
         timeout: float = 30.0,
     ) -> Response:
         """Send one request and read the whole answer within `timeout` seconds."""
-        head = self._head(method, path, body, headers or {})
+        fields = self._headers(headers or {}, body)
+        target = f"{self.target.base_path}{path}"
         async with self._slots:
             connection = await self._connection()
             try:
                 async with asyncio.timeout(timeout):
-                    connection.writer.write(head + (body or b""))
-                    await connection.writer.drain()
-                    response, keep = await _read_response(connection.reader, method)
+                    response = await connection.exchange(method, target, fields, body)
             except TimeoutError:
                 connection.abort()
                 raise ConnectionLost(f"no answer within {timeout:g} s") from None
@@ -170,14 +253,14 @@ class HttpClient:
             except BaseException:
                 connection.abort()
                 raise
-            if keep:
+            if connection.reusable():
                 connection.idle_since = time.monotonic()
                 self._idle.append(connection)
             else:
                 connection.abort()
             return response
 
-    def _head(self, method: str, path: str, body: bytes | None, extra: dict[str, str]) -> bytes:
+    def _headers(self, extra: dict[str, str], body: bytes | None) -> list[tuple[str, str]]:
         fields = {
             "Host": self.target.host_header,
             "User-Agent": self._user_agent,
@@ -186,12 +269,10 @@ class HttpClient:
         }
         if body is not None:
             fields["Content-Length"] = str(len(body))
-        lines = [f"{method} {self.target.base_path}{path} HTTP/1.1"]
         for name, value in fields.items():
             if any(c in name + value for c in "\r\n\0"):
                 raise ValueError(f"header {name!r} holds a line break")
-            lines.append(f"{name}: {value}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return list(fields.items())
 
     async def _connection(self) -> _Connection:
         while self._idle:
@@ -210,7 +291,7 @@ class HttpClient:
                     target.port,
                     ssl=self._ssl,
                     server_hostname=target.host if self._ssl else None,
-                    limit=MAX_LINE,
+                    limit=READ_SIZE,
                 )
         except ssl.SSLCertVerificationError as exc:
             raise CertificateInvalid(exc.verify_message or str(exc)) from None
@@ -226,88 +307,6 @@ class HttpClient:
                 connection.abort()
                 raise CertificateMismatch("the certificate does not match the pinned fingerprint")
         return connection
-
-
-async def _read_response(reader: asyncio.StreamReader, method: str) -> tuple[Response, bool]:
-    """One response from the stream, and whether the connection can carry another."""
-    while True:
-        version, status = _status_line(await _line(reader))
-        headers = await _headers(reader)
-        if not 100 <= status < 200:
-            break  # an interim 1xx answer is followed by the real one
-    connection = headers.get("connection", "").lower()
-    keep = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
-    if method == "HEAD" or status in (204, 304):
-        return Response(status, headers, b""), keep
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        return Response(status, headers, await _chunked(reader)), keep
-    length = headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise BadResponse(f"invalid Content-Length {length[:40]!r}")
-        size = int(length)
-        if size > MAX_BODY:
-            raise BadResponse(f"an answer of {size} bytes is over the {MAX_BODY} byte limit")
-        return Response(status, headers, await reader.readexactly(size)), keep
-    # Neither: the body runs until the server closes the connection.
-    body = await reader.read(MAX_BODY + 1)
-    while body and len(body) <= MAX_BODY and not reader.at_eof():
-        more = await reader.read(MAX_BODY + 1 - len(body))
-        if not more:
-            break
-        body += more
-    if len(body) > MAX_BODY:
-        raise BadResponse(f"an answer over the {MAX_BODY} byte limit")
-    return Response(status, headers, body), False
-
-
-async def _line(reader: asyncio.StreamReader) -> bytes:
-    try:
-        return (await reader.readuntil(b"\r\n"))[:-2]
-    except asyncio.LimitOverrunError:
-        raise BadResponse(f"a header line over {MAX_LINE} bytes") from None
-
-
-def _status_line(line: bytes) -> tuple[str, int]:
-    parts = line.split(b" ", 2)
-    try:
-        version = parts[0].decode("ascii")
-        status = int(parts[1])
-    except (IndexError, ValueError, UnicodeDecodeError):
-        raise BadResponse(f"not an HTTP status line: {line[:60]!r}") from None
-    if version not in ("HTTP/1.1", "HTTP/1.0") or not 100 <= status <= 999:
-        raise BadResponse(f"not an HTTP/1.x status line: {line[:60]!r}")
-    return version, status
-
-
-async def _headers(reader: asyncio.StreamReader) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for _ in range(MAX_HEADERS + 1):
-        line = await _line(reader)
-        if not line:
-            return headers
-        name, colon, value = line.decode("latin-1").partition(":")
-        if not colon or not name or name != name.strip():
-            raise BadResponse(f"not a header line: {line[:60]!r}")
-        headers[name.lower()] = value.strip()
-    raise BadResponse(f"more than {MAX_HEADERS} headers")
-
-
-async def _chunked(reader: asyncio.StreamReader) -> bytes:
-    body = bytearray()
-    while True:
-        size_text = (await _line(reader)).split(b";", 1)[0].strip()
-        if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
-            raise BadResponse(f"invalid chunk size {size_text[:40]!r}")
-        size = int(size_text, 16)
-        if len(body) + size > MAX_BODY:
-            raise BadResponse(f"an answer over the {MAX_BODY} byte limit")
-        if size == 0:
-            await _headers(reader)  # trailers, ignored
-            return bytes(body)
-        body += await reader.readexactly(size)
-        if await reader.readexactly(2) != b"\r\n":
-            raise BadResponse("a chunk is not followed by CRLF")
 
 
 def _describe(exc: BaseException) -> str:

@@ -237,12 +237,15 @@ async def test_an_idle_connection_is_dropped_after_a_while(monkeypatch: pytest.M
     ("answer", "reason"),
     [
         (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "not an HTTP"),
-        (b"HTTP/2 200\r\n\r\n", "not an HTTP/1.x status line"),
-        (b"HTTP/1.1 OK\r\n\r\n", "not an HTTP status line"),
-        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "not a header line"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n", "invalid Content-Length"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
-        (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 20_000 + b"\r\n\r\n", "over 16384 bytes"),
+        (b"HTTP/2 200\r\n\r\n", "not an HTTP/1.x answer: illegal status line"),
+        (b"HTTP/1.1 OK\r\n\r\n", "not an HTTP/1.x answer: illegal status line"),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "illegal header line"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n", "bad Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "illegal chunk header"),
+        (
+            b"HTTP/1.1 200 OK\r\nX: " + b"a" * 20_000 + b"\r\n\r\n",
+            "status line and headers are over 16384 bytes",
+        ),
         (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", "more than 100 headers"),
     ],
 )
