@@ -23,9 +23,15 @@ T = TypeVar("T")
 
 
 async def wait_for(
-    check: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+    check: Callable[[], Awaitable[T | None]],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "",
 ) -> T:
-    """Call `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    """Call `check` until it returns something truthy; fail with `what` after `timeout` seconds.
+
+    A check may answer None while it waits, so the result's type drops the None.
+    """
     deadline = time.monotonic() + timeout
     last: T | None = None
     while time.monotonic() < deadline:
