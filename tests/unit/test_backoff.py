@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -91,6 +92,6 @@ def test_crash_loop_then_stable_run_starts_fast_again() -> None:
         {"stable_after": -1.0},
     ],
 )
-def test_policy_refuses_nonsense(fields: dict[str, float]) -> None:
+def test_policy_refuses_nonsense(fields: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="backoff"):
         BackoffPolicy(**fields)

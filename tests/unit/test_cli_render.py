@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -53,7 +54,7 @@ def test_sizes(megabytes: float, shown: str) -> None:
     assert size(None) == size("12") == size(True) == "-"
 
 
-PROJECTS = {
+PROJECTS: dict[str, dict[str, Any]] = {
     "counter": {
         "project-name": "counter",
         "status": "running",
@@ -107,7 +108,7 @@ def test_status_colours() -> None:
 
 
 def test_nodes_table() -> None:
-    nodes = {
+    nodes: dict[str, dict[str, Any]] = {
         "pi-1": {
             "status": "alive",
             "drained": True,
