@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from textual.coordinate import Coordinate
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, RichLog, Static
+from textual.widgets import DataTable, Input, RichLog, Static, TextArea
 
 from syncopate.client import ManagerClient
 from syncopate.tui.app import SyncopateApp
@@ -96,7 +97,10 @@ def table(app: SyncopateApp, kind: str) -> DataTable[Any]:
 
 def row_names(app: SyncopateApp, kind: str) -> list[str]:
     grid = table(app, kind)
-    return [str(grid.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(grid.row_count)]
+    return [
+        str(grid.coordinate_to_cell_key(Coordinate(i, 0)).row_key.value)
+        for i in range(grid.row_count)
+    ]
 
 
 def cell(app: SyncopateApp, kind: str, name: str, column: str) -> str:
@@ -166,7 +170,7 @@ async def test_start_stop_restart_keys_act_on_the_selected_project(
 
         await until_manager(acted, f"{key} to act on beta")
         assert (await world.status("alpha"))["restart"] == 0, "only the selected project"
-        toasts = lambda: [n.message for n in app._notifications]  # noqa: E731
+        toasts: Callable[[], list[str]] = lambda: [n.message for n in app._notifications]  # noqa: E731
         await until(pilot, lambda: any("1 project(s)" in t for t in toasts()), "a toast")
 
 
@@ -187,7 +191,7 @@ async def test_reset_asks_first(world: World) -> None:
         await pilot.click("#confirm")
 
         async def reset() -> bool:
-            return (await world.status("gamma"))["epoch"] == epoch + 1
+            return bool((await world.status("gamma"))["epoch"] == epoch + 1)
 
         await until_manager(reset, "gamma to be reset")
 
@@ -241,7 +245,7 @@ async def test_add_form_rejects_a_bad_name_and_url_then_adds(world: World) -> No
         # Fixed: it is added, with its variables, and the form closes.
         form.query_one("#field-name", Input).value = "delta"
         form.query_one("#field-url", Input).value = "https://example.com/delta.git"
-        form.query_one("#field-vars").load_text("count=5\nlabel=hall")  # type: ignore[attr-defined]
+        form.query_one("#field-vars", TextArea).load_text("count=5\nlabel=hall")
         form.query_one("#field-url", Input).focus()
         await pilot.press("enter")  # Enter in a field submits the form
         await until(pilot, lambda: not isinstance(app.screen, AddProjectScreen), "form to close")
@@ -352,7 +356,11 @@ async def test_logs_key_follows_the_selected_projects_output(world: World) -> No
         await loaded(pilot, app)
         await select(pilot, app, "projects", "beta")
         owner = world.nodes[(await world.status("beta"))["node"]]
-        lines = {"log-stream": "s1", "log-seq": 0, "log-lines": ["first line", "second line"]}
+        lines: dict[str, Any] = {
+            "log-stream": "s1",
+            "log-seq": 0,
+            "log-lines": ["first line", "second line"],
+        }
         await owner.report("beta", "running", **lines)
         await pilot.press("l")
         screen = await until(
@@ -385,7 +393,7 @@ async def test_command_key_sends_to_the_selected_node_and_shows_the_response(
                 lambda: app.screen if isinstance(app.screen, CommandScreen) else None,
                 "the command dialog",
             )
-            screen.query_one("#code").load_text("print(6 * 7)")  # type: ignore[attr-defined]
+            screen.query_one("#code", TextArea).load_text("print(6 * 7)")
             await pilot.click("#send")
             handed: list[dict[str, Any]] = []
 

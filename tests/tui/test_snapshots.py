@@ -10,9 +10,9 @@ plugin's side-by-side report to `snapshot_report.html`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from textual.pilot import Pilot
 
@@ -64,7 +64,8 @@ def project(name: str, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 PROJECTS: dict[str, dict[str, Any]] = {
-    name: project(name, fields)
+    # The cast: mypy infers `object` for the differently shaped literals below.
+    name: project(name, cast(dict[str, Any], fields))
     for name, fields in {
         "air-quality": {
             "node": "pi-2",
@@ -226,7 +227,7 @@ class ScriptedClient(ManagerClient):
     new to say; `logs` answers with LOG_LINES. Nothing touches the network.
     """
 
-    async def events(self, logs: Any = ()) -> AsyncIterator[dict[str, Any]]:
+    async def events(self, logs: Any = ()) -> AsyncGenerator[dict[str, Any], None]:
         yield SNAPSHOT
         await asyncio.Event().wait()
 
