@@ -94,7 +94,7 @@ def alive(pid: int | None) -> bool:
     if pid is None:
         return False
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 
@@ -133,11 +133,11 @@ async def test_run_sh_convention_and_syncopate_toml(fleet: Fleet) -> None:
         await ctl.add("shell", shell.url)
         await ctl.add("toml", toml.url)
     for name, line in (("shell", "from-run-sh"), ("toml", "from-toml")):
-        await fleet.until(
-            name,
-            lambda p, line=line: p["status"] == "running" and line in p["log-tail"],
-            f"{name} to run and print {line}",
-        )
+
+        def printed(p: dict[str, Any], line: str = line) -> bool:
+            return p["status"] == "running" and line in p["log-tail"]
+
+        await fleet.until(name, printed, f"{name} to run and print {line}")
 
 
 async def test_no_run_command_is_failed_with_the_reason(fleet: Fleet) -> None:
@@ -320,7 +320,7 @@ async def test_a_refused_report_stops_the_copy_before_the_poll_says_why(
         def changed(projects: dict[str, Any]) -> bool:
             if change == "remove":
                 return "counter" not in projects
-            return projects["counter"]["epoch"] > first["epoch"]
+            return bool(projects["counter"]["epoch"] > first["epoch"])
 
         await wait_for(
             lambda: asyncio.sleep(0, held and changed(held[-1])),

@@ -94,9 +94,11 @@ async def test_a_crash_loop_becomes_failed_and_start_clears_it(fleet: Fleet) -> 
     # It stays down: later reports (the agent sends one every 0.2 s) show no new run.
     seen = failed["updated-at"]
     for _ in range(3):
-        later = await fleet.until(
-            "looper", lambda p, seen=seen: p["updated-at"] != seen, "a later report"
-        )
+
+        def newer(p: dict[str, Any], seen: Any = seen) -> bool:
+            return bool(p["updated-at"] != seen)
+
+        later = await fleet.until("looper", newer, "a later report")
         seen = later["updated-at"]
         assert later["status"] == "failed" and later["restarts"] == 4
     assert copies("looper", "pi-1") == set()
@@ -254,10 +256,11 @@ async def test_a_full_disk_on_the_node_is_named_and_the_agent_does_not_spin(
                 cpu_before, wall_before = sum(proc.cpu_times()[:2]), time.monotonic()
                 seen = stuck["updated-at"]
                 for _ in range(10):  # ten more reports, about two seconds
-                    later = await wait_for(
-                        lambda seen=seen: _when(status(), lambda p: p["updated-at"] != seen),
-                        what="a later report",
-                    )
+
+                    async def reported(seen: Any = seen) -> dict[str, Any] | None:
+                        return await _when(status(), lambda p: p["updated-at"] != seen)
+
+                    later = await wait_for(reported, what="a later report")
                     seen = later["updated-at"]
                 share = (sum(proc.cpu_times()[:2]) - cpu_before) / (time.monotonic() - wall_before)
                 print(f"agent CPU while its disk is full: {share:.1%} of one core")

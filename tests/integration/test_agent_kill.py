@@ -374,17 +374,22 @@ async def fleet_under_fire(
         among = on["a"] or running
         target = among[int(pick * len(among))] if among else None
         tally.actions[action] += 1
+        # `target` is None only when nothing runs, and then no action below stops or restarts.
         if action == "restart":
+            assert target is not None
             await ctl.restart([target])
         elif action == "stop-start":
+            assert target is not None
             await ctl.stop([target])
             await ctl.start([target])
         elif action == "toggle":
             if stopped:
                 await ctl.start([stopped[int(pick * len(stopped))]])
             else:
+                assert target is not None
                 await ctl.stop([target])
         elif action == "reset":
+            assert target is not None
             await ctl.reset([target])
         elif action == "add":
             repo = repos[int(pick * len(repos))]

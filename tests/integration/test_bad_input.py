@@ -19,7 +19,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import aiohttp
@@ -81,7 +81,10 @@ async def known(manager: RunningManager) -> AsyncIterator[Known]:
             "alpha",
             "running",
             {"count": 3},
-            **{"log-stream": "known", "log-seq": 0, "log-lines": ["alpha says hi"]},
+            **cast(
+                dict[str, Any],
+                {"log-stream": "known", "log-seq": 0, "log-lines": ["alpha says hi"]},
+            ),
         )
         await ctl.add("beta", BETA_URL, {"n": 1}, start=False)
     pi2 = await SimNode.join(manager.url, "pi-2")

@@ -189,7 +189,7 @@ async def test_cancel_after_collection_is_refused(fleet: Fleet) -> None:
         command_id = await send_one(ctl, "pi-1", "import time; time.sleep(30)", timeout=2)
 
         async def collected() -> bool:
-            return (await ctl.command_show(command_id))["state"] == "collected"
+            return bool((await ctl.command_show(command_id))["state"] == "collected")
 
         await wait_for(collected, what="the command to be collected")
         with pytest.raises(Conflict) as refused:
@@ -345,6 +345,7 @@ async def test_events_announce_command_changes(fleet: Fleet) -> None:
             if info and info["state"] == "responded":
                 break
         await feed.aclose()
+    assert info is not None, "the feed never carried the command"
     assert [s["state"] for s in info["history"]] == ["requested", "collected", "responded"]
     assert info["response"] == "1\n"
 
@@ -387,7 +388,7 @@ async def test_an_agent_stopping_mid_command_says_so(fleet: Fleet) -> None:
         command_id = await send_one(ctl, "pi-1", "import time; time.sleep(60)", timeout=60)
 
         async def collected() -> bool:
-            return (await ctl.command_show(command_id))["state"] == "collected"
+            return bool((await ctl.command_show(command_id))["state"] == "collected")
 
         await wait_for(collected, what="the command to be collected")
         await fleet.stop_agent("pi-1")

@@ -121,7 +121,7 @@ async def test_acknowledged_changes_survive_kill_9(manager: ManagerProcess) -> N
             assert {placed[n] for n in started} == {"pi-a", "pi-b"}, "both nodes should get work"
 
             # The owners report variables (with the epoch they were given).
-            reported = {
+            reported: dict[str, dict[str, Any]] = {
                 "counter": {"count": 41},
                 "weather": {"city": "Oslo", "samples": [1, 2, 3, 4]},
                 "printer": {"jobs": 7},
@@ -412,8 +412,8 @@ async def test_answered_writes_survive_kill_9_mid_stream(manager: ManagerProcess
             stored=progress.adds_acked[-1],
         )
     finally:
-        for client in clients:
-            await client.close()
+        for each in clients:
+            await each.close()
 
 
 # the grace period after a restart -------------------------------------------------------------
@@ -462,14 +462,14 @@ async def test_restarted_manager_gives_nodes_a_full_timeout(tmp_path: Path) -> N
                 # Silent for a whole node-timeout since the restart: now it is dead, and its
                 # project moves to the node that keeps polling.
                 async def quiet_dead() -> bool:
-                    return (await ctl.nodes())["quiet"]["status"] == "dead"
+                    return bool((await ctl.nodes())["quiet"]["status"] == "dead")
 
                 await wait_for(quiet_dead, timeout=timeout + 5, what="the silent node to die")
                 assert time.monotonic() - spawned >= timeout
                 assert (await ctl.nodes())["chatty"]["status"] == "alive"
 
                 async def relay_moved() -> bool:
-                    return (await ctl.status(["relay"]))["relay"]["node"] == "chatty"
+                    return bool((await ctl.status(["relay"]))["relay"]["node"] == "chatty")
 
                 await wait_for(relay_moved, timeout=5, what="relay to move to chatty")
                 relay = (await ctl.status(["relay"]))["relay"]

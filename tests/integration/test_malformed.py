@@ -93,11 +93,12 @@ def deep_form(route: str, field: str, value: str = DEEP) -> Callable[[Known], Re
     """A form for `route` whose `field` is a string nested far too deep."""
 
     def make(k: Known) -> Request:
-        pairs: list[tuple[str, str]] = {
+        forms: dict[str, Callable[[], list[tuple[str, str]]]] = {
             "/node-initialize": lambda: [("syncopate-password", "x"), ("preferred-name", "p")],
             "/node-update": lambda: [p for p in _form_report(k) if p[0] != field],
             "/controller": lambda: [("access-token", k.token), ("action", "add")],
-        }[route]()
+        }
+        pairs = forms[route]()
         return Request(form=[*pairs, (field, value)])
 
     return make

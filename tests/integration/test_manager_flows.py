@@ -149,7 +149,7 @@ async def test_unschedulable_until_a_node_fits(manager: RunningManager) -> None:
     big = await SimNode.join(manager.url, "big-node", ram=8000)
 
     async def placed() -> bool:
-        return (await project(manager, "big"))["node"] == "big-node"
+        return bool((await project(manager, "big"))["node"] == "big-node")
 
     await wait_for(placed, what="big to be placed on big-node")
     for node in (small, big):

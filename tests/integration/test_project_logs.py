@@ -127,7 +127,7 @@ async def test_output_follows_a_project_that_moves(fleet: Fleet) -> None:
         on_pi1 = [f"pi-1 line {i}" for i in range(20)]
 
         async def printed_on_pi1() -> bool:
-            return (await ctl.logs("talker"))["lines"] == on_pi1
+            return bool((await ctl.logs("talker"))["lines"] == on_pi1)
 
         await wait_for(printed_on_pi1, timeout=20, what="the talker's lines from pi-1")
         await fleet.start_agent("pi-2")
@@ -242,7 +242,8 @@ async def test_a_resent_report_adds_no_line_twice(manager: RunningManager) -> No
 async def test_long_lines_are_cut_and_old_reports_still_work(manager: RunningManager) -> None:
     node = await placed_node(manager, "alpha")
     await node.report("alpha", **output("s1", 0, ["x" * 600, "short"]))
-    await node.report("alpha", **{"log-tail": ["seed-style tail"]})  # no log fields
+    no_log_fields: dict[str, Any] = {"log-tail": ["seed-style tail"]}  # no log fields
+    await node.report("alpha", **no_log_fields)
     async with manager.client() as ctl:
         assert (await ctl.logs("alpha"))["lines"] == ["x" * 500, "short"]
         assert (await ctl.status(["alpha"]))["alpha"]["log-tail"] == ["seed-style tail"]

@@ -30,7 +30,7 @@ async def test_sigterm_answers_held_polls_and_exits_zero(tmp_path: Path) -> None
 
         await wait_for(holding, what="the poll to be held")
         code = await asyncio.to_thread(manager.stop)
-        assert code == 0, manager.output()
+        assert code == 0, manager.output
         seen = await asyncio.wait_for(held, timeout=5)
         assert "counter" in seen
         await node.close()

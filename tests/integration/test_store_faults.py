@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -112,7 +112,9 @@ async def known_state(manager: RunningManager) -> AsyncIterator[Known]:
             "alpha",
             "running",
             {"count": 3},
-            **{"log-stream": "s", "log-seq": 0, "log-lines": ["alpha says hi"]},
+            **cast(
+                dict[str, Any], {"log-stream": "s", "log-seq": 0, "log-lines": ["alpha says hi"]}
+            ),
         )
         known = Known(manager, pi1, pi2, pi3, int(requested), int(collected))
         state = manager.state
@@ -231,7 +233,10 @@ async def report_alpha(k: Known) -> Any:
         "alpha",
         "stopped",
         {"count": 99},
-        **{"log-stream": "s", "log-seq": 1, "log-lines": ["refused line"], "exit-code": 1},
+        **cast(
+            dict[str, Any],
+            {"log-stream": "s", "log-seq": 1, "log-lines": ["refused line"], "exit-code": 1},
+        ),
     )
 
 
