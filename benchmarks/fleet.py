@@ -16,34 +16,44 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
-import multiprocessing
-import os
 import re
-import resource
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from array import array
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psutil
 from aiohttp import web
-from common import percentile, syncopate_version, terminate_on_sigterm, verdict
+from harness.procs import (
+    HOST,
+    PASSWORD,
+    PY,
+    Child,
+    Processes,
+    raise_open_file_limit,
+    receive,
+    run_main,
+    start_manager,
+    wait_for_line,
+)
+from harness.stats import (
+    cpu_seconds,
+    ms,
+    percentile,
+    print_header,
+    print_targets,
+    syncopate_version,
+)
 
-HOST = "127.0.0.1"
-PASSWORD = "bench-password"
 STATUS, UPDATE = "/node-status", "/node-update"
 ROUTES = (STATUS, UPDATE)
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -55,43 +65,7 @@ PROJECT_DISK_MB = 0.0
 MAX_FAILURE_NOTES = 20_000
 
 
-# --------------------------------------------------------------------------------------------
-# small helpers
-# --------------------------------------------------------------------------------------------
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
-def raise_open_file_limit(wanted: int) -> int:
-    """Raise RLIMIT_NOFILE's soft limit towards `wanted` (children inherit it); return it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    return soft
-
-
-async def receive(conn: Connection) -> Any:
-    """Await one message on a pipe without a thread (so Ctrl-C never waits on a blocked read)."""
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(conn.fileno(), wake)
-    try:
-        await ready
-    finally:
-        loop.remove_reader(conn.fileno())
-    return conn.recv()
-
-
-# --------------------------------------------------------------------------------------------
-# the simulated nodes (run in worker processes)
-# --------------------------------------------------------------------------------------------
+# --- the simulated nodes (run in worker processes) ------------------------------------------------
 @dataclass
 class SimNode:
     preferred: str
@@ -307,9 +281,7 @@ def worker_main(conn: Connection, connections: int, nofile: int) -> None:
     asyncio.run(Worker(conn, connections).serve())
 
 
-# --------------------------------------------------------------------------------------------
-# the bare reference server (a subprocess: `fleet.py --bare-server`)
-# --------------------------------------------------------------------------------------------
+# --- the bare reference server (a subprocess: `fleet.py --bare-server`) ---------------------------
 def serve_bare() -> None:
     """A tiny aiohttp app: POST anything, the JSON body is parsed, a small JSON comes back."""
 
@@ -326,123 +298,32 @@ def serve_bare() -> None:
     web.run_app(app, sock=sock, access_log=None, print=None, backlog=1024)
 
 
-# --------------------------------------------------------------------------------------------
-# processes: manager, bare server, workers
-# --------------------------------------------------------------------------------------------
-def start_logged(
-    command: list[str], log: Path, pattern: str, timeout: float = 30.0
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a subprocess with output to `log`; wait for a line matching `pattern` (a URL)."""
-    out = log.open("wb")
-    # A session of its own: Ctrl-C reaches only this program, which then ends the subprocess.
-    proc = subprocess.Popen(
-        command,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    out.close()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(pattern, log.read_text(errors="replace"))
-        if found:
-            return proc, found.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    stop_process(proc)
-    raise RuntimeError(f"{command[:4]} did not start; its output:\n{log.read_text()[-2000:]}")
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def start_manager(data_dir: Path, node_timeout: float) -> tuple[subprocess.Popen[bytes], str, str]:
-    command = [
-        sys.executable,
-        "-m",
-        "syncopate",
-        "manager",
-        "serve",
-        "--host",
-        HOST,
-        "--port",
-        "0",
-        "--data-dir",
-        str(data_dir),
-        "--password",
-        PASSWORD,
-        "--node-timeout",
-        f"{node_timeout:g}",
-    ]
-    proc, url = start_logged(
-        command, data_dir.parent / "manager.log", r"Syncopate manager listening on (\S+)"
-    )
-    token = json.loads((data_dir / "controller.json").read_text())["token"]
-    return proc, url, token
-
-
-def start_bare(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--bare-server"]
-    return start_logged(command, tmp / "bare.log", r"bare server listening on (\S+)")
-
-
+# --- the worker processes, from the main process ---
 @dataclass
 class Workers:
-    procs: list[BaseProcess]
-    conns: list[Connection]
+    children: list[Child]
 
     async def ask(self, command: str, *args: Any) -> list[Any]:
         """Send one command to every worker; gather the answers."""
-        for conn in self.conns:
-            conn.send((command, *args))
-        return list(await asyncio.gather(*(receive(c) for c in self.conns)))
-
-    async def ask_one(self, index: int, command: str, *args: Any) -> Any:
-        self.conns[index].send((command, *args))
-        return await receive(self.conns[index])
+        return list(await asyncio.gather(*(c.ask(command, *args) for c in self.children)))
 
     def pids(self) -> list[int]:
-        return [p.pid for p in self.procs if p.pid is not None]
+        return [c.pid for c in self.children]
 
     def stop(self) -> None:
-        for conn in self.conns:
+        for child in self.children:
             with contextlib.suppress(OSError):
-                conn.send(("stop",))
-        for proc in self.procs:
-            proc.join(3)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(3)
-            if proc.is_alive():
-                proc.kill()
+                child.conn.send(("stop",))
+        for child in self.children:
+            child.end(wait=3)
 
 
-def start_workers(count: int, connections: int, nofile: int) -> Workers:
-    context = multiprocessing.get_context("spawn")
-    procs: list[BaseProcess] = []
-    conns: list[Connection] = []
-    for _ in range(count):
-        parent, child = context.Pipe()
-        proc = context.Process(target=worker_main, args=(child, connections, nofile), daemon=True)
-        proc.start()
-        child.close()
-        procs.append(proc)
-        conns.append(parent)
-    return Workers(procs, conns)
+def start_bare(procs: Processes, tmp: Path) -> tuple[int, str]:
+    proc = procs.start([PY, str(Path(__file__).resolve()), "--bare-server"], tmp / "bare.log")
+    return proc.pid, wait_for_line(proc, tmp / "bare.log", r"bare server listening on (\S+)", 30)
 
 
-# --------------------------------------------------------------------------------------------
-# the main process's phases
-# --------------------------------------------------------------------------------------------
+# --- the main process's phases --------------------------------------------------------------------
 @dataclass
 class Bench:
     args: argparse.Namespace
@@ -468,7 +349,7 @@ async def join_nodes(bench: Bench) -> None:
     started = time.monotonic()
     answers = await asyncio.gather(
         *(
-            bench.workers.ask_one(w, "join", bench.url, shares[w], args.interval, base, 32)
+            bench.workers.children[w].ask("join", bench.url, shares[w], args.interval, base, 32)
             for w in range(count)
         )
     )
@@ -577,15 +458,6 @@ class Window:
         return self.cpu_seconds / max(1, self.requests)
 
 
-def cpu_of(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
-    return total
-
-
 async def server_metrics(bench: Bench) -> dict[str, tuple[float, float]]:
     """(sum, count) of the manager's own handler time per node route, from /metrics."""
     async with bench.http.get(f"{bench.url}/metrics") as resp:
@@ -603,12 +475,20 @@ async def measure(bench: Bench, label: str, pid: int, metrics: bool) -> Window:
     args = bench.args
     server = psutil.Process(pid)
     before = await server_metrics(bench) if metrics else {}
-    t0, cpu0, client0 = time.monotonic(), cpu_of([pid]), cpu_of(bench.workers.pids())
+    t0, cpu0, client0 = (
+        time.monotonic(),
+        cpu_seconds(pid),
+        sum(map(cpu_seconds, bench.workers.pids())),
+    )
     rss_max = 0
     while time.monotonic() - t0 < args.duration:
         rss_max = max(rss_max, server.memory_info().rss)
         await asyncio.sleep(min(1.0, max(0.0, args.duration - (time.monotonic() - t0))))
-    t1, cpu1, client1 = time.monotonic(), cpu_of([pid]), cpu_of(bench.workers.pids())
+    t1, cpu1, client1 = (
+        time.monotonic(),
+        cpu_seconds(pid),
+        sum(map(cpu_seconds, bench.workers.pids())),
+    )
     rss_max = max(rss_max, server.memory_info().rss)
     after = await server_metrics(bench) if metrics else {}
     stats = await bench.workers.ask("stats", t0, t1)
@@ -666,7 +546,7 @@ async def silence_nodes(bench: Bench) -> dict[str, float]:
     chosen = set(everyone[step // 2 :: step][: bench.args.dead_nodes])
     answers = await asyncio.gather(
         *(
-            bench.workers.ask_one(w, "silence", sorted(chosen & set(names)))
+            bench.workers.children[w].ask("silence", sorted(chosen & set(names)))
             for w, names in enumerate(bench.names)
         )
     )
@@ -736,7 +616,7 @@ def print_detection(
         print(f"    {name}: NOT declared dead")
 
 
-def print_targets(args: argparse.Namespace, sync: Window, bare: Window, dead: float) -> None:
+def print_verdicts(args: argparse.Namespace, sync: Window, bare: Window, dead: float) -> None:
     p99 = max(percentile(sync.latency[r], 0.99) for r in ROUTES)
     ratio = bare.cpu_per_request / sync.cpu_per_request
     limit = args.node_timeout + 1
@@ -756,9 +636,8 @@ def print_targets(args: argparse.Namespace, sync: Window, bare: Window, dead: fl
         ),
         ("manager RSS < 300 MB", f"{rss:.0f} MB", rss < 300),
     ]
-    print(f"\ntargets (at {scale}; the figures are meant for 5,000 nodes / 10,000 projects)")
-    for text, value, ok in rows:
-        print(f"  {text:58} measured {value:>10}  {verdict(ok)}")
+    title = f"\ntargets (at {scale}; the figures are meant for 5,000 nodes / 10,000 projects)"
+    print_targets(title, rows, width=58, value=10)
     print(
         "  ratio: CPU per request = server process CPU seconds in the window / requests "
         "answered; its inverse is the sustainable throughput per core, so the ratio is also "
@@ -766,13 +645,9 @@ def print_targets(args: argparse.Namespace, sync: Window, bare: Window, dead: fl
     )
 
 
-async def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> None:
+async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
     nofile = raise_open_file_limit(max(4096, args.nodes * 2 + 1024))
-    print("Syncopate fleet benchmark (traffic on 127.0.0.1 only)")
-    print(
-        f"  machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; aiohttp "
-        f"{aiohttp.__version__}; open-file limit {nofile}"
-    )
+    print_header("fleet", f"aiohttp {aiohttp.__version__}", f"open-file limit {nofile}")
     print(
         f"  load: {args.nodes:,} nodes, {args.projects:,} projects, interval {args.interval:g} s, "
         f"node-timeout {args.node_timeout:g} s, window {args.duration:g} s"
@@ -786,32 +661,32 @@ async def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) 
             f"  WARNING: --interval {args.interval:g} s >= --node-timeout {args.node_timeout:g} s: "
             "nodes will be declared dead between their polls"
         )
-    workers = start_workers(args.workers, args.connections, nofile)
-    stack.callback(workers.stop)
-    manager, url, token = start_manager(tmp / "manager", args.node_timeout)
-    stack.callback(stop_process, manager)
-    print(f"\nsetup (manager pid {manager.pid}, {url}, syncopate {syncopate_version()})")
+    spawned = [procs.spawn(worker_main, args.connections, nofile) for _ in range(args.workers)]
+    workers = Workers(spawned)
+    manager = start_manager(procs, tmp / "manager", "--node-timeout", f"{args.node_timeout:g}")
+    url, token = manager.url, manager.token
+    print(f"\nsetup (manager pid {manager.proc.pid}, {url}, syncopate {syncopate_version()})")
     connector = aiohttp.TCPConnector(limit=args.add_concurrency + 4)
     async with aiohttp.ClientSession(connector=connector) as http:
         bench = Bench(args, http, workers, url, token)
         await join_nodes(bench)
         await add_projects(bench)
         await settle(bench)
-        sync = await measure(bench, "syncopate", manager.pid, metrics=True)
+        sync = await measure(bench, "syncopate", manager.proc.pid, metrics=True)
         offered = sync_offered_rate(args)
         print(f"\nSyncopate manager, window {args.duration:g} s")
         print_window(sync, args, offered)
         print("\ndead-node detection")
         dead = await detect_dead(bench)
-        stop_process(manager)  # before the reference, so the two never share the CPUs
-        bare_proc, bare_url = start_bare(tmp)
-        stack.callback(stop_process, bare_proc)
+        procs.stop([manager.proc])  # before the reference, so the two never share the CPUs
+        bare_pid, bare_url = start_bare(procs, tmp)
         await workers.ask("retarget", bare_url)
         await asyncio.sleep(args.interval + 1)
-        bare = await measure(bench, "bare", bare_proc.pid, metrics=False)
+        bare = await measure(bench, "bare", bare_pid, metrics=False)
         print(f"\nbare aiohttp reference ({bare_url}), same nodes, interval and request mix")
         print_window(bare, args, offered)
-    print_targets(args, sync, bare, dead)
+    print_verdicts(args, sync, bare, dead)
+    workers.stop()
 
 
 def sync_offered_rate(args: argparse.Namespace) -> float:
@@ -837,23 +712,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)  # progress shows up in a log file too
     if args.bare_server:
         serve_bare()
         return 0
-    # The stack (subprocesses) is left before the temporary directory is removed.
-    with (
-        terminate_on_sigterm(),
-        tempfile.TemporaryDirectory(prefix="syncopate-bench-") as tmp,
-        contextlib.ExitStack() as stack,
-    ):
-        try:
-            asyncio.run(run(args, Path(tmp), stack))
-        except KeyboardInterrupt:
-            print("\ninterrupted; stopping the subprocesses", file=sys.stderr)
-            return 130
-    return 0
+    return run_main("syncopate-bench-", lambda tmp, procs: run(args, tmp, procs))
 
 
 if __name__ == "__main__":
