@@ -16,15 +16,12 @@ import argparse
 import contextlib
 import importlib
 import importlib.metadata
-import io
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -33,14 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from common import percentile, syncopate_version, terminate_on_sigterm, verdict
+from harness import stats
+from harness.procs import PASSWORD, PY, Manager, Processes, run_main, start_manager
+from harness.stats import MB, cpu_seconds, percentile, print_header, print_targets
 
 from syncopate.node.backoff import BackoffPolicy
 
-HOST = "127.0.0.1"
-PASSWORD = "bench-password"
-PY = sys.executable
-MB = 2**20
 AGENT_INTERVAL = 5.0  # --interval of the agents
 SYNC_INTERVAL = 60.0  # --sync-interval of the agents
 MAIN_NODE_TIMEOUT = 15.0  # the manager's default; parts 1-4
@@ -58,18 +53,13 @@ while True:
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-# --------------------------------------------------------------------------------------------
-# small helpers
-# --------------------------------------------------------------------------------------------
+# --- small helpers ---
 def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
+    return stats.ms(seconds, digits=0)
 
 
 def spread(values: list[float]) -> str:
-    """`p50 X  max Y  (n=N)` in milliseconds."""
-    if not values:
-        return "no samples"
-    return f"p50 {ms(percentile(values, 0.5))}  max {ms(max(values))}  (n={len(values)})"
+    return stats.spread(values, "p50 max", width=0, digits=0)
 
 
 def post_json(url: str, body: dict[str, Any], timeout: float = 10.0) -> tuple[int, dict[str, Any]]:
@@ -106,69 +96,12 @@ def project_command(marker: str) -> str:
     return f"exec {shlex.quote(PY)} sleeper.py {marker}"
 
 
-# --------------------------------------------------------------------------------------------
-# subprocesses
-# --------------------------------------------------------------------------------------------
+# --- subprocesses ---
 @dataclass
-class Subprocesses:
-    """Every subprocess this program started; ended on exit with all their descendants."""
+class Controller(Manager):
+    """A manager asked through its controller API (urllib: this benchmark is synchronous)."""
 
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start(self, command: list[str], log: Path) -> subprocess.Popen[bytes]:
-        with log.open("ab") as out:
-            # A session of its own: Ctrl-C reaches only this program, which ends the process.
-            proc = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.procs.append(proc)
-        return proc
-
-    def stop(self, procs: list[subprocess.Popen[bytes]]) -> None:
-        """SIGTERM (agents stop their projects), then SIGKILL whatever is left of their trees."""
-        descendants: list[psutil.Process] = []
-        for proc in procs:
-            if proc.poll() is None:  # not reaped yet, so its pid is still its own
-                with contextlib.suppress(psutil.Error):
-                    descendants += psutil.Process(proc.pid).children(recursive=True)
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for child in descendants:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-
-    def stop_all(self) -> None:
-        self.stop(self.procs)
-
-
-def wait_for_line(proc: subprocess.Popen[bytes], log: Path, pattern: str, timeout: float) -> str:
-    """Wait until the log has a line matching `pattern`; its first group."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(pattern, log.read_text(errors="replace"))
-        if found:
-            return found.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise RuntimeError(f"{proc.args!r} did not start; its output:\n{log.read_text()[-2000:]}")
-
-
-@dataclass
-class Manager:
-    proc: subprocess.Popen[bytes]
-    url: str
-    token: str
-    node_timeout: float
+    node_timeout: float = 15.0
 
     def ask(self, action: str, **fields: Any) -> dict[str, Any]:
         body = {"access-token": self.token, "action": action, **fields}
@@ -186,19 +119,9 @@ class Manager:
         return None if node is None else str(node["status"])
 
 
-def start_manager(procs: Subprocesses, folder: Path, node_timeout: float) -> Manager:
-    data_dir = folder / "data"
-    command = [
-        *(PY, "-m", "syncopate", "manager", "serve", "--host", HOST, "--port", "0"),
-        *("--data-dir", str(data_dir), "--password", PASSWORD),
-        *("--node-timeout", f"{node_timeout:g}"),
-    ]
-    folder.mkdir(parents=True)
-    log = folder / "manager.log"
-    proc = procs.start(command, log)
-    url = wait_for_line(proc, log, r"Syncopate manager listening on (\S+)", 30)
-    token = json.loads((data_dir / "controller.json").read_text())["token"]
-    return Manager(proc, url.rstrip("/"), token, node_timeout)
+def start_controller(procs: Processes, folder: Path, node_timeout: float) -> Controller:
+    manager = start_manager(procs, folder, "--node-timeout", f"{node_timeout:g}")
+    return Controller(manager.proc, manager.url, manager.token, node_timeout)
 
 
 @dataclass
@@ -212,7 +135,7 @@ class Agent:
         return psutil.Process(self.proc.pid)
 
 
-def start_agent(procs: Subprocesses, manager: Manager, folder: Path, name: str) -> Agent:
+def start_agent(procs: Processes, manager: Controller, folder: Path, name: str) -> Agent:
     """Start `syncopate node join` (again, when `folder` holds its identity); wait until alive."""
     data_dir = folder / name
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -231,9 +154,7 @@ def start_agent(procs: Subprocesses, manager: Manager, folder: Path, name: str) 
     raise RuntimeError(f"agent {name} did not join; its output:\n{log.read_text()[-2000:]}")
 
 
-# --------------------------------------------------------------------------------------------
-# finding a project's process among a parent's children
-# --------------------------------------------------------------------------------------------
+# --- finding a project's process among a parent's children ---
 def child_pids(parent: psutil.Process) -> set[int]:
     with contextlib.suppress(psutil.Error):
         return {child.pid for child in parent.children()}
@@ -309,9 +230,7 @@ def scan_cost(parent: Parent) -> float:
     return (time.perf_counter() - started) / 50
 
 
-# --------------------------------------------------------------------------------------------
-# measurements
-# --------------------------------------------------------------------------------------------
+# --- measurements ---
 @dataclass
 class Usage:
     seconds: float
@@ -329,20 +248,15 @@ class Usage:
         )
 
 
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)  # its own, not its children's
-
-
 def measure_usage(pid: int, seconds: float) -> Usage:
     """CPU (delta / wall) and RSS (sampled each second) of one process only."""
     process = psutil.Process(pid)
-    t0, cpu0 = time.perf_counter(), cpu_seconds(process)
+    t0, cpu0 = time.perf_counter(), cpu_seconds(pid)
     rss: list[int] = []
     while (left := seconds - (time.perf_counter() - t0)) > 0:
         rss.append(process.memory_info().rss)
         time.sleep(min(1.0, left))
-    t1, cpu1 = time.perf_counter(), cpu_seconds(process)
+    t1, cpu1 = time.perf_counter(), cpu_seconds(pid)
     rss.append(process.memory_info().rss)
     return Usage(
         seconds=t1 - t0,
@@ -423,7 +337,7 @@ class AddTiming:
     running: float
 
 
-def timed_add(manager: Manager, agent: Agent, name: str, url: str) -> AddTiming | None:
+def timed_add(manager: Controller, agent: Agent, name: str, url: str) -> AddTiming | None:
     """Add a project; seconds until its process exists on the node and the manager says running."""
     parent = Parent.of(agent.proc.pid)
     known = parent.children()
@@ -441,7 +355,7 @@ def timed_add(manager: Manager, agent: Agent, name: str, url: str) -> AddTiming 
     return None
 
 
-def wait_running(manager: Manager, name: str, timeout: float = 30.0) -> dict[str, Any]:
+def wait_running(manager: Controller, name: str, timeout: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = manager.project(name)
@@ -458,7 +372,7 @@ class Move:
     running: float | None = None  # the manager says running on the other node
 
 
-def power_loss(manager: Manager, holder: Agent, other: Agent, name: str) -> Move:
+def power_loss(manager: Controller, holder: Agent, other: Agent, name: str) -> Move:
     """SIGKILL the holder agent and its project's group; time the project's arrival on `other`."""
     pid = Parent.of(holder.proc.pid).find(name)
     target = Parent.of(other.proc.pid)
@@ -492,9 +406,7 @@ def power_loss(manager: Manager, holder: Agent, other: Agent, name: str) -> Move
     return move
 
 
-# --------------------------------------------------------------------------------------------
-# supervisord
-# --------------------------------------------------------------------------------------------
+# --- supervisord ---
 def supervisor_version() -> str | None:
     try:
         importlib.import_module("supervisor")
@@ -543,7 +455,7 @@ class Comparison:
 
 
 def run_supervisord(
-    procs: Subprocesses, folder: Path, programs: dict[str, Path], args: argparse.Namespace
+    procs: Processes, folder: Path, programs: dict[str, Path], args: argparse.Namespace
 ) -> Comparison | None:
     version = supervisor_version()
     if version is None:
@@ -573,9 +485,7 @@ def run_supervisord(
     return Comparison(version, usage, crashes.latencies, crashes.missed)
 
 
-# --------------------------------------------------------------------------------------------
-# the phases
-# --------------------------------------------------------------------------------------------
+# --- the phases ---
 @dataclass
 class Results:
     idle: Usage | None = None
@@ -589,13 +499,9 @@ class Results:
     supervisord: Comparison | None = None
 
 
-def print_header(args: argparse.Namespace) -> None:
+def print_intro(args: argparse.Namespace) -> None:
     policy = BackoffPolicy()
-    print("Syncopate agent benchmark (traffic on 127.0.0.1 only)")
-    print(
-        f"  machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; psutil "
-        f"{psutil.__version__}; syncopate {syncopate_version()}"
-    )
+    print_header("agent", f"psutil {psutil.__version__}", f"syncopate {stats.syncopate_version()}")
     print(
         f"  agents: --interval {AGENT_INTERVAL:g} --sync-interval {SYNC_INTERVAL:g}; projects "
         f"run `{project_command('NAME')}` (a sleeping Python) from a file:// repository"
@@ -615,7 +521,9 @@ def phase_idle(agent: Agent, args: argparse.Namespace, results: Results) -> None
     print(f"  where its RSS is: {memory_map_summary(agent.proc.pid)}")
 
 
-def phase_add(manager: Manager, agent: Agent, repos: dict[str, str], results: Results) -> list[str]:
+def phase_add(
+    manager: Controller, agent: Agent, repos: dict[str, str], results: Results
+) -> list[str]:
     print(f"\n4. add -> running, {len(repos)} projects one after another (each clones its repo)")
     added = []
     for name, url in repos.items():
@@ -641,7 +549,7 @@ def phase_busy(agent: Agent, count: int, args: argparse.Namespace, results: Resu
 
 
 def phase_crash(
-    manager: Manager, agent: Agent, names: list[str], args: argparse.Namespace, results: Results
+    manager: Controller, agent: Agent, names: list[str], args: argparse.Namespace, results: Results
 ) -> None:
     policy = BackoffPolicy()
     stable = policy.stable_after + 1.0
@@ -671,7 +579,7 @@ def phase_crash(
 
 
 def phase_move(
-    procs: Subprocesses, tmp: Path, url: str, args: argparse.Namespace, results: Results
+    procs: Processes, tmp: Path, url: str, args: argparse.Namespace, results: Results
 ) -> None:
     timeout = args.move_node_timeout
     results.move_timeout = timeout
@@ -679,7 +587,7 @@ def phase_move(
         f"\n5. node power loss -> running elsewhere: a second manager with --node-timeout "
         f"{timeout:g}, two agents; SIGKILL the project's agent and its process group"
     )
-    manager = start_manager(procs, tmp / "manager-move", timeout)
+    manager = start_controller(procs, tmp / "manager-move", timeout)
     folder = tmp / "nodes-move"
     agents = {name: start_agent(procs, manager, folder, name) for name in ("move-a", "move-b")}
     name = "moving"
@@ -709,10 +617,10 @@ def show(seconds: float | None) -> str:
 
 
 def phase_main(
-    procs: Subprocesses, tmp: Path, repos: dict[str, str], args: argparse.Namespace
+    procs: Processes, tmp: Path, repos: dict[str, str], args: argparse.Namespace
 ) -> Results:
     results = Results()
-    manager = start_manager(procs, tmp / "manager", MAIN_NODE_TIMEOUT)
+    manager = start_controller(procs, tmp / "manager", MAIN_NODE_TIMEOUT)
     agent = start_agent(procs, manager, tmp / "nodes", "bench-node")
     print(
         f"\nsetup: manager pid {manager.proc.pid} at {manager.url} (--node-timeout "
@@ -727,9 +635,7 @@ def phase_main(
     return results
 
 
-# --------------------------------------------------------------------------------------------
-# the report
-# --------------------------------------------------------------------------------------------
+# --- the report ---
 def worst(values: list[float | None], missed: int = 0) -> float:
     if missed or not values or any(v is None for v in values):
         return float("inf")
@@ -765,7 +671,7 @@ def print_comparison(results: Results) -> None:
     )
 
 
-def print_targets(results: Results) -> None:
+def print_verdicts(results: Results) -> None:
     idle_rss = results.idle.rss_max if results.idle else float("inf")
     busy_rss = results.busy.rss_max if results.busy else float("inf")
     idle_cpu = results.idle.cpu_percent if results.idle else float("inf")
@@ -785,16 +691,13 @@ def print_targets(results: Results) -> None:
             move <= limit,
         ),
     ]
-    print("\ntargets (RSS and CPU of the agent process only, not its projects; psutil)")
-    for text, value, ok in rows:
-        print(f"  {text:62} measured {value:>9}  {verdict(ok)}")
+    title = "\ntargets (RSS and CPU of the agent process only, not its projects; psutil)"
+    print_targets(title, rows, width=62)
 
 
-# --------------------------------------------------------------------------------------------
-# main
-# --------------------------------------------------------------------------------------------
-def run(args: argparse.Namespace, tmp: Path, procs: Subprocesses) -> None:
-    print_header(args)
+# --- main ---
+def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
+    print_intro(args)
     repo_dirs = {f"bench-{i}": tmp / "repos" / f"bench-{i}" for i in range(1, PROJECTS + 1)}
     repos = {name: make_repo(path) for name, path in repo_dirs.items()}
     move_url = make_repo(tmp / "repos" / "moving")
@@ -807,7 +710,7 @@ def run(args: argparse.Namespace, tmp: Path, procs: Subprocesses) -> None:
     else:
         results.supervisord = run_supervisord(procs, tmp / "supervisord", repo_dirs, args)
     print_comparison(results)
-    print_targets(results)
+    print_verdicts(results)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -826,22 +729,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)  # progress shows up in a log file too
-    procs = Subprocesses()
-    # The subprocesses are ended before the temporary directory is removed.
-    with (
-        terminate_on_sigterm(),
-        tempfile.TemporaryDirectory(prefix="syncopate-agent-bench-") as tmp,
-    ):
-        try:
-            run(args, Path(tmp), procs)
-        except KeyboardInterrupt:
-            print("\ninterrupted; stopping the subprocesses", file=sys.stderr)
-            return 130
-        finally:
-            procs.stop_all()
-    return 0
+    return run_main("syncopate-agent-bench-", lambda tmp, procs: run(args, tmp, procs))
 
 
 if __name__ == "__main__":
