@@ -54,6 +54,7 @@ class Child:
 
     proc: BaseProcess
     conn: Connection
+    timeout: float | None = None  # s to wait for an answer by default; None: no limit
 
     @property
     def pid(self) -> int:
@@ -63,7 +64,7 @@ class Child:
     async def ask(self, command: str, *args: Any, timeout: float | None = None) -> Any:
         """Send `(command, *args)`; the child's answer."""
         self.conn.send((command, *args))
-        return await asyncio.wait_for(receive(self.conn), timeout)
+        return await asyncio.wait_for(receive(self.conn), timeout or self.timeout)
 
     def end(self, wait: float = 10.0) -> None:
         """Give it `wait` s to return by itself, then SIGTERM, then SIGKILL."""
