@@ -5,16 +5,11 @@
     python benchmarks/commands.py --python /usr/bin/python3   # the agents' python3 for commands
 
 It starts a real manager subprocess on 127.0.0.1 and real node agents (`Agent` objects, all in
-one helper process with one asyncio loop, so the manager keeps a process of its own), then:
-
-1. sends `--samples` commands one at a time to one idle, long-polling agent, first a `sh`
-   program, then a `python` one, and reads the manager's own `responded - created` stamps;
-2. joins `--agents` agents and sends `--per-agent` commands to each (fan-out sends, back to
-   back), then waits until every one is responded.
-
-Completion is watched on the /events feed (one WebSocket, as the TUI would hold), so the
-benchmark sends no requests while a round trip is under way. It prints figures next to the
-target, asserts nothing, and ends every subprocess on exit, Ctrl-C and SIGTERM included.
+one helper process: this file with --agent-host), times `--samples` commands one at a time to
+an idle agent (`sh`, then `python`), then `--per-agent` fan-out sends to `--agents` agents;
+completion is watched on /events. benchmarks/README.md says how, step by step. It prints
+figures next to the target, asserts nothing, and ends every subprocess on exit, Ctrl-C and
+SIGTERM included.
 """
 
 from __future__ import annotations

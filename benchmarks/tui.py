@@ -4,23 +4,11 @@
     python benchmarks/tui.py --nodes 100 --projects 500 --batches 5 --renders 1
     python benchmarks/tui.py --profile             # and cProfile tops from the TUI process
 
-It starts a manager subprocess on 127.0.0.1, joins --nodes simulated nodes (/node-initialize, no
-agent-version), adds --projects projects through the controller API (`add`, start), and has each
-node report its projects `running` once (/node-status, then /node-update with the epoch it was
-given). Then it runs `SyncopateApp(url, token, live=True)` headless (`run_test`) in a child
-process, which follows /events for real, and times:
-
-1. the first full render: from the app's start until both tables hold every row of the /events
-   snapshot and the screen has been drawn with them (--renders fresh processes);
-2. batches of --batch-size changed projects given to `app.apply` directly (the TUI's own cost),
-   batches that add and remove a few rows (a table rebuild), every node changed at once, the
-   app's 5 s timers, and batches that go the real way: nodes report new figures, the manager
-   batches them onto /events, the app shows them. What else held the app's event loop in a
-   sample (a full GC, a timer) is named beside it;
-3. the TUI process's RSS (psutil, from this process) once the snapshot is shown, and at the end.
-
-It prints figures next to the targets, asserts nothing, and ends every subprocess on exit, Ctrl-C
-and SIGTERM included.
+This process runs the manager and the simulated nodes and prints; `SyncopateApp` runs headless
+in a child process (`tui_child.py`). It times the first full render, batches of changes (given
+to `app.apply` directly, and the real way through the manager's /events) and the TUI's RSS;
+benchmarks/README.md says how, step by step. It prints figures next to the targets, asserts
+nothing, and ends every subprocess on exit, Ctrl-C and SIGTERM included.
 """
 
 from __future__ import annotations
@@ -68,8 +56,7 @@ def spread(values: list[float]) -> str:
     return stats.spread(values, "p50 max min")
 
 
-# # the manager and the simulated fleet (this process)
-# --------------------------------------------------------------------------------------------
+# --- the manager and the simulated fleet (this process) ---
 @dataclass
 class Placed:
     node: str

@@ -32,7 +32,10 @@ def spaced(names: list[str], count: int, offset: int) -> list[str]:
     return [names[(offset + i * step) % len(names)] for i in range(min(count, len(names)))]
 
 
-def profile_text(profile: cProfile.Profile, title: str, top: int = 25) -> str:
+def profile_text(profile: cProfile.Profile | None, title: str, top: int = 25) -> str:
+    """The profile's tops by cumulative and by own time; "" without a profile."""
+    if profile is None:
+        return ""
     out = io.StringIO()
     out.write(f"--- cProfile: {title} (sorted by cumulative, then by own time) ---\n")
     stats = pstats.Stats(profile, stream=out)
@@ -248,9 +251,13 @@ class Session:
     serial: int = 0
     expect_at: float = 0.0
 
-    async def timed(self, message: dict[str, Any]) -> Sample:
+    async def timed(
+        self, message: dict[str, Any], profiler: cProfile.Profile | None = None
+    ) -> Sample:
         """Apply one message as the feed would; the call, until drawn, CPU until idle."""
         probe = self.probe
+        if profiler:
+            profiler.enable()
         await self.pilot.pause()
         cpu0 = time.process_time()
         start = time.perf_counter()
@@ -261,6 +268,8 @@ class Session:
         cpu = time.process_time() - cpu0
         drawn = probe.first_refresh_after(start)
         end = time.perf_counter()
+        if profiler:
+            profiler.disable()
         return {
             "call": call,
             "drawn": (drawn - start) if drawn is not None else float("nan"),
@@ -291,12 +300,8 @@ class Session:
         profiler = cProfile.Profile() if self.profile else None
         for _ in range(count):
             message = {"type": "changes", "projects": self.changed_projects(size)}
-            if profiler:
-                profiler.enable()
-            samples.append(await self.timed(message))
-            if profiler:
-                profiler.disable()
-        text = profile_text(profiler, f"{count} batches of {size} changed rows") if profiler else ""
+            samples.append(await self.timed(message, profiler))
+        text = profile_text(profiler, f"{count} batches of {size} changed rows")
         return {"samples": samples, "profile": text}
 
     async def cmd_rebuilds(self, count: int, add: int, remove: int) -> dict[str, Any]:
@@ -319,16 +324,12 @@ class Session:
                     changes[new], undo[new] = info, None
                 for name in spaced(names, remove, 7 * i + 3):
                     changes[name], undo[name] = None, model[name]
-            if profiler:
-                profiler.enable()
-            samples.append(await self.timed({"type": "changes", "projects": changes}))
-            if profiler:
-                profiler.disable()
+            samples.append(await self.timed({"type": "changes", "projects": changes}, profiler))
         if undo:
             self.app.apply({"type": "changes", "projects": undo})
             await self.pilot.pause()
         title = f"{count} batches adding and removing {add} and {remove} rows"
-        return {"samples": samples, "profile": profile_text(profiler, title) if profiler else ""}
+        return {"samples": samples, "profile": profile_text(profiler, title)}
 
     async def cmd_nodes_batch(self, count: int) -> dict[str, Any]:
         """Every node with a new contact time: what refresh_nodes applies with a polling fleet."""
