@@ -393,11 +393,7 @@ def print_verdicts(args: argparse.Namespace, sync: Window, bare: Window, dead: f
     scale = f"{args.nodes:,} nodes, {args.projects:,} projects, {args.interval:g} s interval"
     rows = [
         ("p99 of node-status and node-update < 50 ms", f"{ms(p99)}", p99 < 0.05),
-        (
-            "ratio (bare CPU/request) / (Syncopate CPU/request) >= 0.5",
-            f"{ratio:.2f}",
-            ratio >= 0.5,
-        ),
+        ("ratio (bare CPU/request) / (Syncopate CPU/request) >= 0.5", f"{ratio:.2f}", ratio >= 0.5),
         (
             f"dead-node detection <= node-timeout + 1 s = {limit:g} s",
             f"{dead:.2f} s",

@@ -425,32 +425,16 @@ def print_verdicts(results: Results, args: argparse.Namespace) -> None:
     rss = max([r.rss for r in results.renders] + [results.rss_end]) / 2**20
     batch = [s["drawn"] for s in results.batches]
     call = [s["call"] for s in results.batches]
+    render, render_ok = f"{worst_render:.2f} s", worst_render <= TARGET_RENDER
+    p50_call, p50_drawn = percentile(call, 0.5), percentile(batch, 0.5)
+    max_drawn = max(batch, default=float("inf"))
+    batch_of = f"batch of {args.batch_size} changed rows"
     rows = [
-        (
-            f"first full render <= {TARGET_RENDER:g} s (max of {len(renders)})",
-            f"{worst_render:.2f} s",
-            worst_render <= TARGET_RENDER,
-        ),
-        (
-            f"batch of {args.batch_size} changed rows, call, p50",
-            ms(percentile(call, 0.5)),
-            percentile(call, 0.5) <= TARGET_BATCH,
-        ),
-        (
-            f"batch of {args.batch_size} changed rows, until drawn, p50",
-            ms(percentile(batch, 0.5)),
-            percentile(batch, 0.5) <= TARGET_BATCH,
-        ),
-        (
-            f"batch of {args.batch_size} changed rows, until drawn, max",
-            ms(max(batch, default=float("inf"))),
-            max(batch, default=float("inf")) <= TARGET_BATCH,
-        ),
-        (
-            f"TUI RSS <= {TARGET_RSS_MB:g} MB (max seen)",
-            f"{rss:.0f} MB",
-            rss <= TARGET_RSS_MB,
-        ),
+        (f"first full render <= {TARGET_RENDER:g} s (max of {len(renders)})", render, render_ok),
+        (f"{batch_of}, call, p50", ms(p50_call), p50_call <= TARGET_BATCH),
+        (f"{batch_of}, until drawn, p50", ms(p50_drawn), p50_drawn <= TARGET_BATCH),
+        (f"{batch_of}, until drawn, max", ms(max_drawn), max_drawn <= TARGET_BATCH),
+        (f"TUI RSS <= {TARGET_RSS_MB:g} MB (max seen)", f"{rss:.0f} MB", rss <= TARGET_RSS_MB),
     ]
     print_targets(f"\ntargets ({args.nodes:,} nodes, {args.projects:,} projects)", rows, width=52)
     if results.rebuilds:
