@@ -129,10 +129,6 @@ class Agent:
     data_dir: Path
     proc: subprocess.Popen[bytes]
 
-    @property
-    def process(self) -> psutil.Process:
-        return psutil.Process(self.proc.pid)
-
 
 def start_agent(procs: Processes, manager: Controller, folder: Path, name: str) -> Agent:
     """Start `syncopate node join` (again, when `folder` holds its identity); wait until alive."""
