@@ -16,15 +16,12 @@ import argparse
 import contextlib
 import importlib
 import importlib.metadata
-import io
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -33,19 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from common import percentile, syncopate_version, terminate_on_sigterm, verdict
+from agent_watch import POLL, Crashes, Parent, Usage, measure_usage, memory_map_summary, scan_cost
+from harness import stats
+from harness.procs import PASSWORD, PY, Manager, Processes, run_main, start_manager
+from harness.stats import percentile, print_header, print_targets
 
 from syncopate.node.backoff import BackoffPolicy
 
-HOST = "127.0.0.1"
-PASSWORD = "bench-password"
-PY = sys.executable
-MB = 2**20
 AGENT_INTERVAL = 5.0  # --interval of the agents
 SYNC_INTERVAL = 60.0  # --sync-interval of the agents
 MAIN_NODE_TIMEOUT = 15.0  # the manager's default; parts 1-4
-POLL = 0.002  # seconds between two looks at a parent's children
-GAP = 0.3  # seconds between two crashes of different projects
 PROJECTS = 5
 SLEEPER = """\
 # A project that does nothing: it sleeps until it is stopped.
@@ -58,18 +52,13 @@ while True:
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-# --------------------------------------------------------------------------------------------
-# small helpers
-# --------------------------------------------------------------------------------------------
+# --- small helpers ---
 def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
+    return stats.ms(seconds, digits=0)
 
 
 def spread(values: list[float]) -> str:
-    """`p50 X  max Y  (n=N)` in milliseconds."""
-    if not values:
-        return "no samples"
-    return f"p50 {ms(percentile(values, 0.5))}  max {ms(max(values))}  (n={len(values)})"
+    return stats.spread(values, "p50 max", width=0, digits=0)
 
 
 def post_json(url: str, body: dict[str, Any], timeout: float = 10.0) -> tuple[int, dict[str, Any]]:
@@ -106,69 +95,12 @@ def project_command(marker: str) -> str:
     return f"exec {shlex.quote(PY)} sleeper.py {marker}"
 
 
-# --------------------------------------------------------------------------------------------
-# subprocesses
-# --------------------------------------------------------------------------------------------
+# --- subprocesses ---
 @dataclass
-class Subprocesses:
-    """Every subprocess this program started; ended on exit with all their descendants."""
+class Controller(Manager):
+    """A manager asked through its controller API (urllib: this benchmark is synchronous)."""
 
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start(self, command: list[str], log: Path) -> subprocess.Popen[bytes]:
-        with log.open("ab") as out:
-            # A session of its own: Ctrl-C reaches only this program, which ends the process.
-            proc = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.procs.append(proc)
-        return proc
-
-    def stop(self, procs: list[subprocess.Popen[bytes]]) -> None:
-        """SIGTERM (agents stop their projects), then SIGKILL whatever is left of their trees."""
-        descendants: list[psutil.Process] = []
-        for proc in procs:
-            if proc.poll() is None:  # not reaped yet, so its pid is still its own
-                with contextlib.suppress(psutil.Error):
-                    descendants += psutil.Process(proc.pid).children(recursive=True)
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for child in descendants:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-
-    def stop_all(self) -> None:
-        self.stop(self.procs)
-
-
-def wait_for_line(proc: subprocess.Popen[bytes], log: Path, pattern: str, timeout: float) -> str:
-    """Wait until the log has a line matching `pattern`; its first group."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(pattern, log.read_text(errors="replace"))
-        if found:
-            return found.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise RuntimeError(f"{proc.args!r} did not start; its output:\n{log.read_text()[-2000:]}")
-
-
-@dataclass
-class Manager:
-    proc: subprocess.Popen[bytes]
-    url: str
-    token: str
-    node_timeout: float
+    node_timeout: float = 15.0
 
     def ask(self, action: str, **fields: Any) -> dict[str, Any]:
         body = {"access-token": self.token, "action": action, **fields}
@@ -186,19 +118,9 @@ class Manager:
         return None if node is None else str(node["status"])
 
 
-def start_manager(procs: Subprocesses, folder: Path, node_timeout: float) -> Manager:
-    data_dir = folder / "data"
-    command = [
-        *(PY, "-m", "syncopate", "manager", "serve", "--host", HOST, "--port", "0"),
-        *("--data-dir", str(data_dir), "--password", PASSWORD),
-        *("--node-timeout", f"{node_timeout:g}"),
-    ]
-    folder.mkdir(parents=True)
-    log = folder / "manager.log"
-    proc = procs.start(command, log)
-    url = wait_for_line(proc, log, r"Syncopate manager listening on (\S+)", 30)
-    token = json.loads((data_dir / "controller.json").read_text())["token"]
-    return Manager(proc, url.rstrip("/"), token, node_timeout)
+def start_controller(procs: Processes, folder: Path, node_timeout: float) -> Controller:
+    manager = start_manager(procs, folder, "--node-timeout", f"{node_timeout:g}")
+    return Controller(manager.proc, manager.url, manager.token, node_timeout)
 
 
 @dataclass
@@ -207,12 +129,8 @@ class Agent:
     data_dir: Path
     proc: subprocess.Popen[bytes]
 
-    @property
-    def process(self) -> psutil.Process:
-        return psutil.Process(self.proc.pid)
 
-
-def start_agent(procs: Subprocesses, manager: Manager, folder: Path, name: str) -> Agent:
+def start_agent(procs: Processes, manager: Controller, folder: Path, name: str) -> Agent:
     """Start `syncopate node join` (again, when `folder` holds its identity); wait until alive."""
     data_dir = folder / name
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -231,199 +149,13 @@ def start_agent(procs: Subprocesses, manager: Manager, folder: Path, name: str) 
     raise RuntimeError(f"agent {name} did not join; its output:\n{log.read_text()[-2000:]}")
 
 
-# --------------------------------------------------------------------------------------------
-# finding a project's process among a parent's children
-# --------------------------------------------------------------------------------------------
-def child_pids(parent: psutil.Process) -> set[int]:
-    with contextlib.suppress(psutil.Error):
-        return {child.pid for child in parent.children()}
-    return set()
-
-
-def cmdline_words(pid: int) -> list[str] | None:
-    try:
-        return " ".join(psutil.Process(pid).cmdline()).split()
-    except psutil.Error:
-        return None
-
-
-def runs_marker(pid: int, marker: str, parent_cmdline: list[str], timeout: float = 2.0) -> bool:
-    """Whether this child runs the project named `marker`.
-
-    Between fork and exec a child still shows its parent's command line, and during the exec
-    an empty one: wait for the exec then. Anything else (a git process of the agent, say) is
-    not the project.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        words = cmdline_words(pid)
-        if words is None:
-            return False
-        if marker in words:
-            return True
-        if words not in ([], parent_cmdline) or time.monotonic() > deadline:
-            return False
-        time.sleep(0.0005)
-
-
-@dataclass
-class Parent:
-    """A supervising process (an agent, supervisord) and what it runs."""
-
-    process: psutil.Process
-    cmdline: list[str]
-
-    @classmethod
-    def of(cls, pid: int) -> Parent:
-        process = psutil.Process(pid)
-        return cls(process, " ".join(process.cmdline()).split())
-
-    def children(self) -> set[int]:
-        return child_pids(self.process)
-
-    def find(self, marker: str) -> int | None:
-        for pid in sorted(self.children()):
-            if runs_marker(pid, marker, self.cmdline, timeout=0.0):
-                return pid
-        return None
-
-    def new_child(self, marker: str, known: set[int], deadline: float) -> tuple[int, float] | None:
-        """Look every POLL s for a new child that runs `marker`: (pid, perf_counter seen)."""
-        known = set(known)
-        while time.perf_counter() < deadline:
-            pids = self.children()
-            seen = time.perf_counter()
-            for pid in sorted(pids - known):
-                if runs_marker(pid, marker, self.cmdline):
-                    return pid, seen
-                known.add(pid)
-            time.sleep(POLL)
-        return None
-
-
-def scan_cost(parent: Parent) -> float:
-    """Seconds one look at the children takes (the detection resolution is POLL + this)."""
-    started = time.perf_counter()
-    for _ in range(50):
-        parent.children()
-    return (time.perf_counter() - started) / 50
-
-
-# --------------------------------------------------------------------------------------------
-# measurements
-# --------------------------------------------------------------------------------------------
-@dataclass
-class Usage:
-    seconds: float
-    cpu_percent: float  # of one core
-    rss_max: float  # MB
-    rss_last: float
-    uss: float
-    threads: int
-
-    def line(self) -> str:
-        return (
-            f"RSS {self.rss_last:.1f} MB (max {self.rss_max:.1f}), USS {self.uss:.1f} MB, "
-            f"CPU {self.cpu_percent:.2f}% of one core over {self.seconds:.0f} s, "
-            f"{self.threads} threads"
-        )
-
-
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)  # its own, not its children's
-
-
-def measure_usage(pid: int, seconds: float) -> Usage:
-    """CPU (delta / wall) and RSS (sampled each second) of one process only."""
-    process = psutil.Process(pid)
-    t0, cpu0 = time.perf_counter(), cpu_seconds(process)
-    rss: list[int] = []
-    while (left := seconds - (time.perf_counter() - t0)) > 0:
-        rss.append(process.memory_info().rss)
-        time.sleep(min(1.0, left))
-    t1, cpu1 = time.perf_counter(), cpu_seconds(process)
-    rss.append(process.memory_info().rss)
-    return Usage(
-        seconds=t1 - t0,
-        cpu_percent=100 * (cpu1 - cpu0) / (t1 - t0),
-        rss_max=max(rss) / MB,
-        rss_last=rss[-1] / MB,
-        uss=process.memory_full_info().uss / MB,
-        threads=process.num_threads(),
-    )
-
-
-def memory_map_summary(pid: int, top: int = 5) -> str:
-    """Anonymous memory (Python objects) and the largest mapped files (libraries), by RSS."""
-    try:
-        maps = psutil.Process(pid).memory_maps()
-    except (psutil.Error, OSError) as error:
-        return f"unknown ({error})"
-    anonymous = sum(m.rss for m in maps if not m.path.startswith("/")) / MB
-    files = sorted((m for m in maps if m.path.startswith("/")), key=lambda m: -m.rss)
-    named = ", ".join(f"{Path(m.path).name.split('.')[0]} {m.rss / MB:.1f}" for m in files[:top])
-    return f"anonymous {anonymous:.1f} MB; files {named} MB"
-
-
-@dataclass
-class Crashes:
-    """Kill a parent's projects with SIGKILL; time until each one's new process exists."""
-
-    parent: Parent
-    pids: dict[str, int]
-    started: dict[str, float]  # time.time() when each current run began
-    latencies: list[float] = field(default_factory=list)
-    missed: int = 0
-
-    @classmethod
-    def of(cls, parent: Parent, markers: list[str]) -> Crashes:
-        pids: dict[str, int] = {}
-        started: dict[str, float] = {}
-        for marker in markers:
-            pid = parent.find(marker)
-            if pid is None:
-                raise RuntimeError(f"{marker} is not running under pid {parent.process.pid}")
-            pids[marker], started[marker] = pid, psutil.Process(pid).create_time()
-        return cls(parent, pids, started)
-
-    def crash(self, marker: str, timeout: float = 5.0) -> float | None:
-        """SIGKILL the project's process; seconds until its next process exists."""
-        known = self.parent.children() | {self.pids[marker]}
-        t0 = time.perf_counter()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pids[marker], signal.SIGKILL)
-        found = self.parent.new_child(marker, known, t0 + timeout)
-        if found is None:
-            self.missed += 1
-            return None
-        self.pids[marker], self.started[marker] = found[0], time.time()
-        return found[1] - t0
-
-    def series(self, rounds: int, stable_after: float) -> None:
-        """Crash each project `rounds` times, each after a run of at least `stable_after` s."""
-        for _ in range(rounds):
-            for marker in self.pids:
-                time.sleep(max(0.0, self.started[marker] + stable_after - time.time()))
-                latency = self.crash(marker)
-                if latency is not None:
-                    self.latencies.append(latency)
-                time.sleep(GAP)
-
-    def back_to_back(self, marker: str, stable_after: float) -> tuple[float | None, float | None]:
-        """After a stable run, crash a project, then its new process at once: both latencies."""
-        time.sleep(max(0.0, self.started[marker] + stable_after - time.time()))
-        first = self.crash(marker)
-        return first, None if first is None else self.crash(marker)
-
-
 @dataclass
 class AddTiming:
     process: float
     running: float
 
 
-def timed_add(manager: Manager, agent: Agent, name: str, url: str) -> AddTiming | None:
+def timed_add(manager: Controller, agent: Agent, name: str, url: str) -> AddTiming | None:
     """Add a project; seconds until its process exists on the node and the manager says running."""
     parent = Parent.of(agent.proc.pid)
     known = parent.children()
@@ -441,7 +173,7 @@ def timed_add(manager: Manager, agent: Agent, name: str, url: str) -> AddTiming 
     return None
 
 
-def wait_running(manager: Manager, name: str, timeout: float = 30.0) -> dict[str, Any]:
+def wait_running(manager: Controller, name: str, timeout: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = manager.project(name)
@@ -458,7 +190,7 @@ class Move:
     running: float | None = None  # the manager says running on the other node
 
 
-def power_loss(manager: Manager, holder: Agent, other: Agent, name: str) -> Move:
+def power_loss(manager: Controller, holder: Agent, other: Agent, name: str) -> Move:
     """SIGKILL the holder agent and its project's group; time the project's arrival on `other`."""
     pid = Parent.of(holder.proc.pid).find(name)
     target = Parent.of(other.proc.pid)
@@ -492,9 +224,7 @@ def power_loss(manager: Manager, holder: Agent, other: Agent, name: str) -> Move
     return move
 
 
-# --------------------------------------------------------------------------------------------
-# supervisord
-# --------------------------------------------------------------------------------------------
+# --- supervisord ---
 def supervisor_version() -> str | None:
     try:
         importlib.import_module("supervisor")
@@ -543,7 +273,7 @@ class Comparison:
 
 
 def run_supervisord(
-    procs: Subprocesses, folder: Path, programs: dict[str, Path], args: argparse.Namespace
+    procs: Processes, folder: Path, programs: dict[str, Path], args: argparse.Namespace
 ) -> Comparison | None:
     version = supervisor_version()
     if version is None:
@@ -573,9 +303,7 @@ def run_supervisord(
     return Comparison(version, usage, crashes.latencies, crashes.missed)
 
 
-# --------------------------------------------------------------------------------------------
-# the phases
-# --------------------------------------------------------------------------------------------
+# --- the phases ---
 @dataclass
 class Results:
     idle: Usage | None = None
@@ -589,13 +317,9 @@ class Results:
     supervisord: Comparison | None = None
 
 
-def print_header(args: argparse.Namespace) -> None:
+def print_intro(args: argparse.Namespace) -> None:
     policy = BackoffPolicy()
-    print("Syncopate agent benchmark (traffic on 127.0.0.1 only)")
-    print(
-        f"  machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; psutil "
-        f"{psutil.__version__}; syncopate {syncopate_version()}"
-    )
+    print_header("agent", f"psutil {psutil.__version__}", f"syncopate {stats.syncopate_version()}")
     print(
         f"  agents: --interval {AGENT_INTERVAL:g} --sync-interval {SYNC_INTERVAL:g}; projects "
         f"run `{project_command('NAME')}` (a sleeping Python) from a file:// repository"
@@ -615,7 +339,9 @@ def phase_idle(agent: Agent, args: argparse.Namespace, results: Results) -> None
     print(f"  where its RSS is: {memory_map_summary(agent.proc.pid)}")
 
 
-def phase_add(manager: Manager, agent: Agent, repos: dict[str, str], results: Results) -> list[str]:
+def phase_add(
+    manager: Controller, agent: Agent, repos: dict[str, str], results: Results
+) -> list[str]:
     print(f"\n4. add -> running, {len(repos)} projects one after another (each clones its repo)")
     added = []
     for name, url in repos.items():
@@ -641,7 +367,7 @@ def phase_busy(agent: Agent, count: int, args: argparse.Namespace, results: Resu
 
 
 def phase_crash(
-    manager: Manager, agent: Agent, names: list[str], args: argparse.Namespace, results: Results
+    manager: Controller, agent: Agent, names: list[str], args: argparse.Namespace, results: Results
 ) -> None:
     policy = BackoffPolicy()
     stable = policy.stable_after + 1.0
@@ -671,7 +397,7 @@ def phase_crash(
 
 
 def phase_move(
-    procs: Subprocesses, tmp: Path, url: str, args: argparse.Namespace, results: Results
+    procs: Processes, tmp: Path, url: str, args: argparse.Namespace, results: Results
 ) -> None:
     timeout = args.move_node_timeout
     results.move_timeout = timeout
@@ -679,7 +405,7 @@ def phase_move(
         f"\n5. node power loss -> running elsewhere: a second manager with --node-timeout "
         f"{timeout:g}, two agents; SIGKILL the project's agent and its process group"
     )
-    manager = start_manager(procs, tmp / "manager-move", timeout)
+    manager = start_controller(procs, tmp / "manager-move", timeout)
     folder = tmp / "nodes-move"
     agents = {name: start_agent(procs, manager, folder, name) for name in ("move-a", "move-b")}
     name = "moving"
@@ -709,10 +435,10 @@ def show(seconds: float | None) -> str:
 
 
 def phase_main(
-    procs: Subprocesses, tmp: Path, repos: dict[str, str], args: argparse.Namespace
+    procs: Processes, tmp: Path, repos: dict[str, str], args: argparse.Namespace
 ) -> Results:
     results = Results()
-    manager = start_manager(procs, tmp / "manager", MAIN_NODE_TIMEOUT)
+    manager = start_controller(procs, tmp / "manager", MAIN_NODE_TIMEOUT)
     agent = start_agent(procs, manager, tmp / "nodes", "bench-node")
     print(
         f"\nsetup: manager pid {manager.proc.pid} at {manager.url} (--node-timeout "
@@ -727,9 +453,7 @@ def phase_main(
     return results
 
 
-# --------------------------------------------------------------------------------------------
-# the report
-# --------------------------------------------------------------------------------------------
+# --- the report ---
 def worst(values: list[float | None], missed: int = 0) -> float:
     if missed or not values or any(v is None for v in values):
         return float("inf")
@@ -765,7 +489,7 @@ def print_comparison(results: Results) -> None:
     )
 
 
-def print_targets(results: Results) -> None:
+def print_verdicts(results: Results) -> None:
     idle_rss = results.idle.rss_max if results.idle else float("inf")
     busy_rss = results.busy.rss_max if results.busy else float("inf")
     idle_cpu = results.idle.cpu_percent if results.idle else float("inf")
@@ -785,16 +509,13 @@ def print_targets(results: Results) -> None:
             move <= limit,
         ),
     ]
-    print("\ntargets (RSS and CPU of the agent process only, not its projects; psutil)")
-    for text, value, ok in rows:
-        print(f"  {text:62} measured {value:>9}  {verdict(ok)}")
+    title = "\ntargets (RSS and CPU of the agent process only, not its projects; psutil)"
+    print_targets(title, rows, width=62)
 
 
-# --------------------------------------------------------------------------------------------
-# main
-# --------------------------------------------------------------------------------------------
-def run(args: argparse.Namespace, tmp: Path, procs: Subprocesses) -> None:
-    print_header(args)
+# --- main ---
+def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
+    print_intro(args)
     repo_dirs = {f"bench-{i}": tmp / "repos" / f"bench-{i}" for i in range(1, PROJECTS + 1)}
     repos = {name: make_repo(path) for name, path in repo_dirs.items()}
     move_url = make_repo(tmp / "repos" / "moving")
@@ -807,7 +528,7 @@ def run(args: argparse.Namespace, tmp: Path, procs: Subprocesses) -> None:
     else:
         results.supervisord = run_supervisord(procs, tmp / "supervisord", repo_dirs, args)
     print_comparison(results)
-    print_targets(results)
+    print_verdicts(results)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -826,22 +547,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)  # progress shows up in a log file too
-    procs = Subprocesses()
-    # The subprocesses are ended before the temporary directory is removed.
-    with (
-        terminate_on_sigterm(),
-        tempfile.TemporaryDirectory(prefix="syncopate-agent-bench-") as tmp,
-    ):
-        try:
-            run(args, Path(tmp), procs)
-        except KeyboardInterrupt:
-            print("\ninterrupted; stopping the subprocesses", file=sys.stderr)
-            return 130
-        finally:
-            procs.stop_all()
-    return 0
+    return run_main("syncopate-agent-bench-", lambda tmp, procs: run(args, tmp, procs))
 
 
 if __name__ == "__main__":

@@ -14,24 +14,20 @@ asserts nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import percentile, syncopate_version, terminate_on_sigterm, verdict
+from harness.procs import Processes, run_main, start_manager
+from harness.stats import percentile, print_header, print_targets, syncopate_version
 
 from syncopate.client import ManagerClient
 
 TARGET = 0.400  # seconds, median
-LISTENING = re.compile(r"Syncopate manager listening on (https?://\S+)")
 
 
 def command_prefix() -> list[str]:
@@ -40,29 +36,6 @@ def command_prefix() -> list[str]:
         return [str(script)]
     found = shutil.which("syncopate")
     return [found] if found else [sys.executable, "-m", "syncopate"]
-
-
-def start_manager(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "syncopate", "manager", "serve", "--host", "127.0.0.1",
-         "--port", "0", "--data-dir", str(data_dir), "--password", "bench"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        found = LISTENING.search(line)
-        if found:
-            return proc, found.group(1)
-    raise SystemExit(f"the manager exited ({proc.wait()}) before listening")
-
-
-async def add_projects(url: str, token: str, count: int, repo_url: str) -> None:
-    async with ManagerClient(url, token) as client:
-        for i in range(count):
-            await client.add(f"bench-{i:04d}", repo_url, {"n": i}, command="true")
 
 
 def time_runs(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
@@ -76,51 +49,50 @@ def time_runs(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
     return times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--projects", type=int, default=50)
-    args = parser.parse_args()
+async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
     prefix = command_prefix()
-    print("Syncopate CLI start-up benchmark (traffic on 127.0.0.1 only)")
-    print(f"  machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; "
-          f"syncopate {syncopate_version()}")  # fmt: skip
+    print_header("CLI start-up", f"syncopate {syncopate_version()}")
     print(f"  command: {' '.join(prefix)} ...; {args.runs} runs each, the first one included")
-    with tempfile.TemporaryDirectory(prefix="syncopate-cli-bench-") as scratch, \
-            terminate_on_sigterm():  # fmt: skip
-        data_dir = Path(scratch) / "manager"
-        proc, url = start_manager(data_dir)
-        try:
-            token = json.loads((data_dir / "controller.json").read_text())["token"]
-            asyncio.run(add_projects(url, token, args.projects, "https://example.invalid/x.git"))
-            env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
-            env |= {"SYNCOPATE_MANAGER": url, "SYNCOPATE_TOKEN": token, "COLUMNS": "120"}
-            results = {
-                "syncopate --help": time_runs([*prefix, "--help"], env, args.runs),
-                f"syncopate project list ({args.projects} projects)": time_runs(
-                    [*prefix, "project", "list"], env, args.runs
-                ),
-                "syncopate project list --json": time_runs(
-                    [*prefix, "project", "list", "--json"], env, args.runs
-                ),
-            }
-        finally:
-            proc.terminate()
-            proc.wait(10)
-    print()
-    print(f"  {'command':<44} {'median':>8} {'p90':>8} {'max':>8}")
+    manager = start_manager(procs, tmp / "manager")
+    async with ManagerClient(manager.url, manager.token) as client:
+        for i in range(args.projects):
+            await client.add(
+                f"bench-{i:04d}", "https://example.invalid/x.git", {"n": i}, command="true"
+            )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
+    env |= {"SYNCOPATE_MANAGER": manager.url, "SYNCOPATE_TOKEN": manager.token, "COLUMNS": "120"}
+    results = {
+        "syncopate --help": time_runs([*prefix, "--help"], env, args.runs),
+        f"syncopate project list ({args.projects} projects)": time_runs(
+            [*prefix, "project", "list"], env, args.runs
+        ),
+        "syncopate project list --json": time_runs(
+            [*prefix, "project", "list", "--json"], env, args.runs
+        ),
+    }
+    procs.stop([manager.proc])
+    print(f"\n  {'command':<44} {'median':>8} {'p90':>8} {'max':>8}")
     for name, times in results.items():
         print(
             f"  {name:<44} {statistics.median(times) * 1000:>6.0f}ms "
             f"{percentile(times, 0.9) * 1000:>6.0f}ms {max(times) * 1000:>6.0f}ms"
         )
-    print()
-    print("targets (median wall time of a whole run)")
+    rows = []
     for name, times in list(results.items())[:2]:
         median = statistics.median(times)
-        label = f"{name} <= {TARGET * 1000:.0f} ms"
-        print(f"  {label:<62} measured {median * 1000:>5.0f} ms  {verdict(median <= TARGET)}")
+        rows.append(
+            (f"{name} <= {TARGET * 1000:.0f} ms", f"{median * 1000:.0f} ms", median <= TARGET)
+        )
+    print_targets("\ntargets (median wall time of a whole run)", rows, width=62, value=8)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--projects", type=int, default=50)
+    args = parser.parse_args()
+    return run_main("syncopate-cli-bench-", lambda tmp, procs: run(args, tmp, procs))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

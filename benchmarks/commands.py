@@ -5,16 +5,11 @@
     python benchmarks/commands.py --python /usr/bin/python3   # the agents' python3 for commands
 
 It starts a real manager subprocess on 127.0.0.1 and real node agents (`Agent` objects, all in
-one helper process with one asyncio loop, so the manager keeps a process of its own), then:
-
-1. sends `--samples` commands one at a time to one idle, long-polling agent, first a `sh`
-   program, then a `python` one, and reads the manager's own `responded - created` stamps;
-2. joins `--agents` agents and sends `--per-agent` commands to each (fan-out sends, back to
-   back), then waits until every one is responded.
-
-Completion is watched on the /events feed (one WebSocket, as the TUI would hold), so the
-benchmark sends no requests while a round trip is under way. It prints figures next to the
-target, asserts nothing, and ends every subprocess on exit, Ctrl-C and SIGTERM included.
+one helper process: this file with --agent-host), times `--samples` commands one at a time to
+an idle agent (`sh`, then `python`), then `--per-agent` fan-out sends to `--agents` agents;
+completion is watched on /events. benchmarks/README.md says how, step by step. It prints
+figures next to the target, asserts nothing, and ends every subprocess on exit, Ctrl-C and
+SIGTERM included.
 """
 
 from __future__ import annotations
@@ -22,44 +17,44 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
-from common import (
+from harness.procs import (
+    PASSWORD,
+    PY,
     Manager,
+    Processes,
+    raise_open_file_limit,
+    run_main,
+    start_manager,
+)
+from harness.stats import (
+    cpu_seconds,
     ms,
     percentile,
+    print_header,
+    print_targets,
+    spread,
     syncopate_version,
-    terminate_on_sigterm,
-    verdict,
 )
-from common import start_manager as common_start_manager
-from fleet import raise_open_file_limit
 
 from syncopate.client import ManagerClient
 from syncopate.node.agent import Agent, AgentSettings
 from syncopate.node.commands import python_interpreter
 
-HOST = "127.0.0.1"
-PASSWORD = "bench-password"
-PY = sys.executable
 TARGET = 0.020  # seconds: p50 of one command's round trip on loopback
-LISTENING = re.compile(r"Syncopate manager listening on (https?://\S+)")
 SH_CODE = "echo ok"
 PYTHON_CODE = "print(1)"
 FLEET_CODE = 'echo "$$ ok"'
@@ -74,34 +69,9 @@ NOFILE = 65536  # open files in the helper: each running command holds a few pip
 log = logging.getLogger("bench.commands")
 
 
-# --------------------------------------------------------------------------------------------
-# small helpers
-# --------------------------------------------------------------------------------------------
 def stamp(text: str) -> float:
     """Seconds since the epoch of a manager stamp (ISO 8601 UTC, milliseconds, `Z`)."""
     return datetime.fromisoformat(text).timestamp()
-
-
-def spread(values: list[float]) -> str:
-    """`p50 X  p99 Y  min Z  max W  (n=N)` in milliseconds."""
-    if not values:
-        return "no samples"
-    return (
-        f"p50 {ms(percentile(values, 0.5)):>9}  p99 {ms(percentile(values, 0.99)):>9}  "
-        f"min {ms(min(values)):>9}  max {ms(max(values)):>9}  (n={len(values)})"
-    )
-
-
-def cpu_seconds(pid: int, children: bool = False) -> float:
-    """CPU seconds (user + system) a process used so far, with its reaped children's if asked."""
-    try:
-        times = psutil.Process(pid).cpu_times()
-    except psutil.Error:
-        return float("nan")
-    total = times.user + times.system
-    if children:
-        total += times.children_user + times.children_system
-    return float(total)
 
 
 def startup_times(argv: list[str], stdin: bytes | None, runs: int) -> list[float]:
@@ -114,66 +84,7 @@ def startup_times(argv: list[str], stdin: bytes | None, runs: int) -> list[float
     return times
 
 
-# --------------------------------------------------------------------------------------------
-# subprocesses: the manager and the helper processes holding the agents
-# --------------------------------------------------------------------------------------------
-@dataclass
-class Subprocesses:
-    """Every subprocess this program started; ended on exit (helpers first, then the manager)."""
-
-    helpers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    others: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start(
-        self, command: list[str], log_file: Path, helper: bool, env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
-        with log_file.open("ab") as out:
-            # A session of its own: Ctrl-C reaches only this program, which ends the process.
-            proc = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env=env,
-            )
-        (self.helpers if helper else self.others).append(proc)
-        return proc
-
-    @staticmethod
-    def stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
-        """SIGTERM (a helper's agents then leave the manager), SIGKILL after `timeout` s.
-
-        Whatever the process left behind (a command's process group) is killed as well.
-        """
-        if proc.poll() is not None:
-            return
-        descendants: list[psutil.Process] = []
-        with contextlib.suppress(psutil.Error):
-            descendants = psutil.Process(proc.pid).children(recursive=True)
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            print(f"  pid {proc.pid} did not stop within {timeout:g} s; killing it", flush=True)
-            proc.kill()
-            proc.wait()
-        for child in descendants:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-
-    def stop_all(self) -> None:
-        # The agents leave through the manager, so the manager goes last.
-        for proc in [*self.helpers, *self.others]:
-            self.stop(proc, STOP_TIMEOUT if proc in self.helpers else 15.0)
-
-
-def start_manager(procs: Subprocesses, folder: Path) -> Manager:
-    return common_start_manager(
-        lambda argv, log: procs.start(argv, log, helper=False), folder, PASSWORD, host=HOST
-    )
-
-
+# --- the helper processes holding the agents -------------------------------------------------
 @dataclass
 class Helper:
     """A helper process running `names` as Agent objects on one asyncio loop."""
@@ -187,21 +98,21 @@ class Helper:
 
 
 def start_helper(
-    procs: Subprocesses,
-    manager: Manager,
-    folder: Path,
-    names: list[str],
-    env: dict[str, str] | None,
+    procs: Processes, manager: Manager, folder: Path, names: list[str], env: dict[str, str] | None
 ) -> Helper:
     """Start a helper process with one agent per name (environment `env`; None: this one's)."""
     folder.mkdir(parents=True)
     (folder / "names.json").write_text(json.dumps(names), encoding="utf-8")
-    log_file = folder / "helper.log"
     command = [
-        *(PY, str(Path(__file__).resolve()), "--agent-host", str(folder)),
-        *("--manager", manager.url),
+        PY,
+        str(Path(__file__).resolve()),
+        "--agent-host",
+        str(folder),
+        "--manager",
+        manager.url,
     ]
-    return Helper(procs.start(command, log_file, helper=True, env=env), names, log_file)
+    proc = procs.start(command, folder / "helper.log", env=env, stop_timeout=STOP_TIMEOUT)
+    return Helper(proc, names, folder / "helper.log")
 
 
 def agents_python(tmp: Path, chosen: str | None) -> tuple[str, dict[str, str] | None]:
@@ -229,12 +140,11 @@ async def wait_alive(client: ManagerClient, helper: Helper, settle: float = 0.5)
     """Wait until the manager lists every agent of `helper` alive; the seconds it took."""
     started = time.perf_counter()
     deadline = time.monotonic() + JOIN_TIMEOUT
-    wanted = set(helper.names)
     while time.monotonic() < deadline:
         if helper.proc.poll() is not None:
             raise RuntimeError(f"the agents' helper exited; its output:\n{helper.output()}")
         nodes = await client.nodes()
-        if all(nodes.get(name, {}).get("status") == "alive" for name in wanted):
+        if all(nodes.get(name, {}).get("status") == "alive" for name in helper.names):
             took = time.perf_counter() - started
             # Each agent's first poll is answered at once; the next one is the long poll.
             await asyncio.sleep(settle)
@@ -243,18 +153,16 @@ async def wait_alive(client: ManagerClient, helper: Helper, settle: float = 0.5)
     raise RuntimeError(f"agents did not all join in {JOIN_TIMEOUT:g} s:\n{helper.output()}")
 
 
-async def stop_helper(procs: Subprocesses, helper: Helper) -> float:
+async def stop_helper(procs: Processes, helper: Helper) -> float:
     """Stop a helper (its agents leave the manager); the seconds it took."""
     started = time.perf_counter()
-    await asyncio.to_thread(procs.stop, helper.proc, STOP_TIMEOUT)
+    await asyncio.to_thread(procs.stop, [helper.proc])
     return time.perf_counter() - started
 
 
-# --------------------------------------------------------------------------------------------
-# the helper process: many agents on one loop
-# --------------------------------------------------------------------------------------------
 async def host_agents(folder: Path, manager: str) -> None:
-    """Run one Agent per name in `folder/names.json` until SIGTERM or SIGINT; then they leave."""
+    """In the helper: one Agent per name in `folder/names.json` until SIGTERM or SIGINT; then
+    they leave."""
     names: list[str] = json.loads((folder / "names.json").read_text(encoding="utf-8"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -279,16 +187,7 @@ async def host_agents(folder: Path, manager: str) -> None:
             log.error("agent %s ended with %r", agent.settings.name, result)
 
 
-def agent_host_main(folder: Path, manager: str) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    raise_open_file_limit(NOFILE)
-    asyncio.run(host_agents(folder, manager))
-    return 0
-
-
-# --------------------------------------------------------------------------------------------
-# watching commands on /events
-# --------------------------------------------------------------------------------------------
+# --- watching commands on /events -----------------------------------------------------------------
 class Feed:
     """The latest info of every command the /events feed mentioned, by id."""
 
@@ -335,9 +234,7 @@ class Feed:
                     await self.changed.wait()
 
 
-# --------------------------------------------------------------------------------------------
-# where a command's time goes
-# --------------------------------------------------------------------------------------------
+# --- where a command's time goes ------------------------------------------------------------------
 @dataclass
 class Breakdown:
     """Responded commands' times, in seconds, from the manager's stamps and the agent's duration.
@@ -373,9 +270,7 @@ class Breakdown:
         print(f"{indent}  rest (to agent, back)        {spread(self.around)}")
 
 
-# --------------------------------------------------------------------------------------------
-# 1. round trip, one command at a time
-# --------------------------------------------------------------------------------------------
+# --- 1. round trip, one command at a time ---------------------------------------------------------
 @dataclass
 class RoundTrips:
     label: str
@@ -412,9 +307,7 @@ def print_round_trips(result: RoundTrips) -> None:
         )
 
 
-# --------------------------------------------------------------------------------------------
-# 2. a fleet answering commands
-# --------------------------------------------------------------------------------------------
+# --- 2. a fleet answering commands ----------------------------------------------------------------
 @dataclass
 class FleetResult:
     agents: int
@@ -484,29 +377,19 @@ def print_fleet(result: FleetResult, per_agent: int) -> None:
     print(f"  not completed: {result.not_completed}; non-zero exit: {result.times.non_zero}")
 
 
-# --------------------------------------------------------------------------------------------
-# main
-# --------------------------------------------------------------------------------------------
-def print_header(args: argparse.Namespace, interpreter: str) -> None:
-    print("Syncopate command-channel benchmark (traffic on 127.0.0.1 only)")
-    print(
-        f"  machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; "
-        f"syncopate {syncopate_version()}"
-    )
+# --- main -----------------------------------------------------------------------------------------
+async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
+    interpreter, env = agents_python(tmp, args.python)
+    print_header("command-channel", f"syncopate {syncopate_version()}")
     real = os.path.realpath(interpreter)
     shown = interpreter if real == interpreter else f"{interpreter} -> {real}"
     shim = "  (a pyenv shim: slow to start)" if "shims" in Path(interpreter).parts else ""
     print(f"  the agents' python for commands: {shown}{shim}")
     print(f"  --agents {args.agents} --per-agent {args.per_agent} --samples {args.samples}")
-
-
-async def run(args: argparse.Namespace, tmp: Path, procs: Subprocesses) -> None:
-    interpreter, env = agents_python(tmp, args.python)
-    print_header(args, interpreter)
     python_start = startup_times([interpreter, "-"], b"pass", STARTUP_RUNS)
     no_site_start = startup_times([interpreter, "-S", "-"], b"pass", STARTUP_RUNS)
     sh_start = startup_times(["/bin/sh", "-c", "true"], None, STARTUP_RUNS)
-    manager = start_manager(procs, tmp / "manager")
+    manager = start_manager(procs, tmp / "manager", "--log-level", "warning")
     print(f"\nsetup: manager pid {manager.proc.pid} at {manager.url}")
     async with ManagerClient(manager.url, manager.token) as client:
         feed = Feed(client)
@@ -532,31 +415,30 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Subprocesses) -> None:
             print(f"\n2. fleet: {args.agents} agents in one helper process")
             fleet_helper = start_helper(procs, manager, tmp / "fleet", names, env)
             took = await wait_alive(client, fleet_helper, settle=2.0)
-            print(f"  {args.agents} agents (helper pid {fleet_helper.proc.pid}) alive after "
-                  f"{took:.1f} s")  # fmt: skip
-            fleet = await run_fleet(client, feed, manager, fleet_helper, args)
-            print_fleet(fleet, args.per_agent)
+            print(
+                f"  {args.agents} agents (helper pid {fleet_helper.proc.pid}) alive after "
+                f"{took:.1f} s"
+            )
+            print_fleet(await run_fleet(client, feed, manager, fleet_helper, args), args.per_agent)
             took = await stop_helper(procs, fleet_helper)
             print(f"  the {args.agents} agents left in {took:.1f} s")
         finally:
             await feed.stop()
-    print_targets(sh, py, python_start)
-
-
-def print_targets(sh: RoundTrips, py: RoundTrips, python_start: list[float]) -> None:
-    print("\ntargets (the manager's responded - created, one command at a time, idle agent)")
+    rows = []
     for result in (sh, py):
         p50 = percentile(result.times.trips, 0.5) if not result.missed else float("inf")
-        text = f"round trip {result.label}, p50 <= {TARGET * 1000:.0f} ms"
-        print(f"  {text:52} measured {ms(p50):>9}  {verdict(p50 <= TARGET)}")
-    startup = statistics.median(python_start)
+        rows.append(
+            (f"round trip {result.label}, p50 <= {TARGET * 1000:.0f} ms", ms(p50), p50 <= TARGET)
+        )
+    title = "\ntargets (the manager's responded - created, one command at a time, idle agent)"
+    print_targets(title, rows, width=52)
     print(
-        f"  (of the python round trip, {ms(startup)} is the interpreter's bare start-up; "
-        f"the agent's duration p50 is {ms(percentile(py.times.durations, 0.5))})"
+        f"  (of the python round trip, {ms(statistics.median(python_start))} is the interpreter's "
+        f"bare start-up; the agent's duration p50 is {ms(percentile(py.times.durations, 0.5))})"
     )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=100, help="agents in the fleet part")
     parser.add_argument("--per-agent", type=int, default=10, help="commands sent to each agent")
@@ -574,29 +456,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.agents < 1 or args.per_agent < 1 or args.samples < 1:
         parser.error("--agents, --per-agent and --samples must be at least 1")
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.agent_host:
-        return agent_host_main(Path(args.agent_host), args.manager)
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)  # progress shows up in a log file too
-    procs = Subprocesses()
-    # The subprocesses are ended before the temporary directory is removed.
-    with (
-        terminate_on_sigterm(),
-        tempfile.TemporaryDirectory(prefix="syncopate-commands-bench-") as tmp,
-    ):
-        try:
-            asyncio.run(run(args, Path(tmp), procs))
-        except KeyboardInterrupt:
-            print("\ninterrupted; stopping the subprocesses", file=sys.stderr)
-            return 130
-        finally:
-            procs.stop_all()
-    return 0
+    if args.agent_host:  # the helper process
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+        raise_open_file_limit(NOFILE)
+        asyncio.run(host_agents(Path(args.agent_host), args.manager))
+        return 0
+    return run_main("syncopate-commands-bench-", lambda tmp, procs: run(args, tmp, procs))
 
 
 if __name__ == "__main__":

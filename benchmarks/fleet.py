@@ -16,300 +16,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
-import multiprocessing
-import os
 import re
-import resource
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
-from array import array
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psutil
 from aiohttp import web
-from common import percentile, syncopate_version, terminate_on_sigterm, verdict
-
-HOST = "127.0.0.1"
-PASSWORD = "bench-password"
-STATUS, UPDATE = "/node-status", "/node-update"
-ROUTES = (STATUS, UPDATE)
-JSON_HEADERS = {"Content-Type": "application/json"}
-NODE_CAPACITY_MB = 1_000_000.0  # every project fits anywhere
-PROJECT_RAM_MB = 25.0
-# Reported disk use drives placement (least disk first); 0 keeps placement even while projects
-# are added, so no balance moves are needed before measuring.
-PROJECT_DISK_MB = 0.0
-MAX_FAILURE_NOTES = 20_000
-
-
-# --------------------------------------------------------------------------------------------
-# small helpers
-# --------------------------------------------------------------------------------------------
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
-def raise_open_file_limit(wanted: int) -> int:
-    """Raise RLIMIT_NOFILE's soft limit towards `wanted` (children inherit it); return it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    return soft
+from fleet_nodes import ROUTES, worker_main
+from harness.procs import (
+    HOST,
+    PY,
+    Child,
+    Processes,
+    raise_open_file_limit,
+    run_main,
+    start_manager,
+    wait_for_line,
+)
+from harness.stats import (
+    cpu_seconds,
+    ms,
+    percentile,
+    print_header,
+    print_targets,
+    syncopate_version,
+)
 
 
-async def receive(conn: Connection) -> Any:
-    """Await one message on a pipe without a thread (so Ctrl-C never waits on a blocked read)."""
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(conn.fileno(), wake)
-    try:
-        await ready
-    finally:
-        loop.remove_reader(conn.fileno())
-    return conn.recv()
-
-
-# --------------------------------------------------------------------------------------------
-# the simulated nodes (run in worker processes)
-# --------------------------------------------------------------------------------------------
-@dataclass
-class SimNode:
-    preferred: str
-    phase: float  # seconds into each interval at which this node polls
-    name: str = ""
-    token: str = ""
-    projects: dict[str, dict[str, Any]] = field(default_factory=dict)
-    counter: int = 0
-    last_contact: float = 0.0  # monotonic end of its last answered request
-    in_request: bool = False
-    task: asyncio.Task[None] | None = None
-
-
-class Recorder:
-    """Per-request samples (monotonic start, latency, ok) and per-cycle schedule lag."""
-
-    def __init__(self) -> None:
-        self.starts: dict[str, array[float]] = {r: array("d") for r in ROUTES}
-        self.latencies: dict[str, array[float]] = {r: array("d") for r in ROUTES}
-        self.failed: dict[str, array[float]] = {r: array("d") for r in ROUTES}
-        self.notes: list[tuple[float, str]] = []
-        self.lag_times: array[float] = array("d")
-        self.lags: array[float] = array("d")
-
-    def request(self, route: str, start: float, latency: float, failure: str | None) -> None:
-        if failure is None:
-            self.starts[route].append(start)
-            self.latencies[route].append(latency)
-        else:
-            self.failed[route].append(start)
-            if len(self.notes) < MAX_FAILURE_NOTES:
-                self.notes.append((start, failure))
-
-    def lag(self, at: float, late: float) -> None:
-        self.lag_times.append(at)
-        self.lags.append(late)
-
-    def window(self, t0: float, t1: float) -> dict[str, Any]:
-        def inside(times: array[float], values: array[float]) -> list[float]:
-            return [v for t, v in zip(times, values, strict=True) if t0 <= t < t1]
-
-        return {
-            "latency": {r: inside(self.starts[r], self.latencies[r]) for r in ROUTES},
-            "failed": {r: sum(1 for t in self.failed[r] if t0 <= t < t1) for r in ROUTES},
-            "notes": Counter(note for t, note in self.notes if t0 <= t < t1),
-            "lag": inside(self.lag_times, self.lags),
-        }
-
-
-class Worker:
-    """One process's share of the fleet, driven by commands from the main process."""
-
-    def __init__(self, conn: Connection, connections: int) -> None:
-        self.conn = conn
-        self.connections = connections
-        self.url = ""
-        self.interval = 5.0
-        self.base = 0.0
-        self.frozen = False  # reference run: keep the project mix, ignore the answers
-        self.nodes: dict[str, SimNode] = {}
-        self.mix: dict[str, dict[str, dict[str, Any]]] = {}
-        self.record = Recorder()
-        self.session: aiohttp.ClientSession | None = None
-
-    async def serve(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=60)
-        timeout = aiohttp.ClientTimeout(total=60)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            self.session = session
-            while True:
-                try:
-                    command, *args = await receive(self.conn)
-                except EOFError:
-                    break
-                if command == "stop":
-                    break
-                handler: Callable[..., Awaitable[Any]] = getattr(self, f"cmd_{command}")
-                self.conn.send(await handler(*args))
-            await self.cancel(list(self.nodes.values()))
-
-    # commands ---------------------------------------------------------------------------------
-    async def cmd_join(
-        self, url: str, nodes: list[tuple[str, float]], interval: float, base: float, limit: int
-    ) -> dict[str, Any]:
-        self.url, self.interval, self.base = url, interval, base
-        gate = asyncio.Semaphore(limit)
-        failures: Counter[str] = Counter()
-        sims = [SimNode(preferred, phase) for preferred, phase in nodes]
-        await asyncio.gather(*(self.join(sim, gate, failures) for sim in sims))
-        return {"names": [s.name for s in sims if s.name], "failures": failures}
-
-    async def cmd_stats(self, t0: float, t1: float) -> dict[str, Any]:
-        """The window's samples; the request mix is kept for a later reference run."""
-        self.mix = {s.name: dict(s.projects) for s in self.nodes.values()}
-        return self.record.window(t0, t1)
-
-    async def cmd_silence(self, names: list[str]) -> dict[str, float]:
-        """Stop these nodes; answer when each went silent (end of its last answered request)."""
-        now = time.monotonic()
-        sims = [self.nodes[n] for n in names if n in self.nodes]
-        silent_at = {s.name: now if s.in_request else s.last_contact for s in sims}
-        await self.cancel(sims)
-        return silent_at
-
-    async def cmd_retarget(self, url: str) -> int:
-        """Send every node's traffic to another server, keeping each node's project mix."""
-        await self.cancel(list(self.nodes.values()))
-        self.url, self.frozen, self.record = url, True, Recorder()
-        self.base = time.monotonic()
-        for sim in self.nodes.values():
-            sim.projects = self.mix.get(sim.name, sim.projects)
-            self.start(sim)
-        return len(self.nodes)
-
-    # the nodes --------------------------------------------------------------------------------
-    async def join(self, sim: SimNode, gate: asyncio.Semaphore, failures: Counter[str]) -> None:
-        body = {
-            "preferred-name": sim.preferred,
-            "syncopate-password": PASSWORD,
-            "storage": NODE_CAPACITY_MB,
-            "ram": NODE_CAPACITY_MB,
-        }
-        assert self.session is not None
-        async with gate:
-            try:
-                async with self.session.post(f"{self.url}/node-initialize", json=body) as resp:
-                    answer = await resp.json()
-                    if resp.status != 200:
-                        failures[f"HTTP {resp.status}: {answer.get('failure-reasoning')}"] += 1
-                        return
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                failures[type(exc).__name__] += 1
-                return
-        sim.name, sim.token = answer["name"], answer["access-token"]
-        self.nodes[sim.name] = sim
-        self.start(sim)
-
-    def start(self, sim: SimNode) -> None:
-        sim.task = asyncio.create_task(self.run_node(sim))
-
-    async def cancel(self, sims: list[SimNode]) -> None:
-        tasks = [s.task for s in sims if s.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for sim in sims:
-            sim.task = None
-            sim.in_request = False
-
-    async def run_node(self, sim: SimNode) -> None:
-        """Poll at base + phase + k * interval; a slot missed while behind is skipped."""
-        now = time.monotonic()
-        slot = self.base + sim.phase
-        if slot < now:
-            slot += ((now - slot) // self.interval + 1) * self.interval
-        while True:
-            await asyncio.sleep(max(0.0, slot - time.monotonic()))
-            began = time.monotonic()
-            self.record.lag(began, began - slot)
-            await self.cycle(sim)
-            slot += self.interval
-            while slot < time.monotonic():
-                slot += self.interval
-
-    async def cycle(self, sim: SimNode) -> None:
-        answer = await self.post(sim, STATUS, {"name": sim.name, "access-token": sim.token})
-        if answer is not None and not self.frozen:
-            sim.projects = answer.get("projects", {})
-        for project in list(sim.projects.values()):
-            sim.counter += 1
-            report = {
-                "access-token": sim.token,
-                "name": sim.name,
-                "project-name": project["project-name"],
-                "project-url": project["project-url"],
-                # A move asks the node to stop the project first; the node obeys.
-                "status": "stopped" if project.get("desired") == "stopped" else "running",
-                "disk-usage": PROJECT_DISK_MB,
-                "ram-usage": PROJECT_RAM_MB,
-                "persistent-variables": {"n": sim.counter},
-                "epoch": project.get("epoch"),
-            }
-            await self.post(sim, UPDATE, report)
-
-    async def post(self, sim: SimNode, route: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        assert self.session is not None
-        data = json.dumps(body, separators=(",", ":")).encode()
-        failure: str | None = None
-        answer: dict[str, Any] | None = None
-        sim.in_request = True
-        start = time.monotonic()
-        try:
-            async with self.session.post(self.url + route, data=data, headers=JSON_HEADERS) as r:
-                raw = await r.read()
-                if r.status == 200:
-                    answer = json.loads(raw)
-                else:
-                    failure = f"{route} HTTP {r.status}: {raw[:160].decode(errors='replace')}"
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            failure = f"{route} {type(exc).__name__}: {exc}"[:200]
-        end = time.monotonic()
-        sim.in_request = False
-        if failure is None:
-            sim.last_contact = end
-        self.record.request(route, start, end - start, failure)
-        return answer
-
-
-def worker_main(conn: Connection, connections: int, nofile: int) -> None:
-    """Entry point of a worker process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process ends us
-    raise_open_file_limit(nofile)
-    asyncio.run(Worker(conn, connections).serve())
-
-
-# --------------------------------------------------------------------------------------------
-# the bare reference server (a subprocess: `fleet.py --bare-server`)
-# --------------------------------------------------------------------------------------------
+# --- the bare reference server (a subprocess: `fleet.py --bare-server`) ---------------------------
 def serve_bare() -> None:
     """A tiny aiohttp app: POST anything, the JSON body is parsed, a small JSON comes back."""
 
@@ -326,123 +67,32 @@ def serve_bare() -> None:
     web.run_app(app, sock=sock, access_log=None, print=None, backlog=1024)
 
 
-# --------------------------------------------------------------------------------------------
-# processes: manager, bare server, workers
-# --------------------------------------------------------------------------------------------
-def start_logged(
-    command: list[str], log: Path, pattern: str, timeout: float = 30.0
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a subprocess with output to `log`; wait for a line matching `pattern` (a URL)."""
-    out = log.open("wb")
-    # A session of its own: Ctrl-C reaches only this program, which then ends the subprocess.
-    proc = subprocess.Popen(
-        command,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    out.close()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(pattern, log.read_text(errors="replace"))
-        if found:
-            return proc, found.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    stop_process(proc)
-    raise RuntimeError(f"{command[:4]} did not start; its output:\n{log.read_text()[-2000:]}")
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def start_manager(data_dir: Path, node_timeout: float) -> tuple[subprocess.Popen[bytes], str, str]:
-    command = [
-        sys.executable,
-        "-m",
-        "syncopate",
-        "manager",
-        "serve",
-        "--host",
-        HOST,
-        "--port",
-        "0",
-        "--data-dir",
-        str(data_dir),
-        "--password",
-        PASSWORD,
-        "--node-timeout",
-        f"{node_timeout:g}",
-    ]
-    proc, url = start_logged(
-        command, data_dir.parent / "manager.log", r"Syncopate manager listening on (\S+)"
-    )
-    token = json.loads((data_dir / "controller.json").read_text())["token"]
-    return proc, url, token
-
-
-def start_bare(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--bare-server"]
-    return start_logged(command, tmp / "bare.log", r"bare server listening on (\S+)")
-
-
+# --- the worker processes, from the main process ---
 @dataclass
 class Workers:
-    procs: list[BaseProcess]
-    conns: list[Connection]
+    children: list[Child]
 
     async def ask(self, command: str, *args: Any) -> list[Any]:
         """Send one command to every worker; gather the answers."""
-        for conn in self.conns:
-            conn.send((command, *args))
-        return list(await asyncio.gather(*(receive(c) for c in self.conns)))
-
-    async def ask_one(self, index: int, command: str, *args: Any) -> Any:
-        self.conns[index].send((command, *args))
-        return await receive(self.conns[index])
+        return list(await asyncio.gather(*(c.ask(command, *args) for c in self.children)))
 
     def pids(self) -> list[int]:
-        return [p.pid for p in self.procs if p.pid is not None]
+        return [c.pid for c in self.children]
 
     def stop(self) -> None:
-        for conn in self.conns:
+        for child in self.children:
             with contextlib.suppress(OSError):
-                conn.send(("stop",))
-        for proc in self.procs:
-            proc.join(3)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(3)
-            if proc.is_alive():
-                proc.kill()
+                child.conn.send(("stop",))
+        for child in self.children:
+            child.end(wait=3)
 
 
-def start_workers(count: int, connections: int, nofile: int) -> Workers:
-    context = multiprocessing.get_context("spawn")
-    procs: list[BaseProcess] = []
-    conns: list[Connection] = []
-    for _ in range(count):
-        parent, child = context.Pipe()
-        proc = context.Process(target=worker_main, args=(child, connections, nofile), daemon=True)
-        proc.start()
-        child.close()
-        procs.append(proc)
-        conns.append(parent)
-    return Workers(procs, conns)
+def start_bare(procs: Processes, tmp: Path) -> tuple[int, str]:
+    proc = procs.start([PY, str(Path(__file__).resolve()), "--bare-server"], tmp / "bare.log")
+    return proc.pid, wait_for_line(proc, tmp / "bare.log", r"bare server listening on (\S+)", 30)
 
 
-# --------------------------------------------------------------------------------------------
-# the main process's phases
-# --------------------------------------------------------------------------------------------
+# --- the main process's phases --------------------------------------------------------------------
 @dataclass
 class Bench:
     args: argparse.Namespace
@@ -468,7 +118,7 @@ async def join_nodes(bench: Bench) -> None:
     started = time.monotonic()
     answers = await asyncio.gather(
         *(
-            bench.workers.ask_one(w, "join", bench.url, shares[w], args.interval, base, 32)
+            bench.workers.children[w].ask("join", bench.url, shares[w], args.interval, base, 32)
             for w in range(count)
         )
     )
@@ -577,15 +227,6 @@ class Window:
         return self.cpu_seconds / max(1, self.requests)
 
 
-def cpu_of(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
-    return total
-
-
 async def server_metrics(bench: Bench) -> dict[str, tuple[float, float]]:
     """(sum, count) of the manager's own handler time per node route, from /metrics."""
     async with bench.http.get(f"{bench.url}/metrics") as resp:
@@ -603,12 +244,20 @@ async def measure(bench: Bench, label: str, pid: int, metrics: bool) -> Window:
     args = bench.args
     server = psutil.Process(pid)
     before = await server_metrics(bench) if metrics else {}
-    t0, cpu0, client0 = time.monotonic(), cpu_of([pid]), cpu_of(bench.workers.pids())
+    t0, cpu0, client0 = (
+        time.monotonic(),
+        cpu_seconds(pid),
+        sum(map(cpu_seconds, bench.workers.pids())),
+    )
     rss_max = 0
     while time.monotonic() - t0 < args.duration:
         rss_max = max(rss_max, server.memory_info().rss)
         await asyncio.sleep(min(1.0, max(0.0, args.duration - (time.monotonic() - t0))))
-    t1, cpu1, client1 = time.monotonic(), cpu_of([pid]), cpu_of(bench.workers.pids())
+    t1, cpu1, client1 = (
+        time.monotonic(),
+        cpu_seconds(pid),
+        sum(map(cpu_seconds, bench.workers.pids())),
+    )
     rss_max = max(rss_max, server.memory_info().rss)
     after = await server_metrics(bench) if metrics else {}
     stats = await bench.workers.ask("stats", t0, t1)
@@ -666,7 +315,7 @@ async def silence_nodes(bench: Bench) -> dict[str, float]:
     chosen = set(everyone[step // 2 :: step][: bench.args.dead_nodes])
     answers = await asyncio.gather(
         *(
-            bench.workers.ask_one(w, "silence", sorted(chosen & set(names)))
+            bench.workers.children[w].ask("silence", sorted(chosen & set(names)))
             for w, names in enumerate(bench.names)
         )
     )
@@ -736,7 +385,7 @@ def print_detection(
         print(f"    {name}: NOT declared dead")
 
 
-def print_targets(args: argparse.Namespace, sync: Window, bare: Window, dead: float) -> None:
+def print_verdicts(args: argparse.Namespace, sync: Window, bare: Window, dead: float) -> None:
     p99 = max(percentile(sync.latency[r], 0.99) for r in ROUTES)
     ratio = bare.cpu_per_request / sync.cpu_per_request
     limit = args.node_timeout + 1
@@ -744,11 +393,7 @@ def print_targets(args: argparse.Namespace, sync: Window, bare: Window, dead: fl
     scale = f"{args.nodes:,} nodes, {args.projects:,} projects, {args.interval:g} s interval"
     rows = [
         ("p99 of node-status and node-update < 50 ms", f"{ms(p99)}", p99 < 0.05),
-        (
-            "ratio (bare CPU/request) / (Syncopate CPU/request) >= 0.5",
-            f"{ratio:.2f}",
-            ratio >= 0.5,
-        ),
+        ("ratio (bare CPU/request) / (Syncopate CPU/request) >= 0.5", f"{ratio:.2f}", ratio >= 0.5),
         (
             f"dead-node detection <= node-timeout + 1 s = {limit:g} s",
             f"{dead:.2f} s",
@@ -756,9 +401,8 @@ def print_targets(args: argparse.Namespace, sync: Window, bare: Window, dead: fl
         ),
         ("manager RSS < 300 MB", f"{rss:.0f} MB", rss < 300),
     ]
-    print(f"\ntargets (at {scale}; the figures are meant for 5,000 nodes / 10,000 projects)")
-    for text, value, ok in rows:
-        print(f"  {text:58} measured {value:>10}  {verdict(ok)}")
+    title = f"\ntargets (at {scale}; the figures are meant for 5,000 nodes / 10,000 projects)"
+    print_targets(title, rows, width=58, value=10)
     print(
         "  ratio: CPU per request = server process CPU seconds in the window / requests "
         "answered; its inverse is the sustainable throughput per core, so the ratio is also "
@@ -766,13 +410,9 @@ def print_targets(args: argparse.Namespace, sync: Window, bare: Window, dead: fl
     )
 
 
-async def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> None:
+async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
     nofile = raise_open_file_limit(max(4096, args.nodes * 2 + 1024))
-    print("Syncopate fleet benchmark (traffic on 127.0.0.1 only)")
-    print(
-        f"  machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; aiohttp "
-        f"{aiohttp.__version__}; open-file limit {nofile}"
-    )
+    print_header("fleet", f"aiohttp {aiohttp.__version__}", f"open-file limit {nofile}")
     print(
         f"  load: {args.nodes:,} nodes, {args.projects:,} projects, interval {args.interval:g} s, "
         f"node-timeout {args.node_timeout:g} s, window {args.duration:g} s"
@@ -786,32 +426,32 @@ async def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) 
             f"  WARNING: --interval {args.interval:g} s >= --node-timeout {args.node_timeout:g} s: "
             "nodes will be declared dead between their polls"
         )
-    workers = start_workers(args.workers, args.connections, nofile)
-    stack.callback(workers.stop)
-    manager, url, token = start_manager(tmp / "manager", args.node_timeout)
-    stack.callback(stop_process, manager)
-    print(f"\nsetup (manager pid {manager.pid}, {url}, syncopate {syncopate_version()})")
+    spawned = [procs.spawn(worker_main, args.connections, nofile) for _ in range(args.workers)]
+    workers = Workers(spawned)
+    manager = start_manager(procs, tmp / "manager", "--node-timeout", f"{args.node_timeout:g}")
+    url, token = manager.url, manager.token
+    print(f"\nsetup (manager pid {manager.proc.pid}, {url}, syncopate {syncopate_version()})")
     connector = aiohttp.TCPConnector(limit=args.add_concurrency + 4)
     async with aiohttp.ClientSession(connector=connector) as http:
         bench = Bench(args, http, workers, url, token)
         await join_nodes(bench)
         await add_projects(bench)
         await settle(bench)
-        sync = await measure(bench, "syncopate", manager.pid, metrics=True)
+        sync = await measure(bench, "syncopate", manager.proc.pid, metrics=True)
         offered = sync_offered_rate(args)
         print(f"\nSyncopate manager, window {args.duration:g} s")
         print_window(sync, args, offered)
         print("\ndead-node detection")
         dead = await detect_dead(bench)
-        stop_process(manager)  # before the reference, so the two never share the CPUs
-        bare_proc, bare_url = start_bare(tmp)
-        stack.callback(stop_process, bare_proc)
+        procs.stop([manager.proc])  # before the reference, so the two never share the CPUs
+        bare_pid, bare_url = start_bare(procs, tmp)
         await workers.ask("retarget", bare_url)
         await asyncio.sleep(args.interval + 1)
-        bare = await measure(bench, "bare", bare_proc.pid, metrics=False)
+        bare = await measure(bench, "bare", bare_pid, metrics=False)
         print(f"\nbare aiohttp reference ({bare_url}), same nodes, interval and request mix")
         print_window(bare, args, offered)
-    print_targets(args, sync, bare, dead)
+    print_verdicts(args, sync, bare, dead)
+    workers.stop()
 
 
 def sync_offered_rate(args: argparse.Namespace) -> float:
@@ -837,23 +477,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)  # progress shows up in a log file too
     if args.bare_server:
         serve_bare()
         return 0
-    # The stack (subprocesses) is left before the temporary directory is removed.
-    with (
-        terminate_on_sigterm(),
-        tempfile.TemporaryDirectory(prefix="syncopate-bench-") as tmp,
-        contextlib.ExitStack() as stack,
-    ):
-        try:
-            asyncio.run(run(args, Path(tmp), stack))
-        except KeyboardInterrupt:
-            print("\ninterrupted; stopping the subprocesses", file=sys.stderr)
-            return 130
-    return 0
+    return run_main("syncopate-bench-", lambda tmp, procs: run(args, tmp, procs))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,3 @@
+"""The harness the benchmarks share: `procs` starts and ends processes (a manager, agents,
+helpers, multiprocessing children) and runs a benchmark's main; `stats` measures processes and
+prints figures (percentiles, spreads, the header, the targets table)."""
