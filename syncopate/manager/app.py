@@ -34,7 +34,13 @@ from syncopate.errors import (
     TooManyAttempts,
     Unauthorized,
 )
-from syncopate.manager.auth import JoinThrottle, hash_secret, secret_matches
+from syncopate.manager.auth import (
+    JoinThrottle,
+    bearer,
+    check_controller_token,
+    hash_secret,
+    secret_matches,
+)
 from syncopate.manager.cluster import Cluster, ClusterSettings
 from syncopate.manager.commands import CommandBook, command_info
 from syncopate.manager.events import EventHub
@@ -68,11 +74,6 @@ from syncopate.variables import VariablesTooLarge
 log = logging.getLogger("syncopate.manager")
 # aiohttp's HTTP-level log (a request it could not parse, an exception it caught), see make_runner.
 http_log = logging.getLogger("syncopate.manager.http")
-
-CONTROLLER_TOKEN_KEY = "controller-token-hash"
-CONTROLLER_USER_KEY = "controller-token-user"  # the name behind the main controller token
-USER_TOKEN_PREFIX = "controller-token:"  # + a person's name: the hash of their own token
-DEFAULT_CONTROLLER_USER = "admin"
 
 # The seed's result fields, by route: (result key, information key).
 RESULT_FIELDS: dict[str, tuple[str, str]] = {
@@ -324,31 +325,11 @@ async def node_leave(request: web.Request) -> web.Response:
 
 
 # controller -----------------------------------------------------------------------------------
-def check_controller_token(state: ManagerState, token: str | None) -> str:
-    """The name behind a controller token (the main one, or a person's); else Unauthorized."""
-    store = state.store
-    if token:
-        stored = store.get_meta(CONTROLLER_TOKEN_KEY) or ""
-        if stored and secret_matches(token, stored):
-            return store.get_meta(CONTROLLER_USER_KEY) or DEFAULT_CONTROLLER_USER
-        for key, user_hash in store.meta_with_prefix(USER_TOKEN_PREFIX):
-            if secret_matches(token, user_hash):
-                return key[len(USER_TOKEN_PREFIX) :]
-    raise Unauthorized("controller token refused; use the token from `syncopate manager token`")
-
-
-def bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return None
-
-
 async def controller(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = await read_body(request)
     call = parse(ControllerRequest, body)
-    user = check_controller_token(state, bearer(request) or call.access_token)
+    user = check_controller_token(state.store, bearer(request.headers) or call.access_token)
     cluster = state.cluster
     action = call.action
     route = request.path
@@ -535,7 +516,7 @@ def authenticate_hw(state: ManagerState, hw: HwCredentials) -> tuple[NodeRecord,
             )
         return node, node.name, True
     try:
-        who = check_controller_token(state, hw.pword)
+        who = check_controller_token(state.store, hw.pword)
     except Unauthorized:
         raise Unauthorized(
             f"wrong pword for {hw.user!r}: a device sends its access token, a controller "
@@ -588,7 +569,8 @@ def followed_logs(request: web.Request) -> frozenset[str]:
 
 async def events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    check_controller_token(state, bearer(request) or request.query.get("access-token"))
+    token = bearer(request.headers) or request.query.get("access-token")
+    check_controller_token(state.store, token)
     logs = followed_logs(request)
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
