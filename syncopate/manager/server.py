@@ -18,7 +18,7 @@ from aiohttp import web
 
 from syncopate import validate
 from syncopate.errors import ConfigError
-from syncopate.manager.app import ManagerSettings, make_app, make_runner
+from syncopate.manager.app import make_app, make_runner
 from syncopate.manager.auth import (
     CONTROLLER_TOKEN_KEY,
     CONTROLLER_USER_KEY,
@@ -27,6 +27,7 @@ from syncopate.manager.auth import (
     new_password,
     new_token,
 )
+from syncopate.manager.context import ManagerSettings
 from syncopate.manager.store import Store
 from syncopate.paths import write_private, write_private_json
 
