@@ -21,7 +21,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from syncopate.errors import NotFound, RequestError, TooManyAttempts
 from syncopate.manager.auth import JoinThrottle, hash_secret
 from syncopate.manager.cluster import Cluster, ClusterSettings
-from syncopate.manager.commands import CommandBook, command_info
+from syncopate.manager.command_wire import command_info, commands_info
+from syncopate.manager.commands import CommandBook
 from syncopate.manager.context import STATE, ManagerSettings, ManagerState, failure
 from syncopate.manager.events import EventHub
 from syncopate.manager.routes.controller import controller
@@ -147,7 +148,7 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
         return {
             "projects": cluster.status([]),
             "nodes": cluster.node_table(),
-            "commands": {str(c.id): command_info(c) for c in book_ref[0].recent()},
+            "commands": commands_info(book_ref[0].recent()),
         }
 
     hub = EventHub(snapshot, lookup, settings.events_interval)

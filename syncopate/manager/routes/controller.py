@@ -15,9 +15,8 @@ from aiohttp import web
 
 from syncopate.errors import InvalidRequest
 from syncopate.manager.auth import bearer, check_controller_token
-from syncopate.manager.commands import command_info
+from syncopate.manager.command_wire import commands_info
 from syncopate.manager.context import STATE, ManagerState, parse, read_body, success
-from syncopate.manager.records import CommandRecord
 from syncopate.protocol import (
     ACTIONS,
     DEFAULT_LOG_LINES,
@@ -148,15 +147,11 @@ def _node_forget(call: Call) -> web.Response:
 
 
 # the command channel --------------------------------------------------------------------------
-def _commands(*commands: CommandRecord) -> dict[str, dict[str, Any]]:
-    return {str(c.id): command_info(c) for c in commands}
-
-
 def _command_send(call: Call) -> web.Response:
     sent = call.state.commands.send(call.user, parse(CommandSend, call.body))
     where = ", ".join(c.node for c in sent)
     return call.answer(
-        information=f"sent {len(sent)} command(s) to {where}", commands=_commands(*sent)
+        information=f"sent {len(sent)} command(s) to {where}", commands=commands_info(sent)
     )
 
 
@@ -164,7 +159,7 @@ def _command_list(call: Call) -> web.Response:
     found, more = call.state.commands.find(parse(CommandQuery, call.body))
     return call.answer(
         information=f"{len(found)} command(s)" + (", more before" if more else ""),
-        commands=_commands(*found),
+        commands=commands_info(found),
         more=more,
         **{"next-before": found[-1].id if more and found else None},
     )
@@ -172,19 +167,23 @@ def _command_list(call: Call) -> web.Response:
 
 def _command_show(call: Call) -> web.Response:
     command = call.state.commands.get(parse(CommandRef, call.body).id)
-    return call.answer(commands=_commands(command))
+    return call.answer(commands=commands_info([command]))
 
 
 def _command_analyze(call: Call) -> web.Response:
     parse(CommandRef, call.body)  # a bad id is the one complaint, as for the other commands
     analyzed = parse(CommandAnalyze, call.body)
     command = call.state.commands.analyze(analyzed.id, analyzed.analysis, call.user)
-    return call.answer(information=f"command {command.id} analyzed", commands=_commands(command))
+    return call.answer(
+        information=f"command {command.id} analyzed", commands=commands_info([command])
+    )
 
 
 def _command_cancel(call: Call) -> web.Response:
     command = call.state.commands.cancel(parse(CommandRef, call.body).id, call.user)
-    return call.answer(information=f"command {command.id} canceled", commands=_commands(command))
+    return call.answer(
+        information=f"command {command.id} canceled", commands=commands_info([command])
+    )
 
 
 # Every action of protocol.ACTIONS, in its order, and its handler (a unit test holds them equal).

@@ -20,25 +20,13 @@ from syncopate.errors import (
     Unauthorized,
 )
 from syncopate.manager.auth import check_controller_token, secret_matches
+from syncopate.manager.command_wire import blank_device_status
 from syncopate.manager.context import STATE, ManagerState, client_address, parse, read_body
 from syncopate.manager.records import NodeRecord
 from syncopate.protocol import CommandSend, HwCredentials, HwRequest
 
 DEVICE_OPERATIONS = frozenset({"status_query", "hw_command_retrieval", "hw_response_provide"})
 CONTROLLER_OPERATIONS = frozenset({"status_query", "hw_command_request", "server_analysis_provide"})
-
-
-def blank_device_status(user: str) -> dict[str, Any]:
-    """The seed's status fields when the caller may not see the device's."""
-    return {
-        "user": user,
-        "state": None,
-        "command": "",
-        "hw_command": "",
-        "hw_response": "",
-        "server_analysis": "",
-        "time": "",
-    }
 
 
 async def hw_supervisor(request: web.Request) -> web.Response:
