@@ -19,7 +19,6 @@ from aiohttp import WSCloseCode, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from syncopate.errors import NotFound, RequestError, TooManyAttempts
-from syncopate.manager.auth import JoinThrottle, hash_secret
 from syncopate.manager.cluster import Cluster, ClusterSettings
 from syncopate.manager.command_wire import command_info, commands_info
 from syncopate.manager.commands import CommandBook
@@ -167,17 +166,7 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
         margin=settings.command_margin,
     )
     book_ref.append(book)
-    state = ManagerState(
-        settings=settings,
-        store=store,
-        cluster=cluster,
-        hub=hub,
-        commands=book,
-        throttle=JoinThrottle(
-            max_failures=settings.join_max_failures, lockout=settings.join_lockout
-        ),
-        password_hash=hash_secret(settings.password),
-    )
+    state = ManagerState(settings, store, cluster, hub, book)
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
     app[STATE] = state
     app.router.add_post("/node-initialize", node_initialize)

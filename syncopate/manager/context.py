@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from syncopate import literal
 from syncopate.errors import InvalidRequest, TooLarge
-from syncopate.manager.auth import JoinThrottle
+from syncopate.manager.auth import JoinThrottle, hash_secret
 from syncopate.manager.cluster import Cluster
 from syncopate.manager.commands import CommandBook
 from syncopate.manager.events import EventHub
@@ -64,14 +64,21 @@ class ManagerState:
     hub: EventHub
     commands: CommandBook
     metrics: Metrics = field(default_factory=Metrics)
-    throttle: JoinThrottle = field(default_factory=JoinThrottle)
-    password_hash: str = ""
+    throttle: JoinThrottle = field(init=False)  # these two from the settings: see below
+    password_hash: str = field(init=False)
     started: float = field(default_factory=time.monotonic)
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
     # /node-status answers carry (run, sequence) so that an agent can drop an answer older
     # than one it applied already (one held through a partition and delivered late).
     run: str = field(default_factory=lambda: secrets.token_hex(8))
     answers: Iterator[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.throttle = JoinThrottle(
+            max_failures=settings.join_max_failures, lockout=settings.join_lockout
+        )
+        self.password_hash = hash_secret(settings.password)  # the password is kept only hashed
 
 
 STATE = web.AppKey("state", ManagerState)
