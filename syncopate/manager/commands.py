@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from syncopate.errors import Conflict, InvalidRequest, NotFound, StoreFailed
-from syncopate.manager.cluster import did_you_mean
+from syncopate.manager.cluster import Clock, Notify, did_you_mean
 from syncopate.manager.command_wire import SEED_STATES, command_order, device_status, utc_now_ms
 from syncopate.manager.records import CommandRecord, CommandStep, NodeRecord
 from syncopate.manager.store import Store
@@ -36,9 +36,6 @@ from syncopate.states import (
     NodeStatus,
     command_transition_allowed,
 )
-
-Clock = Callable[[], float]
-Notify = Callable[[str, str], None]
 
 WAITING_STATES = frozenset({CommandState.REQUESTED, CommandState.COLLECTED})
 # A lite device holds one command until it is analyzed, canceled or timed out (the seed's rule).
