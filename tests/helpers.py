@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from syncopate.client import ManagerClient
-from syncopate.manager.app import STATE, ManagerSettings, ManagerState, make_app, make_runner
+from syncopate.manager.app import make_app, make_runner
+from syncopate.manager.context import STATE, ManagerSettings, ManagerState
 from syncopate.manager.server import rotate_controller_token
 from syncopate.manager.store import Store
 

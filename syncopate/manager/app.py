@@ -1,139 +1,45 @@
-"""The manager's aiohttp application: routes that translate HTTP to cluster calls and back.
+"""The manager's aiohttp application: the factory, its route table, middleware and runner.
 
-Handlers hold no rules: they parse the wire model, call the cluster, and answer. Domain errors
-become HTTP statuses in one middleware, which also fills in the seed's result fields.
+`make_app` wires the store, the cluster, the command book and the event hub together and
+registers the routes (in routes/: one module per kind of caller). Handlers hold no rules: they
+parse the wire model, call the cluster, and answer. Domain errors become HTTP statuses in one
+middleware, which also fills in the seed's result fields and times every request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
 import logging
-import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 from aiohttp.http_exceptions import HttpProcessingError
-from pydantic import BaseModel, ValidationError
 
-from syncopate import __version__, literal, validate
-from syncopate.errors import (
-    Conflict,
-    Forbidden,
-    InvalidRequest,
-    NotAllowed,
-    NotFound,
-    RequestError,
-    TooLarge,
-    TooManyAttempts,
-    Unauthorized,
-)
-from syncopate.manager.auth import JoinThrottle, hash_secret, secret_matches
+from syncopate.errors import NotFound, RequestError, TooManyAttempts
 from syncopate.manager.cluster import Cluster, ClusterSettings
-from syncopate.manager.commands import CommandBook, command_info
+from syncopate.manager.command_wire import command_info, commands_info
+from syncopate.manager.commands import CommandBook
+from syncopate.manager.context import STATE, ManagerSettings, ManagerState, failure
 from syncopate.manager.events import EventHub
-from syncopate.manager.metrics import Metrics
-from syncopate.manager.openapi import document as openapi_document
-from syncopate.manager.records import NodeRecord
-from syncopate.manager.store import Store
-from syncopate.protocol import (
-    ACTIONS,
-    DEFAULT_LOG_LINES,
-    MAX_BODY_BYTES,
-    MAX_WAIT_SECONDS,
-    AddProject,
-    CommandAnalyze,
-    CommandQuery,
-    CommandRef,
-    CommandResultRequest,
-    CommandSend,
-    ControllerRequest,
-    HwCredentials,
-    HwRequest,
-    InitializeRequest,
-    LeaveRequest,
-    RemoveProject,
-    StatusRequest,
-    UpdateRequest,
-    describe_validation_error,
+from syncopate.manager.routes.controller import controller
+from syncopate.manager.routes.devices import hw_supervisor
+from syncopate.manager.routes.feeds import events, health, metrics, openapi
+from syncopate.manager.routes.nodes import (
+    node_command_result,
+    node_initialize,
+    node_leave,
+    node_status,
+    node_update,
 )
-from syncopate.variables import VariablesTooLarge
+from syncopate.manager.store import Store
+from syncopate.protocol import MAX_BODY_BYTES
 
 log = logging.getLogger("syncopate.manager")
 # aiohttp's HTTP-level log (a request it could not parse, an exception it caught), see make_runner.
 http_log = logging.getLogger("syncopate.manager.http")
-
-CONTROLLER_TOKEN_KEY = "controller-token-hash"
-CONTROLLER_USER_KEY = "controller-token-user"  # the name behind the main controller token
-USER_TOKEN_PREFIX = "controller-token:"  # + a person's name: the hash of their own token
-DEFAULT_CONTROLLER_USER = "admin"
-
-# The seed's result fields, by route: (result key, information key).
-RESULT_FIELDS: dict[str, tuple[str, str]] = {
-    "/node-initialize": ("initialization-result", "failure-reasoning"),
-    "/node-update": ("update-result", "update-info"),
-}
-DEFAULT_RESULT_FIELDS = ("request-status", "request-information")
-
-
-@dataclass(frozen=True)
-class ManagerSettings:
-    data_dir: Path
-    password: str
-    node_timeout: float = 15.0
-    join_max_failures: int = 5
-    join_lockout: float = 60.0
-    events_interval: float = 0.1
-    # Extra seconds a collected command gets beyond its run timeout before it is timed out:
-    # the node ends the program at the timeout, then needs a moment to send the response.
-    command_margin: float = 10.0
-
-
-@dataclass
-class ManagerState:
-    """What the handlers share; one per application."""
-
-    settings: ManagerSettings
-    store: Store
-    cluster: Cluster
-    hub: EventHub
-    commands: CommandBook
-    metrics: Metrics = field(default_factory=Metrics)
-    throttle: JoinThrottle = field(default_factory=JoinThrottle)
-    password_hash: str = ""
-    started: float = field(default_factory=time.monotonic)
-    sockets: set[web.WebSocketResponse] = field(default_factory=set)
-    # /node-status answers carry (run, sequence) so that an agent can drop an answer older
-    # than one it applied already (one held through a partition and delivered late).
-    run: str = field(default_factory=lambda: secrets.token_hex(8))
-    answers: Iterator[int] = field(default_factory=itertools.count)
-
-
-STATE = web.AppKey("state", ManagerState)
-
-
-def failure(route: str, message: str, status: int, **extra: Any) -> web.Response:
-    """An error answer carrying the seed's result fields for `route`."""
-    result_key, info_key = RESULT_FIELDS.get(route, DEFAULT_RESULT_FIELDS)
-    body = {result_key: "failure", info_key: message, "error": message, **extra}
-    return web.json_response(body, status=status)
-
-
-def success(route: str, **data: Any) -> web.Response:
-    result_key, info_key = RESULT_FIELDS.get(route, DEFAULT_RESULT_FIELDS)
-    info = data.pop("information", "")
-    body: dict[str, Any] = {result_key: "success"}
-    if info_key != "failure-reasoning":
-        body[info_key] = info
-    body.update(data)
-    return web.json_response(body)
-
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -183,472 +89,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = failure(request.path, "internal error in the manager (see its log)", 500)
     state.metrics.observe(route, response.status, time.perf_counter() - started)
     return response
-
-
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-async def read_body(request: web.Request) -> dict[str, Any]:
-    """The request body as a dict: JSON, or a form whose repeated keys become lists.
-
-    The one reader of request bodies: whatever the bytes, it returns a dict or raises a
-    RequestError (413 over the size limit, 400 otherwise), never anything that becomes a 500.
-    """
-    if request.content_type in FORM_TYPES:
-        return await _read_form(request)
-    raw = await request.read()
-    if not raw.strip():
-        raise InvalidRequest("request body is empty; send a JSON object")
-    try:
-        data = literal.loads_json(raw)
-    except literal.LiteralError as exc:
-        raise InvalidRequest(f"malformed JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest(f"request body must be a JSON object, not {type(data).__name__}")
-    return data
-
-
-async def _read_form(request: web.Request) -> dict[str, Any]:
-    try:
-        form = await request.post()
-    except (web.HTTPException, ConnectionError):
-        raise  # 413 over the limit; a client gone (the middleware says so in one line)
-    except Exception as exc:
-        # Anything else aiohttp's form parsers raise is about the bytes the client sent: a bad
-        # multipart structure or part header line (ValueError, AssertionError), an unknown
-        # charset (LookupError), undecodable text, an unknown transfer encoding (RuntimeError).
-        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise InvalidRequest(f"malformed {request.content_type} form body: {detail}") from None
-    body: dict[str, Any] = {}
-    for key in form:
-        values = form.getall(key)
-        if any(not isinstance(v, str) for v in values):
-            raise InvalidRequest(f"form field {key!r} is a file or a non-text part; send text")
-        body[key] = values if len(values) > 1 else values[0]
-    return body
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse(model: type[M], data: Any) -> M:
-    """Validate wire data into a model, or raise InvalidRequest naming the bad fields."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        message = describe_validation_error(exc)
-        if any(isinstance(e.get("ctx", {}).get("error"), VariablesTooLarge) for e in exc.errors()):
-            raise TooLarge(message) from None
-        raise InvalidRequest(message) from None
-
-
-def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
-
-
-def transport_open(request: web.Request) -> bool:
-    return request.transport is not None and not request.transport.is_closing()
-
-
-# node routes ----------------------------------------------------------------------------------
-async def node_initialize(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    address = client_address(request)
-    now = time.monotonic()
-    wait = state.throttle.retry_after(address, now)
-    if wait > 0:
-        raise TooManyAttempts(
-            f"too many wrong passwords from {address}; try again in {wait:.0f}s", wait
-        )
-    body = await read_body(request)
-    join = parse(InitializeRequest, body)
-    if not secret_matches(join.syncopate_password, state.password_hash):
-        state.throttle.failed(address, now)
-        raise Unauthorized("wrong syncopate-password; ask the manager's owner for the password")
-    state.throttle.succeeded(address)
-    name, token = state.cluster.initialize(join, address)
-    log.info("node %s joined from %s", name, address)
-    return success(request.path, name=name, **{"access-token": token})
-
-
-async def node_status(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    poll = parse(StatusRequest, await read_body(request))
-    cluster = state.cluster
-    node = cluster.authenticate_node(poll.name, poll.access_token)
-    cluster.touch(node, client_address(request))
-    if poll.wait:
-        limit = min(poll.wait, MAX_WAIT_SECONDS, cluster.settings.node_timeout / 2)
-        await cluster.wait_for_change(node.name, limit)
-        if not transport_open(request):
-            # The node went away while we held its request; do not count this as contact.
-            return web.json_response({}, status=499)
-        cluster.touch(node)
-    # Only Syncopate's agent runs commands; a seed node would drop them unanswered, so
-    # for one they stay requested and time out as not collected, which says what happened.
-    # Collected first: it is a write, and one the store refuses (503) must leave this node's
-    # long poll unanswered, as if the request had not come.
-    commands = state.commands.collect(node.name) if node.agent_version else None
-    answer = cluster.assignments(node)
-    answer["manager-run"], answer["sequence"] = state.run, next(state.answers)
-    if commands is not None:
-        answer["commands"] = commands
-    return web.json_response(answer)
-
-
-async def node_update(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    report = parse(UpdateRequest, await read_body(request))
-    node = state.cluster.authenticate_node(report.name, report.access_token)
-    state.cluster.touch(node, client_address(request))
-    state.cluster.update(node, report)
-    return success(request.path)
-
-
-async def node_command_result(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    result = parse(CommandResultRequest, await read_body(request))
-    node = state.cluster.authenticate_node(result.name, result.access_token)
-    state.cluster.touch(node, client_address(request))
-    command = state.commands.respond(node.name, result)
-    return success(request.path, information=f"command {command.id} responded")
-
-
-async def node_leave(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    leave = parse(LeaveRequest, await read_body(request))
-    node = state.cluster.authenticate_node(leave.name, leave.access_token)
-    moved = state.cluster.leave(node)
-    log.info("node %s left; moving %d project(s)", node.name, len(moved))
-    return success(request.path, information=f"moving {len(moved)} project(s)", projects=moved)
-
-
-# controller -----------------------------------------------------------------------------------
-def check_controller_token(state: ManagerState, token: str | None) -> str:
-    """The name behind a controller token (the main one, or a person's); else Unauthorized."""
-    store = state.store
-    if token:
-        stored = store.get_meta(CONTROLLER_TOKEN_KEY) or ""
-        if stored and secret_matches(token, stored):
-            return store.get_meta(CONTROLLER_USER_KEY) or DEFAULT_CONTROLLER_USER
-        for key, user_hash in store.meta_with_prefix(USER_TOKEN_PREFIX):
-            if secret_matches(token, user_hash):
-                return key[len(USER_TOKEN_PREFIX) :]
-    raise Unauthorized("controller token refused; use the token from `syncopate manager token`")
-
-
-def bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return None
-
-
-async def controller(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    body = await read_body(request)
-    call = parse(ControllerRequest, body)
-    user = check_controller_token(state, bearer(request) or call.access_token)
-    cluster = state.cluster
-    action = call.action
-    route = request.path
-    if action.startswith("command-"):
-        return command_action(state, action, body, user, route)
-    if action == "status":
-        return success(route, projects=cluster.status(call.projects))
-    if action == "nodes":
-        return success(route, nodes=cluster.node_table())
-    if action == "logs":
-        if len(call.projects) != 1:
-            raise InvalidRequest(
-                f"action logs needs exactly one project name in `projects`, "
-                f"not {len(call.projects)}"
-            )
-        return success(route, **cluster.logs(call.projects[0], call.lines or DEFAULT_LOG_LINES))
-    if action == "add":
-        spec = parse(AddProject, _project_field(call))
-        project = cluster.add(spec)
-        where = (
-            f"placed on {project.node}"
-            if project.node
-            else f"not placed: {project.reason or project.status.value}"
-        )
-        return success(
-            route,
-            information=f"added {project.name}; {where}",
-            projects={project.name: cluster.project_info(project)},
-        )
-    if action == "remove":
-        spec_remove = parse(RemoveProject, _project_field(call))
-        cluster.remove(spec_remove)
-        return success(route, information=f"removed {spec_remove.name}")
-    if action in ("start", "stop", "restart", "reset"):
-        names = getattr(cluster, action)(call.projects)
-        verb = {"start": "started", "stop": "stopped", "restart": "restarted", "reset": "reset"}
-        return success(
-            route,
-            information=f"{verb[action]} {len(names)} project(s)",
-            projects=cluster.status(names) if names else {},
-        )
-    if action in ("node-drain", "node-undrain", "node-forget"):
-        if not call.node:
-            raise InvalidRequest(f"action {action} needs `node`: the node's name")
-        if action == "node-drain":
-            moving = cluster.drain(call.node)
-            return success(route, information=f"draining {call.node}", projects=moving)
-        if action == "node-undrain":
-            cluster.undrain(call.node)
-            return success(route, information=f"{call.node} accepts projects again")
-        cluster.forget(call.node)
-        return success(route, information=f"forgot {call.node}")
-    raise InvalidRequest(f"unknown action {action!r}; one of: {', '.join(ACTIONS)}")
-
-
-def command_action(
-    state: ManagerState, action: str, body: dict[str, Any], user: str, route: str
-) -> web.Response:
-    """The command channel's controller actions; `user` is the name behind the token."""
-    book = state.commands
-    if action == "command-send":
-        sent = book.send(user, parse(CommandSend, body))
-        where = ", ".join(c.node for c in sent)
-        return success(
-            route,
-            information=f"sent {len(sent)} command(s) to {where}",
-            commands={str(c.id): command_info(c) for c in sent},
-        )
-    if action == "command-list":
-        found, more = book.find(parse(CommandQuery, body))
-        return success(
-            route,
-            information=f"{len(found)} command(s)" + (", more before" if more else ""),
-            commands={str(c.id): command_info(c) for c in found},
-            more=more,
-            **{"next-before": found[-1].id if more and found else None},
-        )
-    ref = parse(CommandRef, body)
-    if action == "command-show":
-        command = book.get(ref.id)
-        return success(route, commands={str(command.id): command_info(command)})
-    if action == "command-analyze":
-        analyzed = parse(CommandAnalyze, body)
-        command = book.analyze(analyzed.id, analyzed.analysis, user)
-        return success(
-            route,
-            information=f"command {command.id} analyzed",
-            commands={str(command.id): command_info(command)},
-        )
-    if action == "command-cancel":
-        command = book.cancel(ref.id, user)
-        return success(
-            route,
-            information=f"command {command.id} canceled",
-            commands={str(command.id): command_info(command)},
-        )
-    raise InvalidRequest(f"unknown action {action!r}; one of: {', '.join(ACTIONS)}")
-
-
-def _project_field(call: ControllerRequest) -> dict[str, Any]:
-    if call.project is None:
-        raise InvalidRequest(f"action {call.action} needs `project`: an object with name and url")
-    if not isinstance(call.project, dict):
-        raise InvalidRequest("`project` must be an object")
-    return call.project
-
-
-# lite devices: the hardware_synchronizer seed's protocol -------------------------------------
-DEVICE_OPERATIONS = frozenset({"status_query", "hw_command_retrieval", "hw_response_provide"})
-CONTROLLER_OPERATIONS = frozenset({"status_query", "hw_command_request", "server_analysis_provide"})
-
-
-def blank_device_status(user: str) -> dict[str, Any]:
-    """The seed's status fields when the caller may not see the device's."""
-    return {
-        "user": user,
-        "state": None,
-        "command": "",
-        "hw_command": "",
-        "hw_response": "",
-        "server_analysis": "",
-        "time": "",
-    }
-
-
-async def hw_supervisor(request: web.Request) -> web.Response:
-    """GET|POST /hw_supervisor: every answer is the device's status fields (DESIGN section 7).
-
-    `user`/`pword` are a device's node name and token (the device's side: status, retrieval,
-    response), or a device's name and a controller token (the requesting side: status, request,
-    analysis). Parameters come as a query string or a form.
-    """
-    state = request.app[STATE]
-    params: dict[str, Any] = dict(request.query)
-    if request.method == "POST" and request.body_exists:
-        params.update(await read_body(request))
-    user_field = str(params.get("user", ""))[:256]
-    shown: str | None = None  # the device whose fields the caller may see
-    try:
-        # Who asks comes first: a caller who may see the device gets its fields on any error.
-        node, who, as_device = authenticate_hw(state, parse(HwCredentials, params))
-        shown = node.name
-        hw = parse(HwRequest, params)
-        if request.method == "GET" and hw.command != "status_query":
-            raise NotAllowed(f"{hw.command} changes the device's state: send it with POST")
-        allowed = DEVICE_OPERATIONS if as_device else CONTROLLER_OPERATIONS
-        if hw.command not in allowed:
-            side = "the device" if as_device else "a controller"
-            others = ", ".join(sorted(allowed - {"status_query"}))
-            raise Forbidden(f"{hw.command} is not for {side}; {side} sends {others}")
-        if as_device:
-            state.cluster.touch(node, client_address(request))
-        # Only now that the request is sound: the node is a device from here on.
-        state.cluster.mark_lite(node)
-        information = hw_operation(state, node, who, hw)
-        body = {
-            **state.commands.device_status(node.name),
-            "request-status": "success",
-            "request-information": information,
-        }
-        return web.json_response(body)
-    except RequestError as exc:
-        fields = state.commands.device_status(shown) if shown else blank_device_status(user_field)
-        body = {
-            **fields,
-            "request-status": "failure",
-            "request-information": exc.message,
-            "error": exc.message,
-        }
-        return web.json_response(body, status=exc.status)
-
-
-def authenticate_hw(state: ManagerState, hw: HwCredentials) -> tuple[NodeRecord, str, bool]:
-    """(the device, who is asking, whether the device itself asks); Unauthorized otherwise.
-
-    Changes nothing: the caller marks the node a lite device once the request is sound.
-    """
-    cluster = state.cluster
-    node = cluster.nodes.get(hw.user)
-    if node is not None and secret_matches(hw.pword, node.token_hash):
-        if node.agent_version:
-            raise Forbidden(
-                f"{node.name} runs the Syncopate agent; /hw_supervisor is for lite devices"
-            )
-        return node, node.name, True
-    try:
-        who = check_controller_token(state, hw.pword)
-    except Unauthorized:
-        raise Unauthorized(
-            f"wrong pword for {hw.user!r}: a device sends its access token, a controller "
-            "its controller token"
-        ) from None
-    if node is None:
-        raise NotFound(f"no device named {hw.user!r}")
-    if node.agent_version:
-        raise Conflict(
-            f"{node.name} runs the Syncopate agent: send it commands with "
-            "`syncopate command send`, not /hw_supervisor"
-        )
-    return node, who, False
-
-
-def hw_operation(state: ManagerState, node: NodeRecord, who: str, hw: HwRequest) -> str:
-    """Carry out one seed operation; the answer's `request-information`."""
-    book = state.commands
-    if hw.command == "status_query":
-        return "status"
-    if hw.command == "hw_command_request":
-        if not hw.hw_comm:
-            raise InvalidRequest("hw_command_request needs hw_comm: the Python program to run")
-        (command,) = book.send(who, CommandSend(nodes=[node.name], code=hw.hw_comm))
-        return f"command {command.id} requested"
-    if hw.command == "hw_command_retrieval":
-        return f"command {book.device_retrieve(node.name).id} collected"
-    if hw.command == "hw_response_provide":
-        if hw.hw_resp is None:
-            raise InvalidRequest("hw_response_provide needs hw_resp: the program's response")
-        return f"command {book.device_respond(node.name, hw.hw_resp).id} responded"
-    if hw.server_anal is None:
-        raise InvalidRequest("server_analysis_provide needs server_anal: the analysis")
-    return f"command {book.device_analyze(node.name, hw.server_anal, who).id} analyzed"
-
-
-# feeds and probes -----------------------------------------------------------------------------
-def followed_logs(request: web.Request) -> frozenset[str]:
-    """The projects named by `logs=` query parameters (repeated, or comma-separated)."""
-    names = set()
-    for value in request.query.getall("logs", []):
-        for name in value.split(","):
-            if name.strip():
-                try:
-                    names.add(validate.check_name(name.strip(), "project"))
-                except ValueError as exc:
-                    raise InvalidRequest(f"logs: {exc}") from None
-    return frozenset(names)
-
-
-async def events(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
-    check_controller_token(state, bearer(request) or request.query.get("access-token"))
-    logs = followed_logs(request)
-    ws = web.WebSocketResponse(heartbeat=20)
-    await ws.prepare(request)
-    subscriber = state.hub.subscribe(logs)
-    state.sockets.add(ws)
-
-    async def pump() -> None:
-        while True:
-            message = await subscriber.queue.get()
-            await ws.send_str(json.dumps(message, separators=(",", ":")))
-
-    sender = asyncio.create_task(pump())
-    try:
-        async for message in ws:
-            if message.type == WSMsgType.ERROR:
-                break
-    finally:
-        state.sockets.discard(ws)
-        state.hub.unsubscribe(subscriber)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await sender
-    return ws
-
-
-async def health(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    counts = state.cluster.counts()
-    return web.json_response(
-        {
-            "status": "ok",
-            "version": __version__,
-            "uptime": round(time.monotonic() - state.started, 1),
-            "nodes": counts["nodes"],
-            "projects": counts["projects"],
-        }
-    )
-
-
-async def metrics(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    counts = state.cluster.counts()
-    gauges: dict[str, dict[tuple[tuple[str, str], ...], float]] = {
-        "syncopate_nodes": {(("status", s),): float(n) for s, n in counts["nodes"].items()},
-        "syncopate_projects": {(("status", s),): float(n) for s, n in counts["projects"].items()},
-        "syncopate_event_subscribers": {(): float(len(state.hub.subscribers))},
-        "syncopate_held_polls": {(): float(state.cluster.held_polls())},
-        "syncopate_commands_waiting": {
-            (("state", s),): float(n) for s, n in state.commands.waiting_counts().items()
-        },
-        "syncopate_uptime_seconds": {(): time.monotonic() - state.started},
-    }
-    return web.Response(
-        text=state.metrics.render(gauges), content_type="text/plain", charset="utf-8"
-    )
-
-
-async def openapi(request: web.Request) -> web.Response:
-    """GET /openapi.json: the API's description (no auth: it holds no secrets)."""
-    return web.json_response(openapi_document())
 
 
 # the application ------------------------------------------------------------------------------
@@ -707,7 +147,7 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
         return {
             "projects": cluster.status([]),
             "nodes": cluster.node_table(),
-            "commands": {str(c.id): command_info(c) for c in book_ref[0].recent()},
+            "commands": commands_info(book_ref[0].recent()),
         }
 
     hub = EventHub(snapshot, lookup, settings.events_interval)
@@ -726,17 +166,7 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
         margin=settings.command_margin,
     )
     book_ref.append(book)
-    state = ManagerState(
-        settings=settings,
-        store=store,
-        cluster=cluster,
-        hub=hub,
-        commands=book,
-        throttle=JoinThrottle(
-            max_failures=settings.join_max_failures, lockout=settings.join_lockout
-        ),
-        password_hash=hash_secret(settings.password),
-    )
+    state = ManagerState(settings, store, cluster, hub, book)
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
     app[STATE] = state
     app.router.add_post("/node-initialize", node_initialize)

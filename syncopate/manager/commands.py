@@ -12,6 +12,7 @@ Agent nodes collect their commands in the /node-status long poll; lite devices c
 through /hw_supervisor (the hardware_synchronizer seed's protocol), one outstanding at a time.
 Only commands still waiting for someone (requested, collected) are held in memory; the rest are
 read from the store when asked for, so the log can grow without the manager growing with it.
+What a command looks like to the outside (to controllers, nodes and devices) is command_wire.py.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
 from typing import Any
 
 from syncopate.errors import Conflict, InvalidRequest, NotFound, StoreFailed
-from syncopate.manager.cluster import did_you_mean
+from syncopate.manager.cluster import Clock, Notify, did_you_mean
+from syncopate.manager.command_wire import SEED_STATES, command_order, device_status, utc_now_ms
 from syncopate.manager.records import CommandRecord, CommandStep, NodeRecord
 from syncopate.manager.store import Store
 from syncopate.manager.undo import Undoable
@@ -36,24 +37,9 @@ from syncopate.states import (
     command_transition_allowed,
 )
 
-Clock = Callable[[], float]
-Notify = Callable[[str, str], None]
-
 WAITING_STATES = frozenset({CommandState.REQUESTED, CommandState.COLLECTED})
 # A lite device holds one command until it is analyzed, canceled or timed out (the seed's rule).
 OUTSTANDING_STATES = WAITING_STATES | {CommandState.RESPONDED}
-SEED_STATES = {
-    CommandState.REQUESTED: 1,
-    CommandState.COLLECTED: 2,
-    CommandState.RESPONDED: 3,
-}
-# The seed's `command` field: the last operation applied to the device's command.
-SEED_OPERATIONS = {
-    CommandState.REQUESTED: "hw_command_request",
-    CommandState.COLLECTED: "hw_command_retrieval",
-    CommandState.RESPONDED: "hw_response_provide",
-    CommandState.ANALYZED: "server_analysis_provide",
-}
 VERBS = {
     CommandState.COLLECTED: "collect",
     CommandState.RESPONDED: "take a response for",
@@ -62,12 +48,6 @@ VERBS = {
     CommandState.TIMED_OUT: "time out",
 }
 RECENT_IN_SNAPSHOT = 100
-
-
-def utc_now_ms() -> str:
-    """The current time as ISO 8601 UTC to the millisecond (a round trip takes milliseconds)."""
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
 class CommandBook(Undoable):
@@ -254,14 +234,7 @@ class CommandBook(Undoable):
             for command_id in ids:
                 command = self.waiting[command_id]
                 self._move(command, CommandState.COLLECTED, node, durable=False)
-                handed.append(
-                    {
-                        "id": command.id,
-                        "code": command.code,
-                        "interpreter": command.interpreter,
-                        "timeout": command.timeout,
-                    }
-                )
+                handed.append(command_order(command))
         return handed
 
     def respond(self, node: str, result: CommandResultRequest) -> CommandRecord:
@@ -416,54 +389,6 @@ class CommandBook(Undoable):
     def device_status(self, node: str) -> dict[str, Any]:
         """The seed's status fields for one device (or node), plus `id` and `state-name`."""
         last = self.store.last_command_of(node)
-        if last is None:
-            return {
-                "user": node,
-                "state": 0,
-                "command": "",
-                "hw_command": "",
-                "hw_response": "",
-                "server_analysis": "",
-                "time": "",
-                "id": None,
-                "state-name": None,
-            }
-        last = self.waiting.get(last.id, last)
-        steps = last.history
-        return {
-            "user": node,
-            "state": SEED_STATES.get(last.state, 0),
-            "command": SEED_OPERATIONS.get(last.state, last.state.value),
-            "hw_command": last.code,
-            "hw_response": last.response or "",
-            "server_analysis": last.analysis or "",
-            "time": steps[-1].at if steps else last.created,
-            "id": last.id,
-            "state-name": last.state.value,
-        }
-
-
-def command_info(command: CommandRecord) -> dict[str, Any]:
-    """The wire form of a command (DESIGN section 7), as `command-show` and /events give it."""
-    return {
-        "id": command.id,
-        "user": command.user,
-        "node": command.node,
-        "state": command.state.value,
-        "code": command.code,
-        "interpreter": command.interpreter,
-        "timeout": command.timeout,
-        "pickup": command.pickup,
-        "lite": command.lite,
-        "response": command.response,
-        "exit-code": command.exit_code,
-        "duration": command.duration,
-        "analysis": command.analysis,
-        "reason": command.reason,
-        "created": command.created,
-        "collected": command.collected,
-        "responded": command.responded,
-        "analyzed": command.analyzed,
-        "ended": command.ended,
-        "history": [{"state": s.state, "at": s.at, "by": s.by} for s in command.history],
-    }
+        if last is not None:
+            last = self.waiting.get(last.id, last)  # the live one, while it is open
+        return device_status(node, last)

@@ -18,15 +18,16 @@ from aiohttp import web
 
 from syncopate import validate
 from syncopate.errors import ConfigError
-from syncopate.manager.app import (
+from syncopate.manager.app import make_app, make_runner
+from syncopate.manager.auth import (
     CONTROLLER_TOKEN_KEY,
     CONTROLLER_USER_KEY,
     USER_TOKEN_PREFIX,
-    ManagerSettings,
-    make_app,
-    make_runner,
+    hash_secret,
+    new_password,
+    new_token,
 )
-from syncopate.manager.auth import hash_secret, new_password, new_token
+from syncopate.manager.context import ManagerSettings
 from syncopate.manager.store import Store
 from syncopate.paths import write_private, write_private_json
 

@@ -13,7 +13,7 @@ import pytest
 
 from syncopate.client import ManagerClient
 from syncopate.errors import Conflict, InvalidRequest, NotFound
-from syncopate.manager.app import USER_TOKEN_PREFIX
+from syncopate.manager.auth import USER_TOKEN_PREFIX
 from syncopate.manager.server import user_token
 from tests.helpers import PASSWORD, running_manager, wait_for
 from tests.integration.test_agent import Fleet

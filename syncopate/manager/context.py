@@ -1,0 +1,166 @@
+"""What every route shares: the manager's state, reading a request, and answering it.
+
+`STATE` finds the one `ManagerState` of an application. `read_body` is the one reader of
+request bodies (JSON or a form, whatever the client sends) and `parse` turns the dict into a
+wire model; `success` and `failure` answer with the seed's result fields for the route (its
+`initialization-result`, `update-result` or `request-status`), so every handler and the error
+middleware answer in the same shape.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from syncopate import literal
+from syncopate.errors import InvalidRequest, TooLarge
+from syncopate.manager.auth import JoinThrottle, hash_secret
+from syncopate.manager.cluster import Cluster
+from syncopate.manager.commands import CommandBook
+from syncopate.manager.events import EventHub
+from syncopate.manager.metrics import Metrics
+from syncopate.manager.store import Store
+from syncopate.protocol import describe_validation_error
+from syncopate.variables import VariablesTooLarge
+
+# The seed's result fields, by route: (result key, information key).
+RESULT_FIELDS: dict[str, tuple[str, str]] = {
+    "/node-initialize": ("initialization-result", "failure-reasoning"),
+    "/node-update": ("update-result", "update-info"),
+}
+DEFAULT_RESULT_FIELDS = ("request-status", "request-information")
+
+
+@dataclass(frozen=True)
+class ManagerSettings:
+    """What the manager runs with: its data dir, the join password, and its timings."""
+
+    data_dir: Path
+    password: str
+    node_timeout: float = 15.0
+    join_max_failures: int = 5
+    join_lockout: float = 60.0
+    events_interval: float = 0.1
+    # Extra seconds a collected command gets beyond its run timeout before it is timed out:
+    # the node ends the program at the timeout, then needs a moment to send the response.
+    command_margin: float = 10.0
+
+
+@dataclass
+class ManagerState:
+    """What the handlers share; one per application."""
+
+    settings: ManagerSettings
+    store: Store
+    cluster: Cluster
+    hub: EventHub
+    commands: CommandBook
+    metrics: Metrics = field(default_factory=Metrics)
+    throttle: JoinThrottle = field(init=False)  # these two from the settings: see below
+    password_hash: str = field(init=False)
+    started: float = field(default_factory=time.monotonic)
+    sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    # /node-status answers carry (run, sequence) so that an agent can drop an answer older
+    # than one it applied already (one held through a partition and delivered late).
+    run: str = field(default_factory=lambda: secrets.token_hex(8))
+    answers: Iterator[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.throttle = JoinThrottle(
+            max_failures=settings.join_max_failures, lockout=settings.join_lockout
+        )
+        self.password_hash = hash_secret(settings.password)  # the password is kept only hashed
+
+
+STATE = web.AppKey("state", ManagerState)
+
+
+def failure(route: str, message: str, status: int, **extra: Any) -> web.Response:
+    """An error answer carrying the seed's result fields for `route`."""
+    result_key, info_key = RESULT_FIELDS.get(route, DEFAULT_RESULT_FIELDS)
+    body = {result_key: "failure", info_key: message, "error": message, **extra}
+    return web.json_response(body, status=status)
+
+
+def success(route: str, **data: Any) -> web.Response:
+    result_key, info_key = RESULT_FIELDS.get(route, DEFAULT_RESULT_FIELDS)
+    info = data.pop("information", "")
+    body: dict[str, Any] = {result_key: "success"}
+    if info_key != "failure-reasoning":
+        body[info_key] = info
+    body.update(data)
+    return web.json_response(body)
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def read_body(request: web.Request) -> dict[str, Any]:
+    """The request body as a dict: JSON, or a form whose repeated keys become lists.
+
+    The one reader of request bodies: whatever the bytes, it returns a dict or raises a
+    RequestError (413 over the size limit, 400 otherwise), never anything that becomes a 500.
+    """
+    if request.content_type in FORM_TYPES:
+        return await _read_form(request)
+    raw = await request.read()
+    if not raw.strip():
+        raise InvalidRequest("request body is empty; send a JSON object")
+    try:
+        data = literal.loads_json(raw)
+    except literal.LiteralError as exc:
+        raise InvalidRequest(f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+async def _read_form(request: web.Request) -> dict[str, Any]:
+    try:
+        form = await request.post()
+    except (web.HTTPException, ConnectionError):
+        raise  # 413 over the limit; a client gone (the middleware says so in one line)
+    except Exception as exc:
+        # Anything else aiohttp's form parsers raise is about the bytes the client sent: a bad
+        # multipart structure or part header line (ValueError, AssertionError), an unknown
+        # charset (LookupError), undecodable text, an unknown transfer encoding (RuntimeError).
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InvalidRequest(f"malformed {request.content_type} form body: {detail}") from None
+    body: dict[str, Any] = {}
+    for key in form:
+        values = form.getall(key)
+        if any(not isinstance(v, str) for v in values):
+            raise InvalidRequest(f"form field {key!r} is a file or a non-text part; send text")
+        body[key] = values if len(values) > 1 else values[0]
+    return body
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any) -> M:
+    """Validate wire data into a model, or raise InvalidRequest naming the bad fields."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        message = describe_validation_error(exc)
+        if any(isinstance(e.get("ctx", {}).get("error"), VariablesTooLarge) for e in exc.errors()):
+            raise TooLarge(message) from None
+        raise InvalidRequest(message) from None
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def transport_open(request: web.Request) -> bool:
+    return request.transport is not None and not request.transport.is_closing()

@@ -1,0 +1,208 @@
+"""POST /controller: a person's or a tool's actions, one handler per action in `ACTIONS`.
+
+The request carries a controller token (a Bearer header or `access-token`) and an `action`;
+the table maps the action to its handler, which parses any further fields, calls the cluster or
+the command book, and answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from syncopate.errors import InvalidRequest
+from syncopate.manager.auth import bearer, check_controller_token
+from syncopate.manager.command_wire import commands_info
+from syncopate.manager.context import STATE, ManagerState, parse, read_body, success
+from syncopate.protocol import (
+    ACTIONS,
+    DEFAULT_LOG_LINES,
+    AddProject,
+    CommandAnalyze,
+    CommandQuery,
+    CommandRef,
+    CommandSend,
+    ControllerRequest,
+    RemoveProject,
+)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One controller request, as every action's handler gets it."""
+
+    state: ManagerState
+    request: ControllerRequest
+    body: dict[str, Any]  # the whole body: some actions parse more fields from it
+    user: str  # the name behind the controller token
+    route: str
+
+    def answer(self, **data: Any) -> web.Response:
+        return success(self.route, **data)
+
+
+Action = Callable[[Call], web.Response]
+
+
+async def controller(request: web.Request) -> web.Response:
+    """POST /controller: check the token, then hand the request to its action's handler."""
+    state = request.app[STATE]
+    body = await read_body(request)
+    call = parse(ControllerRequest, body)
+    user = check_controller_token(state.store, bearer(request.headers) or call.access_token)
+    handler = ACTION_HANDLERS.get(call.action)
+    if handler is None:
+        if call.action.startswith("command-"):
+            parse(CommandRef, body)  # a command action's id is checked first, known or not
+        raise InvalidRequest(f"unknown action {call.action!r}; one of: {', '.join(ACTIONS)}")
+    return handler(Call(state, call, body, user, request.path))
+
+
+# projects and nodes ---------------------------------------------------------------------------
+def _status(call: Call) -> web.Response:
+    return call.answer(projects=call.state.cluster.status(call.request.projects))
+
+
+def _nodes(call: Call) -> web.Response:
+    return call.answer(nodes=call.state.cluster.node_table())
+
+
+def _logs(call: Call) -> web.Response:
+    projects = call.request.projects
+    if len(projects) != 1:
+        raise InvalidRequest(
+            f"action logs needs exactly one project name in `projects`, not {len(projects)}"
+        )
+    lines = call.request.lines or DEFAULT_LOG_LINES
+    return call.answer(**call.state.cluster.logs(projects[0], lines))
+
+
+def _add(call: Call) -> web.Response:
+    cluster = call.state.cluster
+    project = cluster.add(parse(AddProject, _project_field(call.request)))
+    where = (
+        f"placed on {project.node}"
+        if project.node
+        else f"not placed: {project.reason or project.status.value}"
+    )
+    return call.answer(
+        information=f"added {project.name}; {where}",
+        projects={project.name: cluster.project_info(project)},
+    )
+
+
+def _remove(call: Call) -> web.Response:
+    spec = parse(RemoveProject, _project_field(call.request))
+    call.state.cluster.remove(spec)
+    return call.answer(information=f"removed {spec.name}")
+
+
+def _project_field(call: ControllerRequest) -> dict[str, Any]:
+    if call.project is None:
+        raise InvalidRequest(f"action {call.action} needs `project`: an object with name and url")
+    if not isinstance(call.project, dict):
+        raise InvalidRequest("`project` must be an object")
+    return call.project
+
+
+def _lifecycle(done: str) -> Action:
+    """start, stop, restart, reset: the cluster's method of the action's name, on `projects`."""
+
+    def handle(call: Call) -> web.Response:
+        cluster = call.state.cluster
+        names = getattr(cluster, call.request.action)(call.request.projects)
+        return call.answer(
+            information=f"{done} {len(names)} project(s)",
+            projects=cluster.status(names) if names else {},
+        )
+
+    return handle
+
+
+def _node_name(call: Call) -> str:
+    if not call.request.node:
+        raise InvalidRequest(f"action {call.request.action} needs `node`: the node's name")
+    return call.request.node
+
+
+def _node_drain(call: Call) -> web.Response:
+    node = _node_name(call)
+    moving = call.state.cluster.drain(node)
+    return call.answer(information=f"draining {node}", projects=moving)
+
+
+def _node_undrain(call: Call) -> web.Response:
+    node = _node_name(call)
+    call.state.cluster.undrain(node)
+    return call.answer(information=f"{node} accepts projects again")
+
+
+def _node_forget(call: Call) -> web.Response:
+    node = _node_name(call)
+    call.state.cluster.forget(node)
+    return call.answer(information=f"forgot {node}")
+
+
+# the command channel --------------------------------------------------------------------------
+def _command_send(call: Call) -> web.Response:
+    sent = call.state.commands.send(call.user, parse(CommandSend, call.body))
+    where = ", ".join(c.node for c in sent)
+    return call.answer(
+        information=f"sent {len(sent)} command(s) to {where}", commands=commands_info(sent)
+    )
+
+
+def _command_list(call: Call) -> web.Response:
+    found, more = call.state.commands.find(parse(CommandQuery, call.body))
+    return call.answer(
+        information=f"{len(found)} command(s)" + (", more before" if more else ""),
+        commands=commands_info(found),
+        more=more,
+        **{"next-before": found[-1].id if more and found else None},
+    )
+
+
+def _command_show(call: Call) -> web.Response:
+    command = call.state.commands.get(parse(CommandRef, call.body).id)
+    return call.answer(commands=commands_info([command]))
+
+
+def _command_analyze(call: Call) -> web.Response:
+    parse(CommandRef, call.body)  # a bad id is the one complaint, as for the other commands
+    analyzed = parse(CommandAnalyze, call.body)
+    command = call.state.commands.analyze(analyzed.id, analyzed.analysis, call.user)
+    return call.answer(
+        information=f"command {command.id} analyzed", commands=commands_info([command])
+    )
+
+
+def _command_cancel(call: Call) -> web.Response:
+    command = call.state.commands.cancel(parse(CommandRef, call.body).id, call.user)
+    return call.answer(
+        information=f"command {command.id} canceled", commands=commands_info([command])
+    )
+
+
+# Every action of protocol.ACTIONS, in its order, and its handler (a unit test holds them equal).
+ACTION_HANDLERS: dict[str, Action] = {
+    "add": _add,
+    "remove": _remove,
+    "start": _lifecycle("started"),
+    "stop": _lifecycle("stopped"),
+    "restart": _lifecycle("restarted"),
+    "reset": _lifecycle("reset"),
+    "status": _status,
+    "nodes": _nodes,
+    "node-drain": _node_drain,
+    "node-undrain": _node_undrain,
+    "node-forget": _node_forget,
+    "logs": _logs,
+    "command-send": _command_send,
+    "command-list": _command_list,
+    "command-show": _command_show,
+    "command-analyze": _command_analyze,
+    "command-cancel": _command_cancel,
+}

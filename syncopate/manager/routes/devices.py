@@ -1,0 +1,127 @@
+"""GET|POST /hw_supervisor: lite devices, in the hardware_synchronizer seed's protocol.
+
+A device (or a controller acting for it) names the device as `user` and sends its token as
+`pword`; every answer, success or failure, carries the device's status fields (DESIGN section 7).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from syncopate.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotAllowed,
+    NotFound,
+    RequestError,
+    Unauthorized,
+)
+from syncopate.manager.auth import check_controller_token, secret_matches
+from syncopate.manager.command_wire import blank_device_status
+from syncopate.manager.context import STATE, ManagerState, client_address, parse, read_body
+from syncopate.manager.records import NodeRecord
+from syncopate.protocol import CommandSend, HwCredentials, HwRequest
+
+DEVICE_OPERATIONS = frozenset({"status_query", "hw_command_retrieval", "hw_response_provide"})
+CONTROLLER_OPERATIONS = frozenset({"status_query", "hw_command_request", "server_analysis_provide"})
+
+
+async def hw_supervisor(request: web.Request) -> web.Response:
+    """GET|POST /hw_supervisor: every answer is the device's status fields (DESIGN section 7).
+
+    `user`/`pword` are a device's node name and token (the device's side: status, retrieval,
+    response), or a device's name and a controller token (the requesting side: status, request,
+    analysis). Parameters come as a query string or a form.
+    """
+    state = request.app[STATE]
+    params: dict[str, Any] = dict(request.query)
+    if request.method == "POST" and request.body_exists:
+        params.update(await read_body(request))
+    user_field = str(params.get("user", ""))[:256]
+    shown: str | None = None  # the device whose fields the caller may see
+    try:
+        # Who asks comes first: a caller who may see the device gets its fields on any error.
+        node, who, as_device = authenticate_hw(state, parse(HwCredentials, params))
+        shown = node.name
+        hw = parse(HwRequest, params)
+        if request.method == "GET" and hw.command != "status_query":
+            raise NotAllowed(f"{hw.command} changes the device's state: send it with POST")
+        allowed = DEVICE_OPERATIONS if as_device else CONTROLLER_OPERATIONS
+        if hw.command not in allowed:
+            side = "the device" if as_device else "a controller"
+            others = ", ".join(sorted(allowed - {"status_query"}))
+            raise Forbidden(f"{hw.command} is not for {side}; {side} sends {others}")
+        if as_device:
+            state.cluster.touch(node, client_address(request))
+        # Only now that the request is sound: the node is a device from here on.
+        state.cluster.mark_lite(node)
+        information = hw_operation(state, node, who, hw)
+        body = {
+            **state.commands.device_status(node.name),
+            "request-status": "success",
+            "request-information": information,
+        }
+        return web.json_response(body)
+    except RequestError as exc:
+        fields = state.commands.device_status(shown) if shown else blank_device_status(user_field)
+        body = {
+            **fields,
+            "request-status": "failure",
+            "request-information": exc.message,
+            "error": exc.message,
+        }
+        return web.json_response(body, status=exc.status)
+
+
+def authenticate_hw(state: ManagerState, hw: HwCredentials) -> tuple[NodeRecord, str, bool]:
+    """(the device, who is asking, whether the device itself asks); Unauthorized otherwise.
+
+    Changes nothing: the caller marks the node a lite device once the request is sound.
+    """
+    cluster = state.cluster
+    node = cluster.nodes.get(hw.user)
+    if node is not None and secret_matches(hw.pword, node.token_hash):
+        if node.agent_version:
+            raise Forbidden(
+                f"{node.name} runs the Syncopate agent; /hw_supervisor is for lite devices"
+            )
+        return node, node.name, True
+    try:
+        who = check_controller_token(state.store, hw.pword)
+    except Unauthorized:
+        raise Unauthorized(
+            f"wrong pword for {hw.user!r}: a device sends its access token, a controller "
+            "its controller token"
+        ) from None
+    if node is None:
+        raise NotFound(f"no device named {hw.user!r}")
+    if node.agent_version:
+        raise Conflict(
+            f"{node.name} runs the Syncopate agent: send it commands with "
+            "`syncopate command send`, not /hw_supervisor"
+        )
+    return node, who, False
+
+
+def hw_operation(state: ManagerState, node: NodeRecord, who: str, hw: HwRequest) -> str:
+    """Carry out one seed operation; the answer's `request-information`."""
+    book = state.commands
+    if hw.command == "status_query":
+        return "status"
+    if hw.command == "hw_command_request":
+        if not hw.hw_comm:
+            raise InvalidRequest("hw_command_request needs hw_comm: the Python program to run")
+        (command,) = book.send(who, CommandSend(nodes=[node.name], code=hw.hw_comm))
+        return f"command {command.id} requested"
+    if hw.command == "hw_command_retrieval":
+        return f"command {book.device_retrieve(node.name).id} collected"
+    if hw.command == "hw_response_provide":
+        if hw.hw_resp is None:
+            raise InvalidRequest("hw_response_provide needs hw_resp: the program's response")
+        return f"command {book.device_respond(node.name, hw.hw_resp).id} responded"
+    if hw.server_anal is None:
+        raise InvalidRequest("server_analysis_provide needs server_anal: the analysis")
+    return f"command {book.device_analyze(node.name, hw.server_anal, who).id} analyzed"

@@ -1,0 +1,95 @@
+"""What a watcher reads: the /events websocket, /health, /metrics and /openapi.json."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+
+from aiohttp import WSMsgType, web
+
+from syncopate import __version__, validate
+from syncopate.errors import InvalidRequest
+from syncopate.manager.auth import bearer, check_controller_token
+from syncopate.manager.context import STATE
+from syncopate.manager.openapi import document as openapi_document
+
+
+def followed_logs(request: web.Request) -> frozenset[str]:
+    """The projects named by `logs=` query parameters (repeated, or comma-separated)."""
+    names = set()
+    for value in request.query.getall("logs", []):
+        for name in value.split(","):
+            if name.strip():
+                try:
+                    names.add(validate.check_name(name.strip(), "project"))
+                except ValueError as exc:
+                    raise InvalidRequest(f"logs: {exc}") from None
+    return frozenset(names)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    token = bearer(request.headers) or request.query.get("access-token")
+    check_controller_token(state.store, token)
+    logs = followed_logs(request)
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    subscriber = state.hub.subscribe(logs)
+    state.sockets.add(ws)
+
+    async def pump() -> None:
+        while True:
+            message = await subscriber.queue.get()
+            await ws.send_str(json.dumps(message, separators=(",", ":")))
+
+    sender = asyncio.create_task(pump())
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.ERROR:
+                break
+    finally:
+        state.sockets.discard(ws)
+        state.hub.unsubscribe(subscriber)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await sender
+    return ws
+
+
+async def health(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    counts = state.cluster.counts()
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "uptime": round(time.monotonic() - state.started, 1),
+            "nodes": counts["nodes"],
+            "projects": counts["projects"],
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    counts = state.cluster.counts()
+    gauges: dict[str, dict[tuple[tuple[str, str], ...], float]] = {
+        "syncopate_nodes": {(("status", s),): float(n) for s, n in counts["nodes"].items()},
+        "syncopate_projects": {(("status", s),): float(n) for s, n in counts["projects"].items()},
+        "syncopate_event_subscribers": {(): float(len(state.hub.subscribers))},
+        "syncopate_held_polls": {(): float(state.cluster.held_polls())},
+        "syncopate_commands_waiting": {
+            (("state", s),): float(n) for s, n in state.commands.waiting_counts().items()
+        },
+        "syncopate_uptime_seconds": {(): time.monotonic() - state.started},
+    }
+    return web.Response(
+        text=state.metrics.render(gauges), content_type="text/plain", charset="utf-8"
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """GET /openapi.json: the API's description (no auth: it holds no secrets)."""
+    return web.json_response(openapi_document())

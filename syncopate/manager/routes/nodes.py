@@ -1,0 +1,107 @@
+"""The agent's and the seed node's routes: join, poll, report, answer a command, leave.
+
+POST /node-initialize (join with the password; a throttle refuses an address after repeated
+wrong ones), /node-status (the long poll that hands out assignments and commands), /node-update
+(what the node runs), /node-command-result and /node-leave. All but the join carry the node's
+name and access token, which the cluster checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from syncopate.errors import TooManyAttempts, Unauthorized
+from syncopate.manager.auth import secret_matches
+from syncopate.manager.context import (
+    STATE,
+    client_address,
+    parse,
+    read_body,
+    success,
+    transport_open,
+)
+from syncopate.protocol import (
+    MAX_WAIT_SECONDS,
+    CommandResultRequest,
+    InitializeRequest,
+    LeaveRequest,
+    StatusRequest,
+    UpdateRequest,
+)
+
+log = logging.getLogger("syncopate.manager")
+
+
+async def node_initialize(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    address = client_address(request)
+    now = time.monotonic()
+    wait = state.throttle.retry_after(address, now)
+    if wait > 0:
+        raise TooManyAttempts(
+            f"too many wrong passwords from {address}; try again in {wait:.0f}s", wait
+        )
+    body = await read_body(request)
+    join = parse(InitializeRequest, body)
+    if not secret_matches(join.syncopate_password, state.password_hash):
+        state.throttle.failed(address, now)
+        raise Unauthorized("wrong syncopate-password; ask the manager's owner for the password")
+    state.throttle.succeeded(address)
+    name, token = state.cluster.initialize(join, address)
+    log.info("node %s joined from %s", name, address)
+    return success(request.path, name=name, **{"access-token": token})
+
+
+async def node_status(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    poll = parse(StatusRequest, await read_body(request))
+    cluster = state.cluster
+    node = cluster.authenticate_node(poll.name, poll.access_token)
+    cluster.touch(node, client_address(request))
+    if poll.wait:
+        limit = min(poll.wait, MAX_WAIT_SECONDS, cluster.settings.node_timeout / 2)
+        await cluster.wait_for_change(node.name, limit)
+        if not transport_open(request):
+            # The node went away while we held its request; do not count this as contact.
+            return web.json_response({}, status=499)
+        cluster.touch(node)
+    # Only Syncopate's agent runs commands; a seed node would drop them unanswered, so
+    # for one they stay requested and time out as not collected, which says what happened.
+    # Collected first: it is a write, and one the store refuses (503) must leave this node's
+    # long poll unanswered, as if the request had not come.
+    commands = state.commands.collect(node.name) if node.agent_version else None
+    answer = cluster.assignments(node)
+    answer["manager-run"], answer["sequence"] = state.run, next(state.answers)
+    if commands is not None:
+        answer["commands"] = commands
+    return web.json_response(answer)
+
+
+async def node_update(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    report = parse(UpdateRequest, await read_body(request))
+    node = state.cluster.authenticate_node(report.name, report.access_token)
+    state.cluster.touch(node, client_address(request))
+    state.cluster.update(node, report)
+    return success(request.path)
+
+
+async def node_command_result(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    result = parse(CommandResultRequest, await read_body(request))
+    node = state.cluster.authenticate_node(result.name, result.access_token)
+    state.cluster.touch(node, client_address(request))
+    command = state.commands.respond(node.name, result)
+    return success(request.path, information=f"command {command.id} responded")
+
+
+async def node_leave(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    leave = parse(LeaveRequest, await read_body(request))
+    node = state.cluster.authenticate_node(leave.name, leave.access_token)
+    moved = state.cluster.leave(node)
+    log.info("node %s left; moving %d project(s)", node.name, len(moved))
+    return success(request.path, information=f"moving {len(moved)} project(s)", projects=moved)
