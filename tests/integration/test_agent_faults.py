@@ -24,6 +24,7 @@ import pytest
 
 from syncopate.node import git_sync
 from syncopate.node.agent import Agent, AgentSettings
+from syncopate.node.leftovers import MARKER, marker_value
 from tests.faults import fill_up, small_tmpfs
 from tests.gitrepos import Repo
 from tests.helpers import wait_for
@@ -35,13 +36,20 @@ pytestmark = pytest.mark.slow
 SLEEPER = "exec sleep 1000"
 
 
-def copies(project: str, node: str) -> set[int]:
-    """Process groups on this machine running `project` for node `node`: one group per copy."""
+def copies(fleet: Fleet, project: str, node: str) -> set[int]:
+    """Process groups running `project` for this test's agent `node`: one group per copy.
+
+    Only processes carrying the marker of that agent's data dir count: another test run on the
+    same machine (same project and node names) must not look like a second copy here.
+    """
+    home = marker_value(fleet.tmp / "nodes" / node)
     groups = set()
     for proc in psutil.process_iter():
         try:
             env = proc.environ()
             if env.get("SYNCOPATE_PROJECT") != project or env.get("SYNCOPATE_NODE") != node:
+                continue
+            if env.get(MARKER) != home:
                 continue
             if proc.status() != psutil.STATUS_ZOMBIE:
                 groups.add(os.getpgid(proc.pid))
@@ -51,14 +59,16 @@ def copies(project: str, node: str) -> set[int]:
 
 
 @contextlib.asynccontextmanager
-async def sampled(project: str, node: str, every: float = 0.02) -> AsyncIterator[list[int]]:
+async def sampled(
+    fleet: Fleet, project: str, node: str, every: float = 0.02
+) -> AsyncIterator[list[int]]:
     """Count the copies of `project` on `node` every `every` seconds while the block runs."""
     counts: list[int] = []
     done = asyncio.Event()
 
     async def sample() -> None:
         while not done.is_set():
-            counts.append(len(await asyncio.to_thread(copies, project, node)))
+            counts.append(len(await asyncio.to_thread(copies, fleet, project, node)))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(every):
                     await done.wait()
@@ -101,7 +111,7 @@ async def test_a_crash_loop_becomes_failed_and_start_clears_it(fleet: Fleet) -> 
         later = await fleet.until("looper", newer, "a later report")
         seen = later["updated-at"]
         assert later["status"] == "failed" and later["restarts"] == 4
-    assert copies("looper", "pi-1") == set()
+    assert copies(fleet, "looper", "pi-1") == set()
     # Fixed, then `start`: it runs again.
     fixed.touch()
     async with fleet.manager.client() as ctl:
@@ -110,7 +120,7 @@ async def test_a_crash_loop_becomes_failed_and_start_clears_it(fleet: Fleet) -> 
         "looper", lambda p: p["status"] == "running" and p["pid"], "looper to run after start"
     )
     assert running["reason"] in (None, "")
-    assert len(copies("looper", "pi-1")) == 1
+    assert len(copies(fleet, "looper", "pi-1")) == 1
 
 
 async def test_a_late_answer_and_the_fresh_one_never_run_two_copies(fleet: Fleet) -> None:
@@ -121,7 +131,7 @@ async def test_a_late_answer_and_the_fresh_one_never_run_two_copies(fleet: Fleet
     async with fleet.manager.client() as ctl:
         await ctl.add("stubborn", repo.url, {}, command=f"trap '' TERM; {SLEEPER}")
     first = await fleet.until("stubborn", lambda p: p["pid"], "stubborn to run")
-    async with sampled("stubborn", "pi-1") as counts:
+    async with sampled(fleet, "stubborn", "pi-1") as counts:
         async with fleet.manager.client() as ctl:
             await ctl.reset(["stubborn"])  # a new epoch on the same node
         fresh = await agent.client.node_status(agent.name, agent.token)
@@ -135,7 +145,7 @@ async def test_a_late_answer_and_the_fresh_one_never_run_two_copies(fleet: Fleet
             "the new epoch to run",
         )
         await wait_for(
-            lambda: asyncio.to_thread(lambda: len(copies("stubborn", "pi-1")) == 1),
+            lambda: asyncio.to_thread(lambda: len(copies(fleet, "stubborn", "pi-1")) == 1),
             what="one copy left",
         )
     print(f"samples: {len(counts)}, most copies at once: {max(counts)}")
@@ -295,7 +305,7 @@ async def test_an_agent_leaving_mid_step_leaves_nothing_running(fleet: Fleet) ->
     await fleet.stop_agent("pi-1")
     # Any step still under way would start the new copy when it ends: let them all end first.
     await wait_for(lambda: asyncio.sleep(0, not agent._steps), what="every step to end")
-    assert copies("stubborn", "pi-1") == set()
+    assert copies(fleet, "stubborn", "pi-1") == set()
 
 
 async def test_a_fetch_that_returns_after_a_reset_never_restarts_the_old_epoch(
@@ -318,7 +328,7 @@ async def test_a_fetch_that_returns_after_a_reset_never_restarts_the_old_epoch(
     async with fleet.manager.client() as ctl:
         await ctl.add("stubborn", repo.url, {}, command=f"trap '' TERM; {SLEEPER}")
         first = await fleet.until("stubborn", lambda p: p["pid"], "stubborn to run")
-        async with sampled("stubborn", "pi-1") as counts:
+        async with sampled(fleet, "stubborn", "pi-1") as counts:
             repo.commit({"README": "new\n"})
             await wait_for(lambda: asyncio.sleep(0, held.is_set()), what="a fetch under way")
             await ctl.reset(["stubborn"])
@@ -333,7 +343,7 @@ async def test_a_fetch_that_returns_after_a_reset_never_restarts_the_old_epoch(
                 "the new epoch to run",
             )
             await wait_for(
-                lambda: asyncio.to_thread(lambda: len(copies("stubborn", "pi-1")) == 1),
+                lambda: asyncio.to_thread(lambda: len(copies(fleet, "stubborn", "pi-1")) == 1),
                 what="one copy left",
             )
     print(f"samples: {len(counts)}, most copies at once: {max(counts)}")
