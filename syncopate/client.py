@@ -4,7 +4,8 @@
         projects = await c.status()
 
 Refusals raise the `RequestError` subclass for the HTTP status, with the manager's reason; a
-manager that cannot be reached raises `ConnectionFailed` naming the URL. A 503 (the manager's
+manager that cannot be reached raises `Unreachable` (a `ConnectionFailed`) naming the URL, and a
+refused controller token `TokenRefused` (an `Unauthorized`). A 503 (the manager's
 database refused a write; nothing changed) raises `Unavailable`, which is both: a caller that
 retries an unreachable manager retries it too.
 """
@@ -19,7 +20,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from syncopate import __version__
-from syncopate.errors import ConnectionFailed, ProtocolError, request_error_for
+from syncopate.errors import (
+    ConnectionFailed,
+    ProtocolError,
+    TokenRefused,
+    Unauthorized,
+    Unreachable,
+    request_error_for,
+)
 from syncopate.http_client import (
     BadResponse,
     CertificateInvalid,
@@ -143,7 +151,7 @@ class ManagerClient:
         except BadResponse as exc:
             raise ProtocolError(f"{self.url} answered something that is not HTTP: {exc}") from None
         except HttpError as exc:
-            raise ConnectionFailed(f"cannot reach the manager at {self.url} ({exc})") from None
+            raise Unreachable(f"cannot reach the manager at {self.url} ({exc})") from None
 
     def _answer(self, response: Response) -> dict[str, Any]:
         text = response.text()
@@ -231,7 +239,11 @@ class ManagerClient:
         body: dict[str, Any] = {"action": action, **fields}
         if self.token:
             body["access-token"] = self.token
-        return await self.post("/controller", body)
+        try:
+            return await self.post("/controller", body)
+        except Unauthorized as exc:
+            # /controller's only 401 is a refused controller token.
+            raise TokenRefused(exc.message, **exc.details) from None
 
     async def add(
         self,
@@ -400,7 +412,7 @@ class ManagerClient:
             ) from None
         except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
             reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-            raise ConnectionFailed(f"cannot reach the manager at {self.url} ({reason})") from None
+            raise Unreachable(f"cannot reach the manager at {self.url} ({reason})") from None
         async with ws:
             async for message in ws:
                 if message.type == aiohttp.WSMsgType.TEXT:

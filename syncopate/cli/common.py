@@ -19,14 +19,14 @@ import inspect
 import json
 import sys
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from syncopate.cli.target import Target, find_target
 from syncopate.client import ManagerClient
-from syncopate.errors import ConnectionFailed, Forbidden, NotFound, SyncopateError, Unauthorized
+from syncopate.errors import NotFound, SyncopateError, TokenRefused, Unreachable
 
 T = TypeVar("T")
 
@@ -122,17 +122,13 @@ def call(target: Target, action: Callable[[ManagerClient], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(exchange())
-    except (Unauthorized, Forbidden) as exc:
-        if "token" not in str(exc):
-            raise
+    except TokenRefused:
         raise CommandFailed(
             f"the manager at {target.url} refused the controller token "
             f"(from {target.token_source}); `syncopate manager token` on the manager's machine "
             "prints the current one"
         ) from None
-    except ConnectionFailed as exc:
-        if not str(exc).startswith("cannot reach"):
-            raise
+    except Unreachable as exc:
         raise CommandFailed(
             f"{exc}; is it running? (`syncopate manager serve`; manager from {target.source})"
         ) from None
@@ -140,9 +136,22 @@ def call(target: Target, action: Callable[[ManagerClient], Awaitable[T]]) -> T:
 
 async def explain_missing(client: ManagerClient, exc: NotFound, name: str, kind: str) -> NotFound:
     """The 404 with a `did you mean` for a misspelt project or node name."""
+    return await explain_first_missing(client, exc, [name], kind)
+
+
+async def explain_first_missing(
+    client: ManagerClient, exc: NotFound, names: Sequence[str], kind: str
+) -> NotFound:
+    """The 404 for the first of `names` the manager does not know, with a `did you mean`.
+
+    `exc` itself when the names cannot be checked, or the manager knows them all.
+    """
     try:
         known = list(await client.status()) if kind == "project" else list(await client.nodes())
     except SyncopateError:
+        return exc
+    name = next((n for n in names if n not in known), None)
+    if name is None:
         return exc
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     if close:

@@ -8,7 +8,14 @@ from typing import Any
 
 import typer
 
-from syncopate.cli.common import JSON_OPTION, call, controller_command, explain_missing, print_json
+from syncopate.cli.common import (
+    JSON_OPTION,
+    call,
+    controller_command,
+    explain_first_missing,
+    explain_missing,
+    print_json,
+)
 from syncopate.cli.target import Target
 from syncopate.client import ManagerClient
 from syncopate.errors import ConfigError, NotFound
@@ -136,10 +143,7 @@ def _control(verb: str) -> Any:
             try:
                 answer: dict[str, Any] = await client.controller(verb, projects=names or [])
             except NotFound as exc:
-                missing = next((n for n in names or [] if repr(n) in str(exc)), None)
-                if missing is None:
-                    raise
-                raise await explain_missing(client, exc, missing, "project") from None
+                raise await explain_first_missing(client, exc, names or [], "project") from None
             return answer
 
         answer = call(target, run)
