@@ -9,7 +9,7 @@ reports its result as a toast: the manager's own words on success and on refusal
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import gc
 import json
 from collections.abc import Awaitable, Callable, Iterable
@@ -28,6 +28,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from syncopate.cli.render import node_detail, project_detail
 from syncopate.client import ManagerClient
 from syncopate.errors import SyncopateError, Unauthorized
+from syncopate.feed import FeedDropped
 from syncopate.tui import rows
 from syncopate.tui.model import FleetModel
 from syncopate.tui.screens import (
@@ -39,7 +40,6 @@ from syncopate.tui.screens import (
 )
 
 Clock = Callable[[], datetime]
-RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)  # then every 5 s
 NODES_REFRESH = 5.0  # seconds: node contact times are not pushed on /events
 AGES_REFRESH = 5.0  # seconds between refreshes of the "ago" cells
 FILTER_DELAY = 0.15  # seconds of no typing before the filter applies
@@ -168,26 +168,19 @@ class SyncopateApp(App[None]):
     @work(exclusive=True, group="feed", exit_on_error=False)
     async def follow(self) -> None:
         """Follow /events until the app ends; reconnect with backoff when it drops."""
-        attempt = 0
-        while True:
-            feed = self.client.events()
-            try:
-                async for message in feed:
-                    if message.get("type") == "snapshot":
-                        attempt = 0
-                        self.set_connection(True, "connected")
-                    self.apply(message)
-                why = "the feed closed"
-            except Unauthorized as exc:
-                why = f"token refused ({exc})"
-            except SyncopateError as exc:
-                why = str(exc)
-            finally:
-                await feed.aclose()
-            delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
-            attempt += 1
-            self.set_connection(False, f"disconnected — retrying in {delay:g}s: {why}")
-            await asyncio.sleep(delay)
+        feed = self.client.follow_events(retry=(SyncopateError,))
+        async with contextlib.aclosing(feed):
+            async for message in feed:
+                if isinstance(message, FeedDropped):
+                    error = message.error
+                    why = f"token refused ({error})" if isinstance(error, Unauthorized) else error
+                    self.set_connection(
+                        False, f"disconnected — retrying in {message.delay:g}s: {why}"
+                    )
+                    continue
+                if message.get("type") == "snapshot":
+                    self.set_connection(True, "connected")
+                self.apply(message)
 
     def set_connection(self, connected: bool, text: str) -> None:
         self.connected = connected

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
@@ -15,13 +15,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RichLog, Static, TextArea
 
 from syncopate import validate
-from syncopate.cli.logs import NumberedLines
 from syncopate.cli.project import parse_var
 from syncopate.client import ManagerClient
-from syncopate.errors import ConfigError, ConnectionFailed, SyncopateError
+from syncopate.command_results import exit_status, wait_answered
+from syncopate.errors import ConfigError, SyncopateError
+from syncopate.feed import FeedDropped, NumberedLines
 
 Submit = Callable[[dict[str, Any]], Awaitable[str | None]]
-RECONNECT_DELAY = 1.0
+RECONNECT_DELAYS = (1.0,)  # a person is watching: retry soon, and as often
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -208,27 +209,27 @@ class LogsScreen(ModalScreen[None]):
     @work(exclusive=True, exit_on_error=False)
     async def follow(self) -> None:
         state = self.query_one("#state", Static)
-        while True:
-            feed = self.client.events(logs=[self.project])
+
+        async def show_kept(snapshot: dict[str, Any]) -> None:
+            answer = await self.client.logs(self.project, 200)
+            self.take(int(answer.get("seq") or 0), list(answer.get("lines") or ()))
+            state.update(Text(f"following (on {answer.get('node') or 'no node'})", "green"))
+
+        feed = self.client.follow_events(
+            [self.project], on_connect=show_kept, delays=RECONNECT_DELAYS
+        )
+        async with contextlib.aclosing(feed):
             try:
-                await anext(feed)
-                answer = await self.client.logs(self.project, 200)
-                self.take(int(answer.get("seq") or 0), list(answer.get("lines") or ()))
-                state.update(Text(f"following (on {answer.get('node') or 'no node'})", "green"))
                 async for message in feed:
-                    if message.get("type") == "logs" and message.get("project") == self.project:
+                    if isinstance(message, FeedDropped):
+                        state.update(Text(f"disconnected: {message.error}; retrying", "red"))
+                    elif message.get("type") == "logs" and message.get("project") == self.project:
                         self.take(int(message["seq"]), list(message["lines"]))
                     elif (message.get("projects") or {}).get(self.project, 1) is None:
                         state.update(Text(f"{self.project} was removed", "yellow"))
                         return
-            except ConnectionFailed as exc:
-                state.update(Text(f"disconnected: {exc}; retrying", "red"))
             except SyncopateError as exc:
                 state.update(Text(str(exc), "red"))
-                return
-            finally:
-                await feed.aclose()
-            await asyncio.sleep(RECONNECT_DELAY)
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -280,8 +281,6 @@ class CommandScreen(ModalScreen[None]):
 
     @work(exclusive=True, exit_on_error=False)
     async def _run(self, code: str, interpreter: str, timeout: float) -> None:
-        from syncopate.cli.command import exit_status, wait_answered
-
         state = self.query_one("#state", Static)
         response = self.query_one("#response", RichLog)
         response.clear()
