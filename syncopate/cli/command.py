@@ -159,7 +159,7 @@ def list_commands(
         return
     from rich.console import Console
 
-    from syncopate.cli.render import commands_table
+    from syncopate.render import commands_table
 
     Console().print(commands_table(commands))
     if answer.get("more"):
@@ -181,7 +181,7 @@ def show(
         return
     from rich.console import Console
 
-    from syncopate.cli.render import command_detail
+    from syncopate.render import command_detail
 
     Console().print(command_detail(info))
 

@@ -121,7 +121,7 @@ async def _node_call(client: ManagerClient, action: str, name: str) -> dict[str,
 @controller_command
 def list_nodes(as_json: bool = JSON_OPTION, *, target: Target) -> None:
     """Every node: status, projects, RAM and disk, last contact."""
-    from syncopate.cli.render import as_list, nodes_table
+    from syncopate.render import as_list, nodes_table
 
     nodes = call(target, lambda c: c.nodes())
     if as_json:

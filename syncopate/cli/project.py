@@ -19,20 +19,9 @@ from syncopate.cli.common import (
 from syncopate.cli.target import Target
 from syncopate.client import ManagerClient
 from syncopate.errors import ConfigError, NotFound
+from syncopate.variables import parse_var
 
 app = typer.Typer(help="Add, control and inspect projects.", no_args_is_help=True)
-
-
-def parse_var(item: str) -> tuple[str, Any]:
-    """`KEY=VALUE`; the value is JSON when it parses as JSON, else the string itself."""
-    key, equals, text = item.partition("=")
-    if not equals or not key.strip():
-        raise ConfigError(f"--var {item!r} is not KEY=VALUE")
-    try:
-        value: Any = json.loads(text)
-    except ValueError:
-        value = text
-    return key.strip(), value
 
 
 def initial_variables(var: list[str], vars_file: Path | None) -> dict[str, Any]:
@@ -169,7 +158,7 @@ for _verb in ("start", "stop", "restart", "reset"):
 @controller_command
 def list_projects(as_json: bool = JSON_OPTION, *, target: Target) -> None:
     """Every project: status, node, uptime, RAM, disk, restarts."""
-    from syncopate.cli.render import as_list, projects_table
+    from syncopate.render import as_list, projects_table
 
     projects = call(target, lambda c: c.status())
     if as_json:
@@ -198,6 +187,6 @@ def show(
         return
     from rich.console import Console
 
-    from syncopate.cli.render import project_detail
+    from syncopate.render import project_detail
 
     Console().print(project_detail(info))

@@ -25,10 +25,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
-from syncopate.cli.render import node_detail, project_detail
 from syncopate.client import ManagerClient
 from syncopate.errors import SyncopateError, Unauthorized
 from syncopate.feed import FeedDropped
+from syncopate.render import node_detail, project_detail
 from syncopate.tui import rows
 from syncopate.tui.model import FleetModel
 from syncopate.tui.screens import (

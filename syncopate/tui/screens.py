@@ -15,11 +15,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RichLog, Static, TextArea
 
 from syncopate import validate
-from syncopate.cli.project import parse_var
 from syncopate.client import ManagerClient
 from syncopate.command_results import exit_status, wait_answered
 from syncopate.errors import ConfigError, SyncopateError
 from syncopate.feed import FeedDropped, NumberedLines
+from syncopate.variables import parse_var
 
 Submit = Callable[[dict[str, Any]], Awaitable[str | None]]
 RECONNECT_DELAYS = (1.0,)  # a person is watching: retry soon, and as often

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from rich.console import Console
 
-from syncopate.cli.render import (
+from syncopate.render import (
     ago,
     as_list,
     command_detail,
