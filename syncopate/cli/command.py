@@ -15,8 +15,16 @@ from typing import Any
 
 import typer
 
-from syncopate.cli.common import JSON_OPTION, call, controller_command, print_json
-from syncopate.cli.target import Target
+from syncopate.cli.common import (
+    JSON_OPTION,
+    CaFileOption,
+    FingerprintOption,
+    ManagerOption,
+    TokenOption,
+    call,
+    print_json,
+)
+from syncopate.cli.target import find_target
 from syncopate.client import ManagerClient
 from syncopate.command_results import describe_end, exit_status, wait_answered
 from syncopate.errors import ConfigError
@@ -68,7 +76,6 @@ def say_dropped(drop: FeedDropped) -> None:
 
 
 @app.command()
-@controller_command
 def send(
     nodes: list[str] = typer.Argument(None, help="The nodes (or lite devices) to run it on."),
     all_nodes: bool = typer.Option(False, "--all", help="Every live node that runs the agent."),
@@ -87,10 +94,13 @@ def send(
         False, "--wait", help="Print the response and exit with the program's exit status."
     ),
     as_json: bool = JSON_OPTION,
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """Send a program to nodes; print the new command ids (one per node)."""
+    target = find_target(manager, token, ca_file, fingerprint)
     if all_nodes and nodes:
         raise typer.BadParameter("name nodes or give --all, not both")
     if not all_nodes and not nodes:
@@ -129,7 +139,6 @@ def send(
 
 
 @app.command("list")
-@controller_command
 def list_commands(
     node: str = typer.Option(None, "--node", metavar="N", help="Only those sent to this node."),
     state: str = typer.Option(
@@ -145,10 +154,13 @@ def list_commands(
         None, "--before", metavar="ID", min=1, help="Older than this id (the next page)."
     ),
     as_json: bool = JSON_OPTION,
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """The command log, newest first."""
+    target = find_target(manager, token, ca_file, fingerprint)
     answer = call(target, lambda c: c.command_list(node, state, user, limit, before))
     commands: dict[str, dict[str, Any]] = answer.get("commands") or {}
     if as_json:
@@ -167,14 +179,16 @@ def list_commands(
 
 
 @app.command()
-@controller_command
 def show(
     command_id: int = typer.Argument(..., metavar="ID", help="The command's id."),
     as_json: bool = JSON_OPTION,
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """One command in full: every step with who and when, its code, response and analysis."""
+    target = find_target(manager, token, ca_file, fingerprint)
     info = call(target, lambda c: c.command_show(command_id))
     if as_json:
         print_json(info)
@@ -187,25 +201,29 @@ def show(
 
 
 @app.command()
-@controller_command
 def analyze(
     command_id: int = typer.Argument(..., metavar="ID", help="The command's id."),
     text: str = typer.Argument(..., help="The analysis of its response."),
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """Attach an analysis to a responded command (once)."""
+    target = find_target(manager, token, ca_file, fingerprint)
     info = call(target, lambda c: c.command_analyze(command_id, text))
     typer.echo(f"command {info['id']} analyzed")
 
 
 @app.command()
-@controller_command
 def cancel(
     command_id: int = typer.Argument(..., metavar="ID", help="The command's id."),
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """Take back a command its node has not collected yet."""
+    target = find_target(manager, token, ca_file, fingerprint)
     info = call(target, lambda c: c.command_cancel(command_id))
     typer.echo(f"command {info['id']} canceled")

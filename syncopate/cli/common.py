@@ -1,30 +1,33 @@
 """What every controller command shares: the manager options, one call, friendly errors, output.
 
     @app.command("list")
-    @controller_command
-    def list_projects(target: Target, as_json: bool = JSON_OPTION) -> None:
+    def list_projects(
+        as_json: bool = JSON_OPTION,
+        manager: ManagerOption = None,
+        token: TokenOption = None,
+        ca_file: CaFileOption = None,
+        fingerprint: FingerprintOption = None,
+    ) -> None:
+        target = find_target(manager, token, ca_file, fingerprint)
         answer = call(target, lambda c: c.status())
 
-`controller_command` adds `--manager`, `--token`, `--ca-file` and `--fingerprint` to the command
-(Typer reads the signature) and hands the command the `Target` they resolve to, so each command
-declares only its own options.
+The four `Annotated` option types give every controller command the same `--manager`,
+`--token`, `--ca-file` and `--fingerprint` (in the help's "Manager" panel); `find_target`
+resolves them, with the environment and the local manager's controller.json, to a `Target`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import difflib
-import functools
-import inspect
 import json
 import sys
-import typing
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from syncopate.cli.target import Target, find_target
+from syncopate.cli.target import Target
 from syncopate.client import ManagerClient
 from syncopate.errors import NotFound, SyncopateError, TokenRefused, Unreachable
 
@@ -68,47 +71,10 @@ FingerprintOption = Annotated[
         show_default=False,
     ),
 ]
-_MANAGER_PARAMS = (
-    ("manager", ManagerOption),
-    ("token", TokenOption),
-    ("ca_file", CaFileOption),
-    ("fingerprint", FingerprintOption),
-)
 
 
 class CommandFailed(SyncopateError):
     """A controller command failed; the message says what happened and what to do."""
-
-
-def controller_command(func: Callable[..., T]) -> Callable[..., T]:
-    """Give a command the manager options; it receives the resolved `target` instead."""
-    signature = inspect.signature(func)
-    # Annotations resolved against the command's own module: Typer evaluates them again
-    # against this module's globals otherwise.
-    hints = typing.get_type_hints(func, include_extras=True)
-    own = [
-        p.replace(annotation=hints.get(p.name, p.annotation))
-        for p in signature.parameters.values()
-        if p.name != "target"
-    ]
-    added = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
-        for name, kind in _MANAGER_PARAMS
-    ]
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        options = {name: kwargs.pop(name, None) for name, _ in _MANAGER_PARAMS}
-        return func(*args, target=find_target(**options), **kwargs)
-
-    # Typer builds the command line from this signature and these annotations.
-    parameters = [*own, *added]
-    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=parameters, return_annotation=None
-    )
-    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
-    del wrapper.__wrapped__  # or inspect.signature would follow it back to `func`
-    return wrapper
 
 
 def call(target: Target, action: Callable[[ManagerClient], Awaitable[T]]) -> T:

@@ -15,8 +15,15 @@ from typing import Any
 
 import typer
 
-from syncopate.cli.common import call, controller_command, explain_missing
-from syncopate.cli.target import Target
+from syncopate.cli.common import (
+    CaFileOption,
+    FingerprintOption,
+    ManagerOption,
+    TokenOption,
+    call,
+    explain_missing,
+)
+from syncopate.cli.target import find_target
 from syncopate.client import ManagerClient
 from syncopate.errors import NotFound
 from syncopate.feed import FeedDropped, NumberedLines
@@ -63,17 +70,19 @@ async def _follow(client: ManagerClient, project: str, lines: int, printer: Prin
                 return
 
 
-@controller_command
 def logs(
     project: str = typer.Argument(..., help="The project whose output to show."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
     lines: int = typer.Option(
         200, "--lines", "-n", min=1, max=1000, metavar="N", help="How many lines."
     ),
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """Show a project's recent output (the manager keeps its last 1,000 lines)."""
+    target = find_target(manager, token, ca_file, fingerprint)
     printer = Printer()
     if not follow:
         answer = call(target, lambda c: _kept(c, project, lines))

@@ -10,13 +10,16 @@ import typer
 
 from syncopate.cli.common import (
     JSON_OPTION,
+    CaFileOption,
+    FingerprintOption,
+    ManagerOption,
+    TokenOption,
     call,
-    controller_command,
     explain_first_missing,
     explain_missing,
     print_json,
 )
-from syncopate.cli.target import Target
+from syncopate.cli.target import find_target
 from syncopate.client import ManagerClient
 from syncopate.errors import ConfigError, NotFound
 from syncopate.variables import parse_var
@@ -51,7 +54,6 @@ async def _named(client: ManagerClient, name: str) -> dict[str, Any]:
 
 
 @app.command()
-@controller_command
 def add(
     name: str = typer.Argument(..., help="Project name: letters, digits, '.', '_', '-'."),
     url: str = typer.Argument(..., help="Git URL: https://, ssh://, git@host:path or file://."),
@@ -78,10 +80,13 @@ def add(
     ),
     no_start: bool = typer.Option(False, "--no-start", help="Add it stopped."),
     as_json: bool = JSON_OPTION,
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """Add a project; the manager places it on the node that fits it best."""
+    target = find_target(manager, token, ca_file, fingerprint)
     variables = initial_variables(var, vars_file)
     answer = call(
         target,
@@ -104,13 +109,15 @@ def add(
 
 
 @app.command()
-@controller_command
 def remove(
     name: str = typer.Argument(..., help="The project to remove."),
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """Stop a project and remove it with its checkouts and variables."""
+    target = find_target(manager, token, ca_file, fingerprint)
 
     async def run(client: ManagerClient) -> dict[str, Any]:
         info = await _named(client, name)
@@ -121,13 +128,16 @@ def remove(
 
 
 def _control(verb: str) -> Any:
-    @controller_command
     def command(
         names: list[str] = typer.Argument(None, help="Projects (none: every project)."),
         as_json: bool = JSON_OPTION,
-        *,
-        target: Target,
+        manager: ManagerOption = None,
+        token: TokenOption = None,
+        ca_file: CaFileOption = None,
+        fingerprint: FingerprintOption = None,
     ) -> None:
+        target = find_target(manager, token, ca_file, fingerprint)
+
         async def run(client: ManagerClient) -> dict[str, Any]:
             try:
                 answer: dict[str, Any] = await client.controller(verb, projects=names or [])
@@ -155,9 +165,15 @@ for _verb in ("start", "stop", "restart", "reset"):
 
 
 @app.command("list")
-@controller_command
-def list_projects(as_json: bool = JSON_OPTION, *, target: Target) -> None:
+def list_projects(
+    as_json: bool = JSON_OPTION,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
+) -> None:
     """Every project: status, node, uptime, RAM, disk, restarts."""
+    target = find_target(manager, token, ca_file, fingerprint)
     from syncopate.render import as_list, projects_table
 
     projects = call(target, lambda c: c.status())
@@ -173,14 +189,16 @@ def list_projects(as_json: bool = JSON_OPTION, *, target: Target) -> None:
 
 
 @app.command()
-@controller_command
 def show(
     name: str = typer.Argument(..., help="The project to show."),
     as_json: bool = JSON_OPTION,
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """One project in full: where it runs, its variables, its last output."""
+    target = find_target(manager, token, ca_file, fingerprint)
     info = call(target, lambda c: _named(c, name))
     if as_json:
         print_json({"name": name, **info})
