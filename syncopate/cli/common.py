@@ -27,6 +27,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from syncopate.cli.reference import MANAGER_PANEL
 from syncopate.cli.target import Target
 from syncopate.client import ManagerClient
 from syncopate.errors import NotFound, SyncopateError, TokenRefused, Unreachable
@@ -35,40 +36,33 @@ T = TypeVar("T")
 
 JSON_OPTION: Any = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 
+
+def _manager_option(flag: str, help: str) -> Any:
+    # The README reference folds the options of this panel into one "[manager options]".
+    return typer.Option(flag, help=help, rich_help_panel=MANAGER_PANEL, show_default=False)
+
+
 ManagerOption = Annotated[
     str | None,
-    typer.Option(
+    _manager_option(
         "--manager",
-        help="The manager's URL (env SYNCOPATE_MANAGER; default: the manager on this machine)",
-        rich_help_panel="Manager",
-        show_default=False,
+        "The manager's URL (env SYNCOPATE_MANAGER; default: the manager on this machine)",
     ),
 ]
 TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        help="Controller token (env SYNCOPATE_TOKEN)",
-        rich_help_panel="Manager",
-        show_default=False,
-    ),
+    str | None, _manager_option("--token", "Controller token (env SYNCOPATE_TOKEN)")
 ]
 CaFileOption = Annotated[
     str | None,
-    typer.Option(
-        "--ca-file",
-        help="CA certificate to verify an https manager (env SYNCOPATE_CA_FILE)",
-        rich_help_panel="Manager",
-        show_default=False,
+    _manager_option(
+        "--ca-file", "CA certificate to verify an https manager (env SYNCOPATE_CA_FILE)"
     ),
 ]
 FingerprintOption = Annotated[
     str | None,
-    typer.Option(
+    _manager_option(
         "--fingerprint",
-        help="Pinned sha256: fingerprint of an https manager (env SYNCOPATE_FINGERPRINT)",
-        rich_help_panel="Manager",
-        show_default=False,
+        "Pinned sha256: fingerprint of an https manager (env SYNCOPATE_FINGERPRINT)",
     ),
 ]
 
