@@ -56,10 +56,11 @@ async def wait_answered(
     again.
     """
     done: dict[int, dict[str, Any]] = {}
-    fresh: list[dict[str, Any]] = []  # the connection's snapshot: older than what was asked
+    asked_after: dict[str, Any] | None = None  # the connection's snapshot: older than the asks
 
     async def ask(snapshot: dict[str, Any]) -> None:
-        fresh[:] = [snapshot]
+        nonlocal asked_after
+        asked_after = snapshot
         for command_id in ids:
             if command_id not in done:
                 info = await client.command_show(command_id)
@@ -76,7 +77,7 @@ async def wait_answered(
                 continue
             if len(done) == len(ids):
                 break
-            if fresh and message is fresh[0]:
+            if message is asked_after:
                 continue
             # Snapshots (after a slow read) and changes both carry commands by id.
             for key, info in (message.get("commands") or {}).items():
