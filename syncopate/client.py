@@ -4,22 +4,31 @@
         projects = await c.status()
 
 Refusals raise the `RequestError` subclass for the HTTP status, with the manager's reason; a
-manager that cannot be reached raises `ConnectionFailed` naming the URL. A 503 (the manager's
-database refused a write; nothing changed) raises `Unavailable`, which is both: a caller that
-retries an unreachable manager retries it too.
+manager that cannot be reached raises `Unreachable` (a `ConnectionFailed`) naming the URL, and a
+refused controller token `TokenRefused` (an `Unauthorized`). A 503 (the manager's database
+refused a write; nothing changed) raises `Unavailable`, which is both: a caller that retries an
+unreachable manager retries it too. The /events feed, and following it, is `syncopate.feed`'s.
 """
 
 from __future__ import annotations
 
 import json
 import ssl
-import sys
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from syncopate import __version__
-from syncopate.errors import ConnectionFailed, ProtocolError, request_error_for
+from syncopate.errors import (
+    ConnectionFailed,
+    ProtocolError,
+    SyncopateError,
+    TokenRefused,
+    Unauthorized,
+    Unreachable,
+    request_error_for,
+)
+from syncopate.feed import RECONNECT_DELAYS, EventSocket, FeedDropped, follow
 from syncopate.http_client import (
     BadResponse,
     CertificateInvalid,
@@ -28,9 +37,6 @@ from syncopate.http_client import (
     HttpError,
     Response,
 )
-
-if TYPE_CHECKING:
-    import aiohttp
 
 INFO_FIELDS = ("failure-reasoning", "update-info", "request-information", "error")
 
@@ -86,7 +92,7 @@ class ManagerClient:
             )
         except ValueError as exc:
             raise ConnectionFailed(f"manager URL: {exc}") from None
-        self._ws_session: aiohttp.ClientSession | None = None
+        self._events = EventSocket(self.url, token, fingerprint=self._fingerprint, ca=self._ca)
 
     async def __aenter__(self) -> Self:
         return self
@@ -101,9 +107,7 @@ class ManagerClient:
 
     async def close(self) -> None:
         await self._http.close()
-        if self._ws_session is not None:
-            await self._ws_session.close()
-            self._ws_session = None
+        await self._events.close()
 
     # the transport ----------------------------------------------------------------------------
     async def post(
@@ -143,7 +147,7 @@ class ManagerClient:
         except BadResponse as exc:
             raise ProtocolError(f"{self.url} answered something that is not HTTP: {exc}") from None
         except HttpError as exc:
-            raise ConnectionFailed(f"cannot reach the manager at {self.url} ({exc})") from None
+            raise Unreachable(f"cannot reach the manager at {self.url} ({exc})") from None
 
     def _answer(self, response: Response) -> dict[str, Any]:
         text = response.text()
@@ -231,7 +235,11 @@ class ManagerClient:
         body: dict[str, Any] = {"action": action, **fields}
         if self.token:
             body["access-token"] = self.token
-        return await self.post("/controller", body)
+        try:
+            return await self.post("/controller", body)
+        except Unauthorized as exc:
+            # /controller's only 401 is a refused controller token.
+            raise TokenRefused(exc.message, **exc.details) from None
 
     async def add(
         self,
@@ -354,57 +362,23 @@ class ManagerClient:
             raise request_error_for(response.status, f"/metrics: HTTP {response.status}")
         return response.text()
 
-    async def events(self, logs: Iterable[str] = ()) -> AsyncGenerator[dict[str, Any], None]:
+    def events(self, logs: Iterable[str] = ()) -> AsyncGenerator[dict[str, Any], None]:
         """Messages from /events: a snapshot first, then batches of changes.
 
         With `logs` (project names), also `{"type": "logs", "project", "seq", "lines"}`
         messages carrying each batch of those projects' new output lines.
         """
-        # aiohttp only here: the agent never opens a feed and should not carry its weight.
-        import aiohttp
+        return self._events.messages(logs)
 
-        if self._ws_session is None:
-            ssl_option: ssl.SSLContext | aiohttp.Fingerprint | bool = True
-            if self._fingerprint is not None:
-                ssl_option = aiohttp.Fingerprint(self._fingerprint)
-            elif self._ca is not None:
-                ssl_option = self._ca
-            connector = aiohttp.TCPConnector(
-                ssl=ssl_option,
-                # A TLS connection refused for its fingerprint is closed gracefully and left
-                # open until the peer answers; let close() abort it. (Python 3.12.7+ fixed
-                # the underlying leak, and aiohttp warns if the option is set there.)
-                enable_cleanup_closed=sys.version_info < (3, 12, 7),
-            )
-            self._ws_session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=None, connect=10)
-            )
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        try:
-            ws = await self._ws_session.ws_connect(
-                self.url + "/events",
-                headers=headers,
-                heartbeat=20,
-                params=[("logs", name) for name in logs],
-            )
-        except aiohttp.WSServerHandshakeError as exc:
-            raise request_error_for(exc.status, f"/events refused: HTTP {exc.status}") from None
-        except aiohttp.ServerFingerprintMismatch:
-            raise ConnectionFailed(
-                f"the certificate of {self.url} does not match the pinned fingerprint"
-            ) from None
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise ConnectionFailed(
-                f"cannot verify the certificate of {self.url}: {exc.certificate_error}; "
-                "pass --ca-file or --fingerprint"
-            ) from None
-        except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-            raise ConnectionFailed(f"cannot reach the manager at {self.url} ({reason})") from None
-        async with ws:
-            async for message in ws:
-                if message.type == aiohttp.WSMsgType.TEXT:
-                    yield json.loads(message.data)
-                elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
-                    break
-        raise ConnectionFailed(f"the event feed from {self.url} closed")
+    def follow_events(
+        self,
+        logs: Iterable[str] = (),
+        *,
+        on_connect: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        delays: Sequence[float] = RECONNECT_DELAYS,
+        retry: tuple[type[SyncopateError], ...] = (ConnectionFailed,),
+    ) -> AsyncGenerator[dict[str, Any] | FeedDropped, None]:
+        """/events across lost connections: each drop comes as a `FeedDropped`, then the feed
+        is opened again after its delay (see `syncopate.feed.follow`)."""
+        names = list(logs)
+        return follow(lambda: self.events(names), on_connect=on_connect, delays=delays, retry=retry)

@@ -4,6 +4,7 @@ SyncopateError
 ├── RequestError            the manager refused a request (carries the HTTP status)
 │   ├── InvalidRequest      400  malformed or invalid input
 │   ├── Unauthorized        401  wrong password or token
+│   │   └── TokenRefused         the controller token, refused by /controller
 │   ├── Forbidden           403  not yours
 │   ├── NotFound            404  no such project, node or command
 │   ├── NotAllowed          405  a method the route does not take (GET that would change state)
@@ -13,6 +14,7 @@ SyncopateError
 │   └── Unavailable         503  the manager cannot do it now (also a ConnectionFailed: retry)
 │       └── StoreFailed          its database refused a write; nothing changed
 ├── ConnectionFailed        the manager could not be reached (or its certificate is wrong)
+│   └── Unreachable              no connection at all: nothing answered at the URL
 ├── ProtocolError           the manager answered something that is not the protocol
 └── ConfigError             local configuration is missing or unreadable
 """
@@ -54,6 +56,10 @@ class Unauthorized(RequestError):
     status = 401
 
 
+class TokenRefused(Unauthorized):
+    """The manager refused the controller token of a /controller action."""
+
+
 class Forbidden(RequestError):
     status = 403
 
@@ -84,6 +90,13 @@ class TooManyAttempts(RequestError):
 
 class ConnectionFailed(SyncopateError):
     """The manager could not be reached."""
+
+
+class Unreachable(ConnectionFailed):
+    """Nothing answered at the manager's URL (refused, timed out, dropped): is it running?
+
+    Not a certificate problem, a bad URL or a 503, which are ConnectionFailed too.
+    """
 
 
 class Unavailable(RequestError, ConnectionFailed):

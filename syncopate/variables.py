@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from syncopate import literal
+from syncopate.errors import ConfigError
 
 FILE_NAME = "project.variables"
 MAX_BYTES = 64 * 1024
@@ -62,6 +63,19 @@ def parse(text: str) -> dict[str, Any]:
         raise VariablesError("variable names must be strings")
     check_size(value)
     return value
+
+
+def parse_var(item: str) -> tuple[str, Any]:
+    """`KEY=VALUE` (`project add --var`, the TUI's add form); the value is JSON when it parses
+    as JSON, else the string itself."""
+    key, equals, text = item.partition("=")
+    if not equals or not key.strip():
+        raise ConfigError(f"--var {item!r} is not KEY=VALUE")
+    try:
+        value: Any = json.loads(text)
+    except ValueError:
+        value = text
+    return key.strip(), value
 
 
 def default_path() -> Path:

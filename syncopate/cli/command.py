@@ -8,7 +8,6 @@ exit status, so a script can use it like `ssh node program`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,19 +15,24 @@ from typing import Any
 
 import typer
 
-from syncopate.cli.common import JSON_OPTION, call, controller_command, print_json
-from syncopate.cli.target import Target
+from syncopate.cli.common import (
+    JSON_OPTION,
+    CaFileOption,
+    FingerprintOption,
+    ManagerOption,
+    TokenOption,
+    call,
+    print_json,
+)
+from syncopate.cli.target import find_target
 from syncopate.client import ManagerClient
-from syncopate.errors import ConfigError, ConnectionFailed
+from syncopate.command_results import describe_end, exit_status, wait_answered
+from syncopate.errors import ConfigError
+from syncopate.feed import FeedDropped
 
 app = typer.Typer(
     help="Send a program to nodes, and follow what became of it.", no_args_is_help=True
 )
-
-# A command that reached one of these has nothing more to wait for.
-ANSWERED = frozenset({"responded", "analyzed", "timed-out", "canceled"})
-TIMEOUT_STATUS = 124
-RECONNECT_DELAY = 1.0
 
 
 def read_code(code: str | None, file: Path | None) -> str:
@@ -46,29 +50,6 @@ def read_code(code: str | None, file: Path | None) -> str:
         raise ConfigError(f"cannot read --file {file}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"--file {file} is not UTF-8 text") from None
-
-
-def exit_status(info: Mapping[str, Any]) -> int:
-    """The shell's view of how a command ended: its exit code, 124 on timeout, 128+N on signal."""
-    if info.get("state") == "timed-out" or info.get("response") == "TIMEOUT":
-        return TIMEOUT_STATUS
-    if info.get("state") == "canceled":
-        return 1
-    code = info.get("exit-code")
-    if not isinstance(code, int):
-        return 0
-    if code < 0:
-        return 128 - code
-    return min(code, 255)
-
-
-def describe_end(info: Mapping[str, Any]) -> str:
-    """One line for a command that ended without a response."""
-    reason = info.get("reason") or ""
-    what = "timed out" if info.get("state") == "timed-out" else "was canceled"
-    return f"command {info.get('id')} on {info.get('node')} {what}" + (
-        f": {reason}" if reason else ""
-    )
 
 
 def print_responses(commands: Sequence[Mapping[str, Any]]) -> int:
@@ -90,40 +71,11 @@ def print_responses(commands: Sequence[Mapping[str, Any]]) -> int:
     return status
 
 
-async def wait_answered(client: ManagerClient, ids: list[int]) -> list[dict[str, Any]]:
-    """Wait until every command has been answered (or ended); their final records.
-
-    Subscribes first and then asks for each command, so an answer that came before the
-    subscription is seen too; after a lost connection it does the same again.
-    """
-    done: dict[int, dict[str, Any]] = {}
-    while True:
-        feed = client.events()
-        try:
-            await anext(feed)  # the snapshot: changes from here on reach us
-            for command_id in ids:
-                if command_id not in done:
-                    info = await client.command_show(command_id)
-                    if info.get("state") in ANSWERED:
-                        done[command_id] = info
-            while len(done) < len(ids):
-                message = await anext(feed)
-                # Snapshots (after a slow read) and changes both carry commands by id.
-                changed = message.get("commands") or {}
-                for key, info in changed.items():
-                    command_id = int(key)
-                    if command_id in ids and info and info.get("state") in ANSWERED:
-                        done[command_id] = info
-            return [done[i] for i in ids]
-        except ConnectionFailed as exc:
-            typer.secho(f"{exc}; trying again in {RECONNECT_DELAY:g} s", err=True)
-            await asyncio.sleep(RECONNECT_DELAY)
-        finally:
-            await feed.aclose()
+def say_dropped(drop: FeedDropped) -> None:
+    typer.secho(f"{drop.error}; trying again in {drop.delay:g} s", err=True)
 
 
 @app.command()
-@controller_command
 def send(
     nodes: list[str] = typer.Argument(None, help="The nodes (or lite devices) to run it on."),
     all_nodes: bool = typer.Option(False, "--all", help="Every live node that runs the agent."),
@@ -142,10 +94,13 @@ def send(
         False, "--wait", help="Print the response and exit with the program's exit status."
     ),
     as_json: bool = JSON_OPTION,
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """Send a program to nodes; print the new command ids (one per node)."""
+    target = find_target(manager, token, ca_file, fingerprint)
     if all_nodes and nodes:
         raise typer.BadParameter("name nodes or give --all, not both")
     if not all_nodes and not nodes:
@@ -164,7 +119,7 @@ def send(
         )
         if not wait:
             return list(sent.values())
-        return await wait_answered(client, [int(key) for key in sent])
+        return await wait_answered(client, [int(key) for key in sent], say_dropped)
 
     try:
         commands = call(target, run)
@@ -184,7 +139,6 @@ def send(
 
 
 @app.command("list")
-@controller_command
 def list_commands(
     node: str = typer.Option(None, "--node", metavar="N", help="Only those sent to this node."),
     state: str = typer.Option(
@@ -200,10 +154,13 @@ def list_commands(
         None, "--before", metavar="ID", min=1, help="Older than this id (the next page)."
     ),
     as_json: bool = JSON_OPTION,
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """The command log, newest first."""
+    target = find_target(manager, token, ca_file, fingerprint)
     answer = call(target, lambda c: c.command_list(node, state, user, limit, before))
     commands: dict[str, dict[str, Any]] = answer.get("commands") or {}
     if as_json:
@@ -214,7 +171,7 @@ def list_commands(
         return
     from rich.console import Console
 
-    from syncopate.cli.render import commands_table
+    from syncopate.render import commands_table
 
     Console().print(commands_table(commands))
     if answer.get("more"):
@@ -222,45 +179,51 @@ def list_commands(
 
 
 @app.command()
-@controller_command
 def show(
     command_id: int = typer.Argument(..., metavar="ID", help="The command's id."),
     as_json: bool = JSON_OPTION,
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """One command in full: every step with who and when, its code, response and analysis."""
+    target = find_target(manager, token, ca_file, fingerprint)
     info = call(target, lambda c: c.command_show(command_id))
     if as_json:
         print_json(info)
         return
     from rich.console import Console
 
-    from syncopate.cli.render import command_detail
+    from syncopate.render import command_detail
 
     Console().print(command_detail(info))
 
 
 @app.command()
-@controller_command
 def analyze(
     command_id: int = typer.Argument(..., metavar="ID", help="The command's id."),
     text: str = typer.Argument(..., help="The analysis of its response."),
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """Attach an analysis to a responded command (once)."""
+    target = find_target(manager, token, ca_file, fingerprint)
     info = call(target, lambda c: c.command_analyze(command_id, text))
     typer.echo(f"command {info['id']} analyzed")
 
 
 @app.command()
-@controller_command
 def cancel(
     command_id: int = typer.Argument(..., metavar="ID", help="The command's id."),
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """Take back a command its node has not collected yet."""
+    target = find_target(manager, token, ca_file, fingerprint)
     info = call(target, lambda c: c.command_cancel(command_id))
     typer.echo(f"command {info['id']} canceled")

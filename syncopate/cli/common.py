@@ -1,114 +1,74 @@
 """What every controller command shares: the manager options, one call, friendly errors, output.
 
     @app.command("list")
-    @controller_command
-    def list_projects(target: Target, as_json: bool = JSON_OPTION) -> None:
+    def list_projects(
+        as_json: bool = JSON_OPTION,
+        manager: ManagerOption = None,
+        token: TokenOption = None,
+        ca_file: CaFileOption = None,
+        fingerprint: FingerprintOption = None,
+    ) -> None:
+        target = find_target(manager, token, ca_file, fingerprint)
         answer = call(target, lambda c: c.status())
 
-`controller_command` adds `--manager`, `--token`, `--ca-file` and `--fingerprint` to the command
-(Typer reads the signature) and hands the command the `Target` they resolve to, so each command
-declares only its own options.
+The four `Annotated` option types give every controller command the same `--manager`,
+`--token`, `--ca-file` and `--fingerprint` (in the help's "Manager" panel); `find_target`
+resolves them, with the environment and the local manager's controller.json, to a `Target`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import difflib
-import functools
-import inspect
 import json
 import sys
-import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from syncopate.cli.target import Target, find_target
+from syncopate.cli.reference import MANAGER_PANEL
+from syncopate.cli.target import Target
 from syncopate.client import ManagerClient
-from syncopate.errors import ConnectionFailed, Forbidden, NotFound, SyncopateError, Unauthorized
+from syncopate.errors import NotFound, SyncopateError, TokenRefused, Unreachable
 
 T = TypeVar("T")
 
 JSON_OPTION: Any = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 
+
+def _manager_option(flag: str, help: str) -> Any:
+    # The README reference folds the options of this panel into one "[manager options]".
+    return typer.Option(flag, help=help, rich_help_panel=MANAGER_PANEL, show_default=False)
+
+
 ManagerOption = Annotated[
     str | None,
-    typer.Option(
+    _manager_option(
         "--manager",
-        help="The manager's URL (env SYNCOPATE_MANAGER; default: the manager on this machine)",
-        rich_help_panel="Manager",
-        show_default=False,
+        "The manager's URL (env SYNCOPATE_MANAGER; default: the manager on this machine)",
     ),
 ]
 TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        help="Controller token (env SYNCOPATE_TOKEN)",
-        rich_help_panel="Manager",
-        show_default=False,
-    ),
+    str | None, _manager_option("--token", "Controller token (env SYNCOPATE_TOKEN)")
 ]
 CaFileOption = Annotated[
     str | None,
-    typer.Option(
-        "--ca-file",
-        help="CA certificate to verify an https manager (env SYNCOPATE_CA_FILE)",
-        rich_help_panel="Manager",
-        show_default=False,
+    _manager_option(
+        "--ca-file", "CA certificate to verify an https manager (env SYNCOPATE_CA_FILE)"
     ),
 ]
 FingerprintOption = Annotated[
     str | None,
-    typer.Option(
+    _manager_option(
         "--fingerprint",
-        help="Pinned sha256: fingerprint of an https manager (env SYNCOPATE_FINGERPRINT)",
-        rich_help_panel="Manager",
-        show_default=False,
+        "Pinned sha256: fingerprint of an https manager (env SYNCOPATE_FINGERPRINT)",
     ),
 ]
-_MANAGER_PARAMS = (
-    ("manager", ManagerOption),
-    ("token", TokenOption),
-    ("ca_file", CaFileOption),
-    ("fingerprint", FingerprintOption),
-)
 
 
 class CommandFailed(SyncopateError):
     """A controller command failed; the message says what happened and what to do."""
-
-
-def controller_command(func: Callable[..., T]) -> Callable[..., T]:
-    """Give a command the manager options; it receives the resolved `target` instead."""
-    signature = inspect.signature(func)
-    # Annotations resolved against the command's own module: Typer evaluates them again
-    # against this module's globals otherwise.
-    hints = typing.get_type_hints(func, include_extras=True)
-    own = [
-        p.replace(annotation=hints.get(p.name, p.annotation))
-        for p in signature.parameters.values()
-        if p.name != "target"
-    ]
-    added = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
-        for name, kind in _MANAGER_PARAMS
-    ]
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        options = {name: kwargs.pop(name, None) for name, _ in _MANAGER_PARAMS}
-        return func(*args, target=find_target(**options), **kwargs)
-
-    # Typer builds the command line from this signature and these annotations.
-    parameters = [*own, *added]
-    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=parameters, return_annotation=None
-    )
-    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
-    del wrapper.__wrapped__  # or inspect.signature would follow it back to `func`
-    return wrapper
 
 
 def call(target: Target, action: Callable[[ManagerClient], Awaitable[T]]) -> T:
@@ -122,17 +82,13 @@ def call(target: Target, action: Callable[[ManagerClient], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(exchange())
-    except (Unauthorized, Forbidden) as exc:
-        if "token" not in str(exc):
-            raise
+    except TokenRefused:
         raise CommandFailed(
             f"the manager at {target.url} refused the controller token "
             f"(from {target.token_source}); `syncopate manager token` on the manager's machine "
             "prints the current one"
         ) from None
-    except ConnectionFailed as exc:
-        if not str(exc).startswith("cannot reach"):
-            raise
+    except Unreachable as exc:
         raise CommandFailed(
             f"{exc}; is it running? (`syncopate manager serve`; manager from {target.source})"
         ) from None
@@ -140,9 +96,22 @@ def call(target: Target, action: Callable[[ManagerClient], Awaitable[T]]) -> T:
 
 async def explain_missing(client: ManagerClient, exc: NotFound, name: str, kind: str) -> NotFound:
     """The 404 with a `did you mean` for a misspelt project or node name."""
+    return await explain_first_missing(client, exc, [name], kind)
+
+
+async def explain_first_missing(
+    client: ManagerClient, exc: NotFound, names: Sequence[str], kind: str
+) -> NotFound:
+    """The 404 for the first of `names` the manager does not know, with a `did you mean`.
+
+    `exc` itself when the names cannot be checked, or the manager knows them all.
+    """
     try:
         known = list(await client.status()) if kind == "project" else list(await client.nodes())
     except SyncopateError:
+        return exc
+    name = next((n for n in names if n not in known), None)
+    if name is None:
         return exc
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     if close:

@@ -7,8 +7,17 @@ from typing import Any
 
 import typer
 
-from syncopate.cli.common import JSON_OPTION, call, controller_command, explain_missing, print_json
-from syncopate.cli.target import Target
+from syncopate.cli.common import (
+    JSON_OPTION,
+    CaFileOption,
+    FingerprintOption,
+    ManagerOption,
+    TokenOption,
+    call,
+    explain_missing,
+    print_json,
+)
+from syncopate.cli.target import find_target
 from syncopate.client import ManagerClient
 from syncopate.errors import ConfigError, NotFound
 
@@ -118,10 +127,16 @@ async def _node_call(client: ManagerClient, action: str, name: str) -> dict[str,
 
 
 @app.command("list")
-@controller_command
-def list_nodes(as_json: bool = JSON_OPTION, *, target: Target) -> None:
+def list_nodes(
+    as_json: bool = JSON_OPTION,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
+) -> None:
     """Every node: status, projects, RAM and disk, last contact."""
-    from syncopate.cli.render import as_list, nodes_table
+    target = find_target(manager, token, ca_file, fingerprint)
+    from syncopate.render import as_list, nodes_table
 
     nodes = call(target, lambda c: c.nodes())
     if as_json:
@@ -136,9 +151,15 @@ def list_nodes(as_json: bool = JSON_OPTION, *, target: Target) -> None:
 
 
 @app.command()
-@controller_command
-def drain(name: str = typer.Argument(..., help="The node to empty."), *, target: Target) -> None:
+def drain(
+    name: str = typer.Argument(..., help="The node to empty."),
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
+) -> None:
     """Move a node's projects elsewhere and place nothing new on it (before maintenance)."""
+    target = find_target(manager, token, ca_file, fingerprint)
     answer = call(target, lambda c: _node_call(c, "node-drain", name))
     moving = sorted(answer.get("projects") or ())
     typer.echo(answer.get("request-information") or f"draining {name}")
@@ -147,17 +168,29 @@ def drain(name: str = typer.Argument(..., help="The node to empty."), *, target:
 
 
 @app.command()
-@controller_command
-def undrain(name: str = typer.Argument(..., help="The drained node."), *, target: Target) -> None:
+def undrain(
+    name: str = typer.Argument(..., help="The drained node."),
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
+) -> None:
     """Let a drained node take projects again."""
+    target = find_target(manager, token, ca_file, fingerprint)
     answer = call(target, lambda c: _node_call(c, "node-undrain", name))
     typer.echo(answer.get("request-information") or f"{name} accepts projects again")
 
 
 @app.command()
-@controller_command
-def forget(name: str = typer.Argument(..., help="A dead node."), *, target: Target) -> None:
+def forget(
+    name: str = typer.Argument(..., help="A dead node."),
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
+) -> None:
     """Remove a dead node from the manager's list for good."""
+    target = find_target(manager, token, ca_file, fingerprint)
     answer = call(target, lambda c: _node_call(c, "node-forget", name))
     typer.echo(answer.get("request-information") or f"forgot {name}")
 

@@ -8,24 +8,23 @@ from typing import Any
 
 import typer
 
-from syncopate.cli.common import JSON_OPTION, call, controller_command, explain_missing, print_json
-from syncopate.cli.target import Target
+from syncopate.cli.common import (
+    JSON_OPTION,
+    CaFileOption,
+    FingerprintOption,
+    ManagerOption,
+    TokenOption,
+    call,
+    explain_first_missing,
+    explain_missing,
+    print_json,
+)
+from syncopate.cli.target import find_target
 from syncopate.client import ManagerClient
 from syncopate.errors import ConfigError, NotFound
+from syncopate.variables import parse_var
 
 app = typer.Typer(help="Add, control and inspect projects.", no_args_is_help=True)
-
-
-def parse_var(item: str) -> tuple[str, Any]:
-    """`KEY=VALUE`; the value is JSON when it parses as JSON, else the string itself."""
-    key, equals, text = item.partition("=")
-    if not equals or not key.strip():
-        raise ConfigError(f"--var {item!r} is not KEY=VALUE")
-    try:
-        value: Any = json.loads(text)
-    except ValueError:
-        value = text
-    return key.strip(), value
 
 
 def initial_variables(var: list[str], vars_file: Path | None) -> dict[str, Any]:
@@ -55,7 +54,6 @@ async def _named(client: ManagerClient, name: str) -> dict[str, Any]:
 
 
 @app.command()
-@controller_command
 def add(
     name: str = typer.Argument(..., help="Project name: letters, digits, '.', '_', '-'."),
     url: str = typer.Argument(..., help="Git URL: https://, ssh://, git@host:path or file://."),
@@ -82,10 +80,13 @@ def add(
     ),
     no_start: bool = typer.Option(False, "--no-start", help="Add it stopped."),
     as_json: bool = JSON_OPTION,
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """Add a project; the manager places it on the node that fits it best."""
+    target = find_target(manager, token, ca_file, fingerprint)
     variables = initial_variables(var, vars_file)
     answer = call(
         target,
@@ -108,13 +109,15 @@ def add(
 
 
 @app.command()
-@controller_command
 def remove(
     name: str = typer.Argument(..., help="The project to remove."),
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """Stop a project and remove it with its checkouts and variables."""
+    target = find_target(manager, token, ca_file, fingerprint)
 
     async def run(client: ManagerClient) -> dict[str, Any]:
         info = await _named(client, name)
@@ -125,21 +128,21 @@ def remove(
 
 
 def _control(verb: str) -> Any:
-    @controller_command
     def command(
         names: list[str] = typer.Argument(None, help="Projects (none: every project)."),
         as_json: bool = JSON_OPTION,
-        *,
-        target: Target,
+        manager: ManagerOption = None,
+        token: TokenOption = None,
+        ca_file: CaFileOption = None,
+        fingerprint: FingerprintOption = None,
     ) -> None:
+        target = find_target(manager, token, ca_file, fingerprint)
+
         async def run(client: ManagerClient) -> dict[str, Any]:
             try:
                 answer: dict[str, Any] = await client.controller(verb, projects=names or [])
             except NotFound as exc:
-                missing = next((n for n in names or [] if repr(n) in str(exc)), None)
-                if missing is None:
-                    raise
-                raise await explain_missing(client, exc, missing, "project") from None
+                raise await explain_first_missing(client, exc, names or [], "project") from None
             return answer
 
         answer = call(target, run)
@@ -162,10 +165,16 @@ for _verb in ("start", "stop", "restart", "reset"):
 
 
 @app.command("list")
-@controller_command
-def list_projects(as_json: bool = JSON_OPTION, *, target: Target) -> None:
+def list_projects(
+    as_json: bool = JSON_OPTION,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
+) -> None:
     """Every project: status, node, uptime, RAM, disk, restarts."""
-    from syncopate.cli.render import as_list, projects_table
+    target = find_target(manager, token, ca_file, fingerprint)
+    from syncopate.render import as_list, projects_table
 
     projects = call(target, lambda c: c.status())
     if as_json:
@@ -180,20 +189,22 @@ def list_projects(as_json: bool = JSON_OPTION, *, target: Target) -> None:
 
 
 @app.command()
-@controller_command
 def show(
     name: str = typer.Argument(..., help="The project to show."),
     as_json: bool = JSON_OPTION,
-    *,
-    target: Target,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """One project in full: where it runs, its variables, its last output."""
+    target = find_target(manager, token, ca_file, fingerprint)
     info = call(target, lambda c: _named(c, name))
     if as_json:
         print_json({"name": name, **info})
         return
     from rich.console import Console
 
-    from syncopate.cli.render import project_detail
+    from syncopate.render import project_detail
 
     Console().print(project_detail(info))

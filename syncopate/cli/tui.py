@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from syncopate.cli.common import controller_command
-from syncopate.cli.target import Target
+from syncopate.cli.common import CaFileOption, FingerprintOption, ManagerOption, TokenOption
+from syncopate.cli.target import find_target
 
 
-@controller_command
-def tui(*, target: Target) -> None:
+def tui(
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
+) -> None:
     """The fleet, live, full screen: a key for every action (? lists them)."""
+    target = find_target(manager, token, ca_file, fingerprint)
     from syncopate.tui.app import run
 
     run(target.url, target.token, ca_file=target.ca_file, fingerprint=target.fingerprint)

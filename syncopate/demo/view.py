@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from syncopate.cli.render import nodes_table, projects_table, short
+from syncopate.render import nodes_table, projects_table, short
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """What the TUI's tables show: their columns (fixed widths) and each row's cells.
 
-Pure functions of the manager's answers and a clock, built on the CLI's formats (`cli.render`)
-so a project looks the same in `project list` and in the TUI.
+Pure functions of the manager's answers and a clock, built on the shared formats
+(`syncopate.render`) so a project looks the same in `project list` and in the TUI.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.text import Text
 
-from syncopate.cli.render import ago, project_status, short, status_text
+from syncopate.render import ago, project_status, short, status_text
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from syncopate.cli.command import exit_status, print_responses
+from syncopate.cli.command import print_responses
+from syncopate.command_results import exit_status
 
 
 @pytest.mark.parametrize(

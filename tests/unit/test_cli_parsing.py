@@ -8,8 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from syncopate.cli.main import app
-from syncopate.cli.project import initial_variables, parse_var
+from syncopate.cli.project import initial_variables
 from syncopate.errors import ConfigError
+from syncopate.variables import parse_var
 
 runner = CliRunner()
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from syncopate.cli.render import (
+from syncopate.render import (
     ago,
     as_list,
     command_detail,

@@ -1,8 +1,8 @@
-"""How the CLI shows projects, nodes and commands: rich tables, ages, sizes, status colours.
+"""How projects, nodes and commands look: rich tables, ages, sizes, status colours.
 
-Pure functions of the manager's answers (and the current time), so the same tables serve
-`project list`, `node list` and the demo's live view, and tests can check them without a
-terminal. Scripts use `--json` instead, which prints the answers unchanged.
+Pure functions of the manager's answers (and the current time), so the same tables and details
+serve `project list`, `node list`, the demo's live view and the TUI, and tests can check them
+without a terminal. Scripts use `--json` instead, which prints the answers unchanged.
 """
 
 from __future__ import annotations

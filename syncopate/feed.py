@@ -1,0 +1,187 @@
+"""The manager's /events feed: one WebSocket, and following it across lost connections.
+
+    async for message in client.follow_events(logs=["counter"]):
+        if isinstance(message, FeedDropped):
+            say(f"{message.error}; trying again in {message.delay:g} s")
+        else:
+            handle(message)
+
+`EventSocket` opens the feed (aiohttp, imported only here: the agent never opens one).
+`follow` reconnects after each drop with a short backoff and tells the caller about the drop
+with a `FeedDropped` value, so every follower (the CLI's `logs --follow` and `command send
+--wait`, the TUI's tables and log view) handles drops the same way. `NumberedLines` takes each
+numbered output line of a project once, as the `logs` answer and /events `logs` messages
+overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import sys
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from syncopate.errors import ConnectionFailed, SyncopateError, Unreachable, request_error_for
+
+if TYPE_CHECKING:
+    import aiohttp
+
+Message = dict[str, Any]
+# After a drop: quick at first (a manager restart takes a second), then every 5 s.
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True)
+class FeedDropped:
+    """The feed was lost (`error` says why); `follow` connects again after `delay` seconds."""
+
+    error: SyncopateError
+    delay: float
+
+
+def reconnect_delay(delays: Sequence[float], attempt: int) -> float:
+    """The wait before reconnection number `attempt` (0 first); the last delay repeats."""
+    return delays[min(attempt, len(delays) - 1)]
+
+
+async def follow(
+    open_feed: Callable[[], AsyncGenerator[Message, None]],
+    *,
+    on_connect: Callable[[Message], Awaitable[None]] | None = None,
+    delays: Sequence[float] = RECONNECT_DELAYS,
+    retry: tuple[type[SyncopateError], ...] = (ConnectionFailed,),
+) -> AsyncGenerator[Message | FeedDropped, None]:
+    """The messages of feed after feed from `open_feed`, with a FeedDropped between two.
+
+    Each connection starts with its snapshot: `on_connect(snapshot)` runs first (to fetch what
+    the feed does not repeat, such as kept output), then the snapshot and the changes are
+    yielded. An error of a `retry` type, from the feed or from `on_connect`, is a drop: it is
+    yielded as a FeedDropped and the feed is opened again after its delay (the delays grow
+    while connections fail, and start over once one works). Other errors propagate; so does
+    a drop, when the caller raises its `error`.
+    """
+    attempt = 0
+    while True:
+        feed = open_feed()
+        try:
+            snapshot = await anext(feed)
+            if on_connect is not None:
+                await on_connect(snapshot)
+            attempt = 0
+            yield snapshot
+            async for message in feed:
+                yield message
+            raise ConnectionFailed("the event feed closed")
+        except retry as exc:
+            error: SyncopateError = exc
+        finally:
+            await feed.aclose()
+        delay = reconnect_delay(delays, attempt)
+        attempt += 1
+        yield FeedDropped(error, delay)
+        await asyncio.sleep(delay)
+
+
+class EventSocket:
+    """Opens /events for one client; the HTTP session is made on first use, kept till close."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        fingerprint: bytes | None = None,
+        ca: ssl.SSLContext | None = None,
+    ) -> None:
+        self.url, self.token = url, token
+        self._fingerprint, self._ca = fingerprint, ca
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        ssl_option: ssl.SSLContext | aiohttp.Fingerprint | bool = True
+        if self._fingerprint is not None:
+            ssl_option = aiohttp.Fingerprint(self._fingerprint)
+        elif self._ca is not None:
+            ssl_option = self._ca
+        connector = aiohttp.TCPConnector(
+            ssl=ssl_option,
+            # A TLS connection refused for its fingerprint is closed gracefully and left
+            # open until the peer answers; let close() abort it. (Python 3.12.7+ fixed
+            # the underlying leak, and aiohttp warns if the option is set there.)
+            enable_cleanup_closed=sys.version_info < (3, 12, 7),
+        )
+        return aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None, connect=10)
+        )
+
+    async def messages(self, logs: Iterable[str] = ()) -> AsyncGenerator[Message, None]:
+        """Messages from /events: a snapshot first, then batches of changes.
+
+        With `logs` (project names), also `{"type": "logs", "project", "seq", "lines"}`
+        messages carrying each batch of those projects' new output lines. Ends by raising
+        ConnectionFailed when the feed closes.
+        """
+        import aiohttp
+
+        if self._session is None:
+            self._session = self._open_session()
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            ws = await self._session.ws_connect(
+                self.url + "/events",
+                headers=headers,
+                heartbeat=20,
+                params=[("logs", name) for name in logs],
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            raise request_error_for(exc.status, f"/events refused: HTTP {exc.status}") from None
+        except aiohttp.ServerFingerprintMismatch:
+            raise ConnectionFailed(
+                f"the certificate of {self.url} does not match the pinned fingerprint"
+            ) from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise ConnectionFailed(
+                f"cannot verify the certificate of {self.url}: {exc.certificate_error}; "
+                "pass --ca-file or --fingerprint"
+            ) from None
+        except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+            raise Unreachable(f"cannot reach the manager at {self.url} ({reason})") from None
+        async with ws:
+            async for message in ws:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    yield json.loads(message.data)
+                elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    break
+        raise ConnectionFailed(f"the event feed from {self.url} closed")
+
+
+class NumberedLines:
+    """Which of a project's numbered output lines are new: each is taken once, in order.
+
+    The same lines can come twice (the kept ones and the feed overlap); `seq` numbers the
+    first line of each batch, as the `logs` answer and /events `logs` messages do.
+    """
+
+    def __init__(self) -> None:
+        self.next_seq: int | None = None
+
+    def take(self, seq: int, lines: list[str]) -> tuple[int, list[str]]:
+        """(how many lines were lost before these, the lines not seen yet)."""
+        skipped = 0
+        if self.next_seq is not None:
+            skipped = max(0, seq - self.next_seq)
+            lines = lines[max(0, self.next_seq - seq) :]
+            seq = max(seq, self.next_seq)
+        self.next_seq = seq + len(lines)
+        return skipped, lines

@@ -1,0 +1,26 @@
+"""The TUI's dialogs, one per module: confirm, add a project, a project's live output, a
+command, help."""
+
+from __future__ import annotations
+
+from syncopate.tui.screens.add_project import AddProjectScreen
+from syncopate.tui.screens.command import CommandScreen
+from syncopate.tui.screens.confirm import (
+    ConfirmScreen,
+    drain_question,
+    remove_question,
+    reset_question,
+)
+from syncopate.tui.screens.help import HelpScreen
+from syncopate.tui.screens.logs import LogsScreen
+
+__all__ = [
+    "AddProjectScreen",
+    "CommandScreen",
+    "ConfirmScreen",
+    "HelpScreen",
+    "LogsScreen",
+    "drain_question",
+    "remove_question",
+    "reset_question",
+]

@@ -1,0 +1,51 @@
+"""Every key of the main screen and what it does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key and what it does."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close"),
+        Binding("question_mark", "close", "Close", show=False),
+        Binding("q", "close", "Close", show=False),
+    ]
+
+    def __init__(self, bindings: Iterable[BindingType]) -> None:
+        super().__init__()
+        self.bindings = [b for b in bindings if isinstance(b, Binding) and b.show]
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        for binding in self.bindings:
+            key = {"slash": "/", "question_mark": "?", "colon": ":", "escape": "Esc"}.get(
+                binding.key, binding.key
+            )
+            text.append(f"{key:>8}  ", style="bold")
+            text.append(f"{binding.description:<9}", style="bold")
+            text.append(f"{binding.tooltip}\n")
+        text.append(f"{'Tab':>8}  ", style="bold")
+        text.append(f"{'':<9}move between the nodes and projects tables\n")
+        text.append(f"{'ctrl+p :':>8}  ", style="bold")
+        text.append(f"{'Palette':<9}", style="bold")
+        text.append("every action, and go to a node or project\n")
+        text.append(f"{'Esc':>8}  ", style="bold")
+        text.append(f"{'':<9}clear the filter; close a dialog\n")
+        text.append("\nClick a column's header to sort by it (again: reverse).", style="dim")
+        with Vertical(id="dialog", classes="help"):
+            yield Label("Keys — Esc closes", id="title")
+            yield Static(text)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
