@@ -37,6 +37,7 @@ from harness.procs import (
     raise_open_file_limit,
     run_main,
     start_manager,
+    timed_runs,
 )
 from harness.stats import (
     cpu_seconds,
@@ -65,16 +66,6 @@ STOP_TIMEOUT = 60.0  # s for a helper's agents to leave before it is killed
 NOFILE = 65536  # open files in the helper: each running command holds a few pipes
 
 log = logging.getLogger("bench.commands")
-
-
-def startup_times(argv: list[str], stdin: bytes | None, runs: int) -> list[float]:
-    """Wall seconds of `runs` whole runs of argv (the code on its stdin), as the agent runs it."""
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(argv, input=stdin, capture_output=True, check=True, timeout=60)
-        times.append(time.perf_counter() - started)
-    return times
 
 
 # --- the helper processes holding the agents -------------------------------------------------
@@ -296,9 +287,9 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
     shim = "  (a pyenv shim: slow to start)" if "shims" in Path(interpreter).parts else ""
     print(f"  the agents' python for commands: {shown}{shim}")
     print(f"  --agents {args.agents} --per-agent {args.per_agent} --samples {args.samples}")
-    python_start = startup_times([interpreter, "-"], b"pass", STARTUP_RUNS)
-    no_site_start = startup_times([interpreter, "-S", "-"], b"pass", STARTUP_RUNS)
-    sh_start = startup_times(["/bin/sh", "-c", "true"], None, STARTUP_RUNS)
+    python_start = timed_runs([interpreter, "-"], STARTUP_RUNS, input=b"pass")
+    no_site_start = timed_runs([interpreter, "-S", "-"], STARTUP_RUNS, input=b"pass")
+    sh_start = timed_runs(["/bin/sh", "-c", "true"], STARTUP_RUNS)
     manager = start_manager(procs, tmp / "manager", "--log-level", "warning")
     print(f"\nsetup: manager pid {manager.proc.pid} at {manager.url}")
     async with ManagerClient(manager.url, manager.token) as client:
