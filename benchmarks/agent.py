@@ -14,139 +14,42 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
-import importlib.metadata
-import json
 import os
-import shlex
 import signal
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
+from agent_nodes import (
+    AGENT_INTERVAL,
+    SYNC_INTERVAL,
+    Agent,
+    Controller,
+    make_repo,
+    project_command,
+    start_agent,
+    start_controller,
+)
+from agent_supervisord import (
+    Comparison,
+    ms,
+    print_comparison,
+    run_supervisord,
+    spread,
+    worst,
+)
 from agent_watch import POLL, Crashes, Parent, Usage, measure_usage, memory_map_summary, scan_cost
 from harness import stats
-from harness.procs import PASSWORD, PY, Manager, Processes, run_main, start_manager
-from harness.stats import percentile, print_header, print_targets
+from harness.procs import Processes, run_main
+from harness.stats import print_header, print_targets
 
 from syncopate.node.backoff import BackoffPolicy
 
-AGENT_INTERVAL = 5.0  # --interval of the agents
-SYNC_INTERVAL = 60.0  # --sync-interval of the agents
 MAIN_NODE_TIMEOUT = 15.0  # the manager's default; parts 1-4
 PROJECTS = 5
-SLEEPER = """\
-# A project that does nothing: it sleeps until it is stopped.
-import time
-
-while True:
-    time.sleep(3600)
-"""
-# No proxy: every request goes straight to the manager on 127.0.0.1.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-# --- small helpers ---
-def ms(seconds: float) -> str:
-    return stats.ms(seconds, digits=0)
-
-
-def spread(values: list[float]) -> str:
-    return stats.spread(values, "p50 max", width=0, digits=0)
-
-
-def post_json(url: str, body: dict[str, Any], timeout: float = 10.0) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    try:
-        with OPENER.open(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        try:
-            return error.code, json.loads(error.read() or b"{}")
-        except ValueError:
-            return error.code, {}
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=True, timeout=60)
-
-
-def make_repo(path: Path) -> str:
-    """A repository with sleeper.py, one commit on `main`; its file:// URL."""
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    (path / "sleeper.py").write_text(SLEEPER, encoding="utf-8")
-    git(path, "add", "-A")
-    who = ["-c", "user.email=bench@syncopate.invalid", "-c", "user.name=Syncopate bench"]
-    git(path, *who, "commit", "-q", "-m", "first")
-    return path.resolve().as_uri()
-
-
-def project_command(marker: str) -> str:
-    """The project's command: run by `/bin/sh -c` in its checkout; `marker` names it."""
-    return f"exec {shlex.quote(PY)} sleeper.py {marker}"
-
-
-# --- subprocesses ---
-@dataclass
-class Controller(Manager):
-    """A manager asked through its controller API (urllib: this benchmark is synchronous)."""
-
-    node_timeout: float = 15.0
-
-    def ask(self, action: str, **fields: Any) -> dict[str, Any]:
-        body = {"access-token": self.token, "action": action, **fields}
-        status, answer = post_json(f"{self.url}/controller", body)
-        if status != 200:
-            raise RuntimeError(f"controller {action}: HTTP {status}: {answer}")
-        return answer
-
-    def project(self, name: str) -> dict[str, Any]:
-        info: dict[str, Any] = self.ask("status", projects=[name])["projects"].get(name, {})
-        return info
-
-    def node_status(self, name: str) -> str | None:
-        node = self.ask("nodes")["nodes"].get(name)
-        return None if node is None else str(node["status"])
-
-
-def start_controller(procs: Processes, folder: Path, node_timeout: float) -> Controller:
-    manager = start_manager(procs, folder, "--node-timeout", f"{node_timeout:g}")
-    return Controller(manager.proc, manager.url, manager.token, node_timeout)
-
-
-@dataclass
-class Agent:
-    name: str
-    data_dir: Path
-    proc: subprocess.Popen[bytes]
-
-
-def start_agent(procs: Processes, manager: Controller, folder: Path, name: str) -> Agent:
-    """Start `syncopate node join` (again, when `folder` holds its identity); wait until alive."""
-    data_dir = folder / name
-    data_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        *(PY, "-m", "syncopate", "node", "join", manager.url, "--password", PASSWORD),
-        *("--name", name, "--data-dir", str(data_dir)),
-        *("--interval", f"{AGENT_INTERVAL:g}", "--sync-interval", f"{SYNC_INTERVAL:g}"),
-    ]
-    log = folder / f"{name}.log"
-    proc = procs.start(command, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        if manager.node_status(name) == "alive":
-            return Agent(name, data_dir, proc)
-        time.sleep(0.05)
-    raise RuntimeError(f"agent {name} did not join; its output:\n{log.read_text()[-2000:]}")
 
 
 @dataclass
@@ -222,85 +125,6 @@ def power_loss(manager: Controller, holder: Agent, other: Agent, name: str) -> M
         time.sleep(0.01)
     holder.proc.wait()
     return move
-
-
-# --- supervisord ---
-def supervisor_version() -> str | None:
-    try:
-        importlib.import_module("supervisor")
-    except ImportError:
-        return None
-    return importlib.metadata.version("supervisor")
-
-
-def supervisord_config(folder: Path, programs: dict[str, Path]) -> Path:
-    """One program per project (the same command, via /bin/sh -c), autorestart, startsecs=0."""
-    lines = [
-        "[unix_http_server]",
-        f"file={folder / 'supervisor.sock'}",
-        "[supervisord]",
-        "nodaemon=true",
-        f"logfile={folder / 'supervisord.log'}",
-        f"pidfile={folder / 'supervisord.pid'}",
-        f"childlogdir={folder}",
-        "[rpcinterface:supervisor]",
-        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
-        "[supervisorctl]",
-        f"serverurl=unix://{folder / 'supervisor.sock'}",
-    ]
-    for name, directory in programs.items():
-        lines += [
-            f"[program:{name}]",
-            f"command=/bin/sh -c {shlex.quote(project_command(name))}",
-            f"directory={directory}",
-            "autorestart=true",
-            "startsecs=0",
-            "startretries=1000000",
-            "redirect_stderr=true",
-            f"stdout_logfile={folder / name}.log",
-        ]
-    path = folder / "supervisord.conf"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-@dataclass
-class Comparison:
-    version: str
-    usage: Usage
-    latencies: list[float]
-    missed: int
-
-
-def run_supervisord(
-    procs: Processes, folder: Path, programs: dict[str, Path], args: argparse.Namespace
-) -> Comparison | None:
-    version = supervisor_version()
-    if version is None:
-        print(
-            "  SKIPPED: supervisor is not installed; `pip install -e '.[bench]'` to compare "
-            "(it is not a dependency of Syncopate)"
-        )
-        return None
-    folder.mkdir(parents=True)
-    conf = supervisord_config(folder, programs)
-    proc = procs.start([PY, "-m", "supervisor.supervisord", "-c", str(conf)], folder / "out.log")
-    parent = Parent.of(proc.pid)
-    deadline = time.monotonic() + 30
-    while any(parent.find(name) is None for name in programs):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError(f"supervisord did not start its programs; see {folder}")
-        time.sleep(0.1)
-    print(f"  supervisord {version}, pid {proc.pid}: {len(programs)} programs running")
-    time.sleep(args.settle)
-    usage = measure_usage(proc.pid, args.busy_window)
-    print(f"  idle with {len(programs)} programs: {usage.line()}")
-    crashes = Crashes.of(parent, list(programs))
-    # No backoff to forgive: a run of startsecs=0 or more is always a successful start.
-    crashes.series(args.crash_rounds, stable_after=0.0)
-    print(f"  crash -> new process: {spread(crashes.latencies)}; missed {crashes.missed}")
-    procs.stop([proc])
-    return Comparison(version, usage, crashes.latencies, crashes.missed)
 
 
 # --- the phases ---
@@ -454,39 +278,6 @@ def phase_main(
 
 
 # --- the report ---
-def worst(values: list[float | None], missed: int = 0) -> float:
-    if missed or not values or any(v is None for v in values):
-        return float("inf")
-    return max(v for v in values if v is not None)
-
-
-def print_comparison(results: Results) -> None:
-    sv = results.supervisord
-    if sv is None or results.busy is None:
-        return
-    ours, theirs = results.busy, sv.usage
-    rows = [
-        ("RSS, 5 projects / programs", f"{ours.rss_max:.1f} MB", f"{theirs.rss_max:.1f} MB"),
-        ("USS, same", f"{ours.uss:.1f} MB", f"{theirs.uss:.1f} MB"),
-        ("CPU, same, % of one core", f"{ours.cpu_percent:.2f}%", f"{theirs.cpu_percent:.2f}%"),
-        (
-            "crash -> new process, p50",
-            ms(percentile(results.crash, 0.5)),
-            ms(percentile(sv.latencies, 0.5)),
-        ),
-        (
-            "crash -> new process, max",
-            ms(worst(list(results.crash))),
-            ms(worst(list(sv.latencies))),
-        ),
-    ]
-    print(f"\nside by side{'':27} {'syncopate agent':>16} {'supervisord ' + sv.version:>18}")
-    for text, agent, supervisord in rows:
-        print(f"  {text:37} {agent:>16} {supervisord:>18}")
-    print(
-        "  (the agent also clones, reports to a manager and probes RAM; its first restart "
-        "waits the backoff's first delay on purpose)"
-    )
 
 
 def print_verdicts(results: Results) -> None:
@@ -527,7 +318,8 @@ def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
         print("  SKIPPED (--no-supervisord)")
     else:
         results.supervisord = run_supervisord(procs, tmp / "supervisord", repo_dirs, args)
-    print_comparison(results)
+    if results.supervisord is not None and results.busy is not None:
+        print_comparison(results.busy, results.crash, results.supervisord)
     print_verdicts(results)
 
 

@@ -17,12 +17,10 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from harness.procs import Processes, run_main, start_manager
+from harness.procs import Processes, run_main, start_manager, timed_runs
 from harness.stats import percentile, print_header, print_targets, syncopate_version
 
 from syncopate.client import ManagerClient
@@ -38,17 +36,6 @@ def command_prefix() -> list[str]:
     return [found] if found else [sys.executable, "-m", "syncopate"]
 
 
-def time_runs(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        done = subprocess.run(argv, env=env, capture_output=True, text=True)
-        times.append(time.perf_counter() - started)
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr}")
-    return times
-
-
 async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
     prefix = command_prefix()
     print_header("CLI start-up", f"syncopate {syncopate_version()}")
@@ -62,12 +49,12 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
     env |= {"SYNCOPATE_MANAGER": manager.url, "SYNCOPATE_TOKEN": manager.token, "COLUMNS": "120"}
     results = {
-        "syncopate --help": time_runs([*prefix, "--help"], env, args.runs),
-        f"syncopate project list ({args.projects} projects)": time_runs(
-            [*prefix, "project", "list"], env, args.runs
+        "syncopate --help": timed_runs([*prefix, "--help"], args.runs, env=env),
+        f"syncopate project list ({args.projects} projects)": timed_runs(
+            [*prefix, "project", "list"], args.runs, env=env
         ),
-        "syncopate project list --json": time_runs(
-            [*prefix, "project", "list", "--json"], env, args.runs
+        "syncopate project list --json": timed_runs(
+            [*prefix, "project", "list", "--json"], args.runs, env=env
         ),
     }
     procs.stop([manager.proc])

@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 import psutil
 from aiohttp import web
+from fleet_dead import detect_dead
 from fleet_nodes import ROUTES, worker_main
 from harness.procs import (
     HOST,
@@ -76,8 +77,9 @@ class Workers:
         """Send one command to every worker; gather the answers."""
         return list(await asyncio.gather(*(c.ask(command, *args) for c in self.children)))
 
-    def pids(self) -> list[int]:
-        return [c.pid for c in self.children]
+    def cpu(self) -> float:
+        """CPU seconds the workers used so far."""
+        return sum(cpu_seconds(c.pid) for c in self.children)
 
     def stop(self) -> None:
         for child in self.children:
@@ -107,6 +109,11 @@ class Bench:
         async with self.http.post(f"{self.url}/controller", json=body) as resp:
             return resp.status, await resp.json()
 
+    async def health(self) -> dict[str, Any]:
+        async with self.http.get(f"{self.url}/health") as resp:
+            answer: dict[str, Any] = await resp.json()
+            return answer
+
 
 async def join_nodes(bench: Bench) -> None:
     args = bench.args
@@ -116,12 +123,9 @@ async def join_nodes(bench: Bench) -> None:
     for i in range(args.nodes):
         shares[i % count].append((f"sim-{i:05d}", i * args.interval / args.nodes))
     started = time.monotonic()
-    answers = await asyncio.gather(
-        *(
-            bench.workers.children[w].ask("join", bench.url, shares[w], args.interval, base, 32)
-            for w in range(count)
-        )
-    )
+    children = zip(bench.workers.children, shares, strict=True)
+    joins = (c.ask("join", bench.url, share, args.interval, base, 32) for c, share in children)
+    answers = await asyncio.gather(*joins)
     took = time.monotonic() - started
     bench.names = [a["names"] for a in answers]
     joined = sum(len(n) for n in bench.names)
@@ -174,12 +178,6 @@ async def add_projects(bench: Bench) -> None:
         print(f"    add failures: {n} x {reason}")
 
 
-async def health(bench: Bench) -> dict[str, Any]:
-    async with bench.http.get(f"{bench.url}/health") as resp:
-        answer: dict[str, Any] = await resp.json()
-        return answer
-
-
 async def settle(bench: Bench) -> None:
     """Wait until every project is reported running, then one more interval."""
     args = bench.args
@@ -187,7 +185,7 @@ async def settle(bench: Bench) -> None:
     deadline = started + max(120.0, 10 * args.interval)
     running = 0
     while time.monotonic() < deadline:
-        running = (await health(bench))["projects"].get("running", 0)
+        running = (await bench.health())["projects"].get("running", 0)
         if running >= args.projects:
             break
         await asyncio.sleep(1.0)
@@ -244,20 +242,12 @@ async def measure(bench: Bench, label: str, pid: int, metrics: bool) -> Window:
     args = bench.args
     server = psutil.Process(pid)
     before = await server_metrics(bench) if metrics else {}
-    t0, cpu0, client0 = (
-        time.monotonic(),
-        cpu_seconds(pid),
-        sum(map(cpu_seconds, bench.workers.pids())),
-    )
+    t0, cpu0, client0 = time.monotonic(), cpu_seconds(pid), bench.workers.cpu()
     rss_max = 0
     while time.monotonic() - t0 < args.duration:
         rss_max = max(rss_max, server.memory_info().rss)
         await asyncio.sleep(min(1.0, max(0.0, args.duration - (time.monotonic() - t0))))
-    t1, cpu1, client1 = (
-        time.monotonic(),
-        cpu_seconds(pid),
-        sum(map(cpu_seconds, bench.workers.pids())),
-    )
+    t1, cpu1, client1 = time.monotonic(), cpu_seconds(pid), bench.workers.cpu()
     rss_max = max(rss_max, server.memory_info().rss)
     after = await server_metrics(bench) if metrics else {}
     stats = await bench.workers.ask("stats", t0, t1)
@@ -306,83 +296,6 @@ def print_window(window: Window, args: argparse.Namespace, expected_rate: float)
     )
     for note, n in window.notes.most_common(5):
         print(f"    {n} x {note}")
-
-
-async def silence_nodes(bench: Bench) -> dict[str, float]:
-    """Stop --dead-nodes nodes spread over the fleet; when each went silent (monotonic)."""
-    everyone = sorted(n for names in bench.names for n in names)
-    step = max(1, len(everyone) // max(1, bench.args.dead_nodes))
-    chosen = set(everyone[step // 2 :: step][: bench.args.dead_nodes])
-    answers = await asyncio.gather(
-        *(
-            bench.workers.children[w].ask("silence", sorted(chosen & set(names)))
-            for w, names in enumerate(bench.names)
-        )
-    )
-    return {name: at for answer in answers for name, at in answer.items()}
-
-
-async def detect_dead(bench: Bench) -> float:
-    """Silence a few nodes and time their detection. Returns the worst delay (upper bound).
-
-    /health's dead count is polled every 0.1 s (cheap); when it changes, and at least every
-    --dead-poll seconds, /controller `nodes` says which nodes are dead. A node's delay lies
-    between the previous probe's sending and this `nodes` answer, counted from its silence.
-    """
-    args = bench.args
-    silent_at = await silence_nodes(bench)
-    print(
-        f"  silenced {len(silent_at)} nodes; /health every 0.1 s, /controller 'nodes' when its "
-        f"dead count changes or every {args.dead_poll:g} s (node-timeout {args.node_timeout:g} s)"
-    )
-    found: dict[str, tuple[float, float]] = {}
-    answer_times: list[float] = []
-    dead_count = (await health(bench))["nodes"].get("dead", 0)
-    previous = next_full = time.monotonic()
-    deadline = previous + 2 * args.node_timeout + 30
-    while len(found) < len(silent_at) and time.monotonic() < deadline:
-        sent = time.monotonic()
-        count = (await health(bench))["nodes"].get("dead", 0)
-        if count != dead_count or sent >= next_full:
-            dead_count, next_full = count, sent + args.dead_poll
-            asked = time.monotonic()
-            _, answer = await bench.controller("nodes")
-            received = time.monotonic()
-            answer_times.append(received - asked)
-            for name, info in answer.get("nodes", {}).items():
-                if name in silent_at and name not in found and info.get("status") == "dead":
-                    found[name] = (previous - silent_at[name], received - silent_at[name])
-        previous = sent
-        await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - sent)))
-    print_detection(silent_at, found, answer_times)
-    if len(found) < len(silent_at):
-        return float("inf")
-    return max(high for _, high in found.values())
-
-
-def print_detection(
-    silent_at: dict[str, float], found: dict[str, tuple[float, float]], answer_times: list[float]
-) -> None:
-    print(
-        f"  'nodes' answer time: p50 {ms(percentile(answer_times, 0.5))} "
-        f"max {ms(max(answer_times, default=0))} ({len(answer_times)} calls)"
-    )
-    missing = sorted(set(silent_at) - set(found))
-    if len(silent_at) > 10:
-        highs = sorted(high for _, high in found.values())
-        lows = sorted(max(low, 0) for low, _ in found.values())
-        if highs:
-            print(
-                f"    {len(found):,} of {len(silent_at):,} declared dead; silence before it "
-                f"(upper bounds): p50 {percentile(highs, 0.5):.2f} s, max {highs[-1]:.2f} s; "
-                f"lower bounds: min {lows[0]:.2f} s"
-            )
-    else:
-        for name in sorted(found):
-            low, high = found[name]
-            print(f"    {name}: dead after {max(low, 0):.2f}..{high:.2f} s of silence")
-    for name in missing[:10]:
-        print(f"    {name}: NOT declared dead")
 
 
 def print_verdicts(args: argparse.Namespace, sync: Window, bare: Window, dead: float) -> None:

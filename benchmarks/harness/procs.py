@@ -1,6 +1,7 @@
 """Processes for the benchmarks: subprocesses in their own sessions with output to a log file,
-a `syncopate manager serve` on a free port, multiprocessing children driven over a pipe, and
-`run_main`, which ends every one of them on exit, Ctrl-C and SIGTERM included."""
+a `syncopate manager serve` on a free port, multiprocessing children driven over a pipe, whole
+runs of a command timed, and `run_main`, which ends every one of them on exit, Ctrl-C and
+SIGTERM included."""
 
 from __future__ import annotations
 
@@ -155,6 +156,19 @@ def wait_for_line(proc: subprocess.Popen[bytes], log: Path, pattern: str, timeou
             break
         time.sleep(0.05)  # polling a starting process's log, with a deadline
     raise RuntimeError(f"{proc.args!r} did not start; its output:\n{log.read_text()[-2000:]}")
+
+
+def timed_runs(argv: list[str], runs: int, **options: Any) -> list[float]:
+    """Wall seconds of `runs` whole runs of argv (`options` go to subprocess.run; output is
+    captured); SystemExit when one fails."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, timeout=60, **options)
+        times.append(time.perf_counter() - started)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr}")
+    return times
 
 
 @dataclass
