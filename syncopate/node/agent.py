@@ -14,7 +14,6 @@ import functools
 import json
 import logging
 import os
-import random
 import shutil
 import sys
 import time
@@ -36,7 +35,7 @@ from syncopate.errors import (
     Unauthorized,
 )
 from syncopate.node import commands, git_sync, identity, probes, runcommand
-from syncopate.node.backoff import BackoffPolicy, restart_delay
+from syncopate.node.backoff import REQUEST_RETRY, BackoffPolicy, delays, jitter, restart_delay
 from syncopate.node.leftovers import MARKER, marker_value
 from syncopate.node.logs import LogSink
 from syncopate.node.supervisor import ProjectProcess, end_all_leftovers
@@ -224,20 +223,20 @@ class Agent:
             await self._leave()
 
     async def _retrying(self, action: Callable[[], Any], stop: asyncio.Event) -> None:
-        delay = 0.5
+        retries = delays(REQUEST_RETRY)
         while not stop.is_set():
             try:
                 await action()
                 return
             except (ConnectionFailed, ProtocolError) as exc:
+                delay = next(retries)
                 log.warning("%s; retrying in %.1fs", exc, delay)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay * random.uniform(0.5, 1.5)):
+                async with asyncio.timeout(jitter(delay)):
                     await stop.wait()
-            delay = min(delay * 2, 30.0)
 
     async def _poll_loop(self, stop: asyncio.Event) -> None:
-        delay = 0.5
+        retries = delays(REQUEST_RETRY)
         wait: float | None = None  # the first poll answers at once
         while True:
             sent = self.clock()
@@ -250,12 +249,12 @@ class Agent:
                 continue
             except (ConnectionFailed, ProtocolError, RequestError) as exc:
                 # Keep running; back off with jitter so a fleet does not stampede a manager.
+                delay = next(retries)
                 log.warning("poll failed: %s; retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, 30.0)
+                await asyncio.sleep(jitter(delay))
                 wait = None
                 continue
-            delay = 0.5
+            retries = delays(REQUEST_RETRY)
             # Contact counts from when the request left: the manager saw it no earlier, so the
             # lease here always runs out before the manager's node-timeout there.
             self.last_contact = max(self.last_contact, sent)
@@ -270,7 +269,7 @@ class Agent:
             except Exception:
                 # An answer this agent cannot read must not end its polling for good.
                 log.exception("could not apply the manager's answer; polling again")
-                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                await asyncio.sleep(jitter(REQUEST_RETRY.first))
                 wait = None
 
     def fresh_answer(self, answer: dict[str, Any]) -> bool:
@@ -690,8 +689,7 @@ class Agent:
                 async with asyncio.timeout(2.0):
                     await self._send_result(command_id, result)
             raise
-        delay = 0.5
-        while True:
+        for delay in delays(REQUEST_RETRY):
             try:
                 await self._send_result(command_id, result)
                 return
@@ -700,8 +698,7 @@ class Agent:
             except RequestError as exc:
                 log.warning("command %d: the manager refused the response: %s", command_id, exc)
                 return
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 30.0)
+            await asyncio.sleep(jitter(delay))
 
     async def _send_result(self, command_id: int, result: commands.CommandResult) -> None:
         await self.client.node_command_result(
