@@ -32,17 +32,13 @@ from syncopate.node.backoff import (
     is_crash_loop,
     restart_delay,
 )
+from syncopate.node.groups import DRAIN_WAIT, KILL_WAIT, end_group, signal_group
 from syncopate.node.leftovers import (
-    DRAIN_WAIT,
-    KILL_WAIT,
     end_all_leftovers,
     end_leftover,
-    group_alive,
-    group_gone_within,
     process_identity,
     record_path,
     remove_record,
-    signal_group,
 )
 from syncopate.node.logs import LogSink
 from syncopate.node.pipes import PipeReader
@@ -219,9 +215,9 @@ class ProjectProcess:
         while self._proc is not None:
             proc = self._proc
             if await self._exited_or_stop_asked(proc):
-                await self._end_group(proc, signal.SIGKILL, 0.0)  # its leftover children
+                await end_group(proc, signal.SIGKILL, 0.0, self._note)  # its leftover children
             else:
-                await self._end_group(proc, signal.SIGTERM, self.grace)
+                await end_group(proc, signal.SIGTERM, self.grace, self._note)
             await self._finish_run(proc)
             if self._stop_asked.is_set():
                 self._note("stopped")
@@ -261,22 +257,6 @@ class ProjectProcess:
             asked.cancel()
             await asyncio.gather(exited, asked, return_exceptions=True)
         return not exited.cancelled()
-
-    async def _end_group(
-        self, proc: asyncio.subprocess.Process, first: signal.Signals, grace: float
-    ) -> None:
-        """Signal the process group, escalate to SIGKILL after `grace`, wait until it is gone."""
-        pgid = proc.pid
-        if not group_alive(pgid):
-            return
-        signal_group(pgid, first)
-        if first != signal.SIGKILL:
-            if await group_gone_within(proc, pgid, grace):
-                return
-            self._note(f"still running {grace:g}s after {first.name}; sending SIGKILL")
-            signal_group(pgid, signal.SIGKILL)
-        if not await group_gone_within(proc, pgid, KILL_WAIT):
-            self._note(f"processes of group {pgid} survived SIGKILL for {KILL_WAIT:g}s")
 
     async def _finish_run(self, proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(TimeoutError):
