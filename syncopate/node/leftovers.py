@@ -25,6 +25,7 @@ import psutil
 
 from syncopate.node.backoff import delays
 from syncopate.node.groups import KILL_WAIT, POLLING, group_members, signal_group
+from syncopate.variables import atomic_write
 
 _logger = logging.getLogger(__name__)
 
@@ -32,6 +33,14 @@ _logger = logging.getLogger(__name__)
 def record_path(record_dir: Path, name: str) -> Path:
     """Where the record of project `name`'s running process is kept."""
     return record_dir / f"{name}.json"
+
+
+def write_record(record_dir: Path, name: str, pid: int, command: str) -> None:
+    """Record that project `name` runs as `pid` (the leader of its own group), for the next
+    agent if this one crashes. Raises OSError (a full disk) or psutil.Error (it exited)."""
+    record = {"pid": pid, "pgid": pid, **process_identity(pid), "command": command}
+    record_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(record_path(record_dir, name), json.dumps(record) + "\n")
 
 
 def remove_record(record_dir: Path, name: str) -> None:

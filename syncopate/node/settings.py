@@ -27,30 +27,23 @@ class AgentSettings:
     labels: dict[str, str] = field(default_factory=dict)
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
 
-    @property
-    def projects_dir(self) -> Path:
-        """The checkouts, one directory per project."""
-        return self.data_dir / "projects"
+    # Where under data_dir the agent keeps what, derived from it.
+    projects_dir: Path = field(init=False)  # the checkouts, one directory per project
+    logs_dir: Path = field(init=False)  # each project's output, `<name>.log` (logs.LogSink)
+    records_dir: Path = field(init=False)  # what runs now, for the next agent after a crash
+    commands_dir: Path = field(init=False)  # command-channel programs' scratch, one per command
+    epochs_file: Path = field(init=False)  # the epoch each project last started under
 
-    @property
-    def logs_dir(self) -> Path:
-        """Each project's output, `<name>.log` (rotated by `logs.LogSink`)."""
-        return self.data_dir / "logs"
-
-    @property
-    def records_dir(self) -> Path:
-        """The records of the processes running now, for the next agent after a crash."""
-        return self.data_dir / "running"
-
-    @property
-    def commands_dir(self) -> Path:
-        """The scratch directories of command-channel programs, one per command."""
-        return self.data_dir / "commands"
-
-    @property
-    def epochs_file(self) -> Path:
-        """The epoch each project was last started under (`project.StartedEpochs`)."""
-        return self.data_dir / "epochs.json"
+    def __post_init__(self) -> None:
+        layout = {
+            "projects_dir": "projects",
+            "logs_dir": "logs",
+            "records_dir": "running",
+            "commands_dir": "commands",
+            "epochs_file": "epochs.json",
+        }
+        for attribute, name in layout.items():
+            object.__setattr__(self, attribute, self.data_dir / name)  # frozen: set once here
 
     def checkout(self, project: str) -> Path:
         """Where project `project` is checked out."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -33,17 +32,10 @@ from syncopate.node.backoff import (
     restart_delay,
 )
 from syncopate.node.groups import DRAIN_WAIT, KILL_WAIT, end_group, signal_group
-from syncopate.node.leftovers import (
-    end_all_leftovers,
-    end_leftover,
-    process_identity,
-    record_path,
-    remove_record,
-)
+from syncopate.node.leftovers import end_all_leftovers, end_leftover, remove_record, write_record
 from syncopate.node.logs import LogSink
-from syncopate.node.pipes import PipeReader
+from syncopate.node.pipes import PipeReader, SinkReader
 from syncopate.states import ProjectStatus, check_project_transition
-from syncopate.variables import atomic_write
 
 _logger = logging.getLogger(__name__)
 
@@ -91,7 +83,7 @@ class ProjectProcess:
         self.grace = grace
         self._status = STOPPED
         self._proc: asyncio.subprocess.Process | None = None
-        self._output: _Output | None = None
+        self._output: SinkReader | None = None
         self._pid: int | None = None
         self._exit_code: int | None = None
         self._restarts = 0
@@ -341,7 +333,7 @@ class ProjectProcess:
             # pipes to close, which a child forked into the background would delay forever.
             os.close(write_fd)
         try:
-            self._output = await PipeReader.open(read_fd, lambda: _Output(self.log))
+            self._output = await PipeReader.open(read_fd, lambda: SinkReader(self.log))
         except BaseException:
             signal_group(proc.pid, signal.SIGKILL)
             raise
@@ -354,9 +346,7 @@ class ProjectProcess:
 
     def _write_record(self, pid: int) -> None:
         try:
-            record = {"pid": pid, "pgid": pid, **process_identity(pid), "command": self.command}
-            self.record_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(record_path(self.record_dir, self.name), json.dumps(record) + "\n")
+            write_record(self.record_dir, self.name, pid, self.command)
         except (OSError, psutil.Error) as error:
             # It exited already, or the disk is full: the project runs, only unrecorded.
             self._note(f"could not record the process: {error}")
@@ -385,18 +375,6 @@ class ProjectProcess:
             except Exception:
                 # The callback's bug must not end the supervision of a running project.
                 _logger.exception("on_change of project %s failed", self.name)
-
-
-class _Output(PipeReader):
-    """Reads the process's stdout and stderr (one pipe) into the log."""
-
-    def __init__(self, sink: LogSink) -> None:
-        super().__init__()
-        self.sink = sink
-
-    def data_received(self, data: bytes) -> None:
-        if not self.sink.closed:
-            self.sink.write(data)
 
 
 def _describe(code: int | None) -> str:
