@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from syncopate.agent_options import OPTIONS, URL_HELP, command_line, parse_labels
 from syncopate.cli.common import (
     JSON_OPTION,
     CaFileOption,
@@ -23,30 +24,27 @@ from syncopate.errors import ConfigError, NotFound
 
 app = typer.Typer(help="Run a node agent, or manage nodes.", no_args_is_help=True)
 
+
+def _agent_option(dest: str) -> Any:
+    """The Typer option for the agent's option `dest`, as `agent_options.py` defines it."""
+    option = OPTIONS[dest]
+    extra: dict[str, Any] = {}
+    if option.min is not None:
+        extra["min"] = option.min
+    if option.show_default is not None:
+        extra["show_default"] = option.show_default
+    return typer.Option(option.default, metavar=option.metavar, help=option.help, **extra)
+
+
 # Options `join` and `install-service` share: the agent's command line.
-URL_ARGUMENT: Any = typer.Argument(..., help="The manager's URL, e.g. http://192.168.1.10:8470")
-NAME_OPTION: Any = typer.Option(
-    "", metavar="N", help="Preferred node name (default: the host name)."
-)
-DATA_DIR_OPTION: Any = typer.Option(
-    None,
-    metavar="D",
-    help="Where the node keeps checkouts, logs and node.json.",
-    show_default="~/.local/share/syncopate/node",
-)
-INTERVAL_OPTION: Any = typer.Option(5.0, min=0.1, metavar="S", help="Seconds between reports.")
-SYNC_INTERVAL_OPTION: Any = typer.Option(
-    60.0, min=1.0, metavar="S", help="Seconds between git fetches."
-)
-CA_FILE_OPTION: Any = typer.Option(
-    None, metavar="F", help="CA certificate to verify an https manager."
-)
-FINGERPRINT_OPTION: Any = typer.Option(
-    None, metavar="sha256:...", help="Pinned sha256: fingerprint of the manager."
-)
-LABEL_OPTION: Any = typer.Option(
-    [], metavar="KEY=VALUE", help="KEY=VALUE label for this node (repeatable)."
-)
+URL_ARGUMENT: Any = typer.Argument(..., help=URL_HELP)
+NAME_OPTION: Any = _agent_option("name")
+DATA_DIR_OPTION: Any = _agent_option("data_dir")
+INTERVAL_OPTION: Any = _agent_option("interval")
+SYNC_INTERVAL_OPTION: Any = _agent_option("sync_interval")
+CA_FILE_OPTION: Any = _agent_option("ca_file")
+FINGERPRINT_OPTION: Any = _agent_option("fingerprint")
+LABEL_OPTION: Any = _agent_option("label")
 
 
 @app.command()
@@ -65,7 +63,7 @@ def join(
     ca_file: str = CA_FILE_OPTION,
     fingerprint: str = FINGERPRINT_OPTION,
     label: list[str] = LABEL_OPTION,
-    log_level: str = typer.Option("info", metavar="LEVEL", help="debug, info, warning or error."),
+    log_level: str = _agent_option("log_level"),
 ) -> None:
     """Join the manager and run its projects here until Ctrl-C or SIGTERM."""
     import os
@@ -73,7 +71,15 @@ def join(
 
     check_labels(label)
     argv = agent_argv(
-        url, name, data_dir, interval, sync_interval, ca_file, fingerprint, label, log_level
+        url,
+        name=name,
+        data_dir=data_dir,
+        interval=interval,
+        sync_interval=sync_interval,
+        ca_file=ca_file,
+        fingerprint=fingerprint,
+        label=label,
+        log_level=log_level,
     )
     env = dict(os.environ)
     if password:
@@ -86,37 +92,18 @@ def join(
 
 
 def check_labels(labels: list[str]) -> None:
-    for item in labels:
-        if "=" not in item or item.startswith("="):
-            raise ConfigError(f"label {item!r} is not KEY=VALUE")
+    try:
+        parse_labels(labels)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
-def agent_argv(
-    url: str,
-    name: str,
-    data_dir: Path | None,
-    interval: float,
-    sync_interval: float,
-    ca_file: str | None,
-    fingerprint: str | None,
-    labels: list[str],
-    log_level: str = "info",
-) -> list[str]:
-    """The agent's command line: this interpreter running the light `syncopate.node` entry."""
+def agent_argv(url: str, **values: Any) -> list[str]:
+    """The agent's command line: this interpreter running the light `syncopate.node` entry,
+    with the agent's options `values` (by name, see `syncopate/agent_options.py`)."""
     import sys
 
-    argv = [sys.executable, "-m", "syncopate.node", url, "--name", name]
-    argv += ["--interval", f"{interval:g}", "--sync-interval", f"{sync_interval:g}"]
-    argv += ["--log-level", log_level]
-    if data_dir is not None:
-        argv += ["--data-dir", str(data_dir)]
-    if ca_file:
-        argv += ["--ca-file", ca_file]
-    if fingerprint:
-        argv += ["--fingerprint", fingerprint]
-    for item in labels:
-        argv += ["--label", item]
-    return argv
+    return [sys.executable, "-m", "syncopate.node", *command_line(url, values)]
 
 
 async def _node_call(client: ManagerClient, action: str, name: str) -> dict[str, Any]:
@@ -227,7 +214,14 @@ def install_service(
     check_labels(label)
     plan = service.plan(user=user, data_dir=data_dir, unit_dir=unit_dir)
     argv = agent_argv(
-        url, name, plan.data_dir, interval, sync_interval, ca_file, fingerprint, label
+        url,
+        name=name,
+        data_dir=plan.data_dir,
+        interval=interval,
+        sync_interval=sync_interval,
+        ca_file=ca_file,
+        fingerprint=fingerprint,
+        label=label,
     )
     unit = service.unit_text(argv, plan, url)
     if print_only:

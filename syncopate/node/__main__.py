@@ -14,32 +14,30 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
+from syncopate.agent_options import OPTIONS, URL_HELP, parse_labels
 from syncopate.errors import SyncopateError
-from syncopate.node.agent import Agent, AgentSettings
+from syncopate.node.agent import Agent
+from syncopate.node.settings import AgentSettings
 from syncopate.paths import default_node_dir
 
 
 def parse(argv: list[str]) -> tuple[AgentSettings, str]:
     """Agent settings and the log level from the command line (and SYNCOPATE_PASSWORD)."""
     parser = argparse.ArgumentParser(prog="syncopate node join")
-    parser.add_argument("url")
-    parser.add_argument("--name", default="")
-    parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--interval", type=float, default=5.0)
-    parser.add_argument("--sync-interval", type=float, default=60.0)
-    parser.add_argument("--ca-file", default=None)
-    parser.add_argument("--fingerprint", default=None)
-    parser.add_argument("--label", action="append", default=[])
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("url", help=URL_HELP)
+    for option in OPTIONS.values():
+        if option.repeatable:
+            parser.add_argument(option.flag, action="append", default=[], help=option.help)
+        else:
+            parser.add_argument(
+                option.flag, type=option.type, default=option.default, help=option.help
+            )
     args = parser.parse_args(argv)
-    labels = {}
-    for item in args.label:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error(f"label {item!r} is not KEY=VALUE")
-        labels[key] = value
+    try:
+        labels = parse_labels(args.label)
+    except ValueError as exc:
+        parser.error(str(exc))
     settings = AgentSettings(
         manager=args.url.rstrip("/"),
         data_dir=(args.data_dir or default_node_dir()).expanduser(),

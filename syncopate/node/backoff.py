@@ -1,4 +1,5 @@
-"""Restart backoff for crashed projects: how long to wait, and when to forgive.
+"""Backoff: how long to wait before a crashed project restarts (and when to forgive), and
+before a failed request or a step is tried again.
 
 Pure functions of a policy and a count, stdlib only, so the supervisor stays a thin shell:
 
@@ -8,10 +9,15 @@ Pure functions of a policy and a count, stdlib only, so the supervisor stays a t
 The first restart is fast (`first`); each further failure in a row multiplies the delay by
 `factor` up to `cap`. A run that lasted `stable_after` seconds or more forgives the earlier
 failures: its exit counts as the first failure again.
+
+Something retried until it works (a request to the manager, a check that a group is gone)
+takes its waits from `delays(policy)`, with `jitter` where a fleet must not retry in step.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -73,3 +79,23 @@ def failures_after_exit(policy: BackoffPolicy, failures_in_a_row: int, ran_for: 
 def is_crash_loop(policy: BackoffPolicy, failures_in_a_row: int) -> bool:
     """True when `failures_in_a_row` quick exits are a crash loop under `policy`."""
     return policy.crash_loop > 0 and failures_in_a_row >= policy.crash_loop
+
+
+# A request to the manager that could not be sent (the network, a manager restarting).
+REQUEST_RETRY = BackoffPolicy(first=0.5, factor=2.0, cap=30.0)
+
+
+def delays(policy: BackoffPolicy) -> Iterator[float]:
+    """The waits before each retry of something that keeps failing, endless: `policy.first`,
+    then multiplied by `policy.factor` each time, never above `policy.cap`."""
+    failures = 0
+    while True:
+        delay = restart_delay(policy, failures)
+        yield delay
+        if delay < policy.cap:  # once at the cap it stays there; the count need not grow
+            failures += 1
+
+
+def jitter(delay: float) -> float:
+    """`delay` give or take half, so a fleet of agents does not retry in step."""
+    return delay * random.uniform(0.5, 1.5)

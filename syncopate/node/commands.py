@@ -23,10 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from syncopate.node.leftovers import (
+from syncopate.node.groups import (
     DRAIN_WAIT,
     KILL_WAIT,
-    group_alive,
+    end_group,
     group_gone_within,
     signal_group,
 )
@@ -161,11 +161,11 @@ async def _run(
         output = await PipeReader.open(read_fd, lambda: _Output(output_limit))
         timed_out = not await _exited_in_time(proc, stdin, timeout)
         if timed_out:
-            await _end_group(proc, pgid, grace)
+            await end_group(proc, signal.SIGTERM if grace > 0 else signal.SIGKILL, grace)
         else:
             # Background children may still be writing; give them a moment, then end them.
             await _wait_done(output, DRAIN_WAIT)
-            await _end_group(proc, pgid, 0.0)
+            await end_group(proc, signal.SIGKILL, 0.0)
         # With the group gone the pipe closes, unless a process left the group holding it.
         await _wait_done(output, DRAIN_WAIT)
     except BaseException:
@@ -202,18 +202,6 @@ async def _exited_in_time(
     except TimeoutError:
         return False
     return True
-
-
-async def _end_group(proc: asyncio.subprocess.Process, pgid: int, grace: float) -> None:
-    """SIGTERM the group (SIGKILL at once when `grace` is 0), SIGKILL after `grace`, wait."""
-    if not group_alive(pgid):
-        return
-    if grace > 0:
-        signal_group(pgid, signal.SIGTERM)
-        if await group_gone_within(proc, pgid, grace):
-            return
-    signal_group(pgid, signal.SIGKILL)
-    await group_gone_within(proc, pgid, KILL_WAIT)
 
 
 async def _wait_done(output: _Output, timeout: float) -> None:

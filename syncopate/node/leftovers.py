@@ -1,4 +1,4 @@
-"""Processes, process groups and the records of what the agent started.
+"""What an earlier agent left running: the records of what the agent started, and its marker.
 
 After the agent itself crashed or restarted, `end_leftover(record_dir, name)` ends the process a
 record names (checking it is the same process, not a reused pid), so a project never runs twice
@@ -12,7 +12,6 @@ environment (`SYNCOPATE_AGENT_HOME`, the agent's data dir), which its children i
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -24,48 +23,24 @@ from typing import Any
 
 import psutil
 
+from syncopate.node.backoff import delays
+from syncopate.node.groups import KILL_WAIT, POLLING, group_members, signal_group
+from syncopate.variables import atomic_write
+
 _logger = logging.getLogger(__name__)
-
-# After SIGKILL a process may still take a moment (or hang in uninterruptible sleep); a process
-# that left the group may hold the output pipe open. Past these bounds the supervisor moves on.
-KILL_WAIT = 5.0
-DRAIN_WAIT = 1.0
-POLL_INTERVAL = 0.02
-MAX_POLL_INTERVAL = 0.25
-
-
-def signal_group(pgid: int, sig: signal.Signals) -> None:
-    """Send `sig` to process group `pgid`; a group that is gone already is fine."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def group_members(pgid: int) -> list[psutil.Process]:
-    """The processes of group `pgid` that are still alive (zombies do not count)."""
-    members = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                members.append(proc)
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return members
-
-
-def group_alive(pgid: int) -> bool:
-    """True while any process of group `pgid` is alive (zombies do not count)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return bool(group_members(pgid))
 
 
 def record_path(record_dir: Path, name: str) -> Path:
     """Where the record of project `name`'s running process is kept."""
     return record_dir / f"{name}.json"
+
+
+def write_record(record_dir: Path, name: str, pid: int, command: str) -> None:
+    """Record that project `name` runs as `pid` (the leader of its own group), for the next
+    agent if this one crashes. Raises OSError (a full disk) or psutil.Error (it exited)."""
+    record = {"pid": pid, "pgid": pid, **process_identity(pid), "command": command}
+    record_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(record_path(record_dir, name), json.dumps(record) + "\n")
 
 
 def remove_record(record_dir: Path, name: str) -> None:
@@ -250,25 +225,9 @@ def _end_processes(targets: list[psutil.Process], groups: set[int], grace: float
         for proc in targets:
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(sig)
-        deadline, interval = time.monotonic() + wait, POLL_INTERVAL
+        deadline, intervals = time.monotonic() + wait, delays(POLLING)
         while any(_alive(proc) for proc in targets) and time.monotonic() < deadline:
-            time.sleep(interval)
-            interval = min(interval * 2, MAX_POLL_INTERVAL)
+            time.sleep(next(intervals))
         if not any(_alive(proc) for proc in targets):
             return True
     return False
-
-
-async def group_gone_within(proc: asyncio.subprocess.Process, pgid: int, timeout: float) -> bool:
-    """Wait up to `timeout` for `proc` to be reaped and its whole group `pgid` to be gone."""
-    deadline = time.monotonic() + timeout
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            await proc.wait()
-    interval = POLL_INTERVAL
-    while group_alive(pgid):
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(interval)
-        interval = min(interval * 2, MAX_POLL_INTERVAL)  # each check scans every process
-    return True

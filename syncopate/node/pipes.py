@@ -1,5 +1,7 @@
 """Reading a child's output pipe on the event loop, for the supervisor and the command runner.
 
+A project's output goes into its log through a `SinkReader`; a command's is kept in memory.
+
 The agent makes its own pipe (`os.pipe()`) rather than asyncio's: on Python 3.11 a process's
 `wait()` waits for asyncio's pipes to close, which a background grandchild can delay forever.
 """
@@ -10,6 +12,8 @@ import asyncio
 import os
 from collections.abc import Callable
 from typing import TypeVar
+
+from syncopate.node.logs import LogSink
 
 R = TypeVar("R", bound="PipeReader")
 
@@ -43,3 +47,15 @@ class PipeReader(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+class SinkReader(PipeReader):
+    """Reads a project's stdout and stderr (one pipe) into its log."""
+
+    def __init__(self, sink: LogSink) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def data_received(self, data: bytes) -> None:
+        if not self.sink.closed:
+            self.sink.write(data)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -32,22 +31,11 @@ from syncopate.node.backoff import (
     is_crash_loop,
     restart_delay,
 )
-from syncopate.node.leftovers import (
-    DRAIN_WAIT,
-    KILL_WAIT,
-    end_all_leftovers,
-    end_leftover,
-    group_alive,
-    group_gone_within,
-    process_identity,
-    record_path,
-    remove_record,
-    signal_group,
-)
+from syncopate.node.groups import DRAIN_WAIT, KILL_WAIT, end_group, signal_group
+from syncopate.node.leftovers import end_all_leftovers, end_leftover, remove_record, write_record
 from syncopate.node.logs import LogSink
-from syncopate.node.pipes import PipeReader
+from syncopate.node.pipes import PipeReader, SinkReader
 from syncopate.states import ProjectStatus, check_project_transition
-from syncopate.variables import atomic_write
 
 _logger = logging.getLogger(__name__)
 
@@ -95,7 +83,7 @@ class ProjectProcess:
         self.grace = grace
         self._status = STOPPED
         self._proc: asyncio.subprocess.Process | None = None
-        self._output: _Output | None = None
+        self._output: SinkReader | None = None
         self._pid: int | None = None
         self._exit_code: int | None = None
         self._restarts = 0
@@ -219,9 +207,9 @@ class ProjectProcess:
         while self._proc is not None:
             proc = self._proc
             if await self._exited_or_stop_asked(proc):
-                await self._end_group(proc, signal.SIGKILL, 0.0)  # its leftover children
+                await end_group(proc, signal.SIGKILL, 0.0, self._note)  # its leftover children
             else:
-                await self._end_group(proc, signal.SIGTERM, self.grace)
+                await end_group(proc, signal.SIGTERM, self.grace, self._note)
             await self._finish_run(proc)
             if self._stop_asked.is_set():
                 self._note("stopped")
@@ -261,22 +249,6 @@ class ProjectProcess:
             asked.cancel()
             await asyncio.gather(exited, asked, return_exceptions=True)
         return not exited.cancelled()
-
-    async def _end_group(
-        self, proc: asyncio.subprocess.Process, first: signal.Signals, grace: float
-    ) -> None:
-        """Signal the process group, escalate to SIGKILL after `grace`, wait until it is gone."""
-        pgid = proc.pid
-        if not group_alive(pgid):
-            return
-        signal_group(pgid, first)
-        if first != signal.SIGKILL:
-            if await group_gone_within(proc, pgid, grace):
-                return
-            self._note(f"still running {grace:g}s after {first.name}; sending SIGKILL")
-            signal_group(pgid, signal.SIGKILL)
-        if not await group_gone_within(proc, pgid, KILL_WAIT):
-            self._note(f"processes of group {pgid} survived SIGKILL for {KILL_WAIT:g}s")
 
     async def _finish_run(self, proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(TimeoutError):
@@ -361,7 +333,7 @@ class ProjectProcess:
             # pipes to close, which a child forked into the background would delay forever.
             os.close(write_fd)
         try:
-            self._output = await PipeReader.open(read_fd, lambda: _Output(self.log))
+            self._output = await PipeReader.open(read_fd, lambda: SinkReader(self.log))
         except BaseException:
             signal_group(proc.pid, signal.SIGKILL)
             raise
@@ -374,9 +346,7 @@ class ProjectProcess:
 
     def _write_record(self, pid: int) -> None:
         try:
-            record = {"pid": pid, "pgid": pid, **process_identity(pid), "command": self.command}
-            self.record_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(record_path(self.record_dir, self.name), json.dumps(record) + "\n")
+            write_record(self.record_dir, self.name, pid, self.command)
         except (OSError, psutil.Error) as error:
             # It exited already, or the disk is full: the project runs, only unrecorded.
             self._note(f"could not record the process: {error}")
@@ -405,18 +375,6 @@ class ProjectProcess:
             except Exception:
                 # The callback's bug must not end the supervision of a running project.
                 _logger.exception("on_change of project %s failed", self.name)
-
-
-class _Output(PipeReader):
-    """Reads the process's stdout and stderr (one pipe) into the log."""
-
-    def __init__(self, sink: LogSink) -> None:
-        super().__init__()
-        self.sink = sink
-
-    def data_received(self, data: bytes) -> None:
-        if not self.sink.closed:
-            self.sink.write(data)
 
 
 def _describe(code: int | None) -> str:

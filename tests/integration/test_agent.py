@@ -310,7 +310,7 @@ async def test_a_refused_report_stops_the_copy_before_the_poll_says_why(
         else:
             await ctl.reset(["counter"])
         local = agent.local["counter"]
-        await agent._report(local)  # refused: the copy is stopped at once
+        await agent.send_report(local)  # refused: the copy is stopped at once
         assert "counter" not in agent.local
         await wait_for(
             lambda: asyncio.sleep(0, not alive(first["pid"])), what="the refused copy to stop"

@@ -301,10 +301,10 @@ async def test_an_agent_leaving_mid_step_leaves_nothing_running(fleet: Fleet) ->
         await ctl.add("stubborn", repo.url, {}, command=f"trap '' TERM; {SLEEPER}")
         await fleet.until("stubborn", lambda p: p["pid"], "stubborn to run")
         await ctl.reset(["stubborn"])
-    await wait_for(lambda: asyncio.sleep(0, "_stop" in agent._steps.values()), what="the stop step")
+    await wait_for(lambda: asyncio.sleep(0, "_stop" in agent.steps.values()), what="the stop step")
     await fleet.stop_agent("pi-1")
     # Any step still under way would start the new copy when it ends: let them all end first.
-    await wait_for(lambda: asyncio.sleep(0, not agent._steps), what="every step to end")
+    await wait_for(lambda: asyncio.sleep(0, not agent.steps), what="every step to end")
     assert copies(fleet, "stubborn", "pi-1") == set()
 
 

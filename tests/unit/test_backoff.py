@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
 import pytest
 
-from syncopate.node.backoff import BackoffPolicy, failures_after_exit, restart_delay
+from syncopate.node.backoff import (
+    REQUEST_RETRY,
+    BackoffPolicy,
+    delays,
+    failures_after_exit,
+    jitter,
+    restart_delay,
+)
 
 DEFAULT = BackoffPolicy()
 SLOW = BackoffPolicy(first=1.0, factor=3.0, cap=20.0, stable_after=60.0)
@@ -95,3 +103,13 @@ def test_crash_loop_then_stable_run_starts_fast_again() -> None:
 def test_policy_refuses_nonsense(fields: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="backoff"):
         BackoffPolicy(**fields)
+
+
+def test_request_retries_double_up_to_the_cap_and_stay_there() -> None:
+    # The waits the agent used to compute inline: 0.5, doubled, at most 30 s.
+    waits = list(itertools.islice(delays(REQUEST_RETRY), 9))
+    assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+
+
+def test_jitter_stays_within_half_either_way() -> None:
+    assert all(5.0 <= jitter(10.0) <= 15.0 for _ in range(100))
