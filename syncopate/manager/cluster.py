@@ -34,7 +34,7 @@ from syncopate.errors import (
 from syncopate.manager import logbook, scheduler
 from syncopate.manager.auth import hash_secret, new_token, secret_matches
 from syncopate.manager.records import NodeRecord, ProjectRecord
-from syncopate.manager.store import Store
+from syncopate.manager.storage import Storage
 from syncopate.manager.undo import Undo, Undoable
 from syncopate.protocol import (
     LOG_LINES_KEPT,
@@ -99,7 +99,7 @@ class Cluster(Undoable):
 
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         settings: ClusterSettings,
         clock: Clock = time.monotonic,
         notify: Notify | None = None,
