@@ -12,7 +12,6 @@ holds; the monitor tries again on its next tick.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import re
 import time
@@ -33,6 +32,7 @@ from syncopate.errors import (
 )
 from syncopate.manager import logbook, scheduler
 from syncopate.manager.auth import hash_secret, new_token, secret_matches
+from syncopate.manager.longpoll import LongPoll
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.manager.storage import Storage
 from syncopate.manager.undo import Undo, Undoable
@@ -113,9 +113,7 @@ class Cluster(Undoable):
         self.nodes: dict[str, NodeRecord] = {}
         self.projects: dict[str, ProjectRecord] = {}
         self._on_node: dict[str, set[str]] = {}
-        self._versions: dict[str, int] = {}
-        self._sent_versions: dict[str, int] = {}
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self.polls = LongPoll()
         self._balance_needed = True
         self._retry_needed = True
         # Placement views of nodes, recomputed only for nodes whose load or state changed.
@@ -280,10 +278,7 @@ class Cluster(Undoable):
             # Not for a change that may yet be refused.
             self._undo.later(self.wake, node_name)
             return
-        self._versions[node_name] = self._versions.get(node_name, 0) + 1
-        for waiter in self._waiters.pop(node_name, []):
-            if not waiter.done():
-                waiter.set_result(None)
+        self.polls.wake(node_name)
 
     def mark_lite(self, node: NodeRecord) -> None:
         """The node is a lite device (it spoke /hw_supervisor as one): it runs no projects."""
@@ -303,14 +298,11 @@ class Cluster(Undoable):
 
     def held_polls(self) -> int:
         """How many long polls are being held now."""
-        return sum(len(waiters) for waiters in self._waiters.values())
+        return self.polls.held()
 
     def wake_all(self) -> None:
         """Answer every held long poll now (the manager is shutting down)."""
-        for name in list(self._waiters):
-            for waiter in self._waiters.pop(name, []):
-                if not waiter.done():
-                    waiter.set_result(None)
+        self.polls.wake_all()
 
     async def wait_for_change(self, node_name: str, timeout: float) -> None:
         """Return when this node's assignments change, or after `timeout` seconds.
@@ -318,23 +310,11 @@ class Cluster(Undoable):
         Returns at once when something changed since the last answer this node was sent, so
         a change between two polls is never missed.
         """
-        if self._versions.get(node_name, 0) != self._sent_versions.get(node_name, 0):
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(node_name, []).append(waiter)
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(waiter)
-        except TimeoutError:
-            pass
-        finally:
-            waiters = self._waiters.get(node_name)
-            if waiters and waiter in waiters:
-                waiters.remove(waiter)
+        await self.polls.wait_for_change(node_name, timeout)
 
     def assignments(self, node: NodeRecord) -> dict[str, Any]:
         """The /node-status answer for a node: its projects, keyed by name."""
-        self._sent_versions[node.name] = self._versions.get(node.name, 0)
+        self.polls.sent(node.name)
         projects = {}
         for project_name in sorted(self._on_node.get(node.name, ())):
             project = self.projects[project_name]
@@ -626,7 +606,7 @@ class Cluster(Undoable):
                 ]
             )
             self.store.delete_node(name)
-            for index in (self.nodes, self._on_node, self._versions, self._sent_versions):
+            for index in (self.nodes, self._on_node, self.polls.versions, self.polls.sent_versions):
                 undo.keep_entry(index, name)
                 index.pop(name, None)
             self._node_changed(name)

@@ -126,7 +126,7 @@ def state(cluster: Cluster) -> dict[str, Any]:
         "nodes": {n: of(x) for n, x in cluster.nodes.items()},
         "on-node": {n: sorted(s) for n, s in cluster._on_node.items() if s},
         "incoming": {n: sorted(s) for n, s in cluster._incoming.items() if s},
-        "versions": dict(cluster._versions),
+        "versions": dict(cluster.polls.versions),
     }
 
 
