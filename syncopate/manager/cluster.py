@@ -32,6 +32,7 @@ from syncopate.errors import (
 )
 from syncopate.manager import logbook, scheduler
 from syncopate.manager.auth import hash_secret, new_token, secret_matches
+from syncopate.manager.cluster_state import ClusterState
 from syncopate.manager.longpoll import LongPoll
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.manager.storage import Storage
@@ -110,18 +111,20 @@ class Cluster(Undoable):
         self.clock = clock
         self.notify: Notify = notify or (lambda kind, name: None)
         self.notify_lines: NotifyLines = notify_lines or (lambda project, first, lines: None)
-        self.nodes: dict[str, NodeRecord] = {}
-        self.projects: dict[str, ProjectRecord] = {}
-        self._on_node: dict[str, set[str]] = {}
+        self.state = ClusterState()
         self.polls = LongPoll()
-        self._balance_needed = True
-        self._retry_needed = True
-        # Placement views of nodes, recomputed only for nodes whose load or state changed.
-        self._view_cache: dict[str, scheduler.NodeView] = {}
-        self._stale_views: set[str] = set()
-        self._incoming: dict[str, set[str]] = {}  # move target -> projects moving there
         self.started = clock()
-        self._load()
+        self.state.load(store, clock())
+
+    @property
+    def nodes(self) -> dict[str, NodeRecord]:
+        """Every node record, by name."""
+        return self.state.nodes
+
+    @property
+    def projects(self) -> dict[str, ProjectRecord]:
+        """Every project record, by name."""
+        return self.state.projects
 
     # writes -----------------------------------------------------------------------------------
     def _transaction(self, durable: bool) -> AbstractContextManager[None]:
@@ -151,24 +154,14 @@ class Cluster(Undoable):
         projects = [r for r in undo.kept() if isinstance(r, ProjectRecord)]
         # Out of the indexes by the refused fields, back in by the restored ones.
         for project in projects:
-            self._index(project, add=False)
+            self.state.index(project, add=False)
         undo.restore()
         for project in projects:
             if self.projects.get(project.name) is project:
-                self._index(project, add=True)
-        self._stale_views.update(r.name for r in undo.kept() if isinstance(r, NodeRecord))
+                self.state.index(project, add=True)
+        self.state.stale_views.update(r.name for r in undo.kept() if isinstance(r, NodeRecord))
         # Whatever the monitor meant to do is still to do.
-        self._balance_needed = self._retry_needed = True
-
-    def _index(self, project: ProjectRecord, add: bool) -> None:
-        for index, where in ((self._on_node, project.node), (self._incoming, project.moving_to)):
-            if where is None:
-                continue
-            if add:
-                index.setdefault(where, set()).add(project.name)
-            else:
-                index.get(where, set()).discard(project.name)
-            self._stale_views.add(where)
+        self.state.balance_needed = self.state.retry_needed = True
 
     def _announce(self, kind: str, name: str) -> None:
         """Tell /events that a record changed, once its write is committed."""
@@ -176,23 +169,6 @@ class Cluster(Undoable):
             self._undo.later(self._announce, kind, name)
         else:
             self.notify(kind, name)
-
-    # loading ----------------------------------------------------------------------------------
-    def _load(self) -> None:
-        now = self.clock()
-        for node in self.store.load_nodes():
-            # After a restart every known node gets a full node-timeout before it can be dead.
-            node.last_contact = now
-            self.nodes[node.name] = node
-            self._on_node[node.name] = set()
-        for project in self.store.load_projects():
-            project.move_started = now
-            self.projects[project.name] = project
-            if project.node is not None:
-                self._on_node.setdefault(project.node, set()).add(project.name)
-            if project.moving_to is not None:
-                self._incoming.setdefault(project.moving_to, set()).add(project.name)
-        self._stale_views.update(self.nodes)
 
     # node identity ----------------------------------------------------------------------------
     def initialize(self, request: InitializeRequest, address: str) -> tuple[str, str]:
@@ -217,9 +193,9 @@ class Cluster(Undoable):
             self.store.save_node(node)
             undo.keep_entry(self.nodes, name)
             self.nodes[name] = node
-            undo.keep_entry(self._on_node, name)
-            self._on_node.setdefault(name, set())
-            self._balance_needed = self._retry_needed = True
+            undo.keep_entry(self.state.on_node, name)
+            self.state.on_node.setdefault(name, set())
+            self.state.balance_needed = self.state.retry_needed = True
             self._node_changed(name)
         return name, token
 
@@ -257,19 +233,19 @@ class Cluster(Undoable):
                 node.status = NodeStatus.ALIVE
                 node.left = False
                 self.store.save_node(node)
-                self._balance_needed = self._retry_needed = True
+                self.state.balance_needed = self.state.retry_needed = True
                 self._node_changed(node.name)
 
     # long poll --------------------------------------------------------------------------------
     def _node_changed(self, name: str) -> None:
-        self._stale_views.add(name)
+        self.state.stale_views.add(name)
         self._announce("node", name)
 
     def _changed(self, node_name: str | None) -> None:
-        self._retry_needed = True
+        self.state.retry_needed = True
         if node_name is None:
             return
-        self._stale_views.add(node_name)
+        self.state.stale_views.add(node_name)
         self.wake(node_name)
 
     def wake(self, node_name: str) -> None:
@@ -291,7 +267,7 @@ class Cluster(Undoable):
             self._fail_over(
                 [
                     (self.projects[name], f"node {node.name} is a lite device")
-                    for name in sorted(self._on_node.get(node.name, ()))
+                    for name in self.state.placed_on(node.name)
                 ]
             )
             self._node_changed(node.name)
@@ -316,7 +292,7 @@ class Cluster(Undoable):
         """The /node-status answer for a node: its projects, keyed by name."""
         self.polls.sent(node.name)
         projects = {}
-        for project_name in sorted(self._on_node.get(node.name, ())):
+        for project_name in self.state.placed_on(node.name):
             project = self.projects[project_name]
             projects[project_name] = self._assignment(project)
         return {
@@ -414,7 +390,7 @@ class Cluster(Undoable):
             project.started_at = None
         project.updated_at = now
 
-        self._stale_views.add(node)
+        self.state.stale_views.add(node)
         if report.log_lines:
             first, lines = self._take_lines(project, node, report)
             if lines:
@@ -455,7 +431,7 @@ class Cluster(Undoable):
 
     def leave(self, node: NodeRecord) -> list[str]:
         """A node stopped cleanly: its projects move at once. Returns their names."""
-        moved = sorted(self._on_node.get(node.name, ()))
+        moved = self.state.placed_on(node.name)
         with self._write(durable=True):
             self._keep(node)
             node.left = True
@@ -579,7 +555,7 @@ class Cluster(Undoable):
             self.store.save_node(node)
             self._move_off_unschedulable()
             self._node_changed(name)
-        return sorted(self._on_node.get(name, ()))
+        return self.state.placed_on(name)
 
     def undrain(self, name: str) -> None:
         node = self._node(name)
@@ -587,7 +563,7 @@ class Cluster(Undoable):
             self._keep(node)
             node.drained = False
             self.store.save_node(node)
-            self._balance_needed = self._retry_needed = True
+            self.state.balance_needed = self.state.retry_needed = True
             self._node_changed(name)
 
     def forget(self, name: str) -> None:
@@ -602,11 +578,16 @@ class Cluster(Undoable):
             self._fail_over(
                 [
                     (self.projects[project_name], f"node {name} was forgotten")
-                    for project_name in sorted(self._on_node.get(name, ()))
+                    for project_name in self.state.placed_on(name)
                 ]
             )
             self.store.delete_node(name)
-            for index in (self.nodes, self._on_node, self.polls.versions, self.polls.sent_versions):
+            for index in (
+                self.nodes,
+                self.state.on_node,
+                self.polls.versions,
+                self.polls.sent_versions,
+            ):
                 undo.keep_entry(index, name)
                 index.pop(name, None)
             self._node_changed(name)
@@ -618,43 +599,16 @@ class Cluster(Undoable):
         return node
 
     # placement --------------------------------------------------------------------------------
-    def _need(self, project: ProjectRecord) -> scheduler.ProjectNeed:
-        return scheduler.ProjectNeed(
-            project.name, max(project.ram, project.ram_usage), max(project.disk, project.disk_usage)
-        )
-
-    def _views(self) -> list[scheduler.NodeView]:
-        """Every node as placement sees it; only nodes marked stale are recomputed."""
-        for name in self._stale_views:
-            node = self.nodes.get(name)
-            if node is None:
-                self._view_cache.pop(name, None)
-                continue
-            disk = ram = 0.0
-            names = self._on_node.get(name, set()) | self._incoming.get(name, set())
-            for project_name in names:
-                need = self._need(self.projects[project_name])
-                disk += need.disk
-                ram += need.ram
-            self._view_cache[name] = scheduler.NodeView(
-                name, node.schedulable, node.storage, node.ram, disk, ram, len(names)
-            )
-        self._stale_views.clear()
-        return list(self._view_cache.values())
-
-    def _moving(self) -> list[ProjectRecord]:
-        return [self.projects[n] for names in self._incoming.values() for n in sorted(names)]
-
     def _set_moving(self, project: ProjectRecord, target: str | None) -> None:
         """Start (target) or end (None) a move, keeping the incoming index and views right."""
         self._keep(project)
         if project.moving_to is not None:
-            self._incoming.get(project.moving_to, set()).discard(project.name)
-            self._stale_views.add(project.moving_to)
+            self.state.incoming.get(project.moving_to, set()).discard(project.name)
+            self.state.stale_views.add(project.moving_to)
         project.moving_to = target
         if target is not None:
-            self._incoming.setdefault(target, set()).add(project.name)
-            self._stale_views.add(target)
+            self.state.incoming.setdefault(target, set()).add(project.name)
+            self.state.stale_views.add(target)
 
     def _place(self, project: ProjectRecord, lost_reason: str = "") -> None:
         """Assign an unplaced project to the best node, or mark it unschedulable (or lost)."""
@@ -664,7 +618,9 @@ class Cluster(Undoable):
         """Place unplaced projects in one pass; `lost_reason` (if any) says why each was moved."""
         if not items:
             return
-        placements = scheduler.place_many([self._need(p) for p, _ in items], self._views())
+        placements = scheduler.place_many(
+            [self.state.need(p) for p, _ in items], self.state.views()
+        )
         for project, lost_reason in items:
             placement = placements[project.name]
             if placement.node is not None:
@@ -693,14 +649,14 @@ class Cluster(Undoable):
         project.pid = None
         project.started_at = None
         project.commit = None
-        self._on_node.setdefault(node_name, set()).add(project.name)
+        self.state.on_node.setdefault(node_name, set()).add(project.name)
         self.store.save_project(project)
         self._changed(node_name)
 
     def _unassign(self, project: ProjectRecord) -> None:
         self._keep(project)
         if project.node is not None:
-            self._on_node.get(project.node, set()).discard(project.name)
+            self.state.on_node.get(project.node, set()).discard(project.name)
             self._changed(project.node)
         project.node = None
 
@@ -739,7 +695,7 @@ class Cluster(Undoable):
             else:
                 self._unassign(project)
                 self._place(project, lost_reason="its move target went away")
-            self._balance_needed = True
+            self.state.balance_needed = True
             self._announce("project", project.name)
 
     # the monitor's tick -----------------------------------------------------------------------
@@ -762,7 +718,7 @@ class Cluster(Undoable):
         ]
         if silent:
             self._declare_dead(silent)
-        for project in self._moving():
+        for project in self.state.moving():
             if project.node is None:
                 continue
             owner = self.nodes.get(project.node)
@@ -775,11 +731,11 @@ class Cluster(Undoable):
                 # anyway; the epoch check stops the old copy. An exclusive one waits.
                 self._complete_move(project)
         self._move_off_unschedulable()
-        if self._retry_needed:
+        if self.state.retry_needed:
             self._retry_unplaced()
-            self._retry_needed = False
-        if self._balance_needed and now - self.started >= timeout:
-            self._balance_needed = False
+            self.state.retry_needed = False
+        if self.state.balance_needed and now - self.started >= timeout:
+            self.state.balance_needed = False
             self._balance()
 
     def _declare_dead(self, nodes: list[NodeRecord]) -> None:
@@ -799,7 +755,7 @@ class Cluster(Undoable):
             for node in nodes:
                 orphans.extend(
                     (self.projects[name], why.format(node.name, self.settings.node_timeout))
-                    for name in sorted(self._on_node.get(node.name, ()))
+                    for name in self.state.placed_on(node.name)
                 )
             self._fail_over(orphans)
 
@@ -808,11 +764,11 @@ class Cluster(Undoable):
         for node in self.nodes.values():
             if node.status is not NodeStatus.ALIVE or node.schedulable:
                 continue
-            for project_name in sorted(self._on_node.get(node.name, ())):
+            for project_name in self.state.placed_on(node.name):
                 project = self.projects[project_name]
                 if project.moving_to is not None:
                     continue
-                placement = scheduler.place(self._need(project), self._views())
+                placement = scheduler.place(self.state.need(project), self.state.views())
                 if placement.node is None:
                     reason = f"waiting to leave drained node: {placement.reason}"
                     if project.reason != reason:
@@ -840,7 +796,9 @@ class Cluster(Undoable):
             return
         before = {p.name: (p.status, p.reason) for p in unplaced}
         with self._write(durable=True):
-            placements = scheduler.place_many([self._need(p) for p in unplaced], self._views())
+            placements = scheduler.place_many(
+                [self.state.need(p) for p in unplaced], self.state.views()
+            )
             for project in unplaced:
                 node = placements[project.name].node
                 if node is not None:
@@ -853,10 +811,10 @@ class Cluster(Undoable):
                     self._announce("project", project.name)
 
     def _balance(self) -> None:
-        in_flight = len(self._moving())
+        in_flight = len(self.state.moving())
         budget = self.settings.max_moves_in_flight - in_flight
         if budget <= 0:
-            self._balance_needed = True
+            self.state.balance_needed = True
             return
         assignments: dict[str, str] = {}
         for project in self.projects.values():
@@ -866,14 +824,14 @@ class Cluster(Undoable):
         movable = [
             p.name for p in self.projects.values() if p.node is not None and p.moving_to is None
         ]
-        needs = {name: self._need(self.projects[name]) for name in assignments}
-        moves = scheduler.plan_balance(assignments, needs, self._views(), budget, movable)
+        needs = {name: self.state.need(self.projects[name]) for name in assignments}
+        moves = scheduler.plan_balance(assignments, needs, self.state.views(), budget, movable)
         for move in moves:
             with self._write(durable=True):
                 self._begin_move(self.projects[move.project], move.target)
         if moves:
             # More may be needed once these have landed.
-            self._balance_needed = True
+            self.state.balance_needed = True
 
     # queries ----------------------------------------------------------------------------------
     def project_info(self, project: ProjectRecord) -> dict[str, Any]:
@@ -904,7 +862,7 @@ class Cluster(Undoable):
 
     def node_info(self, node: NodeRecord) -> dict[str, Any]:
         """The `nodes` answer for one node."""
-        names = sorted(self._on_node.get(node.name, ()))
+        names = self.state.placed_on(node.name)
         placed = [self.projects[n] for n in names]
         return {
             "name": node.name,

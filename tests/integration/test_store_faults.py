@@ -143,8 +143,8 @@ def memory(manager: RunningManager) -> dict[str, Any]:
     return {
         "projects": {n: fields_of(p) for n, p in cluster.projects.items()},
         "nodes": {n: fields_of(x, *CONTACT) for n, x in cluster.nodes.items()},
-        "on-node": {n: sorted(s) for n, s in cluster._on_node.items()},
-        "incoming": {n: sorted(s) for n, s in cluster._incoming.items() if s},
+        "on-node": {n: sorted(s) for n, s in cluster.state.on_node.items()},
+        "incoming": {n: sorted(s) for n, s in cluster.state.incoming.items() if s},
         "versions": dict(cluster.polls.versions),
         "sent-versions": dict(cluster.polls.sent_versions),
         "waiting": {i: fields_of(c) for i, c in book.waiting.items()},
