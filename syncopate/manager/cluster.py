@@ -30,7 +30,7 @@ from syncopate.errors import (
     StoreFailed,
     Unauthorized,
 )
-from syncopate.manager import logbook, scheduler
+from syncopate.manager import answers, logbook, scheduler
 from syncopate.manager.auth import hash_secret, new_token, secret_matches
 from syncopate.manager.cluster_state import ClusterState
 from syncopate.manager.longpoll import LongPoll
@@ -291,40 +291,9 @@ class Cluster(Undoable):
     def assignments(self, node: NodeRecord) -> dict[str, Any]:
         """The /node-status answer for a node: its projects, keyed by name."""
         self.polls.sent(node.name)
-        projects = {}
-        for project_name in self.state.placed_on(node.name):
-            project = self.projects[project_name]
-            projects[project_name] = self._assignment(project)
-        return {
-            "name": node.name,
-            "projects": projects,
-            "node-timeout": self.settings.node_timeout,
-            "lease": self.settings.lease,
-        }
-
-    @staticmethod
-    def _seed_fields(project: ProjectRecord) -> dict[str, Any]:
-        """The seed's per-project fields, shared by /node-status and the `status` answer."""
-        return {
-            "project-name": project.name,
-            "project-url": project.url,
-            "status": project.status.value,
-            "disk-usage": project.disk_usage,
-            "ram-usage": project.ram_usage,
-            "persistent-variables": project.variables,
-        }
-
-    def _assignment(self, project: ProjectRecord) -> dict[str, Any]:
-        desired = Desired.STOPPED if project.moving_to is not None else project.desired
-        return {
-            **self._seed_fields(project),
-            "desired": desired.value,
-            "command": project.command,
-            "ref": project.ref,
-            "epoch": project.epoch,
-            "restart": project.restart,
-            "exclusive": project.exclusive,
-        }
+        return answers.node_status(
+            self.state, node, self.settings.node_timeout, self.settings.lease
+        )
 
     # node reports -----------------------------------------------------------------------------
     def update(self, node: NodeRecord, report: UpdateRequest) -> str:
@@ -833,54 +802,14 @@ class Cluster(Undoable):
             # More may be needed once these have landed.
             self.state.balance_needed = True
 
-    # queries ----------------------------------------------------------------------------------
+    # queries: the answers are built in answers.py -------------------------------------------
     def project_info(self, project: ProjectRecord) -> dict[str, Any]:
         """The `status` answer for one project: the seed's fields and the added ones."""
-        return {
-            **self._seed_fields(project),
-            "initial_variables": project.initial_variables,
-            "node": project.node,
-            "moving-to": project.moving_to,
-            "desired": project.desired.value,
-            "epoch": project.epoch,
-            "restart": project.restart,
-            "commit": project.commit,
-            "pid": project.pid,
-            "restarts": project.restarts,
-            "exit-code": project.exit_code,
-            "started-at": project.started_at,
-            "updated-at": project.updated_at,
-            "created-at": project.created_at,
-            "reason": project.reason or None,
-            "command": project.command,
-            "ref": project.ref,
-            "ram": project.ram,
-            "disk": project.disk,
-            "exclusive": project.exclusive,
-            "log-tail": project.log_tail,
-        }
+        return answers.project_info(project)
 
     def node_info(self, node: NodeRecord) -> dict[str, Any]:
         """The `nodes` answer for one node."""
-        names = self.state.placed_on(node.name)
-        placed = [self.projects[n] for n in names]
-        return {
-            "name": node.name,
-            "status": node.status.value,
-            "drained": node.drained,
-            "left": node.left,
-            "last-contact": node.last_contact_wall,
-            "joined-at": node.joined_at,
-            "storage": node.storage,
-            "ram": node.ram,
-            "labels": node.labels,
-            "agent-version": node.agent_version,
-            "kind": node.kind,
-            "address": node.address,
-            "disk-usage": sum(p.disk_usage for p in placed),
-            "ram-usage": sum(p.ram_usage for p in placed),
-            "projects": names,
-        }
+        return answers.node_info(self.state, node)
 
     def logs(self, name: str, count: int) -> dict[str, Any]:
         """The `logs` answer: a project's last `count` output lines kept here, oldest first.
@@ -889,26 +818,14 @@ class Cluster(Undoable):
         took for the project), so a follower of /events can tell which lines it has seen.
         """
         project = self._project(name)
-        rows = self.store.log_lines(project.name, count)
-        return {
-            "project": project.name,
-            "node": project.node,
-            "seq": rows[0][0] if rows else project.log_count,
-            "lines": [line for _, line in rows],
-        }
+        return answers.logs(project, self.store.log_lines(project.name, count))
 
     def status(self, names: Iterable[str]) -> dict[str, Any]:
-        return {p.name: self.project_info(p) for p in self.select(names)}
+        return {p.name: answers.project_info(p) for p in self.select(names)}
 
     def node_table(self) -> dict[str, Any]:
-        return {name: self.node_info(self.nodes[name]) for name in sorted(self.nodes)}
+        return answers.node_table(self.state)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Nodes and projects counted by status, for /health and /metrics."""
-        nodes: dict[str, int] = {s.value: 0 for s in NodeStatus}
-        for node in self.nodes.values():
-            nodes[node.status.value] += 1
-        projects: dict[str, int] = {s.value: 0 for s in ProjectStatus}
-        for project in self.projects.values():
-            projects[project.status.value] += 1
-        return {"nodes": nodes, "projects": projects}
+        return answers.counts(self.state)
