@@ -16,7 +16,7 @@ import difflib
 import re
 import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,13 +27,14 @@ from syncopate.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
-    StoreFailed,
     Unauthorized,
 )
-from syncopate.manager import answers, logbook, scheduler
+from syncopate.manager import answers, logbook
 from syncopate.manager.auth import hash_secret, new_token, secret_matches
 from syncopate.manager.cluster_state import ClusterState
 from syncopate.manager.longpoll import LongPoll
+from syncopate.manager.monitor import Monitor
+from syncopate.manager.placement import Placement
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.manager.storage import Storage
 from syncopate.manager.undo import Undo, Undoable
@@ -113,6 +114,8 @@ class Cluster(Undoable):
         self.notify_lines: NotifyLines = notify_lines or (lambda project, first, lines: None)
         self.state = ClusterState()
         self.polls = LongPoll()
+        self.placement = Placement(self)
+        self.monitor = Monitor(self, self.placement)
         self.started = clock()
         self.state.load(store, clock())
 
@@ -264,7 +267,7 @@ class Cluster(Undoable):
             self._keep(node)
             node.kind = "lite"
             self.store.save_node(node)
-            self._fail_over(
+            self.placement.fail_over(
                 [
                     (self.projects[name], f"node {node.name} is a lite device")
                     for name in self.state.placed_on(node.name)
@@ -366,7 +369,7 @@ class Cluster(Undoable):
                 assert self._undo is not None
                 self._undo.later(self.notify_lines, project.name, first, lines)
         if completing:
-            self._complete_move(project)
+            self.placement.complete_move(project)
         else:
             self.store.save_project(project)
         self._announce("project", project.name)
@@ -406,7 +409,9 @@ class Cluster(Undoable):
             node.left = True
             node.status = NodeStatus.DEAD
             self.store.save_node(node)
-            self._fail_over([(self.projects[name], f"node {node.name} left") for name in moved])
+            self.placement.fail_over(
+                [(self.projects[name], f"node {node.name} left") for name in moved]
+            )
             self._node_changed(node.name)
         return moved
 
@@ -431,7 +436,7 @@ class Cluster(Undoable):
             undo.keep_entry(self.projects, project.name)
             self.projects[project.name] = project
             if spec.start:
-                self._place(project)
+                self.placement.place(project)
             else:
                 self._set_status(project, ProjectStatus.STOPPED)
                 self.store.save_project(project)
@@ -448,8 +453,8 @@ class Cluster(Undoable):
         with self._write(durable=True) as undo:
             self.store.delete_project(project.name)
             self.store.delete_log_lines(project.name)
-            self._unassign(project)
-            self._set_moving(project, None)
+            self.placement.unassign(project)
+            self.placement.set_moving(project, None)
             undo.keep_entry(self.projects, project.name)
             del self.projects[project.name]
             self._announce("project", project.name)
@@ -475,7 +480,7 @@ class Cluster(Undoable):
                 self._keep(project)
                 change(project)
                 if project.node is None and project.desired is Desired.RUNNING:
-                    self._place(project)
+                    self.placement.place(project)
                 else:
                     self.store.save_project(project)
                     self._changed(project.node)
@@ -522,7 +527,7 @@ class Cluster(Undoable):
             self._keep(node)
             node.drained = True
             self.store.save_node(node)
-            self._move_off_unschedulable()
+            self.monitor.move_off_unschedulable()
             self._node_changed(name)
         return self.state.placed_on(name)
 
@@ -544,7 +549,7 @@ class Cluster(Undoable):
             )
         with self._write(durable=True) as undo:
             self._keep(node)  # so that a refused forget marks its placement view stale again
-            self._fail_over(
+            self.placement.fail_over(
                 [
                     (self.projects[project_name], f"node {name} was forgotten")
                     for project_name in self.state.placed_on(name)
@@ -567,240 +572,10 @@ class Cluster(Undoable):
             raise NotFound(f"no node named {name!r}")
         return node
 
-    # placement --------------------------------------------------------------------------------
-    def _set_moving(self, project: ProjectRecord, target: str | None) -> None:
-        """Start (target) or end (None) a move, keeping the incoming index and views right."""
-        self._keep(project)
-        if project.moving_to is not None:
-            self.state.incoming.get(project.moving_to, set()).discard(project.name)
-            self.state.stale_views.add(project.moving_to)
-        project.moving_to = target
-        if target is not None:
-            self.state.incoming.setdefault(target, set()).add(project.name)
-            self.state.stale_views.add(target)
-
-    def _place(self, project: ProjectRecord, lost_reason: str = "") -> None:
-        """Assign an unplaced project to the best node, or mark it unschedulable (or lost)."""
-        self._place_all([(project, lost_reason)])
-
-    def _place_all(self, items: list[tuple[ProjectRecord, str]]) -> None:
-        """Place unplaced projects in one pass; `lost_reason` (if any) says why each was moved."""
-        if not items:
-            return
-        placements = scheduler.place_many(
-            [self.state.need(p) for p, _ in items], self.state.views()
-        )
-        for project, lost_reason in items:
-            placement = placements[project.name]
-            if placement.node is not None:
-                self._assign(project, placement.node)
-                continue
-            if lost_reason:
-                status = ProjectStatus.LOST
-            elif project.desired is Desired.STOPPED:
-                status = ProjectStatus.STOPPED
-            else:
-                status = ProjectStatus.UNSCHEDULABLE
-            self._set_status(
-                project,
-                status,
-                f"{lost_reason}; {placement.reason}" if lost_reason else placement.reason,
-            )
-            self.store.save_project(project)
-
-    def _assign(self, project: ProjectRecord, node_name: str) -> None:
-        self._keep(project)
-        self._unassign(project)
-        project.node = node_name
-        self._set_moving(project, None)
-        project.epoch += 1
-        self._set_status(project, ProjectStatus.PENDING, "")
-        project.pid = None
-        project.started_at = None
-        project.commit = None
-        self.state.on_node.setdefault(node_name, set()).add(project.name)
-        self.store.save_project(project)
-        self._changed(node_name)
-
-    def _unassign(self, project: ProjectRecord) -> None:
-        self._keep(project)
-        if project.node is not None:
-            self.state.on_node.get(project.node, set()).discard(project.name)
-            self._changed(project.node)
-        project.node = None
-
-    def _fail_over(self, projects: list[tuple[ProjectRecord, str]]) -> None:
-        """Place projects whose node is gone, carrying their last variables (one pass)."""
-        unplaced: list[tuple[ProjectRecord, str]] = []
-        for project, why in projects:
-            target = project.moving_to
-            self._unassign(project)
-            self._set_moving(project, None)
-            if target is not None and self.nodes.get(target) and self.nodes[target].schedulable:
-                self._assign(project, target)
-            else:
-                unplaced.append((project, why))
-        self._place_all(unplaced)
-        for project, _ in projects:
-            self._announce("project", project.name)
-
-    def _begin_move(self, project: ProjectRecord, target: str) -> None:
-        self._set_moving(project, target)
-        project.move_started = self.clock()
-        if project.desired is Desired.STOPPED or project.status in NOT_RUNNING_STATUSES:
-            self._complete_move(project)
-            return
-        self.store.save_project(project)
-        self._changed(project.node)
-        self._announce("project", project.name)
-
-    def _complete_move(self, project: ProjectRecord) -> None:
-        target = project.moving_to
-        with self._write(durable=True):
-            self._set_moving(project, None)
-            node = self.nodes.get(target) if target else None
-            if node is not None and node.schedulable:
-                self._assign(project, node.name)
-            else:
-                self._unassign(project)
-                self._place(project, lost_reason="its move target went away")
-            self.state.balance_needed = True
-            self._announce("project", project.name)
-
-    # the monitor's tick -----------------------------------------------------------------------
+    # the monitor: monitor.py --------------------------------------------------------------------
     def tick(self) -> None:
-        """Liveness, overdue moves, retries of unplaced projects, and balance. Called often.
-
-        A step the store refuses changed nothing; the next tick finds the same work and tries
-        again (the store logs the failure), so the monitor never stops over a full disk.
-        """
-        with suppress(StoreFailed):
-            self._tick()
-
-    def _tick(self) -> None:
-        now = self.clock()
-        timeout = self.settings.node_timeout
-        silent = [
-            node
-            for node in self.nodes.values()
-            if node.status is NodeStatus.ALIVE and now - node.last_contact > timeout
-        ]
-        if silent:
-            self._declare_dead(silent)
-        for project in self.state.moving():
-            if project.node is None:
-                continue
-            owner = self.nodes.get(project.node)
-            overdue = now - project.move_started > timeout
-            if owner is None or owner.status is NodeStatus.DEAD:
-                with self._write(durable=True):
-                    self._fail_over([(project, f"node {project.node} is gone")])
-            elif overdue and not project.exclusive:
-                # A non-exclusive project whose node did not confirm the stop in time moves
-                # anyway; the epoch check stops the old copy. An exclusive one waits.
-                self._complete_move(project)
-        self._move_off_unschedulable()
-        if self.state.retry_needed:
-            self._retry_unplaced()
-            self.state.retry_needed = False
-        if self.state.balance_needed and now - self.started >= timeout:
-            self.state.balance_needed = False
-            self._balance()
-
-    def _declare_dead(self, nodes: list[NodeRecord]) -> None:
-        """Mark silent nodes dead together, then fail their projects over in one pass.
-
-        Together, so that no project is moved onto a node that is about to be declared dead
-        in the same tick (many nodes go silent at once when a switch or a power strip fails).
-        """
-        orphans: list[tuple[ProjectRecord, str]] = []
-        with self._write(durable=True):
-            for node in nodes:
-                self._keep(node)
-                node.status = NodeStatus.DEAD
-                self.store.save_node(node)
-                self._node_changed(node.name)
-            why = "node {} died (silent for {:g}s)"
-            for node in nodes:
-                orphans.extend(
-                    (self.projects[name], why.format(node.name, self.settings.node_timeout))
-                    for name in self.state.placed_on(node.name)
-                )
-            self._fail_over(orphans)
-
-    def _move_off_unschedulable(self) -> None:
-        """Begin moves for projects on alive nodes that were drained."""
-        for node in self.nodes.values():
-            if node.status is not NodeStatus.ALIVE or node.schedulable:
-                continue
-            for project_name in self.state.placed_on(node.name):
-                project = self.projects[project_name]
-                if project.moving_to is not None:
-                    continue
-                placement = scheduler.place(self.state.need(project), self.state.views())
-                if placement.node is None:
-                    reason = f"waiting to leave drained node: {placement.reason}"
-                    if project.reason != reason:
-                        with self._write():
-                            self._keep(project)
-                            project.reason = reason
-                            self.store.save_project(project)
-                            self._announce("project", project.name)
-                    continue
-                with self._write(durable=True):
-                    self._begin_move(project, placement.node)
-
-    def _retry_unplaced(self) -> None:
-        """Place projects that want to run and have no node, now that something changed."""
-        unplaced = sorted(
-            (
-                p
-                for p in self.projects.values()
-                if p.node is None
-                and (p.desired is Desired.RUNNING or p.status is ProjectStatus.LOST)
-            ),
-            key=lambda p: p.name,
-        )
-        if not unplaced or not any(n.schedulable for n in self.nodes.values()):
-            return
-        before = {p.name: (p.status, p.reason) for p in unplaced}
-        with self._write(durable=True):
-            placements = scheduler.place_many(
-                [self.state.need(p) for p in unplaced], self.state.views()
-            )
-            for project in unplaced:
-                node = placements[project.name].node
-                if node is not None:
-                    self._assign(project, node)
-                elif project.status not in (ProjectStatus.UNSCHEDULABLE, ProjectStatus.LOST):
-                    # Not marked yet: say why it waits.
-                    self._place(project)
-            for project in unplaced:
-                if (project.status, project.reason) != before[project.name] or project.node:
-                    self._announce("project", project.name)
-
-    def _balance(self) -> None:
-        in_flight = len(self.state.moving())
-        budget = self.settings.max_moves_in_flight - in_flight
-        if budget <= 0:
-            self.state.balance_needed = True
-            return
-        assignments: dict[str, str] = {}
-        for project in self.projects.values():
-            where = project.moving_to or project.node
-            if where is not None:
-                assignments[project.name] = where
-        movable = [
-            p.name for p in self.projects.values() if p.node is not None and p.moving_to is None
-        ]
-        needs = {name: self.state.need(self.projects[name]) for name in assignments}
-        moves = scheduler.plan_balance(assignments, needs, self.state.views(), budget, movable)
-        for move in moves:
-            with self._write(durable=True):
-                self._begin_move(self.projects[move.project], move.target)
-        if moves:
-            # More may be needed once these have landed.
-            self.state.balance_needed = True
+        """Liveness, overdue moves, retries of unplaced projects, and balance. Called often."""
+        self.monitor.tick()
 
     # queries: the answers are built in answers.py -------------------------------------------
     def project_info(self, project: ProjectRecord) -> dict[str, Any]:
