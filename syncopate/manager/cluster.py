@@ -18,28 +18,25 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from syncopate import validate
 from syncopate.errors import (
     Conflict,
-    Forbidden,
-    InvalidRequest,
     NotFound,
     Unauthorized,
 )
-from syncopate.manager import answers, logbook
+from syncopate.manager import answers
 from syncopate.manager.auth import hash_secret, new_token, secret_matches
 from syncopate.manager.cluster_state import ClusterState
 from syncopate.manager.longpoll import LongPoll
 from syncopate.manager.monitor import Monitor
 from syncopate.manager.placement import Placement
-from syncopate.manager.records import NodeRecord, ProjectRecord
+from syncopate.manager.records import NodeRecord, ProjectRecord, utc_now
+from syncopate.manager.reports import Reports
 from syncopate.manager.storage import Storage
 from syncopate.manager.undo import Undo, Undoable
 from syncopate.protocol import (
-    LOG_LINES_KEPT,
     AddProject,
     InitializeRequest,
     RemoveProject,
@@ -47,36 +44,16 @@ from syncopate.protocol import (
 )
 from syncopate.states import (
     MANAGER_STATUSES,
-    NOT_RUNNING_STATUSES,
     Desired,
     NodeStatus,
     ProjectStatus,
     check_project_transition,
-    parse_reported_status,
 )
 
 Clock = Callable[[], float]
 Notify = Callable[[str, str], None]
 # A project's new output: (project, number of the first line, lines).
 NotifyLines = Callable[[str, int, list[str]], None]
-
-
-class _UtcStamp:
-    """The current time as ISO 8601 UTC, to the second; formatted once a second (hot path)."""
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.text = ""
-
-    def __call__(self) -> str:
-        second = int(time.time())
-        if second != self.second:
-            self.second = second
-            self.text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return self.text
-
-
-utc_now = _UtcStamp()
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -116,6 +93,7 @@ class Cluster(Undoable):
         self.polls = LongPoll()
         self.placement = Placement(self)
         self.monitor = Monitor(self, self.placement)
+        self.reports = Reports(self, self.placement)
         self.started = clock()
         self.state.load(store, clock())
 
@@ -136,16 +114,26 @@ class Cluster(Undoable):
     def _set_status(
         self, project: ProjectRecord, status: ProjectStatus, reason: str | None = None
     ) -> None:
-        """The manager's own status changes go through the table in states.py.
-
-        (A node's report is not checked here: it is a fact the node's table produced, and
-        reports coalesce, so the manager may see two moves as one.)
-        """
+        """The manager's own status changes go through the table in states.py."""
         self._keep(project)
         check_project_transition(project.name, project.status, status)
         project.status = status
         if reason is not None:
             project.reason = reason
+
+    def _take_reported_status(self, project: ProjectRecord, status: ProjectStatus) -> None:
+        """The status a node reported for its project, taken as it is.
+
+        Not checked against the table: it is a fact the node's table produced, and reports
+        coalesce, so the manager may see two moves as one.
+        """
+        self._keep(project)
+        project.status = status
+
+    def _set_node_status(self, node: NodeRecord, status: NodeStatus) -> None:
+        """A node becomes alive (it spoke) or dead (silent, or it left)."""
+        self._keep(node)
+        node.status = status
 
     def _keep(self, record: NodeRecord | ProjectRecord) -> None:
         """Keep a record as it is, before the open write changes it."""
@@ -232,8 +220,7 @@ class Cluster(Undoable):
             node.address = address
         if node.status is NodeStatus.DEAD or node.left:
             with self._write(durable=True):
-                self._keep(node)
-                node.status = NodeStatus.ALIVE
+                self._set_node_status(node, NodeStatus.ALIVE)
                 node.left = False
                 self.store.save_node(node)
                 self.state.balance_needed = self.state.retry_needed = True
@@ -298,108 +285,10 @@ class Cluster(Undoable):
             self.state, node, self.settings.node_timeout, self.settings.lease
         )
 
-    # node reports -----------------------------------------------------------------------------
+    # node reports: reports.py ---------------------------------------------------------------
     def update(self, node: NodeRecord, report: UpdateRequest) -> str:
         """Apply a node's report on one project; refuse one the node should not be sending."""
-        project = self.projects.get(report.project_name)
-        if project is None:
-            raise NotFound(f"no project named {report.project_name!r}; it was removed — stop it")
-        if project.node != node.name:
-            where = f"it runs on {project.node}" if project.node else "it is not placed"
-            raise Forbidden(
-                f"project {project.name!r} is not assigned to node {node.name!r} ({where}); stop it"
-            )
-        if report.project_url != project.url:
-            raise Conflict(
-                f"project-url {report.project_url!r} does not match {project.name!r}'s URL"
-            )
-        if report.epoch is not None and report.epoch != project.epoch:
-            raise Conflict(
-                f"stale epoch {report.epoch} for {project.name!r} (current {project.epoch}): "
-                "it was moved or reset — stop this copy"
-            )
-        try:
-            status = parse_reported_status(report.status)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
-
-        completing = project.moving_to is not None and status in NOT_RUNNING_STATUSES
-        # The new lines and the record (which holds the log's cursor) commit together.
-        with self._write(durable=completing):
-            self._keep(project)
-            self._apply_report(project, node.name, report, status, completing)
-        return ""
-
-    def _apply_report(
-        self,
-        project: ProjectRecord,
-        node: str,
-        report: UpdateRequest,
-        status: ProjectStatus,
-        completing: bool,
-    ) -> None:
-        now = utc_now()
-        was_running = project.status is ProjectStatus.RUNNING
-        project.status = status  # reported: see _set_status
-        project.disk_usage = report.disk_usage
-        project.ram_usage = report.ram_usage
-        if report.persistent_variables is not None:
-            project.variables = report.persistent_variables
-        if report.commit is not None:
-            project.commit = report.commit
-        if "pid" in report.model_fields_set:
-            project.pid = report.pid  # null: nothing runs
-        if report.restarts is not None:
-            project.restarts = report.restarts
-        if report.exit_code is not None or "exit_code" in report.model_fields_set:
-            project.exit_code = report.exit_code
-        if report.log_tail is not None:
-            project.log_tail = report.log_tail
-        project.reason = report.reason or ""
-        if status is ProjectStatus.RUNNING and not was_running:
-            project.started_at = now
-        elif status is not ProjectStatus.RUNNING:
-            project.started_at = None
-        project.updated_at = now
-
-        self.state.stale_views.add(node)
-        if report.log_lines:
-            first, lines = self._take_lines(project, node, report)
-            if lines:
-                assert self._undo is not None
-                self._undo.later(self.notify_lines, project.name, first, lines)
-        if completing:
-            self.placement.complete_move(project)
-        else:
-            self.store.save_project(project)
-        self._announce("project", project.name)
-
-    def _take_lines(
-        self, project: ProjectRecord, node: str, report: UpdateRequest
-    ) -> tuple[int, list[str]]:
-        """Store the report's new output lines; the caller saves the project record.
-
-        Returns the number of the first line stored and the lines.
-        """
-        assert report.log_stream is not None and report.log_seq is not None  # validated
-        cursor = logbook.LogCursor(project.log_stream, project.log_next, project.log_node)
-        cursor, lines = logbook.accept(
-            cursor, node, report.log_stream, report.log_seq, report.log_lines or []
-        )
-        project.log_stream, project.log_next, project.log_node = (
-            cursor.stream,
-            cursor.next,
-            cursor.node,
-        )
-        if not lines:
-            return 0, []
-        first = project.log_count
-        project.log_count += len(lines)
-        if len(lines) > LOG_LINES_KEPT:
-            lines = lines[-LOG_LINES_KEPT:]
-            first = project.log_count - LOG_LINES_KEPT
-        self.store.append_log_lines(project.name, first, lines, LOG_LINES_KEPT)
-        return first, lines
+        return self.reports.update(node, report)
 
     def leave(self, node: NodeRecord) -> list[str]:
         """A node stopped cleanly: its projects move at once. Returns their names."""
@@ -407,7 +296,7 @@ class Cluster(Undoable):
         with self._write(durable=True):
             self._keep(node)
             node.left = True
-            node.status = NodeStatus.DEAD
+            self._set_node_status(node, NodeStatus.DEAD)
             self.store.save_node(node)
             self.placement.fail_over(
                 [(self.projects[name], f"node {node.name} left") for name in moved]

@@ -76,8 +76,7 @@ class Monitor:
         orphans: list[tuple[ProjectRecord, str]] = []
         with self.cluster._write(durable=True):
             for node in nodes:
-                self.cluster._keep(node)
-                node.status = NodeStatus.DEAD
+                self.cluster._set_node_status(node, NodeStatus.DEAD)
                 self.cluster.store.save_node(node)
                 self.cluster._node_changed(node.name)
             why = "node {} died (silent for {:g}s)"
