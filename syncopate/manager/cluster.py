@@ -1,47 +1,48 @@
 """The cluster: nodes, projects and who runs what. The one place the manager's rules live.
 
-Routes call these methods and translate their answers (or `RequestError`s) to HTTP. Every
+Routes call the `Cluster` facade and translate its answers (or `RequestError`s) to HTTP. Every
 change is written to the store before the method returns, so an acknowledged change survives a
 crash; ownership and controller changes are written durably (fsync).
 
 Every change happens inside `Cluster._write()`: memory and store change together or not at all.
 A write the store refuses (StoreFailed, 503) puts back every record it touched (see undo.py),
 re-derives the indexes from them and drops its events, so the manager holds what the database
-holds; the monitor tries again on its next tick.
+holds; the monitor tries again on its next tick. Every status change goes through one of the
+`_set_*status` methods here, a project's own through the transition table in states.py.
+
+This file holds that machinery and the controller's project actions; the rest are parts the
+facade owns and calls (they call back into the machinery above):
+
+- cluster_state.py: the records in memory, their indexes and placement views; loading them;
+- membership.py: nodes joining, authenticating, speaking, leaving, drained and forgotten;
+- reports.py: a node's reports on its projects, and their output lines;
+- placement.py: assigning, failing over and moving projects, around the pure scheduler.py;
+- monitor.py: the periodic tick (liveness, overdue moves, retries, balance);
+- longpoll.py: held /node-status polls; answers.py: the answers to queries;
+- storage.py: what the cluster asks of the database (store.py is the SQLite one).
 """
 
 from __future__ import annotations
 
 import difflib
-import re
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from syncopate import validate
-from syncopate.errors import (
-    Conflict,
-    NotFound,
-    Unauthorized,
-)
+from syncopate.errors import Conflict, NotFound
 from syncopate.manager import answers
-from syncopate.manager.auth import hash_secret, new_token, secret_matches
 from syncopate.manager.cluster_state import ClusterState
 from syncopate.manager.longpoll import LongPoll
+from syncopate.manager.membership import Membership
 from syncopate.manager.monitor import Monitor
 from syncopate.manager.placement import Placement
 from syncopate.manager.records import NodeRecord, ProjectRecord, utc_now
 from syncopate.manager.reports import Reports
 from syncopate.manager.storage import Storage
 from syncopate.manager.undo import Undo, Undoable
-from syncopate.protocol import (
-    AddProject,
-    InitializeRequest,
-    RemoveProject,
-    UpdateRequest,
-)
+from syncopate.protocol import AddProject, InitializeRequest, RemoveProject, UpdateRequest
 from syncopate.states import (
     MANAGER_STATUSES,
     Desired,
@@ -94,6 +95,7 @@ class Cluster(Undoable):
         self.placement = Placement(self)
         self.monitor = Monitor(self, self.placement)
         self.reports = Reports(self, self.placement)
+        self.members = Membership(self, self.placement, self.monitor)
         self.started = clock()
         self.state.load(store, clock())
 
@@ -161,83 +163,52 @@ class Cluster(Undoable):
         else:
             self.notify(kind, name)
 
-    # node identity ----------------------------------------------------------------------------
-    def initialize(self, request: InitializeRequest, address: str) -> tuple[str, str]:
-        """Admit a node (the password was checked by the caller); return (name, token)."""
-        name = self._free_name(request.preferred_name)
-        token = new_token()
-        now = utc_now()
-        node = NodeRecord(
-            name=name,
-            token_hash=hash_secret(token),
-            storage=request.storage,
-            ram=request.ram,
-            labels=dict(request.labels),
-            agent_version=request.agent_version,
-            kind=request.kind,
-            joined_at=now,
-            last_contact_wall=now,
-            last_contact=self.clock(),
-            address=address,
-        )
-        with self._write(durable=True) as undo:
-            self.store.save_node(node)
-            undo.keep_entry(self.nodes, name)
-            self.nodes[name] = node
-            undo.keep_entry(self.state.on_node, name)
-            self.state.on_node.setdefault(name, set())
-            self.state.balance_needed = self.state.retry_needed = True
-            self._node_changed(name)
-        return name, token
-
-    def _free_name(self, preferred: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9._-]", "-", preferred.strip())[:56].lstrip("._-")
-        if not base or base in validate.RESERVED_NODE_NAMES:
-            base = "node"
-        if base not in self.nodes and base not in validate.RESERVED_NODE_NAMES and base != "node":
-            return base
-        counter = 1
-        while f"{base}-{counter}" in self.nodes:
-            counter += 1
-        return f"{base}-{counter}"
-
-    def authenticate_node(self, name: str, token: str) -> NodeRecord:
-        """The node with this name and token, or Unauthorized."""
-        node = self.nodes.get(name)
-        if node is None:
-            # Compare anyway, so timing does not tell which names exist.
-            secret_matches(token, "0" * 64)
-            raise Unauthorized(f"unknown node {name!r} or wrong access token; join again")
-        if not secret_matches(token, node.token_hash):
-            raise Unauthorized(f"wrong access token for node {name!r}; join again")
-        return node
-
-    def touch(self, node: NodeRecord, address: str = "") -> None:
-        """Record contact from a node; a dead or departed node that speaks again is alive."""
-        node.last_contact = self.clock()
-        node.last_contact_wall = utc_now()
-        if address:
-            node.address = address
-        if node.status is NodeStatus.DEAD or node.left:
-            with self._write(durable=True):
-                self._set_node_status(node, NodeStatus.ALIVE)
-                node.left = False
-                self.store.save_node(node)
-                self.state.balance_needed = self.state.retry_needed = True
-                self._node_changed(node.name)
-
-    # long poll --------------------------------------------------------------------------------
     def _node_changed(self, name: str) -> None:
+        """A node record changed: its placement view is stale, and /events hears of it."""
         self.state.stale_views.add(name)
         self._announce("node", name)
 
     def _changed(self, node_name: str | None) -> None:
+        """A project's assignment changed: its node hears at once, and the monitor looks again."""
         self.state.retry_needed = True
         if node_name is None:
             return
         self.state.stale_views.add(node_name)
         self.wake(node_name)
 
+    # nodes: membership.py ---------------------------------------------------------------------
+    def initialize(self, request: InitializeRequest, address: str) -> tuple[str, str]:
+        """Admit a node (the password was checked by the caller); return (name, token)."""
+        return self.members.initialize(request, address)
+
+    def authenticate_node(self, name: str, token: str) -> NodeRecord:
+        """The node with this name and token, or Unauthorized."""
+        return self.members.authenticate_node(name, token)
+
+    def touch(self, node: NodeRecord, address: str = "") -> None:
+        """Record contact from a node; a dead or departed node that speaks again is alive."""
+        self.members.touch(node, address)
+
+    def mark_lite(self, node: NodeRecord) -> None:
+        """The node is a lite device (it spoke /hw_supervisor as one): it runs no projects."""
+        self.members.mark_lite(node)
+
+    def leave(self, node: NodeRecord) -> list[str]:
+        """A node stopped cleanly: its projects move at once. Returns their names."""
+        return self.members.leave(node)
+
+    def drain(self, name: str) -> list[str]:
+        """No new projects on this node, and its projects move elsewhere (stop first)."""
+        return self.members.drain(name)
+
+    def undrain(self, name: str) -> None:
+        self.members.undrain(name)
+
+    def forget(self, name: str) -> None:
+        """Delete a dead node's record; its token stops working."""
+        self.members.forget(name)
+
+    # long poll: longpoll.py -------------------------------------------------------------------
     def wake(self, node_name: str) -> None:
         """Answer this node's held long poll now: something else (a command) waits for it."""
         if self._undo is not None:
@@ -245,22 +216,6 @@ class Cluster(Undoable):
             self._undo.later(self.wake, node_name)
             return
         self.polls.wake(node_name)
-
-    def mark_lite(self, node: NodeRecord) -> None:
-        """The node is a lite device (it spoke /hw_supervisor as one): it runs no projects."""
-        if node.kind == "lite":
-            return
-        with self._write(durable=True):
-            self._keep(node)
-            node.kind = "lite"
-            self.store.save_node(node)
-            self.placement.fail_over(
-                [
-                    (self.projects[name], f"node {node.name} is a lite device")
-                    for name in self.state.placed_on(node.name)
-                ]
-            )
-            self._node_changed(node.name)
 
     def held_polls(self) -> int:
         """How many long polls are being held now."""
@@ -285,24 +240,10 @@ class Cluster(Undoable):
             self.state, node, self.settings.node_timeout, self.settings.lease
         )
 
-    # node reports: reports.py ---------------------------------------------------------------
+    # node reports: reports.py -----------------------------------------------------------------
     def update(self, node: NodeRecord, report: UpdateRequest) -> str:
         """Apply a node's report on one project; refuse one the node should not be sending."""
         return self.reports.update(node, report)
-
-    def leave(self, node: NodeRecord) -> list[str]:
-        """A node stopped cleanly: its projects move at once. Returns their names."""
-        moved = self.state.placed_on(node.name)
-        with self._write(durable=True):
-            self._keep(node)
-            node.left = True
-            self._set_node_status(node, NodeStatus.DEAD)
-            self.store.save_node(node)
-            self.placement.fail_over(
-                [(self.projects[name], f"node {node.name} left") for name in moved]
-            )
-            self._node_changed(node.name)
-        return moved
 
     # controller actions -----------------------------------------------------------------------
     def add(self, spec: AddProject) -> ProjectRecord:
@@ -409,64 +350,12 @@ class Cluster(Undoable):
 
         return self._for_each(names, back_to_initial)
 
-    def drain(self, name: str) -> list[str]:
-        """No new projects on this node, and its projects move elsewhere (stop first)."""
-        node = self._node(name)
-        with self._write(durable=True):
-            self._keep(node)
-            node.drained = True
-            self.store.save_node(node)
-            self.monitor.move_off_unschedulable()
-            self._node_changed(name)
-        return self.state.placed_on(name)
-
-    def undrain(self, name: str) -> None:
-        node = self._node(name)
-        with self._write(durable=True):
-            self._keep(node)
-            node.drained = False
-            self.store.save_node(node)
-            self.state.balance_needed = self.state.retry_needed = True
-            self._node_changed(name)
-
-    def forget(self, name: str) -> None:
-        """Delete a dead node's record; its token stops working."""
-        node = self._node(name)
-        if node.status is NodeStatus.ALIVE:
-            raise Conflict(
-                f"node {name!r} is alive; drain it and stop its agent before forgetting it"
-            )
-        with self._write(durable=True) as undo:
-            self._keep(node)  # so that a refused forget marks its placement view stale again
-            self.placement.fail_over(
-                [
-                    (self.projects[project_name], f"node {name} was forgotten")
-                    for project_name in self.state.placed_on(name)
-                ]
-            )
-            self.store.delete_node(name)
-            for index in (
-                self.nodes,
-                self.state.on_node,
-                self.polls.versions,
-                self.polls.sent_versions,
-            ):
-                undo.keep_entry(index, name)
-                index.pop(name, None)
-            self._node_changed(name)
-
-    def _node(self, name: str) -> NodeRecord:
-        node = self.nodes.get(name)
-        if node is None:
-            raise NotFound(f"no node named {name!r}")
-        return node
-
-    # the monitor: monitor.py --------------------------------------------------------------------
+    # the monitor: monitor.py ------------------------------------------------------------------
     def tick(self) -> None:
         """Liveness, overdue moves, retries of unplaced projects, and balance. Called often."""
         self.monitor.tick()
 
-    # queries: the answers are built in answers.py -------------------------------------------
+    # queries: the answers are built in answers.py ---------------------------------------------
     def project_info(self, project: ProjectRecord) -> dict[str, Any]:
         """The `status` answer for one project: the seed's fields and the added ones."""
         return answers.project_info(project)
