@@ -63,17 +63,15 @@ class Membership:
         return name, token
 
     def _free_name(self, preferred: str) -> str:
+        """The preferred name made safe, with a counter if a node has it (or it is reserved)."""
+        taken = self.state.nodes
         base = re.sub(r"[^A-Za-z0-9._-]", "-", preferred.strip())[:56].lstrip("._-")
         if not base or base in validate.RESERVED_NODE_NAMES:
             base = "node"
-        if (
-            base not in self.state.nodes
-            and base not in validate.RESERVED_NODE_NAMES
-            and base != "node"
-        ):
+        if base not in taken and base not in validate.RESERVED_NODE_NAMES and base != "node":
             return base
         counter = 1
-        while f"{base}-{counter}" in self.state.nodes:
+        while f"{base}-{counter}" in taken:
             counter += 1
         return f"{base}-{counter}"
 

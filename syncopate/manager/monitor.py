@@ -38,6 +38,7 @@ class Monitor:
             self._tick()
 
     def _tick(self) -> None:
+        # The order matters: the dead are declared before anything is placed onto them.
         now = self.cluster.clock()
         timeout = self.cluster.settings.node_timeout
         silent = [
@@ -79,14 +80,11 @@ class Monitor:
                 self.cluster._set_node_status(node, NodeStatus.DEAD)
                 self.cluster.store.save_node(node)
                 self.cluster._node_changed(node.name)
-            why = "node {} died (silent for {:g}s)"
+            timeout = self.cluster.settings.node_timeout
             for node in nodes:
+                why = f"node {node.name} died (silent for {timeout:g}s)"
                 orphans.extend(
-                    (
-                        self.state.projects[name],
-                        why.format(node.name, self.cluster.settings.node_timeout),
-                    )
-                    for name in self.state.placed_on(node.name)
+                    (self.state.projects[name], why) for name in self.state.placed_on(node.name)
                 )
             self.placement.fail_over(orphans)
 
@@ -142,6 +140,7 @@ class Monitor:
                     self.cluster._announce("project", project.name)
 
     def _balance(self) -> None:
+        """Begin the moves the scheduler plans to even the load, within the moves allowed."""
         in_flight = len(self.state.moving())
         budget = self.cluster.settings.max_moves_in_flight - in_flight
         if budget <= 0:

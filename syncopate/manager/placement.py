@@ -68,6 +68,7 @@ class Placement:
             self.cluster.store.save_project(project)
 
     def assign(self, project: ProjectRecord, node_name: str) -> None:
+        """Give a project to a node: a new epoch (so an older copy stops), PENDING there."""
         self.cluster._keep(project)
         self.unassign(project)
         project.node = node_name
@@ -82,6 +83,7 @@ class Placement:
         self.cluster._changed(node_name)
 
     def unassign(self, project: ProjectRecord) -> None:
+        """Take a project off its node (its node hears at once); it is then unplaced."""
         self.cluster._keep(project)
         if project.node is not None:
             self.state.on_node.get(project.node, set()).discard(project.name)
@@ -95,12 +97,9 @@ class Placement:
             target = project.moving_to
             self.unassign(project)
             self.set_moving(project, None)
-            if (
-                target is not None
-                and self.state.nodes.get(target)
-                and self.state.nodes[target].schedulable
-            ):
-                self.assign(project, target)
+            node = self.state.nodes.get(target) if target is not None else None
+            if node is not None and node.schedulable:
+                self.assign(project, node.name)
             else:
                 unplaced.append((project, why))
         self.place_all(unplaced)
@@ -108,6 +107,7 @@ class Placement:
             self.cluster._announce("project", project.name)
 
     def begin_move(self, project: ProjectRecord, target: str) -> None:
+        """Start moving a project: its node is told to stop it (a stopped one moves at once)."""
         self.set_moving(project, target)
         project.move_started = self.cluster.clock()
         if project.desired is Desired.STOPPED or project.status in NOT_RUNNING_STATUSES:
@@ -118,6 +118,7 @@ class Placement:
         self.cluster._announce("project", project.name)
 
     def complete_move(self, project: ProjectRecord) -> None:
+        """Finish a move: assign the project to its target, or place it anew if that is gone."""
         target = project.moving_to
         with self.cluster._write(durable=True):
             self.set_moving(project, None)
