@@ -13,7 +13,7 @@ The contract an implementation keeps:
 - Records are stored whole; a record's transient fields (monotonic times, a node's address, a
   command's `since`) are not stored, and come back at their defaults from the `load_*` calls.
 
-(Opening, closing and the meta table belong to whoever makes the store: server.py and app.py.)
+(Opening the store, and its meta table, belong to whoever makes it: server.py and app.py.)
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ class Storage(Protocol):
 
     def transaction(self, durable: bool = False) -> AbstractContextManager[None]:
         """One transaction; nested calls join the outer one. `durable` fsyncs at commit."""
+        ...
+
+    def close(self) -> None:
+        """Let go of the database (the manager is stopping; tests restart on the same files)."""
         ...
 
     # nodes and projects -----------------------------------------------------------------------
