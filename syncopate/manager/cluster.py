@@ -1,80 +1,60 @@
 """The cluster: nodes, projects and who runs what. The one place the manager's rules live.
 
-Routes call these methods and translate their answers (or `RequestError`s) to HTTP. Every
+Routes call the `Cluster` facade and translate its answers (or `RequestError`s) to HTTP. Every
 change is written to the store before the method returns, so an acknowledged change survives a
 crash; ownership and controller changes are written durably (fsync).
 
 Every change happens inside `Cluster._write()`: memory and store change together or not at all.
 A write the store refuses (StoreFailed, 503) puts back every record it touched (see undo.py),
 re-derives the indexes from them and drops its events, so the manager holds what the database
-holds; the monitor tries again on its next tick.
+holds; the monitor tries again on its next tick. Every status change goes through one of the
+`_set_*status` methods here, a project's own through the transition table in states.py.
+
+This file holds that machinery and the controller's project actions; the rest are parts the
+facade owns and calls (they call back into the machinery above):
+
+- cluster_state.py: the records in memory, their indexes and placement views; loading them;
+- membership.py: nodes joining, authenticating, speaking, leaving, drained and forgotten;
+- reports.py: a node's reports on its projects, and their output lines;
+- placement.py: assigning, failing over and moving projects, around the pure scheduler.py;
+- monitor.py: the periodic tick (liveness, overdue moves, retries, balance);
+- longpoll.py: held /node-status polls; answers.py: the answers to queries;
+- storage.py: what the cluster asks of the database (store.py is the SQLite one).
 """
 
 from __future__ import annotations
 
-import asyncio
 import difflib
-import re
 import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from syncopate import validate
-from syncopate.errors import (
-    Conflict,
-    Forbidden,
-    InvalidRequest,
-    NotFound,
-    StoreFailed,
-    Unauthorized,
-)
-from syncopate.manager import logbook, scheduler
-from syncopate.manager.auth import hash_secret, new_token, secret_matches
-from syncopate.manager.records import NodeRecord, ProjectRecord
-from syncopate.manager.store import Store
+from syncopate.errors import Conflict, NotFound
+from syncopate.manager import answers
+from syncopate.manager.cluster_state import ClusterState
+from syncopate.manager.longpoll import LongPoll
+from syncopate.manager.membership import Membership
+from syncopate.manager.monitor import Monitor
+from syncopate.manager.placement import Placement
+from syncopate.manager.records import NodeRecord, ProjectRecord, utc_now
+from syncopate.manager.reports import Reports
+from syncopate.manager.storage import Storage
 from syncopate.manager.undo import Undo, Undoable
-from syncopate.protocol import (
-    LOG_LINES_KEPT,
-    AddProject,
-    InitializeRequest,
-    RemoveProject,
-    UpdateRequest,
-)
+from syncopate.protocol import AddProject, InitializeRequest, RemoveProject, UpdateRequest
 from syncopate.states import (
     MANAGER_STATUSES,
-    NOT_RUNNING_STATUSES,
     Desired,
     NodeStatus,
     ProjectStatus,
     check_project_transition,
-    parse_reported_status,
 )
 
 Clock = Callable[[], float]
 Notify = Callable[[str, str], None]
 # A project's new output: (project, number of the first line, lines).
 NotifyLines = Callable[[str, int, list[str]], None]
-
-
-class _UtcStamp:
-    """The current time as ISO 8601 UTC, to the second; formatted once a second (hot path)."""
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.text = ""
-
-    def __call__(self) -> str:
-        second = int(time.time())
-        if second != self.second:
-            self.second = second
-            self.text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return self.text
-
-
-utc_now = _UtcStamp()
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -99,7 +79,7 @@ class Cluster(Undoable):
 
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         settings: ClusterSettings,
         clock: Clock = time.monotonic,
         notify: Notify | None = None,
@@ -110,20 +90,24 @@ class Cluster(Undoable):
         self.clock = clock
         self.notify: Notify = notify or (lambda kind, name: None)
         self.notify_lines: NotifyLines = notify_lines or (lambda project, first, lines: None)
-        self.nodes: dict[str, NodeRecord] = {}
-        self.projects: dict[str, ProjectRecord] = {}
-        self._on_node: dict[str, set[str]] = {}
-        self._versions: dict[str, int] = {}
-        self._sent_versions: dict[str, int] = {}
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._balance_needed = True
-        self._retry_needed = True
-        # Placement views of nodes, recomputed only for nodes whose load or state changed.
-        self._view_cache: dict[str, scheduler.NodeView] = {}
-        self._stale_views: set[str] = set()
-        self._incoming: dict[str, set[str]] = {}  # move target -> projects moving there
+        self.state = ClusterState()
+        self.polls = LongPoll()
+        self.placement = Placement(self)
+        self.monitor = Monitor(self, self.placement)
+        self.reports = Reports(self, self.placement)
+        self.members = Membership(self, self.placement, self.monitor)
         self.started = clock()
-        self._load()
+        self.state.load(store, clock())
+
+    @property
+    def nodes(self) -> dict[str, NodeRecord]:
+        """Every node record, by name."""
+        return self.state.nodes
+
+    @property
+    def projects(self) -> dict[str, ProjectRecord]:
+        """Every project record, by name."""
+        return self.state.projects
 
     # writes -----------------------------------------------------------------------------------
     def _transaction(self, durable: bool) -> AbstractContextManager[None]:
@@ -132,16 +116,26 @@ class Cluster(Undoable):
     def _set_status(
         self, project: ProjectRecord, status: ProjectStatus, reason: str | None = None
     ) -> None:
-        """The manager's own status changes go through the table in states.py.
-
-        (A node's report is not checked here: it is a fact the node's table produced, and
-        reports coalesce, so the manager may see two moves as one.)
-        """
+        """The manager's own status changes go through the table in states.py."""
         self._keep(project)
         check_project_transition(project.name, project.status, status)
         project.status = status
         if reason is not None:
             project.reason = reason
+
+    def _take_reported_status(self, project: ProjectRecord, status: ProjectStatus) -> None:
+        """The status a node reported for its project, taken as it is.
+
+        Not checked against the table: it is a fact the node's table produced, and reports
+        coalesce, so the manager may see two moves as one.
+        """
+        self._keep(project)
+        project.status = status
+
+    def _set_node_status(self, node: NodeRecord, status: NodeStatus) -> None:
+        """A node becomes alive (it spoke) or dead (silent, or it left)."""
+        self._keep(node)
+        node.status = status
 
     def _keep(self, record: NodeRecord | ProjectRecord) -> None:
         """Keep a record as it is, before the open write changes it."""
@@ -153,24 +147,14 @@ class Cluster(Undoable):
         projects = [r for r in undo.kept() if isinstance(r, ProjectRecord)]
         # Out of the indexes by the refused fields, back in by the restored ones.
         for project in projects:
-            self._index(project, add=False)
+            self.state.index(project, add=False)
         undo.restore()
         for project in projects:
             if self.projects.get(project.name) is project:
-                self._index(project, add=True)
-        self._stale_views.update(r.name for r in undo.kept() if isinstance(r, NodeRecord))
+                self.state.index(project, add=True)
+        self.state.stale_views.update(r.name for r in undo.kept() if isinstance(r, NodeRecord))
         # Whatever the monitor meant to do is still to do.
-        self._balance_needed = self._retry_needed = True
-
-    def _index(self, project: ProjectRecord, add: bool) -> None:
-        for index, where in ((self._on_node, project.node), (self._incoming, project.moving_to)):
-            if where is None:
-                continue
-            if add:
-                index.setdefault(where, set()).add(project.name)
-            else:
-                index.get(where, set()).discard(project.name)
-            self._stale_views.add(where)
+        self.state.balance_needed = self.state.retry_needed = True
 
     def _announce(self, kind: str, name: str) -> None:
         """Tell /events that a record changed, once its write is committed."""
@@ -179,138 +163,67 @@ class Cluster(Undoable):
         else:
             self.notify(kind, name)
 
-    # loading ----------------------------------------------------------------------------------
-    def _load(self) -> None:
-        now = self.clock()
-        for node in self.store.load_nodes():
-            # After a restart every known node gets a full node-timeout before it can be dead.
-            node.last_contact = now
-            self.nodes[node.name] = node
-            self._on_node[node.name] = set()
-        for project in self.store.load_projects():
-            project.move_started = now
-            self.projects[project.name] = project
-            if project.node is not None:
-                self._on_node.setdefault(project.node, set()).add(project.name)
-            if project.moving_to is not None:
-                self._incoming.setdefault(project.moving_to, set()).add(project.name)
-        self._stale_views.update(self.nodes)
-
-    # node identity ----------------------------------------------------------------------------
-    def initialize(self, request: InitializeRequest, address: str) -> tuple[str, str]:
-        """Admit a node (the password was checked by the caller); return (name, token)."""
-        name = self._free_name(request.preferred_name)
-        token = new_token()
-        now = utc_now()
-        node = NodeRecord(
-            name=name,
-            token_hash=hash_secret(token),
-            storage=request.storage,
-            ram=request.ram,
-            labels=dict(request.labels),
-            agent_version=request.agent_version,
-            kind=request.kind,
-            joined_at=now,
-            last_contact_wall=now,
-            last_contact=self.clock(),
-            address=address,
-        )
-        with self._write(durable=True) as undo:
-            self.store.save_node(node)
-            undo.keep_entry(self.nodes, name)
-            self.nodes[name] = node
-            undo.keep_entry(self._on_node, name)
-            self._on_node.setdefault(name, set())
-            self._balance_needed = self._retry_needed = True
-            self._node_changed(name)
-        return name, token
-
-    def _free_name(self, preferred: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9._-]", "-", preferred.strip())[:56].lstrip("._-")
-        if not base or base in validate.RESERVED_NODE_NAMES:
-            base = "node"
-        if base not in self.nodes and base not in validate.RESERVED_NODE_NAMES and base != "node":
-            return base
-        counter = 1
-        while f"{base}-{counter}" in self.nodes:
-            counter += 1
-        return f"{base}-{counter}"
-
-    def authenticate_node(self, name: str, token: str) -> NodeRecord:
-        """The node with this name and token, or Unauthorized."""
-        node = self.nodes.get(name)
-        if node is None:
-            # Compare anyway, so timing does not tell which names exist.
-            secret_matches(token, "0" * 64)
-            raise Unauthorized(f"unknown node {name!r} or wrong access token; join again")
-        if not secret_matches(token, node.token_hash):
-            raise Unauthorized(f"wrong access token for node {name!r}; join again")
-        return node
-
-    def touch(self, node: NodeRecord, address: str = "") -> None:
-        """Record contact from a node; a dead or departed node that speaks again is alive."""
-        node.last_contact = self.clock()
-        node.last_contact_wall = utc_now()
-        if address:
-            node.address = address
-        if node.status is NodeStatus.DEAD or node.left:
-            with self._write(durable=True):
-                self._keep(node)
-                node.status = NodeStatus.ALIVE
-                node.left = False
-                self.store.save_node(node)
-                self._balance_needed = self._retry_needed = True
-                self._node_changed(node.name)
-
-    # long poll --------------------------------------------------------------------------------
     def _node_changed(self, name: str) -> None:
-        self._stale_views.add(name)
+        """A node record changed: its placement view is stale, and /events hears of it."""
+        self.state.stale_views.add(name)
         self._announce("node", name)
 
     def _changed(self, node_name: str | None) -> None:
-        self._retry_needed = True
+        """A project's assignment changed: its node hears at once, and the monitor looks again."""
+        self.state.retry_needed = True
         if node_name is None:
             return
-        self._stale_views.add(node_name)
+        self.state.stale_views.add(node_name)
         self.wake(node_name)
 
+    # nodes: membership.py ---------------------------------------------------------------------
+    def initialize(self, request: InitializeRequest, address: str) -> tuple[str, str]:
+        """Admit a node (the password was checked by the caller); return (name, token)."""
+        return self.members.initialize(request, address)
+
+    def authenticate_node(self, name: str, token: str) -> NodeRecord:
+        """The node with this name and token, or Unauthorized."""
+        return self.members.authenticate_node(name, token)
+
+    def touch(self, node: NodeRecord, address: str = "") -> None:
+        """Record contact from a node; a dead or departed node that speaks again is alive."""
+        self.members.touch(node, address)
+
+    def mark_lite(self, node: NodeRecord) -> None:
+        """The node is a lite device (it spoke /hw_supervisor as one): it runs no projects."""
+        self.members.mark_lite(node)
+
+    def leave(self, node: NodeRecord) -> list[str]:
+        """A node stopped cleanly: its projects move at once. Returns their names."""
+        return self.members.leave(node)
+
+    def drain(self, name: str) -> list[str]:
+        """No new projects on this node, and its projects move elsewhere (stop first)."""
+        return self.members.drain(name)
+
+    def undrain(self, name: str) -> None:
+        self.members.undrain(name)
+
+    def forget(self, name: str) -> None:
+        """Delete a dead node's record; its token stops working."""
+        self.members.forget(name)
+
+    # long poll: longpoll.py -------------------------------------------------------------------
     def wake(self, node_name: str) -> None:
         """Answer this node's held long poll now: something else (a command) waits for it."""
         if self._undo is not None:
             # Not for a change that may yet be refused.
             self._undo.later(self.wake, node_name)
             return
-        self._versions[node_name] = self._versions.get(node_name, 0) + 1
-        for waiter in self._waiters.pop(node_name, []):
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def mark_lite(self, node: NodeRecord) -> None:
-        """The node is a lite device (it spoke /hw_supervisor as one): it runs no projects."""
-        if node.kind == "lite":
-            return
-        with self._write(durable=True):
-            self._keep(node)
-            node.kind = "lite"
-            self.store.save_node(node)
-            self._fail_over(
-                [
-                    (self.projects[name], f"node {node.name} is a lite device")
-                    for name in sorted(self._on_node.get(node.name, ()))
-                ]
-            )
-            self._node_changed(node.name)
+        self.polls.wake(node_name)
 
     def held_polls(self) -> int:
         """How many long polls are being held now."""
-        return sum(len(waiters) for waiters in self._waiters.values())
+        return self.polls.held()
 
     def wake_all(self) -> None:
         """Answer every held long poll now (the manager is shutting down)."""
-        for name in list(self._waiters):
-            for waiter in self._waiters.pop(name, []):
-                if not waiter.done():
-                    waiter.set_result(None)
+        self.polls.wake_all()
 
     async def wait_for_change(self, node_name: str, timeout: float) -> None:
         """Return when this node's assignments change, or after `timeout` seconds.
@@ -318,172 +231,19 @@ class Cluster(Undoable):
         Returns at once when something changed since the last answer this node was sent, so
         a change between two polls is never missed.
         """
-        if self._versions.get(node_name, 0) != self._sent_versions.get(node_name, 0):
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(node_name, []).append(waiter)
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(waiter)
-        except TimeoutError:
-            pass
-        finally:
-            waiters = self._waiters.get(node_name)
-            if waiters and waiter in waiters:
-                waiters.remove(waiter)
+        await self.polls.wait_for_change(node_name, timeout)
 
     def assignments(self, node: NodeRecord) -> dict[str, Any]:
         """The /node-status answer for a node: its projects, keyed by name."""
-        self._sent_versions[node.name] = self._versions.get(node.name, 0)
-        projects = {}
-        for project_name in sorted(self._on_node.get(node.name, ())):
-            project = self.projects[project_name]
-            projects[project_name] = self._assignment(project)
-        return {
-            "name": node.name,
-            "projects": projects,
-            "node-timeout": self.settings.node_timeout,
-            "lease": self.settings.lease,
-        }
+        self.polls.sent(node.name)
+        return answers.node_status(
+            self.state, node, self.settings.node_timeout, self.settings.lease
+        )
 
-    @staticmethod
-    def _seed_fields(project: ProjectRecord) -> dict[str, Any]:
-        """The seed's per-project fields, shared by /node-status and the `status` answer."""
-        return {
-            "project-name": project.name,
-            "project-url": project.url,
-            "status": project.status.value,
-            "disk-usage": project.disk_usage,
-            "ram-usage": project.ram_usage,
-            "persistent-variables": project.variables,
-        }
-
-    def _assignment(self, project: ProjectRecord) -> dict[str, Any]:
-        desired = Desired.STOPPED if project.moving_to is not None else project.desired
-        return {
-            **self._seed_fields(project),
-            "desired": desired.value,
-            "command": project.command,
-            "ref": project.ref,
-            "epoch": project.epoch,
-            "restart": project.restart,
-            "exclusive": project.exclusive,
-        }
-
-    # node reports -----------------------------------------------------------------------------
+    # node reports: reports.py -----------------------------------------------------------------
     def update(self, node: NodeRecord, report: UpdateRequest) -> str:
         """Apply a node's report on one project; refuse one the node should not be sending."""
-        project = self.projects.get(report.project_name)
-        if project is None:
-            raise NotFound(f"no project named {report.project_name!r}; it was removed — stop it")
-        if project.node != node.name:
-            where = f"it runs on {project.node}" if project.node else "it is not placed"
-            raise Forbidden(
-                f"project {project.name!r} is not assigned to node {node.name!r} ({where}); stop it"
-            )
-        if report.project_url != project.url:
-            raise Conflict(
-                f"project-url {report.project_url!r} does not match {project.name!r}'s URL"
-            )
-        if report.epoch is not None and report.epoch != project.epoch:
-            raise Conflict(
-                f"stale epoch {report.epoch} for {project.name!r} (current {project.epoch}): "
-                "it was moved or reset — stop this copy"
-            )
-        try:
-            status = parse_reported_status(report.status)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
-
-        completing = project.moving_to is not None and status in NOT_RUNNING_STATUSES
-        # The new lines and the record (which holds the log's cursor) commit together.
-        with self._write(durable=completing):
-            self._keep(project)
-            self._apply_report(project, node.name, report, status, completing)
-        return ""
-
-    def _apply_report(
-        self,
-        project: ProjectRecord,
-        node: str,
-        report: UpdateRequest,
-        status: ProjectStatus,
-        completing: bool,
-    ) -> None:
-        now = utc_now()
-        was_running = project.status is ProjectStatus.RUNNING
-        project.status = status  # reported: see _set_status
-        project.disk_usage = report.disk_usage
-        project.ram_usage = report.ram_usage
-        if report.persistent_variables is not None:
-            project.variables = report.persistent_variables
-        if report.commit is not None:
-            project.commit = report.commit
-        if "pid" in report.model_fields_set:
-            project.pid = report.pid  # null: nothing runs
-        if report.restarts is not None:
-            project.restarts = report.restarts
-        if report.exit_code is not None or "exit_code" in report.model_fields_set:
-            project.exit_code = report.exit_code
-        if report.log_tail is not None:
-            project.log_tail = report.log_tail
-        project.reason = report.reason or ""
-        if status is ProjectStatus.RUNNING and not was_running:
-            project.started_at = now
-        elif status is not ProjectStatus.RUNNING:
-            project.started_at = None
-        project.updated_at = now
-
-        self._stale_views.add(node)
-        if report.log_lines:
-            first, lines = self._take_lines(project, node, report)
-            if lines:
-                assert self._undo is not None
-                self._undo.later(self.notify_lines, project.name, first, lines)
-        if completing:
-            self._complete_move(project)
-        else:
-            self.store.save_project(project)
-        self._announce("project", project.name)
-
-    def _take_lines(
-        self, project: ProjectRecord, node: str, report: UpdateRequest
-    ) -> tuple[int, list[str]]:
-        """Store the report's new output lines; the caller saves the project record.
-
-        Returns the number of the first line stored and the lines.
-        """
-        assert report.log_stream is not None and report.log_seq is not None  # validated
-        cursor = logbook.LogCursor(project.log_stream, project.log_next, project.log_node)
-        cursor, lines = logbook.accept(
-            cursor, node, report.log_stream, report.log_seq, report.log_lines or []
-        )
-        project.log_stream, project.log_next, project.log_node = (
-            cursor.stream,
-            cursor.next,
-            cursor.node,
-        )
-        if not lines:
-            return 0, []
-        first = project.log_count
-        project.log_count += len(lines)
-        if len(lines) > LOG_LINES_KEPT:
-            lines = lines[-LOG_LINES_KEPT:]
-            first = project.log_count - LOG_LINES_KEPT
-        self.store.append_log_lines(project.name, first, lines, LOG_LINES_KEPT)
-        return first, lines
-
-    def leave(self, node: NodeRecord) -> list[str]:
-        """A node stopped cleanly: its projects move at once. Returns their names."""
-        moved = sorted(self._on_node.get(node.name, ()))
-        with self._write(durable=True):
-            self._keep(node)
-            node.left = True
-            node.status = NodeStatus.DEAD
-            self.store.save_node(node)
-            self._fail_over([(self.projects[name], f"node {node.name} left") for name in moved])
-            self._node_changed(node.name)
-        return moved
+        return self.reports.update(node, report)
 
     # controller actions -----------------------------------------------------------------------
     def add(self, spec: AddProject) -> ProjectRecord:
@@ -506,7 +266,7 @@ class Cluster(Undoable):
             undo.keep_entry(self.projects, project.name)
             self.projects[project.name] = project
             if spec.start:
-                self._place(project)
+                self.placement.place(project)
             else:
                 self._set_status(project, ProjectStatus.STOPPED)
                 self.store.save_project(project)
@@ -523,8 +283,8 @@ class Cluster(Undoable):
         with self._write(durable=True) as undo:
             self.store.delete_project(project.name)
             self.store.delete_log_lines(project.name)
-            self._unassign(project)
-            self._set_moving(project, None)
+            self.placement.unassign(project)
+            self.placement.set_moving(project, None)
             undo.keep_entry(self.projects, project.name)
             del self.projects[project.name]
             self._announce("project", project.name)
@@ -550,7 +310,7 @@ class Cluster(Undoable):
                 self._keep(project)
                 change(project)
                 if project.node is None and project.desired is Desired.RUNNING:
-                    self._place(project)
+                    self.placement.place(project)
                 else:
                     self.store.save_project(project)
                     self._changed(project.node)
@@ -590,359 +350,19 @@ class Cluster(Undoable):
 
         return self._for_each(names, back_to_initial)
 
-    def drain(self, name: str) -> list[str]:
-        """No new projects on this node, and its projects move elsewhere (stop first)."""
-        node = self._node(name)
-        with self._write(durable=True):
-            self._keep(node)
-            node.drained = True
-            self.store.save_node(node)
-            self._move_off_unschedulable()
-            self._node_changed(name)
-        return sorted(self._on_node.get(name, ()))
-
-    def undrain(self, name: str) -> None:
-        node = self._node(name)
-        with self._write(durable=True):
-            self._keep(node)
-            node.drained = False
-            self.store.save_node(node)
-            self._balance_needed = self._retry_needed = True
-            self._node_changed(name)
-
-    def forget(self, name: str) -> None:
-        """Delete a dead node's record; its token stops working."""
-        node = self._node(name)
-        if node.status is NodeStatus.ALIVE:
-            raise Conflict(
-                f"node {name!r} is alive; drain it and stop its agent before forgetting it"
-            )
-        with self._write(durable=True) as undo:
-            self._keep(node)  # so that a refused forget marks its placement view stale again
-            self._fail_over(
-                [
-                    (self.projects[project_name], f"node {name} was forgotten")
-                    for project_name in sorted(self._on_node.get(name, ()))
-                ]
-            )
-            self.store.delete_node(name)
-            for index in (self.nodes, self._on_node, self._versions, self._sent_versions):
-                undo.keep_entry(index, name)
-                index.pop(name, None)
-            self._node_changed(name)
-
-    def _node(self, name: str) -> NodeRecord:
-        node = self.nodes.get(name)
-        if node is None:
-            raise NotFound(f"no node named {name!r}")
-        return node
-
-    # placement --------------------------------------------------------------------------------
-    def _need(self, project: ProjectRecord) -> scheduler.ProjectNeed:
-        return scheduler.ProjectNeed(
-            project.name, max(project.ram, project.ram_usage), max(project.disk, project.disk_usage)
-        )
-
-    def _views(self) -> list[scheduler.NodeView]:
-        """Every node as placement sees it; only nodes marked stale are recomputed."""
-        for name in self._stale_views:
-            node = self.nodes.get(name)
-            if node is None:
-                self._view_cache.pop(name, None)
-                continue
-            disk = ram = 0.0
-            names = self._on_node.get(name, set()) | self._incoming.get(name, set())
-            for project_name in names:
-                need = self._need(self.projects[project_name])
-                disk += need.disk
-                ram += need.ram
-            self._view_cache[name] = scheduler.NodeView(
-                name, node.schedulable, node.storage, node.ram, disk, ram, len(names)
-            )
-        self._stale_views.clear()
-        return list(self._view_cache.values())
-
-    def _moving(self) -> list[ProjectRecord]:
-        return [self.projects[n] for names in self._incoming.values() for n in sorted(names)]
-
-    def _set_moving(self, project: ProjectRecord, target: str | None) -> None:
-        """Start (target) or end (None) a move, keeping the incoming index and views right."""
-        self._keep(project)
-        if project.moving_to is not None:
-            self._incoming.get(project.moving_to, set()).discard(project.name)
-            self._stale_views.add(project.moving_to)
-        project.moving_to = target
-        if target is not None:
-            self._incoming.setdefault(target, set()).add(project.name)
-            self._stale_views.add(target)
-
-    def _place(self, project: ProjectRecord, lost_reason: str = "") -> None:
-        """Assign an unplaced project to the best node, or mark it unschedulable (or lost)."""
-        self._place_all([(project, lost_reason)])
-
-    def _place_all(self, items: list[tuple[ProjectRecord, str]]) -> None:
-        """Place unplaced projects in one pass; `lost_reason` (if any) says why each was moved."""
-        if not items:
-            return
-        placements = scheduler.place_many([self._need(p) for p, _ in items], self._views())
-        for project, lost_reason in items:
-            placement = placements[project.name]
-            if placement.node is not None:
-                self._assign(project, placement.node)
-                continue
-            if lost_reason:
-                status = ProjectStatus.LOST
-            elif project.desired is Desired.STOPPED:
-                status = ProjectStatus.STOPPED
-            else:
-                status = ProjectStatus.UNSCHEDULABLE
-            self._set_status(
-                project,
-                status,
-                f"{lost_reason}; {placement.reason}" if lost_reason else placement.reason,
-            )
-            self.store.save_project(project)
-
-    def _assign(self, project: ProjectRecord, node_name: str) -> None:
-        self._keep(project)
-        self._unassign(project)
-        project.node = node_name
-        self._set_moving(project, None)
-        project.epoch += 1
-        self._set_status(project, ProjectStatus.PENDING, "")
-        project.pid = None
-        project.started_at = None
-        project.commit = None
-        self._on_node.setdefault(node_name, set()).add(project.name)
-        self.store.save_project(project)
-        self._changed(node_name)
-
-    def _unassign(self, project: ProjectRecord) -> None:
-        self._keep(project)
-        if project.node is not None:
-            self._on_node.get(project.node, set()).discard(project.name)
-            self._changed(project.node)
-        project.node = None
-
-    def _fail_over(self, projects: list[tuple[ProjectRecord, str]]) -> None:
-        """Place projects whose node is gone, carrying their last variables (one pass)."""
-        unplaced: list[tuple[ProjectRecord, str]] = []
-        for project, why in projects:
-            target = project.moving_to
-            self._unassign(project)
-            self._set_moving(project, None)
-            if target is not None and self.nodes.get(target) and self.nodes[target].schedulable:
-                self._assign(project, target)
-            else:
-                unplaced.append((project, why))
-        self._place_all(unplaced)
-        for project, _ in projects:
-            self._announce("project", project.name)
-
-    def _begin_move(self, project: ProjectRecord, target: str) -> None:
-        self._set_moving(project, target)
-        project.move_started = self.clock()
-        if project.desired is Desired.STOPPED or project.status in NOT_RUNNING_STATUSES:
-            self._complete_move(project)
-            return
-        self.store.save_project(project)
-        self._changed(project.node)
-        self._announce("project", project.name)
-
-    def _complete_move(self, project: ProjectRecord) -> None:
-        target = project.moving_to
-        with self._write(durable=True):
-            self._set_moving(project, None)
-            node = self.nodes.get(target) if target else None
-            if node is not None and node.schedulable:
-                self._assign(project, node.name)
-            else:
-                self._unassign(project)
-                self._place(project, lost_reason="its move target went away")
-            self._balance_needed = True
-            self._announce("project", project.name)
-
-    # the monitor's tick -----------------------------------------------------------------------
+    # the monitor: monitor.py ------------------------------------------------------------------
     def tick(self) -> None:
-        """Liveness, overdue moves, retries of unplaced projects, and balance. Called often.
+        """Liveness, overdue moves, retries of unplaced projects, and balance. Called often."""
+        self.monitor.tick()
 
-        A step the store refuses changed nothing; the next tick finds the same work and tries
-        again (the store logs the failure), so the monitor never stops over a full disk.
-        """
-        with suppress(StoreFailed):
-            self._tick()
-
-    def _tick(self) -> None:
-        now = self.clock()
-        timeout = self.settings.node_timeout
-        silent = [
-            node
-            for node in self.nodes.values()
-            if node.status is NodeStatus.ALIVE and now - node.last_contact > timeout
-        ]
-        if silent:
-            self._declare_dead(silent)
-        for project in self._moving():
-            if project.node is None:
-                continue
-            owner = self.nodes.get(project.node)
-            overdue = now - project.move_started > timeout
-            if owner is None or owner.status is NodeStatus.DEAD:
-                with self._write(durable=True):
-                    self._fail_over([(project, f"node {project.node} is gone")])
-            elif overdue and not project.exclusive:
-                # A non-exclusive project whose node did not confirm the stop in time moves
-                # anyway; the epoch check stops the old copy. An exclusive one waits.
-                self._complete_move(project)
-        self._move_off_unschedulable()
-        if self._retry_needed:
-            self._retry_unplaced()
-            self._retry_needed = False
-        if self._balance_needed and now - self.started >= timeout:
-            self._balance_needed = False
-            self._balance()
-
-    def _declare_dead(self, nodes: list[NodeRecord]) -> None:
-        """Mark silent nodes dead together, then fail their projects over in one pass.
-
-        Together, so that no project is moved onto a node that is about to be declared dead
-        in the same tick (many nodes go silent at once when a switch or a power strip fails).
-        """
-        orphans: list[tuple[ProjectRecord, str]] = []
-        with self._write(durable=True):
-            for node in nodes:
-                self._keep(node)
-                node.status = NodeStatus.DEAD
-                self.store.save_node(node)
-                self._node_changed(node.name)
-            why = "node {} died (silent for {:g}s)"
-            for node in nodes:
-                orphans.extend(
-                    (self.projects[name], why.format(node.name, self.settings.node_timeout))
-                    for name in sorted(self._on_node.get(node.name, ()))
-                )
-            self._fail_over(orphans)
-
-    def _move_off_unschedulable(self) -> None:
-        """Begin moves for projects on alive nodes that were drained."""
-        for node in self.nodes.values():
-            if node.status is not NodeStatus.ALIVE or node.schedulable:
-                continue
-            for project_name in sorted(self._on_node.get(node.name, ())):
-                project = self.projects[project_name]
-                if project.moving_to is not None:
-                    continue
-                placement = scheduler.place(self._need(project), self._views())
-                if placement.node is None:
-                    reason = f"waiting to leave drained node: {placement.reason}"
-                    if project.reason != reason:
-                        with self._write():
-                            self._keep(project)
-                            project.reason = reason
-                            self.store.save_project(project)
-                            self._announce("project", project.name)
-                    continue
-                with self._write(durable=True):
-                    self._begin_move(project, placement.node)
-
-    def _retry_unplaced(self) -> None:
-        """Place projects that want to run and have no node, now that something changed."""
-        unplaced = sorted(
-            (
-                p
-                for p in self.projects.values()
-                if p.node is None
-                and (p.desired is Desired.RUNNING or p.status is ProjectStatus.LOST)
-            ),
-            key=lambda p: p.name,
-        )
-        if not unplaced or not any(n.schedulable for n in self.nodes.values()):
-            return
-        before = {p.name: (p.status, p.reason) for p in unplaced}
-        with self._write(durable=True):
-            placements = scheduler.place_many([self._need(p) for p in unplaced], self._views())
-            for project in unplaced:
-                node = placements[project.name].node
-                if node is not None:
-                    self._assign(project, node)
-                elif project.status not in (ProjectStatus.UNSCHEDULABLE, ProjectStatus.LOST):
-                    # Not marked yet: say why it waits.
-                    self._place(project)
-            for project in unplaced:
-                if (project.status, project.reason) != before[project.name] or project.node:
-                    self._announce("project", project.name)
-
-    def _balance(self) -> None:
-        in_flight = len(self._moving())
-        budget = self.settings.max_moves_in_flight - in_flight
-        if budget <= 0:
-            self._balance_needed = True
-            return
-        assignments: dict[str, str] = {}
-        for project in self.projects.values():
-            where = project.moving_to or project.node
-            if where is not None:
-                assignments[project.name] = where
-        movable = [
-            p.name for p in self.projects.values() if p.node is not None and p.moving_to is None
-        ]
-        needs = {name: self._need(self.projects[name]) for name in assignments}
-        moves = scheduler.plan_balance(assignments, needs, self._views(), budget, movable)
-        for move in moves:
-            with self._write(durable=True):
-                self._begin_move(self.projects[move.project], move.target)
-        if moves:
-            # More may be needed once these have landed.
-            self._balance_needed = True
-
-    # queries ----------------------------------------------------------------------------------
+    # queries: the answers are built in answers.py ---------------------------------------------
     def project_info(self, project: ProjectRecord) -> dict[str, Any]:
         """The `status` answer for one project: the seed's fields and the added ones."""
-        return {
-            **self._seed_fields(project),
-            "initial_variables": project.initial_variables,
-            "node": project.node,
-            "moving-to": project.moving_to,
-            "desired": project.desired.value,
-            "epoch": project.epoch,
-            "restart": project.restart,
-            "commit": project.commit,
-            "pid": project.pid,
-            "restarts": project.restarts,
-            "exit-code": project.exit_code,
-            "started-at": project.started_at,
-            "updated-at": project.updated_at,
-            "created-at": project.created_at,
-            "reason": project.reason or None,
-            "command": project.command,
-            "ref": project.ref,
-            "ram": project.ram,
-            "disk": project.disk,
-            "exclusive": project.exclusive,
-            "log-tail": project.log_tail,
-        }
+        return answers.project_info(project)
 
     def node_info(self, node: NodeRecord) -> dict[str, Any]:
         """The `nodes` answer for one node."""
-        names = sorted(self._on_node.get(node.name, ()))
-        placed = [self.projects[n] for n in names]
-        return {
-            "name": node.name,
-            "status": node.status.value,
-            "drained": node.drained,
-            "left": node.left,
-            "last-contact": node.last_contact_wall,
-            "joined-at": node.joined_at,
-            "storage": node.storage,
-            "ram": node.ram,
-            "labels": node.labels,
-            "agent-version": node.agent_version,
-            "kind": node.kind,
-            "address": node.address,
-            "disk-usage": sum(p.disk_usage for p in placed),
-            "ram-usage": sum(p.ram_usage for p in placed),
-            "projects": names,
-        }
+        return answers.node_info(self.state, node)
 
     def logs(self, name: str, count: int) -> dict[str, Any]:
         """The `logs` answer: a project's last `count` output lines kept here, oldest first.
@@ -951,26 +371,14 @@ class Cluster(Undoable):
         took for the project), so a follower of /events can tell which lines it has seen.
         """
         project = self._project(name)
-        rows = self.store.log_lines(project.name, count)
-        return {
-            "project": project.name,
-            "node": project.node,
-            "seq": rows[0][0] if rows else project.log_count,
-            "lines": [line for _, line in rows],
-        }
+        return answers.logs(project, self.store.log_lines(project.name, count))
 
     def status(self, names: Iterable[str]) -> dict[str, Any]:
-        return {p.name: self.project_info(p) for p in self.select(names)}
+        return {p.name: answers.project_info(p) for p in self.select(names)}
 
     def node_table(self) -> dict[str, Any]:
-        return {name: self.node_info(self.nodes[name]) for name in sorted(self.nodes)}
+        return answers.node_table(self.state)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Nodes and projects counted by status, for /health and /metrics."""
-        nodes: dict[str, int] = {s.value: 0 for s in NodeStatus}
-        for node in self.nodes.values():
-            nodes[node.status.value] += 1
-        projects: dict[str, int] = {s.value: 0 for s in ProjectStatus}
-        for project in self.projects.values():
-            projects[project.status.value] += 1
-        return {"nodes": nodes, "projects": projects}
+        return answers.counts(self.state)

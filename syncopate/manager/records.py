@@ -1,11 +1,35 @@
-"""The manager's records of nodes, projects and commands (in memory, mirrored in SQLite)."""
+"""The manager's records of nodes, projects and commands (in memory, mirrored in SQLite).
+
+Node and project times for people (joined, updated, started...) are ISO 8601 UTC stamps to the
+second, from `utc_now`.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from syncopate.states import CommandState, Desired, NodeStatus, ProjectStatus
+
+
+class _UtcStamp:
+    """The current time as ISO 8601 UTC, to the second; formatted once a second (hot path)."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.text = ""
+
+    def __call__(self) -> str:
+        second = int(time.time())
+        if second != self.second:
+            self.second = second
+            self.text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self.text
+
+
+utc_now = _UtcStamp()
 
 
 @dataclass(slots=True)

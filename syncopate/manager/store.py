@@ -66,7 +66,10 @@ def _dump(record: Any, transient: set[str]) -> str:
 
 
 class Store:
-    """The manager's database. Calls are synchronous and short; the event loop makes them."""
+    """The manager's database (the `storage.Storage` the cluster and the command book use).
+
+    Calls are synchronous and short; the event loop makes them.
+    """
 
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -291,7 +291,7 @@ async def test_long_poll_wakes_on_a_change(manager: RunningManager) -> None:
     poll = asyncio.create_task(a.poll(wait=30))
 
     async def held() -> bool:
-        return bool(manager.state.cluster._waiters.get("a"))
+        return bool(manager.state.cluster.polls.waiters.get("a"))
 
     await wait_for(held, what="the manager to hold a's poll")
     async with manager.client() as ctl:

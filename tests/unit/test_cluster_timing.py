@@ -62,9 +62,9 @@ def add(cluster: Cluster, name: str, exclusive: bool = False) -> None:
 
 def assert_views_fresh(cluster: Cluster) -> None:
     """The incrementally kept placement views equal views computed from scratch."""
-    kept = sorted(cluster._views(), key=lambda v: v.name)
-    cluster._stale_views.update(cluster.nodes)
-    fresh = sorted(cluster._views(), key=lambda v: v.name)
+    kept = sorted(cluster.state.views(), key=lambda v: v.name)
+    cluster.state.stale_views.update(cluster.nodes)
+    fresh = sorted(cluster.state.views(), key=lambda v: v.name)
     assert kept == fresh
 
 
@@ -191,6 +191,6 @@ def test_many_nodes_silent_at_once_are_declared_together(tmp_path: Path) -> None
         assert project.node is not None
         # Each orphan moved once, straight to a survivor; the others did not move at all.
         assert project.epoch - epochs[name] in (0, 1)
-    survivors = [len(cluster._on_node[f"n{i:02}"]) for i in range(30, 40)]
+    survivors = [len(cluster.state.on_node[f"n{i:02}"]) for i in range(30, 40)]
     assert sum(survivors) == 80 and max(survivors) - min(survivors) <= 1
     assert_views_fresh(cluster)

@@ -124,9 +124,9 @@ def state(cluster: Cluster) -> dict[str, Any]:
     return {
         "projects": {n: of(p) for n, p in cluster.projects.items()},
         "nodes": {n: of(x) for n, x in cluster.nodes.items()},
-        "on-node": {n: sorted(s) for n, s in cluster._on_node.items() if s},
-        "incoming": {n: sorted(s) for n, s in cluster._incoming.items() if s},
-        "versions": dict(cluster._versions),
+        "on-node": {n: sorted(s) for n, s in cluster.state.on_node.items() if s},
+        "incoming": {n: sorted(s) for n, s in cluster.state.incoming.items() if s},
+        "versions": dict(cluster.polls.versions),
     }
 
 
@@ -171,7 +171,7 @@ def test_the_monitor_retries_a_refused_failover_and_balance(tmp_path: Path) -> N
     assert events == []
     disk.full = False
     cluster.tick()
-    assert cluster._incoming, "balance did not begin a move once writes worked"
+    assert cluster.state.incoming, "balance did not begin a move once writes worked"
     assert in_memory(cluster) == stored(cluster)
     assert_views_fresh(cluster)
     for project in list(cluster.projects.values()):
@@ -188,8 +188,8 @@ def test_the_monitor_retries_a_refused_failover_and_balance(tmp_path: Path) -> N
     assert in_memory(cluster) == stored(cluster)
 
     # A dead node: the failover is refused while the disk is full, and done after.
-    dying = max(("b", "c"), key=lambda n: len(cluster._on_node.get(n, ())))
-    assert cluster._on_node[dying], "no project to fail over"
+    dying = max(("b", "c"), key=lambda n: len(cluster.state.on_node.get(n, ())))
+    assert cluster.state.on_node[dying], "no project to fail over"
     clock.now += TIMEOUT + 1
     for name in ("a", "b", "c"):
         if name != dying:
@@ -205,6 +205,6 @@ def test_the_monitor_retries_a_refused_failover_and_balance(tmp_path: Path) -> N
     disk.full = False
     cluster.tick()
     assert cluster.nodes[dying].status is NodeStatus.DEAD
-    assert not cluster._on_node.get(dying)
+    assert not cluster.state.on_node.get(dying)
     assert in_memory(cluster) == stored(cluster)
     assert_views_fresh(cluster)

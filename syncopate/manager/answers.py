@@ -1,0 +1,136 @@
+"""The cluster's answers to questions: plain dicts built from the records, changing nothing.
+
+/node-status (a node's assignments), `status` (projects), `nodes`, `logs`, and the counts for
+/health and /metrics. The field names are the wire format (DESIGN.md); the seed's per-project
+fields are shared by /node-status and `status`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syncopate.manager.cluster_state import ClusterState
+from syncopate.manager.records import NodeRecord, ProjectRecord
+from syncopate.states import Desired, NodeStatus, ProjectStatus
+
+
+def seed_fields(project: ProjectRecord) -> dict[str, Any]:
+    """The seed's per-project fields, shared by /node-status and the `status` answer."""
+    return {
+        "project-name": project.name,
+        "project-url": project.url,
+        "status": project.status.value,
+        "disk-usage": project.disk_usage,
+        "ram-usage": project.ram_usage,
+        "persistent-variables": project.variables,
+    }
+
+
+def node_status(
+    state: ClusterState, node: NodeRecord, node_timeout: float, lease: float
+) -> dict[str, Any]:
+    """The /node-status answer for a node: its projects, keyed by name."""
+    projects = {}
+    for project_name in state.placed_on(node.name):
+        project = state.projects[project_name]
+        projects[project_name] = assignment(project)
+    return {
+        "name": node.name,
+        "projects": projects,
+        "node-timeout": node_timeout,
+        "lease": lease,
+    }
+
+
+def assignment(project: ProjectRecord) -> dict[str, Any]:
+    """One project as its node is told it: what to run, and whether to run it."""
+    desired = Desired.STOPPED if project.moving_to is not None else project.desired
+    return {
+        **seed_fields(project),
+        "desired": desired.value,
+        "command": project.command,
+        "ref": project.ref,
+        "epoch": project.epoch,
+        "restart": project.restart,
+        "exclusive": project.exclusive,
+    }
+
+
+def project_info(project: ProjectRecord) -> dict[str, Any]:
+    """The `status` answer for one project: the seed's fields and the added ones."""
+    return {
+        **seed_fields(project),
+        "initial_variables": project.initial_variables,
+        "node": project.node,
+        "moving-to": project.moving_to,
+        "desired": project.desired.value,
+        "epoch": project.epoch,
+        "restart": project.restart,
+        "commit": project.commit,
+        "pid": project.pid,
+        "restarts": project.restarts,
+        "exit-code": project.exit_code,
+        "started-at": project.started_at,
+        "updated-at": project.updated_at,
+        "created-at": project.created_at,
+        "reason": project.reason or None,
+        "command": project.command,
+        "ref": project.ref,
+        "ram": project.ram,
+        "disk": project.disk,
+        "exclusive": project.exclusive,
+        "log-tail": project.log_tail,
+    }
+
+
+def node_info(state: ClusterState, node: NodeRecord) -> dict[str, Any]:
+    """The `nodes` answer for one node."""
+    names = state.placed_on(node.name)
+    placed = [state.projects[n] for n in names]
+    return {
+        "name": node.name,
+        "status": node.status.value,
+        "drained": node.drained,
+        "left": node.left,
+        "last-contact": node.last_contact_wall,
+        "joined-at": node.joined_at,
+        "storage": node.storage,
+        "ram": node.ram,
+        "labels": node.labels,
+        "agent-version": node.agent_version,
+        "kind": node.kind,
+        "address": node.address,
+        "disk-usage": sum(p.disk_usage for p in placed),
+        "ram-usage": sum(p.ram_usage for p in placed),
+        "projects": names,
+    }
+
+
+def node_table(state: ClusterState) -> dict[str, Any]:
+    """The `nodes` answer: every node, by name."""
+    return {name: node_info(state, state.nodes[name]) for name in sorted(state.nodes)}
+
+
+def logs(project: ProjectRecord, rows: list[tuple[int, str]]) -> dict[str, Any]:
+    """The `logs` answer from a project's last output lines as the store gives them, numbered.
+
+    `seq` numbers the first of them in the project's log (it counts every line the manager
+    took for the project), so a follower of /events can tell which lines it has seen.
+    """
+    return {
+        "project": project.name,
+        "node": project.node,
+        "seq": rows[0][0] if rows else project.log_count,
+        "lines": [line for _, line in rows],
+    }
+
+
+def counts(state: ClusterState) -> dict[str, dict[str, int]]:
+    """Nodes and projects counted by status, for /health and /metrics."""
+    nodes: dict[str, int] = {s.value: 0 for s in NodeStatus}
+    for node in state.nodes.values():
+        nodes[node.status.value] += 1
+    projects: dict[str, int] = {s.value: 0 for s in ProjectStatus}
+    for project in state.projects.values():
+        projects[project.status.value] += 1
+    return {"nodes": nodes, "projects": projects}

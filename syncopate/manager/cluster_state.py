@@ -1,0 +1,90 @@
+"""The cluster's records in memory, and the indexes and placement views derived from them.
+
+`ClusterState` holds every node and project record, which projects are placed on each node and
+which are moving to it, each node's placement view (a cache: only nodes marked stale are
+recomputed) and the work the monitor owes. It changes no record itself: the cluster's writes do
+(cluster.py and its parts), and keep these indexes right as they go.
+"""
+
+from __future__ import annotations
+
+from syncopate.manager import scheduler
+from syncopate.manager.records import NodeRecord, ProjectRecord
+from syncopate.manager.storage import Storage
+
+
+class ClusterState:
+    """Nodes and projects by name, and what is derived from them."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, NodeRecord] = {}
+        self.projects: dict[str, ProjectRecord] = {}
+        self.on_node: dict[str, set[str]] = {}  # node -> projects placed there
+        self.incoming: dict[str, set[str]] = {}  # move target -> projects moving there
+        # Placement views of nodes, recomputed only for nodes whose load or state changed.
+        self.view_cache: dict[str, scheduler.NodeView] = {}
+        self.stale_views: set[str] = set()
+        # Set by a change that may let the monitor do more; cleared when it has looked.
+        self.balance_needed = True
+        self.retry_needed = True
+
+    def load(self, storage: Storage, now: float) -> None:
+        """Read every record from the store and build the indexes (at start)."""
+        for node in storage.load_nodes():
+            # After a restart every known node gets a full node-timeout before it can be dead.
+            node.last_contact = now
+            self.nodes[node.name] = node
+            self.on_node[node.name] = set()
+        for project in storage.load_projects():
+            project.move_started = now
+            self.projects[project.name] = project
+            if project.node is not None:
+                self.on_node.setdefault(project.node, set()).add(project.name)
+            if project.moving_to is not None:
+                self.incoming.setdefault(project.moving_to, set()).add(project.name)
+        self.stale_views.update(self.nodes)
+
+    def index(self, project: ProjectRecord, add: bool) -> None:
+        """Put a project into (or take it out of) the indexes, by its node and move target."""
+        for index, where in ((self.on_node, project.node), (self.incoming, project.moving_to)):
+            if where is None:
+                continue
+            if add:
+                index.setdefault(where, set()).add(project.name)
+            else:
+                index.get(where, set()).discard(project.name)
+            self.stale_views.add(where)
+
+    def placed_on(self, node_name: str) -> list[str]:
+        """The names of the projects placed on a node, sorted."""
+        return sorted(self.on_node.get(node_name, ()))
+
+    def moving(self) -> list[ProjectRecord]:
+        """The projects with a move in progress."""
+        return [self.projects[n] for names in self.incoming.values() for n in sorted(names)]
+
+    @staticmethod
+    def need(project: ProjectRecord) -> scheduler.ProjectNeed:
+        """What a project takes from a node: what it asked for, or what it uses if more."""
+        return scheduler.ProjectNeed(
+            project.name, max(project.ram, project.ram_usage), max(project.disk, project.disk_usage)
+        )
+
+    def views(self) -> list[scheduler.NodeView]:
+        """Every node as placement sees it; only nodes marked stale are recomputed."""
+        for name in self.stale_views:
+            node = self.nodes.get(name)
+            if node is None:
+                self.view_cache.pop(name, None)
+                continue
+            disk = ram = 0.0
+            names = self.on_node.get(name, set()) | self.incoming.get(name, set())
+            for project_name in names:
+                need = self.need(self.projects[project_name])
+                disk += need.disk
+                ram += need.ram
+            self.view_cache[name] = scheduler.NodeView(
+                name, node.schedulable, node.storage, node.ram, disk, ram, len(names)
+            )
+        self.stale_views.clear()
+        return list(self.view_cache.values())

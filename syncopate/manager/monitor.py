@@ -1,0 +1,166 @@
+"""The monitor's tick: liveness, overdue moves, drained nodes, unplaced projects and balance.
+
+The manager calls `Cluster.tick()` often (every second). Each step is its own write, so a step
+the store refuses changes nothing and the next tick finds the same work again; the moves
+themselves are placement.py's, and the choices the pure scheduler's.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+from syncopate.errors import StoreFailed
+from syncopate.manager import scheduler
+from syncopate.manager.placement import Placement
+from syncopate.manager.records import NodeRecord, ProjectRecord
+from syncopate.states import Desired, NodeStatus, ProjectStatus
+
+if TYPE_CHECKING:
+    from syncopate.manager.cluster import Cluster
+
+
+class Monitor:
+    """The periodic work of the cluster, in the order a tick does it."""
+
+    def __init__(self, cluster: Cluster, placement: Placement) -> None:
+        self.cluster = cluster
+        self.state = cluster.state
+        self.placement = placement
+
+    def tick(self) -> None:
+        """Liveness, overdue moves, retries of unplaced projects, and balance. Called often.
+
+        A step the store refuses changed nothing; the next tick finds the same work and tries
+        again (the store logs the failure), so the monitor never stops over a full disk.
+        """
+        with suppress(StoreFailed):
+            self._tick()
+
+    def _tick(self) -> None:
+        # The order matters: the dead are declared before anything is placed onto them.
+        now = self.cluster.clock()
+        timeout = self.cluster.settings.node_timeout
+        silent = [
+            node
+            for node in self.state.nodes.values()
+            if node.status is NodeStatus.ALIVE and now - node.last_contact > timeout
+        ]
+        if silent:
+            self._declare_dead(silent)
+        for project in self.state.moving():
+            if project.node is None:
+                continue
+            owner = self.state.nodes.get(project.node)
+            overdue = now - project.move_started > timeout
+            if owner is None or owner.status is NodeStatus.DEAD:
+                with self.cluster._write(durable=True):
+                    self.placement.fail_over([(project, f"node {project.node} is gone")])
+            elif overdue and not project.exclusive:
+                # A non-exclusive project whose node did not confirm the stop in time moves
+                # anyway; the epoch check stops the old copy. An exclusive one waits.
+                self.placement.complete_move(project)
+        self.move_off_unschedulable()
+        if self.state.retry_needed:
+            self._retry_unplaced()
+            self.state.retry_needed = False
+        if self.state.balance_needed and now - self.cluster.started >= timeout:
+            self.state.balance_needed = False
+            self._balance()
+
+    def _declare_dead(self, nodes: list[NodeRecord]) -> None:
+        """Mark silent nodes dead together, then fail their projects over in one pass.
+
+        Together, so that no project is moved onto a node that is about to be declared dead
+        in the same tick (many nodes go silent at once when a switch or a power strip fails).
+        """
+        orphans: list[tuple[ProjectRecord, str]] = []
+        with self.cluster._write(durable=True):
+            for node in nodes:
+                self.cluster._set_node_status(node, NodeStatus.DEAD)
+                self.cluster.store.save_node(node)
+                self.cluster._node_changed(node.name)
+            timeout = self.cluster.settings.node_timeout
+            for node in nodes:
+                why = f"node {node.name} died (silent for {timeout:g}s)"
+                orphans.extend(
+                    (self.state.projects[name], why) for name in self.state.placed_on(node.name)
+                )
+            self.placement.fail_over(orphans)
+
+    def move_off_unschedulable(self) -> None:
+        """Begin moves for projects on alive nodes that were drained."""
+        for node in self.state.nodes.values():
+            if node.status is not NodeStatus.ALIVE or node.schedulable:
+                continue
+            for project_name in self.state.placed_on(node.name):
+                project = self.state.projects[project_name]
+                if project.moving_to is not None:
+                    continue
+                placement = scheduler.place(self.state.need(project), self.state.views())
+                if placement.node is None:
+                    reason = f"waiting to leave drained node: {placement.reason}"
+                    if project.reason != reason:
+                        with self.cluster._write():
+                            self.cluster._keep(project)
+                            project.reason = reason
+                            self.cluster.store.save_project(project)
+                            self.cluster._announce("project", project.name)
+                    continue
+                with self.cluster._write(durable=True):
+                    self.placement.begin_move(project, placement.node)
+
+    def _retry_unplaced(self) -> None:
+        """Place projects that want to run and have no node, now that something changed."""
+        unplaced = sorted(
+            (
+                p
+                for p in self.state.projects.values()
+                if p.node is None
+                and (p.desired is Desired.RUNNING or p.status is ProjectStatus.LOST)
+            ),
+            key=lambda p: p.name,
+        )
+        if not unplaced or not any(n.schedulable for n in self.state.nodes.values()):
+            return
+        before = {p.name: (p.status, p.reason) for p in unplaced}
+        with self.cluster._write(durable=True):
+            placements = scheduler.place_many(
+                [self.state.need(p) for p in unplaced], self.state.views()
+            )
+            for project in unplaced:
+                node = placements[project.name].node
+                if node is not None:
+                    self.placement.assign(project, node)
+                elif project.status not in (ProjectStatus.UNSCHEDULABLE, ProjectStatus.LOST):
+                    # Not marked yet: say why it waits.
+                    self.placement.place(project)
+            for project in unplaced:
+                if (project.status, project.reason) != before[project.name] or project.node:
+                    self.cluster._announce("project", project.name)
+
+    def _balance(self) -> None:
+        """Begin the moves the scheduler plans to even the load, within the moves allowed."""
+        in_flight = len(self.state.moving())
+        budget = self.cluster.settings.max_moves_in_flight - in_flight
+        if budget <= 0:
+            self.state.balance_needed = True
+            return
+        assignments: dict[str, str] = {}
+        for project in self.state.projects.values():
+            where = project.moving_to or project.node
+            if where is not None:
+                assignments[project.name] = where
+        movable = [
+            p.name
+            for p in self.state.projects.values()
+            if p.node is not None and p.moving_to is None
+        ]
+        needs = {name: self.state.need(self.state.projects[name]) for name in assignments}
+        moves = scheduler.plan_balance(assignments, needs, self.state.views(), budget, movable)
+        for move in moves:
+            with self.cluster._write(durable=True):
+                self.placement.begin_move(self.state.projects[move.project], move.target)
+        if moves:
+            # More may be needed once these have landed.
+            self.state.balance_needed = True
