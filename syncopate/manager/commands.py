@@ -26,7 +26,7 @@ from syncopate.errors import Conflict, InvalidRequest, NotFound, StoreFailed
 from syncopate.manager.cluster import Clock, Notify, did_you_mean
 from syncopate.manager.command_wire import SEED_STATES, command_order, device_status, utc_now_ms
 from syncopate.manager.records import CommandRecord, CommandStep, NodeRecord
-from syncopate.manager.store import Store
+from syncopate.manager.storage import Storage
 from syncopate.manager.undo import Undoable
 from syncopate.protocol import CommandQuery, CommandResultRequest, CommandSend
 from syncopate.states import (
@@ -55,7 +55,7 @@ class CommandBook(Undoable):
 
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         nodes: dict[str, NodeRecord],
         *,
         wake: Callable[[str], None],
