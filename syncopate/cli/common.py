@@ -123,3 +123,18 @@ async def explain_first_missing(
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def print_listing(items: Any, as_json: bool, empty: str, table: Callable[[Any], Any]) -> None:
+    """A `list` command's output: JSON for scripts, `empty` when there is nothing, else a table."""
+    from syncopate.render import as_list
+
+    if as_json:
+        print_json(as_list(items))
+        return
+    if not items:
+        typer.echo(empty)
+        return
+    from rich.console import Console
+
+    Console().print(table(items))

@@ -16,9 +16,9 @@ from syncopate.cli.common import (
     TokenOption,
     call,
     explain_missing,
-    print_json,
+    print_listing,
 )
-from syncopate.cli.target import find_target
+from syncopate.cli.target import Target, find_target
 from syncopate.client import ManagerClient
 from syncopate.errors import ConfigError, NotFound
 
@@ -106,11 +106,18 @@ def agent_argv(url: str, **values: Any) -> list[str]:
     return [sys.executable, "-m", "syncopate.node", *command_line(url, values)]
 
 
-async def _node_call(client: ManagerClient, action: str, name: str) -> dict[str, Any]:
-    try:
-        return await client.controller(action, node=name)
-    except NotFound as exc:
-        raise await explain_missing(client, exc, name, "node") from None
+def _node_action(target: Target, action: str, name: str, done: str) -> dict[str, Any]:
+    """Ask the manager for `action` on node `name` and say what it did (else `done`)."""
+
+    async def run(client: ManagerClient) -> dict[str, Any]:
+        try:
+            return await client.controller(action, node=name)
+        except NotFound as exc:
+            raise await explain_missing(client, exc, name, "node") from None
+
+    answer = call(target, run)
+    typer.echo(answer.get("request-information") or done)
+    return answer
 
 
 @app.command("list")
@@ -123,18 +130,11 @@ def list_nodes(
 ) -> None:
     """Every node: status, projects, RAM and disk, last contact."""
     target = find_target(manager, token, ca_file, fingerprint)
-    from syncopate.render import as_list, nodes_table
+    from syncopate.render import nodes_table
 
     nodes = call(target, lambda c: c.nodes())
-    if as_json:
-        print_json(as_list(nodes))
-        return
-    if not nodes:
-        typer.echo("no nodes yet; on each machine run `syncopate node join URL --password P`")
-        return
-    from rich.console import Console
-
-    Console().print(nodes_table(nodes))
+    empty = "no nodes yet; on each machine run `syncopate node join URL --password P`"
+    print_listing(nodes, as_json, empty, nodes_table)
 
 
 @app.command()
@@ -147,9 +147,8 @@ def drain(
 ) -> None:
     """Move a node's projects elsewhere and place nothing new on it (before maintenance)."""
     target = find_target(manager, token, ca_file, fingerprint)
-    answer = call(target, lambda c: _node_call(c, "node-drain", name))
+    answer = _node_action(target, "node-drain", name, f"draining {name}")
     moving = sorted(answer.get("projects") or ())
-    typer.echo(answer.get("request-information") or f"draining {name}")
     if moving:
         typer.echo(f"moving: {', '.join(moving)}")
 
@@ -164,8 +163,7 @@ def undrain(
 ) -> None:
     """Let a drained node take projects again."""
     target = find_target(manager, token, ca_file, fingerprint)
-    answer = call(target, lambda c: _node_call(c, "node-undrain", name))
-    typer.echo(answer.get("request-information") or f"{name} accepts projects again")
+    _node_action(target, "node-undrain", name, f"{name} accepts projects again")
 
 
 @app.command()
@@ -178,8 +176,7 @@ def forget(
 ) -> None:
     """Remove a dead node from the manager's list for good."""
     target = find_target(manager, token, ca_file, fingerprint)
-    answer = call(target, lambda c: _node_call(c, "node-forget", name))
-    typer.echo(answer.get("request-information") or f"forgot {name}")
+    _node_action(target, "node-forget", name, f"forgot {name}")
 
 
 @app.command("install-service")

@@ -18,6 +18,7 @@ from syncopate.cli.common import (
     explain_first_missing,
     explain_missing,
     print_json,
+    print_listing,
 )
 from syncopate.cli.target import find_target
 from syncopate.client import ManagerClient
@@ -174,18 +175,11 @@ def list_projects(
 ) -> None:
     """Every project: status, node, uptime, RAM, disk, restarts."""
     target = find_target(manager, token, ca_file, fingerprint)
-    from syncopate.render import as_list, projects_table
+    from syncopate.render import projects_table
 
     projects = call(target, lambda c: c.status())
-    if as_json:
-        print_json(as_list(projects))
-        return
-    if not projects:
-        typer.echo("no projects yet; add one with `syncopate project add NAME GIT-URL`")
-        return
-    from rich.console import Console
-
-    Console().print(projects_table(projects))
+    empty = "no projects yet; add one with `syncopate project add NAME GIT-URL`"
+    print_listing(projects, as_json, empty, projects_table)
 
 
 @app.command()
