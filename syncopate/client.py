@@ -20,6 +20,7 @@ from typing import Any, Self
 
 from syncopate import __version__
 from syncopate.errors import (
+    AGENT_HEADER,
     ConnectionFailed,
     ProtocolError,
     SyncopateError,
@@ -131,6 +132,9 @@ class ManagerClient:
         headers: dict[str, str],
         timeout: float | None,
     ) -> Response:
+        # Every request says it is ours, so the node routes answer with real HTTP statuses
+        # rather than the seed dialect's HTTP 200 (DESIGN §10).
+        headers = {AGENT_HEADER: __version__, **headers}
         try:
             return await self._http.request(
                 method, path, body, headers=headers, timeout=timeout or self.timeout
@@ -164,7 +168,9 @@ class ManagerClient:
                 (str(data[k]) for k in INFO_FIELDS if data.get(k)), f"HTTP {response.status}"
             )
             details = {k: data[k] for k in ("state", "id") if k in data}
-            raise request_error_for(response.status, message, **details)
+            code = data.get("code")
+            code = code if isinstance(code, int) and not isinstance(code, bool) else None
+            raise request_error_for(response.status, message, code=code, **details)
         return data
 
     # node side --------------------------------------------------------------------------------
@@ -239,7 +245,7 @@ class ManagerClient:
             return await self.post("/controller", body)
         except Unauthorized as exc:
             # /controller's only 401 is a refused controller token.
-            raise TokenRefused(exc.message, **exc.details) from None
+            raise TokenRefused(exc.message, code=exc.code, **exc.details) from None
 
     async def add(
         self,

@@ -21,7 +21,18 @@ SyncopateError
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
+
+# The seed's numeric answer codes (DESIGN §10): every answer of the seed routes carries one.
+OK = 0
+JOIN_REFUSED = 1  # /node-initialize refused: wrong password, no name left
+UNKNOWN_NODE = 100  # the seed client joins again
+WRONG_TOKEN = 101
+NOT_THIS_NODES = 102  # the project is not assigned to this node
+URL_MISMATCH = 103  # the project URL does not match
+# Our agent, CLI and TUI send this header (value: the version) on every request; a request on a
+# node route without it is the seed dialect, whose errors come as HTTP 200 plus `code`.
+AGENT_HEADER = "Syncopate-Agent"
 
 
 class SyncopateError(Exception):
@@ -43,9 +54,11 @@ class RequestError(SyncopateError):
 
     status: ClassVar[int] = 400
 
-    def __init__(self, message: str, **details: object) -> None:
+    def __init__(self, message: str, *, code: int | None = None, **details: Any) -> None:
         super().__init__(message)
-        self.details = details
+        self.details: dict[str, Any] = details
+        # The seed's numeric `code` for the answer (DESIGN §10); None: the route's default.
+        self.code = code
 
 
 class InvalidRequest(RequestError):
@@ -84,7 +97,7 @@ class TooManyAttempts(RequestError):
     status = 429
 
     def __init__(self, message: str, retry_after: float = 60.0) -> None:
-        super().__init__(message)
+        super().__init__(message, code=JOIN_REFUSED)
         self.retry_after = retry_after
 
 
@@ -129,12 +142,14 @@ REQUEST_ERRORS_BY_STATUS: dict[int, type[RequestError]] = {
 }
 
 
-def request_error_for(status: int, message: str, **details: object) -> RequestError:
+def request_error_for(
+    status: int, message: str, *, code: int | None = None, **details: Any
+) -> RequestError:
     """The RequestError subclass for an HTTP status (InvalidRequest for unknown 4xx)."""
     cls = REQUEST_ERRORS_BY_STATUS.get(status, InvalidRequest)
     if cls is TooManyAttempts:
         return TooManyAttempts(message)
-    return cls(message, **details)
+    return cls(message, code=code, **details)
 
 
 class ProtocolError(SyncopateError):

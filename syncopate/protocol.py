@@ -146,6 +146,9 @@ class UpdateRequest(NodeAuth):
     log_seq: Count | None = Field(default=None, ge=0)
     log_lines: LogLines | None = Field(default=None, max_length=MAX_LOG_LINES_PER_REPORT)
     reason: str | None = Field(default=None, max_length=2000)
+    # What the seed's own node client sends instead of ram-usage and disk-usage (DESIGN §10).
+    project_ram: Megabytes | None = None
+    project_storage: Megabytes | None = None  # in KB
 
     @field_validator("persistent_variables")
     @classmethod
@@ -165,6 +168,15 @@ class UpdateRequest(NodeAuth):
         if value is None:
             return None
         return [line[:MAX_LOG_LINE_CHARS] for line in value]
+
+    @model_validator(mode="after")
+    def _seed_usage(self) -> UpdateRequest:
+        """The seed's node client reports usage as `project-ram` (MB), `project-storage` (KB)."""
+        if self.project_ram is not None and "ram_usage" not in self.model_fields_set:
+            self.ram_usage = self.project_ram
+        if self.project_storage is not None and "disk_usage" not in self.model_fields_set:
+            self.disk_usage = self.project_storage / 1024
+        return self
 
     @model_validator(mode="after")
     def _log_fields_together(self) -> UpdateRequest:

@@ -85,8 +85,15 @@ def check_project_transition(name: str, current: ProjectStatus, target: ProjectS
         raise TransitionRefused(f"project {name}: no transition {current} -> {target}")
 
 
-# The seed's node reports "good" or "bad"; they mean running and failed.
-SEED_STATUS_ALIASES = {"good": ProjectStatus.RUNNING, "bad": ProjectStatus.FAILED}
+# The seed's statuses: its README's "good"/"bad", and what its node client actually reports
+# (DESIGN §10): alive (the process runs), dead (it exited), unborn (not started yet).
+SEED_STATUS_ALIASES = {
+    "good": ProjectStatus.RUNNING,
+    "bad": ProjectStatus.FAILED,
+    "alive": ProjectStatus.RUNNING,
+    "dead": ProjectStatus.CRASHED,
+    "unborn": ProjectStatus.STARTING,
+}
 
 
 def parse_reported_status(value: str) -> ProjectStatus:

@@ -116,10 +116,18 @@ class SimNode:
 
     @classmethod
     async def join(
-        cls, url: str, name: str = "", storage: float = 10_000, ram: float = 4_000
+        cls,
+        url: str,
+        name: str = "",
+        storage: float = 10_000,
+        ram: float = 4_000,
+        agent_version: str | None = "sim",
     ) -> SimNode:
+        """Join as an agent (with `agent-version`), or as a seed-dialect node with None."""
         client = ManagerClient(url)
-        got_name, token = await client.initialize(PASSWORD, name, storage=storage, ram=ram)
+        got_name, token = await client.initialize(
+            PASSWORD, name, storage=storage, ram=ram, agent_version=agent_version
+        )
         return cls(client, got_name, token)
 
     async def poll(self, wait: float | None = None) -> dict[str, Any]:

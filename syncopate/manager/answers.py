@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from syncopate.errors import OK
 from syncopate.manager.cluster_state import ClusterState
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.states import Desired, NodeStatus, ProjectStatus
@@ -26,15 +27,25 @@ def seed_fields(project: ProjectRecord) -> dict[str, Any]:
     }
 
 
+def seed_runs(project: ProjectRecord) -> bool:
+    """Whether a seed-dialect node should run this project (list it in /node-status)."""
+    return project.desired is Desired.RUNNING and project.moving_to is None
+
+
 def node_status(
     state: ClusterState, node: NodeRecord, node_timeout: float, lease: float
 ) -> dict[str, Any]:
     """The /node-status answer for a node: its projects, keyed by name."""
     projects = {}
+    seed_node = node.agent_version is None
     for project_name in state.placed_on(node.name):
         project = state.projects[project_name]
+        if seed_node and not seed_runs(project):
+            # A seed node stops a project only when it leaves this list (DESIGN §10).
+            continue
         projects[project_name] = assignment(project)
     return {
+        "code": OK,
         "name": node.name,
         "projects": projects,
         "node-timeout": node_timeout,
@@ -53,7 +64,17 @@ def assignment(project: ProjectRecord) -> dict[str, Any]:
         "epoch": project.epoch,
         "restart": project.restart,
         "exclusive": project.exclusive,
+        "environment-variables": environment(project),
     }
+
+
+def environment(project: ProjectRecord) -> dict[str, str]:
+    """The project's `environment-variables` as its node is told them (DESIGN §10, §11).
+
+    The seed's node client uses them as the project's whole environment. The one place that
+    builds them: the project's own env (issue 14, part B) fills this in; none yet.
+    """
+    return {}
 
 
 def project_info(project: ProjectRecord) -> dict[str, Any]:

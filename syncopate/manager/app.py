@@ -22,7 +22,13 @@ from syncopate.errors import NotFound, RequestError, TooManyAttempts
 from syncopate.manager.cluster import Cluster, ClusterSettings
 from syncopate.manager.command_wire import command_info, commands_info
 from syncopate.manager.commands import CommandBook
-from syncopate.manager.context import STATE, ManagerSettings, ManagerState, failure
+from syncopate.manager.context import (
+    STATE,
+    ManagerSettings,
+    ManagerState,
+    failure,
+    seed_dialect,
+)
 from syncopate.manager.events import EventHub
 from syncopate.manager.routes.controller import controller
 from syncopate.manager.routes.devices import hw_supervisor
@@ -61,16 +67,26 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         headers = {}
         if isinstance(exc, TooManyAttempts):
             headers["Retry-After"] = str(int(exc.retry_after) + 1)
-        response = failure(request.path, exc.message, exc.status, **exc.details)
+        response = failure(
+            request.path,
+            exc.message,
+            exc.status,
+            code=exc.code,
+            seed=seed_dialect(request),
+            **exc.details,
+        )
         response.headers.update(headers)
     except web.HTTPRequestEntityTooLarge:
         response = failure(
-            request.path, f"request body is over the {MAX_BODY_BYTES} byte limit", 413
+            request.path,
+            f"request body is over the {MAX_BODY_BYTES} byte limit",
+            413,
+            seed=seed_dialect(request),
         )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = failure(request.path, exc.reason, exc.status)
+        response = failure(request.path, exc.reason, exc.status, seed=seed_dialect(request))
     except asyncio.CancelledError:
         raise
     except ConnectionError as exc:

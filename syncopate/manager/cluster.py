@@ -236,6 +236,8 @@ class Cluster(Undoable):
     def assignments(self, node: NodeRecord) -> dict[str, Any]:
         """The /node-status answer for a node: its projects, keyed by name."""
         self.polls.sent(node.name)
+        if node.agent_version is None:
+            self.reports.seed_poll(node)
         return answers.node_status(
             self.state, node, self.settings.node_timeout, self.settings.lease
         )

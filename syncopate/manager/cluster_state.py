@@ -27,6 +27,9 @@ class ClusterState:
         # Set by a change that may let the monitor do more; cleared when it has looked.
         self.balance_needed = True
         self.retry_needed = True
+        # Seed-dialect node -> the projects placed there that its last /node-status answer
+        # left out (it should not run them): see Reports.seed_poll. Memory only.
+        self.seed_omitted: dict[str, set[str]] = {}
 
     def load(self, storage: Storage, now: float) -> None:
         """Read every record from the store and build the indexes (at start)."""

@@ -36,6 +36,11 @@ def utc_now_ms() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
+def epoch_seconds(iso: str) -> float:
+    """An ISO 8601 UTC time (as `utc_now_ms` writes it) as seconds since the epoch."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def command_info(command: CommandRecord) -> dict[str, Any]:
     """The wire form of a command (DESIGN section 7), as `command-show` and /events give it."""
     return {
@@ -87,6 +92,8 @@ def blank_device_status(user: str) -> dict[str, Any]:
         "hw_response": "",
         "server_analysis": "",
         "time": "",
+        "time-iso": "",
+        "login": False,  # the seed's field: the caller may not see this device
     }
 
 
@@ -94,8 +101,10 @@ def device_status(node: str, last: CommandRecord | None) -> dict[str, Any]:
     """The seed's status fields for a device whose newest command is `last`, plus `id` and
     `state-name`; a device with no command is at rest (state 0)."""
     if last is None:
-        return {**blank_device_status(node), "state": 0, "id": None, "state-name": None}
+        blank = blank_device_status(node)
+        return {**blank, "state": 0, "login": True, "id": None, "state-name": None}
     steps = last.history
+    at = steps[-1].at if steps else last.created
     return {
         "user": node,
         "state": SEED_STATES.get(last.state, 0),
@@ -103,7 +112,10 @@ def device_status(node: str, last: CommandRecord | None) -> dict[str, Any]:
         "hw_command": last.code,
         "hw_response": last.response or "",
         "server_analysis": last.analysis or "",
-        "time": steps[-1].at if steps else last.created,
+        # The seed's `time` is epoch seconds; `time-iso` the same instant, readable.
+        "time": epoch_seconds(at),
+        "time-iso": at,
+        "login": True,
         "id": last.id,
         "state-name": last.state.value,
     }

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from syncopate import literal
+from syncopate import errors, literal
 from syncopate.errors import InvalidRequest, TooLarge
 from syncopate.manager.auth import JoinThrottle, hash_secret
 from syncopate.manager.cluster import Cluster
@@ -84,17 +84,49 @@ class ManagerState:
 STATE = web.AppKey("state", ManagerState)
 
 
-def failure(route: str, message: str, status: int, **extra: Any) -> web.Response:
-    """An error answer carrying the seed's result fields for `route`."""
+# The node routes of the seed: a seed-dialect client gets their errors as HTTP 200 (DESIGN §10).
+SEED_NODE_ROUTES = frozenset({"/node-initialize", "/node-status", "/node-update"})
+
+
+def failure(
+    route: str,
+    message: str,
+    status: int,
+    *,
+    code: int | None = None,
+    seed: bool = False,
+    **extra: Any,
+) -> web.Response:
+    """An error answer carrying the seed's result fields for `route` and its numeric `code`.
+
+    Without a `code`: 1 (join refused) on /node-initialize, else the HTTP status. `seed` (a
+    seed-dialect request, see `seed_dialect`) answers a 4xx as HTTP 200 with the same body.
+    """
     result_key, info_key = RESULT_FIELDS.get(route, DEFAULT_RESULT_FIELDS)
-    body = {result_key: "failure", info_key: message, "error": message, **extra}
-    return web.json_response(body, status=status)
+    if code is None:
+        code = errors.JOIN_REFUSED if route == "/node-initialize" else status
+    body = {
+        result_key: "failure",
+        info_key: message,
+        "failure-reasoning": message,
+        "error": message,
+        "code": code,
+        **extra,
+    }
+    return web.json_response(body, status=200 if seed and status < 500 else status)
+
+
+def seed_dialect(request: web.Request) -> bool:
+    """True for a request on a seed node route from a client that is not ours (DESIGN §10):
+    its errors are answered with HTTP 200, because the seed's client reads any HTTP error as
+    "server down" and would never see the `code` that tells it to join again."""
+    return request.path in SEED_NODE_ROUTES and errors.AGENT_HEADER not in request.headers
 
 
 def success(route: str, **data: Any) -> web.Response:
     result_key, info_key = RESULT_FIELDS.get(route, DEFAULT_RESULT_FIELDS)
     info = data.pop("information", "")
-    body: dict[str, Any] = {result_key: "success"}
+    body: dict[str, Any] = {result_key: "success", "code": errors.OK}
     if info_key != "failure-reasoning":
         body[info_key] = info
     body.update(data)

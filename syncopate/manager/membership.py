@@ -13,7 +13,7 @@ import re
 from typing import TYPE_CHECKING
 
 from syncopate import validate
-from syncopate.errors import Conflict, NotFound, Unauthorized
+from syncopate.errors import UNKNOWN_NODE, WRONG_TOKEN, Conflict, NotFound, Unauthorized
 from syncopate.manager.auth import hash_secret, new_token, secret_matches
 from syncopate.manager.monitor import Monitor
 from syncopate.manager.placement import Placement
@@ -81,9 +81,13 @@ class Membership:
         if node is None:
             # Compare anyway, so timing does not tell which names exist.
             secret_matches(token, "0" * 64)
-            raise Unauthorized(f"unknown node {name!r} or wrong access token; join again")
+            raise Unauthorized(
+                f"unknown node {name!r} or wrong access token; join again", code=UNKNOWN_NODE
+            )
         if not secret_matches(token, node.token_hash):
-            raise Unauthorized(f"wrong access token for node {name!r}; join again")
+            raise Unauthorized(
+                f"wrong access token for node {name!r}; join again", code=WRONG_TOKEN
+            )
         return node
 
     def touch(self, node: NodeRecord, address: str = "") -> None:

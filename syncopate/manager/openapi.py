@@ -95,7 +95,11 @@ def _schemas() -> dict[str, Any]:
         "type": "object",
         "description": "Every answer carries the route's result fields (the seed's): "
         "initialization-result/failure-reasoning, update-result/update-info, or "
-        "request-status/request-information; errors also carry `error`.",
+        "request-status/request-information, and the seed's numeric `code` (0 success; 1 join "
+        "refused; 100 unknown node; 101 wrong token; 102 project not on this node; 103 project "
+        "URL does not match; else the HTTP status); errors also carry `failure-reasoning` and "
+        "`error`.",
+        "properties": {"code": {"type": "integer"}},
         "additionalProperties": True,
     }
     return schemas
@@ -258,7 +262,9 @@ def _document() -> dict[str, Any]:
             "title": "Syncopate manager",
             "version": __version__,
             "description": "Errors use real HTTP statuses and still carry the seed's result "
-            "fields with a reason (DESIGN §3).",
+            "fields with a reason (DESIGN §3). A request on /node-initialize, /node-status or "
+            "/node-update without the `Syncopate-Agent` header is the seed's dialect: its "
+            "errors are answered with HTTP 200 and the same body (DESIGN §10).",
         },
         "paths": paths,
         "components": {

@@ -11,12 +11,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from syncopate.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from syncopate.errors import (
+    NOT_THIS_NODES,
+    URL_MISMATCH,
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+)
 from syncopate.manager import logbook
+from syncopate.manager.answers import seed_runs
 from syncopate.manager.placement import Placement
 from syncopate.manager.records import NodeRecord, ProjectRecord, utc_now
 from syncopate.protocol import LOG_LINES_KEPT, UpdateRequest
-from syncopate.states import NOT_RUNNING_STATUSES, ProjectStatus, parse_reported_status
+from syncopate.states import (
+    NOT_RUNNING_STATUSES,
+    ProjectStatus,
+    parse_reported_status,
+)
 
 if TYPE_CHECKING:
     from syncopate.manager.cluster import Cluster
@@ -34,20 +46,27 @@ class Reports:
         """Apply a node's report on one project; refuse one the node should not be sending."""
         project = self.state.projects.get(report.project_name)
         if project is None:
-            raise NotFound(f"no project named {report.project_name!r}; it was removed — stop it")
+            raise NotFound(
+                f"no project named {report.project_name!r}; it was removed — stop it",
+                code=NOT_THIS_NODES,
+            )
         if project.node != node.name:
             where = f"it runs on {project.node}" if project.node else "it is not placed"
             raise Forbidden(
-                f"project {project.name!r} is not assigned to node {node.name!r} ({where}); stop it"
+                f"project {project.name!r} is not assigned to node {node.name!r} ({where}); "
+                "stop it",
+                code=NOT_THIS_NODES,
             )
         if report.project_url != project.url:
             raise Conflict(
-                f"project-url {report.project_url!r} does not match {project.name!r}'s URL"
+                f"project-url {report.project_url!r} does not match {project.name!r}'s URL",
+                code=URL_MISMATCH,
             )
         if report.epoch is not None and report.epoch != project.epoch:
             raise Conflict(
                 f"stale epoch {report.epoch} for {project.name!r} (current {project.epoch}): "
-                "it was moved or reset — stop this copy"
+                "it was moved or reset — stop this copy",
+                code=NOT_THIS_NODES,
             )
         try:
             status = parse_reported_status(report.status)
@@ -58,23 +77,61 @@ class Reports:
         # The new lines and the record (which holds the log's cursor) commit together.
         with self.cluster._write(durable=completing):
             self.cluster._keep(project)
-            self._apply_report(project, node.name, report, status, completing)
+            self._apply_report(project, node, report, status, completing)
         return ""
+
+    def seed_poll(self, node: NodeRecord) -> None:
+        """A seed-dialect node polls: what it stopped since its last answer is stopped.
+
+        The seed's client stops a project only when it leaves its /node-status list, and says
+        nothing then. It acts on an answer before it polls again, so a project left out of the
+        previous answer and still left out now has no process: it is stopped, and a move
+        waiting for that completes (DESIGN §10).
+        """
+        omitted = {
+            name
+            for name in self.state.placed_on(node.name)
+            if not seed_runs(self.state.projects[name])
+        }
+        before = self.state.seed_omitted.get(node.name, set())
+        self.state.seed_omitted[node.name] = omitted
+        for name in sorted(omitted & before):
+            project = self.state.projects[name]
+            if project.status is ProjectStatus.STOPPED and project.moving_to is None:
+                continue
+            with self.cluster._write(durable=True):
+                self.cluster._keep(project)
+                self.cluster._take_reported_status(project, ProjectStatus.STOPPED)
+                project.pid = None
+                project.started_at = None
+                project.updated_at = utc_now()
+                self.state.stale_views.add(node.name)
+                if project.moving_to is not None:
+                    self.placement.complete_move(project)
+                else:
+                    self.cluster.store.save_project(project)
+                self.cluster._announce("project", project.name)
 
     def _apply_report(
         self,
         project: ProjectRecord,
-        node: str,
+        node_record: NodeRecord,
         report: UpdateRequest,
         status: ProjectStatus,
         completing: bool,
     ) -> None:
+        node = node_record.name
         now = utc_now()
         was_running = project.status is ProjectStatus.RUNNING
         self.cluster._take_reported_status(project, status)
+        seed_node = node_record.agent_version is None
         project.disk_usage = report.disk_usage
         project.ram_usage = report.ram_usage
-        if report.persistent_variables is not None:
+        if report.persistent_variables is not None and not (
+            seed_node and not report.persistent_variables and project.variables
+        ):
+            # A seed node sends {} when the project's file is missing (not yet written, or
+            # unreadable): that must not wipe the variables the manager keeps (DESIGN §10).
             project.variables = report.persistent_variables
         if report.commit is not None:
             project.commit = report.commit

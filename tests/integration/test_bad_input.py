@@ -13,6 +13,7 @@ The manager's log (loggers `syncopate` and `aiohttp`, at DEBUG) must hold no tra
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -25,6 +26,7 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
+from syncopate.errors import AGENT_HEADER
 from tests.helpers import PASSWORD, RunningManager, SimNode
 
 MIB = 1024 * 1024
@@ -55,6 +57,7 @@ class Known:
     - node `pi-2` (alive) runs nothing;
     - `beta` exists, stopped and not placed;
     - node `pi-3` runs the agent (it joined with an agent-version) and nothing else;
+    - `pi-1` and `pi-2` joined without an agent-version (seed-dialect nodes);
     - command 1 (`print('one')`) waits for `pi-1` (requested: pi-1 does not run the agent);
       command 2 (`print('two')`) was collected by `pi-3`, which has not answered yet.
     """
@@ -72,7 +75,7 @@ class Known:
 
 @pytest.fixture
 async def known(manager: RunningManager) -> AsyncIterator[Known]:
-    pi1 = await SimNode.join(manager.url, "pi-1")
+    pi1 = await SimNode.join(manager.url, "pi-1", agent_version=None)
     async with manager.client() as ctl:
         added = await ctl.add("alpha", ALPHA_URL, {"count": 0})
         assert added["projects"]["alpha"]["node"] == "pi-1"
@@ -87,7 +90,7 @@ async def known(manager: RunningManager) -> AsyncIterator[Known]:
             ),
         )
         await ctl.add("beta", BETA_URL, {"n": 1}, start=False)
-    pi2 = await SimNode.join(manager.url, "pi-2")
+    pi2 = await SimNode.join(manager.url, "pi-2", agent_version=None)
     assert await pi2.poll() == {}
     async with manager.client() as ctl:
         pi3_name, pi3_token = await pi2.client.initialize(PASSWORD, "pi-3", agent_version="t")
@@ -180,11 +183,15 @@ class Request:
     form: list[tuple[str, str]] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     chunked: bool = False  # send `raw` with Transfer-Encoding: chunked (no Content-Length)
+    # Sent as the seed's own client would: without the Syncopate-Agent header (DESIGN §10).
+    seed: bool = False
 
 
 async def send(url: str, route: str, request: Request) -> tuple[int, dict[str, str], Any]:
     """POST a request as it is; return (status, headers, parsed JSON answer or the text)."""
     headers = dict(request.headers)
+    if not request.seed:
+        headers.setdefault(AGENT_HEADER, "test")
     if request.form is not None:
         payload = urlencode(request.form).encode()
         headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
@@ -822,6 +829,102 @@ async def test_bad_input_is_refused_and_changes_nothing(
     assert_refused(case.route, case.status, status, body, case.says)
     assert await snapshot(manager) == before
     assert_no_tracebacks(manager_log)
+
+
+SEED_ROUTES = ("/node-initialize", "/node-status", "/node-update")
+# The seed's codes for what a case is about; any other refusal carries its HTTP status.
+SEED_CODES = {
+    "/node-initialize": lambda status: 1,
+    "/node-status": lambda status: status,
+    "/node-update": lambda status: status,
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c for c in _cases_with_unique_ids() if c.route in SEED_ROUTES],
+    ids=lambda case: case.id,
+)
+async def test_seed_dialect_gets_the_same_refusal_as_http_200_with_a_code(
+    manager_log: pytest.LogCaptureFixture, known: Known, case: Case
+) -> None:
+    """The same bad request without the Syncopate-Agent header (the seed's own client): HTTP
+    200 (it reads any HTTP error as "server down"), the same result fields and reason, the
+    seed's numeric `code` and `failure-reasoning`; nothing changes (DESIGN §10)."""
+    manager = known.manager
+    before = await snapshot(manager)
+    request = dataclasses.replace(case.make(known), seed=True)
+
+    status, _, body = await send(manager.url, case.route, request)
+
+    expected = 200 if case.status < 500 else case.status
+    reason = assert_refused(case.route, expected, status, body, case.says)
+    assert body["failure-reasoning"] == reason
+    if case.route == "/node-initialize":
+        assert body["code"] == 1
+    else:
+        assert body["code"] in (case.status, 100, 101, 102, 103), body
+    assert await snapshot(manager) == before
+    assert_no_tracebacks(manager_log)
+
+
+@pytest.mark.parametrize(
+    ("make", "route", "status", "code"),
+    [
+        (lambda k: Request(json=join_body(**{"syncopate-password": "guess"})),
+         "/node-initialize", 401, 1),
+        (lambda k: Request(json={"name": "pi-77", "access-token": k.pi1.token}),
+         "/node-status", 401, 100),
+        (lambda k: Request(json={"name": "pi-1", "access-token": "wrong"}),
+         "/node-status", 401, 101),
+        (report("pi-2"), "/node-update", 403, 102),
+        (report(**{"project-name": "nosuch"}), "/node-update", 404, 102),
+        (report(**{"project-url": BETA_URL}), "/node-update", 409, 103),
+        (report(status="sleeping"), "/node-update", 400, 400),
+    ],
+    ids=["wrong-password", "unknown-node", "wrong-token", "not-this-node", "no-project",
+         "url-mismatch", "bad-status"],
+)  # fmt: skip
+async def test_seed_codes_with_and_without_the_agent_header(
+    known: Known, make: Make, route: str, status: int, code: int
+) -> None:
+    """Our agent gets the real HTTP status, the seed's client HTTP 200; both the same `code`."""
+    manager = known.manager
+    before = await snapshot(manager)
+    for seed, http_status in ((False, status), (True, 200)):
+        request = dataclasses.replace(make(known), seed=seed)
+        got, _, body = await send(manager.url, route, request)
+        assert (got, body["code"]) == (http_status, code), body
+        assert body["failure-reasoning"], body
+    assert await snapshot(manager) == before
+
+
+async def test_seed_answers_carry_code_zero(known: Known) -> None:
+    """Success: `code` 0 on every seed route, with and without the header."""
+    manager = known.manager
+    for seed in (False, True):
+        poll_answer = await send(
+            manager.url, "/node-status", dataclasses.replace(poll()(known), seed=seed)
+        )
+        assert poll_answer[0] == 200 and poll_answer[2]["code"] == 0, poll_answer
+        update = await send(
+            manager.url,
+            "/node-update",
+            dataclasses.replace(report(**{"persistent-variables": {"count": 4}})(known), seed=seed),
+        )
+        assert update[0] == 200 and update[2]["code"] == 0, update
+    ctl_answer = await send(manager.url, "/controller", ctl("status")(known))
+    assert ctl_answer[0] == 200 and ctl_answer[2]["code"] == 0, ctl_answer
+
+
+async def test_seed_report_of_empty_variables_keeps_them(known: Known) -> None:
+    """A seed node sends {} when its project.variables file is missing: that wipes nothing."""
+    manager = known.manager
+    request = Request(json=report_body(known, **{"persistent-variables": {}}), seed=True)
+    got, _, body = await send(manager.url, "/node-update", request)
+    assert (got, body["code"]) == (200, 0), body
+    async with manager.client() as ctl:
+        assert (await ctl.status())["alpha"]["persistent-variables"] == {"count": 3}
 
 
 async def test_join_throttle_locks_out_after_five_wrong_passwords(

@@ -10,6 +10,7 @@ shows them.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 
 from syncopate.errors import Conflict
 from syncopate.manager.auth import check_controller_token
+from syncopate.manager.command_wire import epoch_seconds
 from syncopate.protocol import MAX_RESPONSE_CHARS
 from tests.helpers import PASSWORD, RunningManager, wait_for
 
@@ -30,6 +32,8 @@ STATUS_FIELDS = (
     "hw_response",
     "server_analysis",
     "time",
+    "time-iso",
+    "login",
 )
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 CODE = "print(2+2)"
@@ -40,6 +44,8 @@ BLANK = {
     "hw_response": "",
     "server_analysis": "",
     "time": "",
+    "time-iso": "",
+    "login": False,
 }
 
 
@@ -170,14 +176,18 @@ async def test_full_cycle_through_every_state_and_back_to_rest(
     assert admin and admin != device.name
 
     rest = await seed.status(device.name, device.token)
-    assert fields(rest) == {"user": device.name, **BLANK, "state": 0}
+    assert fields(rest) == {"user": device.name, **BLANK, "state": 0, "login": True}
 
     requested = await seed.request(device.name, manager.token)
     assert requested["state"] == 1
     assert requested["command"] == "hw_command_request"
     assert requested["hw_command"] == CODE
     assert (requested["hw_response"], requested["server_analysis"]) == ("", "")
-    assert ISO_MS.match(requested["time"]), requested
+    assert ISO_MS.match(requested["time-iso"]), requested
+    # the seed's `time`: epoch seconds, the same instant as time-iso
+    assert isinstance(requested["time"], float) and requested["login"] is True
+    assert abs(requested["time"] - time.time()) < 60
+    assert requested["time"] == epoch_seconds(requested["time-iso"])
     assert requested["user"] == device.name
     # the device sees the same through its own status_query
     assert fields(await seed.status(device.name, device.token)) == fields(requested)
@@ -203,7 +213,7 @@ async def test_full_cycle_through_every_state_and_back_to_rest(
         "4",
         "correct",
     )
-    assert ISO_MS.match(analyzed["time"]) and analyzed["time"] >= responded["time"]
+    assert ISO_MS.match(analyzed["time-iso"]) and analyzed["time"] >= responded["time"]
     assert fields(await seed.status(device.name, device.token)) == fields(analyzed)
 
     async with manager.client() as ctl:
@@ -228,7 +238,7 @@ async def test_full_cycle_through_every_state_and_back_to_rest(
     assert all(ISO_MS.match(at) for at in stamps), stamps
     assert stamps == sorted(stamps)
     assert [command[k] for k in ("created", "collected", "responded", "analyzed")] == stamps
-    assert command["ended"] == stamps[-1] == analyzed["time"]
+    assert command["ended"] == stamps[-1] == analyzed["time-iso"]
 
     # back at rest, a new request is accepted and replaces the fields
     again = await seed.request(device.name, manager.token, code="print('again')")

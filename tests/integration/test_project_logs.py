@@ -262,6 +262,7 @@ async def test_a_removed_projects_lines_are_gone(manager: RunningManager) -> Non
         answer = await ctl.logs("alpha")
     assert answer == {
         "request-status": "success",
+        "code": 0,
         "request-information": "",
         "project": "alpha",
         "node": None,
