@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
+from syncopate.protocol import UpdateRequest
 from syncopate.states import (
     COMMAND_FINAL_STATES,
     PROJECT_TRANSITIONS,
@@ -54,6 +56,10 @@ def test_final_states_have_no_way_out() -> None:
         ("crashed", ProjectStatus.CRASHED),
         ("stopped", ProjectStatus.STOPPED),
         ("cloning", ProjectStatus.CLONING),
+        # what the seed's own node client reports (DESIGN §10)
+        ("alive", ProjectStatus.RUNNING),
+        ("dead", ProjectStatus.CRASHED),
+        ("unborn", ProjectStatus.STARTING),
     ],
 )
 def test_reported_statuses(reported: str, status: ProjectStatus) -> None:
@@ -105,3 +111,19 @@ def test_every_project_status_has_a_row_and_a_way_in() -> None:
     assert set(PROJECT_TRANSITIONS) == set(ProjectStatus)
     reachable = set().union(*PROJECT_TRANSITIONS.values())
     assert reachable == set(ProjectStatus)
+
+
+def test_seed_usage_fields() -> None:
+    """The seed's client reports project-ram (MB) and project-storage (KB), as form strings."""
+    base = {"name": "n", "access-token": "t", "project-name": "p", "project-url": "u"}
+    report = UpdateRequest.model_validate(
+        {**base, "status": "alive", "project-ram": "12.5", "project-storage": "2048"}
+    )
+    assert (report.ram_usage, report.disk_usage) == (12.5, 2.0)
+    # our agent's fields win when both are sent
+    both = UpdateRequest.model_validate(
+        {**base, "status": "running", "ram-usage": 3, "project-ram": 9, "disk-usage": 1}
+    )
+    assert (both.ram_usage, both.disk_usage) == (3.0, 1.0)
+    with pytest.raises(ValidationError, match="project-storage"):
+        UpdateRequest.model_validate({**base, "status": "alive", "project-storage": "-1"})
