@@ -446,6 +446,16 @@ CASES: list[Case] = [
     Case("update-form-bad-ram", "/node-update", 400, ("ram-usage",), form(
         lambda k: [*_form_report(k), ("ram-usage", "lots")]
     )),
+    # the seed client's usage fields (DESIGN §10)
+    Case("update-form-bad-project-ram", "/node-update", 400, ("project-ram",), form(
+        lambda k: [*_form_report(k), ("project-ram", "lots")]
+    )),
+    Case("update-project-storage-negative", "/node-update", 400, ("project-storage",), report(
+        **{"project-storage": -1}
+    )),
+    Case("update-project-storage-infinite", "/node-update", 400, ("project-storage",), form(
+        lambda k: [*_form_report(k), ("project-storage", "inf")]
+    )),
     Case("update-form-variables-too-large", "/node-update", 413, ("64 KiB",), form(
         lambda k: [*_form_report(k), ("persistent-variables", json.dumps(BIG_VARIABLES))]
     )),
