@@ -53,7 +53,13 @@ def assignment(project: ProjectRecord) -> dict[str, Any]:
         "epoch": project.epoch,
         "restart": project.restart,
         "exclusive": project.exclusive,
+        "environment-variables": environment(project),
     }
+
+
+def environment(project: ProjectRecord) -> dict[str, str]:
+    """The environment variables a project's process gets (the seed's `environment-variables`)."""
+    return dict(project.env)
 
 
 def project_info(project: ProjectRecord) -> dict[str, Any]:
@@ -79,6 +85,8 @@ def project_info(project: ProjectRecord) -> dict[str, Any]:
         "ram": project.ram,
         "disk": project.disk,
         "exclusive": project.exclusive,
+        "env": dict(project.env),
+        "history": list(project.history),
         "log-tail": project.log_tail,
     }
 

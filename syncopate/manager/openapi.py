@@ -29,6 +29,7 @@ from syncopate.protocol import (
     InitializeRequest,
     LeaveRequest,
     RemoveProject,
+    SetProject,
     StatusRequest,
     UpdateRequest,
 )
@@ -44,6 +45,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     CommandResultRequest,
     ControllerRequest,
     AddProject,
+    SetProject,
     RemoveProject,
     CommandSend,
     CommandQuery,
@@ -59,7 +61,11 @@ ACTION_FIELDS: dict[str, type[BaseModel]] = {
     "command-analyze": CommandAnalyze,
     "command-cancel": CommandRef,
 }
-ACTION_PROJECT: dict[str, type[BaseModel]] = {"add": AddProject, "remove": RemoveProject}
+ACTION_PROJECT: dict[str, type[BaseModel]] = {
+    "add": AddProject,
+    "set": SetProject,
+    "remove": RemoveProject,
+}
 ANSWERS = {
     "200": "done; the route's result field says success",
     "400": "malformed or invalid input (the reason names the field)",

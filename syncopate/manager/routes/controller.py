@@ -27,6 +27,7 @@ from syncopate.protocol import (
     CommandSend,
     ControllerRequest,
     RemoveProject,
+    SetProject,
 )
 
 
@@ -90,6 +91,20 @@ def _add(call: Call) -> web.Response:
     )
     return call.answer(
         information=f"added {project.name}; {where}",
+        projects={project.name: cluster.project_info(project)},
+    )
+
+
+def _set(call: Call) -> web.Response:
+    cluster = call.state.cluster
+    project, changed = cluster.set(parse(SetProject, _project_field(call.request)), call.user)
+    if not changed:
+        information = f"{project.name}: nothing changed"
+    else:
+        information = f"changed {project.name}: {', '.join(changed)}"
+    return call.answer(
+        information=information,
+        changed=changed,
         projects={project.name: cluster.project_info(project)},
     )
 
@@ -189,6 +204,7 @@ def _command_cancel(call: Call) -> web.Response:
 # Every action of protocol.ACTIONS, in its order, and its handler (a unit test holds them equal).
 ACTION_HANDLERS: dict[str, Action] = {
     "add": _add,
+    "set": _set,
     "remove": _remove,
     "start": _lifecycle("started"),
     "stop": _lifecycle("stopped"),
