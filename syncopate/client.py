@@ -259,6 +259,15 @@ class ManagerClient:
         project = {"name": name, **{k: v for k, v in changes.items() if v is not None}}
         return await self.controller("set", project=project)
 
+    async def set_variables(
+        self, names: Iterable[str], values: dict[str, Any], *, every: bool = False
+    ) -> dict[str, Any]:
+        """Write persistent variables into the named projects, or every project (`every`)."""
+        fields: dict[str, Any] = {"projects": list(names), "variables": values}
+        if every:
+            fields["all"] = True
+        return await self.controller("set-variables", **fields)
+
     async def remove(self, name: str, url: str) -> dict[str, Any]:
         return await self.controller("remove", project={"name": name, "url": url})
 

@@ -262,6 +262,19 @@ class SetProject(WireModel):
         return self
 
 
+class SetVariables(WireModel):
+    """`set-variables`: write persistent variables into the named projects (or `all`); each
+    starts again under a new epoch with them (DESIGN section 11)."""
+
+    variables: Variables = Field(min_length=1)
+    all: bool = False
+
+    @field_validator("variables")
+    @classmethod
+    def _size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_variables(value)
+
+
 class RemoveProject(WireModel):
     name: ProjectName
     url: str = Field(max_length=validate.MAX_URL_LENGTH)
@@ -270,6 +283,7 @@ class RemoveProject(WireModel):
 Action = Literal[
     "add",
     "set",
+    "set-variables",
     "remove",
     "start",
     "stop",

@@ -1,4 +1,4 @@
-"""`syncopate project add|set|remove|start|stop|restart|reset|list|show`."""
+"""`syncopate project add|set|vars|remove|start|stop|restart|reset|list|show`."""
 
 from __future__ import annotations
 
@@ -177,6 +177,40 @@ def set_project(
         print_json({"name": name, **answer["projects"][name], "changed": answer["changed"]})
         return
     typer.echo(answer.get("request-information") or f"changed {name}")
+
+
+@app.command("vars")
+def set_variables(
+    items: list[str] = typer.Argument(
+        ..., metavar="NAME|KEY=VALUE", help="Projects (none with --all), then variables to write."
+    ),
+    every: bool = typer.Option(False, "--all", help="Write them into every project."),
+    as_json: bool = JSON_OPTION,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
+) -> None:
+    """Write persistent variables into projects; each starts again with them."""
+    names = [item for item in items if "=" not in item]
+    values = dict(parse_var(item) for item in items if "=" in item)
+    if not values:
+        raise ConfigError("give the variables to write as KEY=VALUE")
+    if bool(names) == every:
+        raise ConfigError("name the projects, or give --all (not both)")
+    target = find_target(manager, token, ca_file, fingerprint)
+
+    async def run(client: ManagerClient) -> dict[str, Any]:
+        try:
+            return await client.set_variables(names, values, every=every)
+        except NotFound as exc:
+            raise await explain_first_missing(client, exc, names, "project") from None
+
+    answer = call(target, run)
+    if as_json:
+        print_json(answer.get("projects") or {})
+        return
+    typer.echo(answer.get("request-information") or "variables written")
 
 
 @app.command()

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from syncopate import variables
+from syncopate.errors import TooLarge
 from syncopate.manager import scheduler
 from syncopate.manager.records import ProjectRecord, utc_now
 from syncopate.protocol import SetProject
+from syncopate.states import ProjectStatus
 
 if TYPE_CHECKING:
     from syncopate.manager.cluster import Cluster
@@ -54,10 +57,7 @@ def apply(
         cluster._keep(project)
         for name, value in new.items():
             setattr(project, name, value)
-        project.history = [
-            *project.history[-(HISTORY_KEPT - 1) :],
-            {"at": utc_now(), "by": user, "fields": fields},
-        ]
+        _record(project, user, fields)
         if RESTART_FIELDS & new.keys() and project.node is not None:
             project.restart += 1  # its node restarts it once, with the new values
         node = project.node
@@ -68,6 +68,38 @@ def apply(
         cluster._changed(node)
         cluster._announce("project", project.name)
     return project, fields
+
+
+def set_variables(
+    cluster: Cluster, projects: list[ProjectRecord], values: dict[str, Any], user: str
+) -> None:
+    """Write `values` into each project's persistent variables; each starts again under a new
+    epoch, so its node writes them to its variables file (as `reset` does)."""
+    merged = {p.name: {**p.variables, **values} for p in projects}
+    for name, new in merged.items():
+        try:
+            variables.check_size(new)
+        except variables.VariablesTooLarge as exc:
+            raise TooLarge(f"project {name!r}: {exc}") from None
+    with cluster._write(durable=True):
+        for project in projects:
+            cluster._keep(project)
+            project.variables = merged[project.name]
+            project.epoch += 1
+            if project.node is not None:
+                cluster._set_status(project, ProjectStatus.PENDING)
+            _record(project, user, ["variables"])
+            cluster.store.save_project(project)
+            cluster._changed(project.node)
+            cluster._announce("project", project.name)
+
+
+def _record(project: ProjectRecord, user: str, fields: list[str]) -> None:
+    """Note a change in the project's history: when, by whom, which fields."""
+    project.history = [
+        *project.history[-(HISTORY_KEPT - 1) :],
+        {"at": utc_now(), "by": user, "fields": fields},
+    ]
 
 
 def _still_fits(cluster: Cluster, project: ProjectRecord) -> bool:

@@ -284,6 +284,12 @@ class Cluster(Undoable):
         """Change a project in place (changes.py); returns it and the names of changed fields."""
         return changes.apply(self, self._project(spec.name), spec, user)
 
+    def set_variables(self, names: list[str], values: dict[str, Any], user: str) -> list[str]:
+        """Write persistent variables into the named projects (all when none are named)."""
+        projects = self.select(names)
+        changes.set_variables(self, projects, values, user)
+        return [p.name for p in projects]
+
     def remove(self, spec: RemoveProject) -> None:
         project = self._project(spec.name)
         if spec.url != project.url:

@@ -30,6 +30,7 @@ from syncopate.protocol import (
     LeaveRequest,
     RemoveProject,
     SetProject,
+    SetVariables,
     StatusRequest,
     UpdateRequest,
 )
@@ -46,6 +47,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     ControllerRequest,
     AddProject,
     SetProject,
+    SetVariables,
     RemoveProject,
     CommandSend,
     CommandQuery,
@@ -60,6 +62,7 @@ ACTION_FIELDS: dict[str, type[BaseModel]] = {
     "command-show": CommandRef,
     "command-analyze": CommandAnalyze,
     "command-cancel": CommandRef,
+    "set-variables": SetVariables,
 }
 ACTION_PROJECT: dict[str, type[BaseModel]] = {
     "add": AddProject,

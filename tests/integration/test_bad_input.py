@@ -591,6 +591,30 @@ CASES: list[Case] = [
         Case(f"ctl-set-env-{case}", "/controller", 400, ("env", *words), set_(env=env))
         for case, (env, words) in BAD_ENVS.items()
     ],
+    Case("ctl-setvars-no-variables", "/controller", 400, ("variables",), ctl(
+        "set-variables", projects=["alpha"]
+    )),
+    Case("ctl-setvars-empty", "/controller", 400, ("variables",), ctl(
+        "set-variables", projects=["alpha"], variables={}
+    )),
+    Case("ctl-setvars-list", "/controller", 400, ("variables",), ctl(
+        "set-variables", projects=["alpha"], variables=[1]
+    )),
+    Case("ctl-setvars-no-projects", "/controller", 400, ("projects", "all"), ctl(
+        "set-variables", variables={"a": 1}
+    )),
+    Case("ctl-setvars-projects-and-all", "/controller", 400, ("projects", "all"), ctl(
+        "set-variables", projects=["alpha"], variables={"a": 1}, all=True
+    )),
+    Case("ctl-setvars-unknown", "/controller", 404, ("ghost",), ctl(
+        "set-variables", projects=["alpha", "ghost"], variables={"a": 1}
+    )),
+    Case("ctl-setvars-too-large", "/controller", 413, ("64 KiB",), ctl(
+        "set-variables", projects=["alpha"], variables=BIG_VARIABLES
+    )),
+    Case("ctl-setvars-merged-too-large", "/controller", 413, ("alpha", "64 KiB"), ctl(
+        "set-variables", all=True, variables={"blob": "x" * (VARIABLES_LIMIT - 20)}
+    )),
     Case("ctl-remove-wrong-url", "/controller", 409, ("url", "alpha"), ctl(
         "remove", project={"name": "alpha", "url": "https://example.com/other.git"}
     )),

@@ -134,6 +134,10 @@ def test_bad_input_changes_nothing(cli: Cli, tmp_path: Path) -> None:
         (("project", "add", "x", repo.url, "--env", "SYNCOPATE_NODE=x"), "is reserved"),
         (("project", "set", "ghost", "--ram", "1"), "no project named 'ghost'"),
         (("project", "set", "x", "--url", "ext::sh -c id"), "ext:: and others are refused"),
+        (("project", "vars", "x"), "give the variables to write as KEY=VALUE"),
+        (("project", "vars", "a=1"), "name the projects, or give --all"),
+        (("project", "vars", "x", "a=1", "--all"), "name the projects, or give --all"),
+        (("project", "vars", "ghost", "a=1"), "no project named 'ghost'"),
     ]:
         assert reason in one_error_line(cli(*args))
     assert cli.json("project", "list") == before
@@ -253,6 +257,12 @@ def test_env_and_set_in_place(cli: Cli) -> None:
         unchanged = cli.json("project", "set", "envy", "--ram", "2")
         assert unchanged["changed"] == [] and unchanged["name"] == "envy"
         assert cli("project", "set", "envy", "--ram", "2").stdout == "envy: nothing changed\n"
+        done = cli("project", "vars", "envy", "count=7", "mode=fast")
+        assert done.stdout == "wrote count, mode into 1 project(s)\n", done.stderr
+        wait_until(
+            lambda: cli.project("envy")["persistent-variables"].get("mode") == "fast",
+            "envy to run with the written variables",
+        )
     finally:
         cli("project", "remove", "envy")
 

@@ -129,6 +129,38 @@ async def test_set_changes_each_field_in_place_keeping_the_variables(fleet: Flee
         assert all(h["by"] and h["at"] for h in history)
 
 
+async def test_vars_writes_a_variable_into_two_projects_which_restart_with_it(
+    fleet: Fleet,
+) -> None:
+    repo = counter_repo(fleet.tmp)
+    await fleet.start_agent("pi-1")
+    async with fleet.manager.client() as ctl:
+        for name in ("one", "two"):
+            await ctl.add(name, repo.url, {"count": 0}, command=f"{PY} counter.py")
+        before = {}
+        for name in ("one", "two"):
+            before[name] = await fleet.until(
+                name,
+                lambda p: p["status"] == "running" and p["persistent-variables"]["count"] > 3,
+                f"{name} to count",
+            )
+        answer = await ctl.set_variables(["one", "two"], {"mode": "fast", "count": 1000})
+        assert sorted(answer["projects"]) == ["one", "two"]
+    for name in ("one", "two"):
+        info = await fleet.until(
+            name,
+            lambda p: (
+                p["status"] == "running"
+                and p["persistent-variables"].get("mode") == "fast"
+                and p["persistent-variables"]["count"] > 1000
+            ),
+            f"{name} to run again with the written variables",
+        )
+        assert info["epoch"] > before[name]["epoch"] and info["pid"] != before[name]["pid"]
+        assert info["history"][-1]["fields"] == ["variables"]
+        assert (await starts(fleet, name))[-1][3] == 1000
+
+
 async def test_set_ram_moves_it_only_when_it_no_longer_fits(manager: RunningManager) -> None:
     small = await SimNode.join(manager.url, "pi-1", ram=1000)
     big = await SimNode.join(manager.url, "pi-2", ram=4000)

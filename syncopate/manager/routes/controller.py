@@ -28,6 +28,7 @@ from syncopate.protocol import (
     ControllerRequest,
     RemoveProject,
     SetProject,
+    SetVariables,
 )
 
 
@@ -106,6 +107,20 @@ def _set(call: Call) -> web.Response:
         information=information,
         changed=changed,
         projects={project.name: cluster.project_info(project)},
+    )
+
+
+def _set_variables(call: Call) -> web.Response:
+    spec = parse(SetVariables, call.body)
+    names = call.request.projects
+    if bool(names) == spec.all:
+        # Writing into every project by an empty list is too easy a mistake: ask for `all`.
+        raise InvalidRequest("action set-variables needs `projects` (names) or `all: true`, one")
+    cluster = call.state.cluster
+    written = cluster.set_variables(names, spec.variables, call.user)
+    return call.answer(
+        information=f"wrote {', '.join(sorted(spec.variables))} into {len(written)} project(s)",
+        projects=cluster.status(written),
     )
 
 
@@ -205,6 +220,7 @@ def _command_cancel(call: Call) -> web.Response:
 ACTION_HANDLERS: dict[str, Action] = {
     "add": _add,
     "set": _set,
+    "set-variables": _set_variables,
     "remove": _remove,
     "start": _lifecycle("started"),
     "stop": _lifecycle("stopped"),
