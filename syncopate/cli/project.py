@@ -234,13 +234,18 @@ def remove(
 
 def _control(verb: str) -> Any:
     def command(
-        names: list[str] = typer.Argument(None, help="Projects (none: every project)."),
+        names: list[str] = typer.Argument(None, help="Projects (or --all)."),
+        every: bool = typer.Option(False, "--all", help="Every project."),
         as_json: bool = JSON_OPTION,
         manager: ManagerOption = None,
         token: TokenOption = None,
         ca_file: CaFileOption = None,
         fingerprint: FingerprintOption = None,
     ) -> None:
+        if bool(names) == every:
+            # DESIGN section 8: every project only when asked for by name (the wire's empty
+            # list still means all, for the seed's clients).
+            raise ConfigError(f"name the projects to {verb}, or give --all (not both)")
         target = find_target(manager, token, ca_file, fingerprint)
 
         async def run(client: ManagerClient) -> dict[str, Any]:
@@ -257,10 +262,10 @@ def _control(verb: str) -> Any:
         typer.echo(answer.get("request-information") or verb)
 
     command.__doc__ = {
-        "start": "Start projects (none named: all).",
-        "stop": "Stop projects (none named: all); their variables are kept.",
-        "restart": "Restart projects (none named: all).",
-        "reset": "Start projects again from their initial variables (none named: all).",
+        "start": "Start projects (--all: every one).",
+        "stop": "Stop projects (--all: every one); their variables are kept.",
+        "restart": "Restart projects (--all: every one).",
+        "reset": "Start projects again from their initial variables (--all: every one).",
     }[verb]
     return command
 

@@ -135,6 +135,11 @@ def test_bad_input_changes_nothing(cli: Cli, tmp_path: Path) -> None:
         (("project", "set", "ghost", "--ram", "1"), "no project named 'ghost'"),
         (("project", "set", "x", "--url", "ext::sh -c id"), "ext:: and others are refused"),
         (("project", "vars", "x"), "give the variables to write as KEY=VALUE"),
+        *[
+            ((("project", verb), f"name the projects to {verb}, or give --all"))
+            for verb in ("start", "stop", "restart", "reset")
+        ],
+        (("project", "stop", "x", "--all"), "name the projects to stop, or give --all"),
         (("project", "vars", "a=1"), "name the projects, or give --all"),
         (("project", "vars", "x", "a=1", "--all"), "name the projects, or give --all"),
         (("project", "vars", "ghost", "a=1"), "no project named 'ghost'"),
@@ -207,7 +212,7 @@ def test_add_list_show_control_and_remove(cli: Cli) -> None:
         "counter to resume from its variables",
     )
     first_pid = cli.project("counter")["pid"]
-    assert cli("project", "restart").stdout.strip().startswith("restarted ")  # no name: all
+    assert cli("project", "restart", "--all").stdout.strip().startswith("restarted ")
     wait_until(
         lambda: (
             (p := cli.project("counter"))["pid"] not in (None, first_pid)
