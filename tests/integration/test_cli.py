@@ -259,6 +259,8 @@ def test_env_and_set_in_place(cli: Cli) -> None:
         )
         assert info["env"] == {"B": "x"} and info["ram"] == 2 and info["node"] == "pi-1"
         assert [h["fields"] for h in info["history"]] == [["env", "ram"]]
+        shown = cli("project", "show", "envy").stdout
+        assert "B=x" in shown and ": env, ram" in shown
         unchanged = cli.json("project", "set", "envy", "--ram", "2")
         assert unchanged["changed"] == [] and unchanged["name"] == "envy"
         assert cli("project", "set", "envy", "--ram", "2").stdout == "envy: nothing changed\n"
