@@ -254,10 +254,25 @@ class ManagerClient:
         initial_variables: dict[str, Any] | None = None,
         **options: Any,
     ) -> dict[str, Any]:
-        """Add a project; options: command, ref, ram, disk, exclusive, start."""
+        """Add a project; options: command, ref, ram, disk, exclusive, start, env."""
         project = {"name": name, "url": url, "initial_variables": initial_variables or {}}
         project.update({k: v for k, v in options.items() if v is not None})
         return await self.controller("add", project=project)
+
+    async def set_project(self, name: str, **changes: Any) -> dict[str, Any]:
+        """Change a project in place; changes: url, command, ref, ram, disk, exclusive, env,
+        unset-env (those left out or None stay as they are)."""
+        project = {"name": name, **{k: v for k, v in changes.items() if v is not None}}
+        return await self.controller("set", project=project)
+
+    async def set_variables(
+        self, names: Iterable[str], values: dict[str, Any], *, every: bool = False
+    ) -> dict[str, Any]:
+        """Write persistent variables into the named projects, or every project (`every`)."""
+        fields: dict[str, Any] = {"projects": list(names), "variables": values}
+        if every:
+            fields["all"] = True
+        return await self.controller("set-variables", **fields)
 
     async def remove(self, name: str, url: str) -> dict[str, Any]:
         return await self.controller("remove", project={"name": name, "url": url})

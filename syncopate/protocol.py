@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -96,6 +97,11 @@ GitUrl = Annotated[str, BeforeValidator(validate.check_git_url)]
 Megabytes = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
 Count = Annotated[int, BeforeValidator(_refuse_bool)]
 LogLines = Annotated[list[str], BeforeValidator(_parse_literal)]
+# A project's environment variables (DESIGN section 11): checked in validate.check_env.
+Env = Annotated[dict[str, str], BeforeValidator(_parse_literal), AfterValidator(validate.check_env)]
+EnvNames = Annotated[
+    list[str], BeforeValidator(_parse_name_list), AfterValidator(validate.check_env_names)
+]
 
 
 class WireModel(BaseModel):
@@ -203,6 +209,7 @@ class AddProject(WireModel):
     disk: Megabytes = 0.0
     exclusive: bool = False
     start: bool = True
+    env: Env = Field(default_factory=dict)
 
     @field_validator("initial_variables")
     @classmethod
@@ -212,16 +219,72 @@ class AddProject(WireModel):
     @field_validator("ref")
     @classmethod
     def _ref(cls, value: str | None) -> str | None:
-        if value is not None and (value.startswith("-") or any(c.isspace() for c in value)):
-            raise ValueError("ref may not start with '-' or contain whitespace")
-        return value or None
+        return _check_ref(value) or None
 
     @field_validator("command")
     @classmethod
     def _command(cls, value: str | None) -> str | None:
-        if value is not None and "\x00" in value:
-            raise ValueError("command may not contain NUL")
-        return value or None
+        return _check_command(value) or None
+
+
+def _check_ref(value: str | None) -> str | None:
+    if value is not None and (value.startswith("-") or any(c.isspace() for c in value)):
+        raise ValueError("ref may not start with '-' or contain whitespace")
+    return value
+
+
+def _check_command(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("command may not contain NUL")
+    return value
+
+
+class SetProject(WireModel):
+    """`set`: change a project in place (DESIGN section 11). A field left out stays as it is;
+    `command` or `ref` given empty go back to the default (the repository's run command, the
+    remote's default branch); `env` adds or replaces variables, `unset-env` removes them."""
+
+    name: ProjectName
+    url: GitUrl | None = None
+    command: str | None = Field(default=None, max_length=4096)
+    ref: str | None = Field(default=None, max_length=256)
+    ram: Megabytes | None = None
+    disk: Megabytes | None = None
+    exclusive: bool | None = None
+    env: Env = Field(default_factory=dict)
+    unset_env: EnvNames = Field(
+        default_factory=list, validation_alias=AliasChoices("unset-env", "unset_env")
+    )
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, value: str | None) -> str | None:
+        return _check_ref(value)
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: str | None) -> str | None:
+        return _check_command(value)
+
+    @model_validator(mode="after")
+    def _not_both(self) -> SetProject:
+        both = sorted(set(self.env) & set(self.unset_env))
+        if both:
+            raise ValueError(f"env and unset-env both name {', '.join(both)}")
+        return self
+
+
+class SetVariables(WireModel):
+    """`set-variables`: write persistent variables into the named projects (or `all`); each
+    starts again under a new epoch with them (DESIGN section 11)."""
+
+    variables: Variables = Field(min_length=1)
+    all: bool = False
+
+    @field_validator("variables")
+    @classmethod
+    def _size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_variables(value)
 
 
 class RemoveProject(WireModel):
@@ -231,6 +294,8 @@ class RemoveProject(WireModel):
 
 Action = Literal[
     "add",
+    "set",
+    "set-variables",
     "remove",
     "start",
     "stop",

@@ -154,6 +154,9 @@ def nodes_table(nodes: Mapping[str, Mapping[str, Any]], now: datetime | None = N
     return table
 
 
+HISTORY_SHOWN = 10  # the last changes `project show` lists (all of them under --json)
+
+
 def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> RenderableType:
     """Everything about one project: fields, variables, and the last lines of its output."""
     grid = Table.grid(padding=(0, 2))
@@ -181,6 +184,9 @@ def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
     ]
     if info.get("moving-to"):
         rows.insert(4, ("moving to", str(info["moving-to"])))
+    env = info.get("env") or {}
+    if env:
+        rows.append(("env", " ".join(f"{k}={v}" for k, v in sorted(env.items()))))
     if info.get("reason"):
         rows.append(("reason", Text(str(info["reason"]), style="yellow")))
     for key, value in rows:
@@ -188,6 +194,13 @@ def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
     parts: list[RenderableType] = [grid, Text()]
     parts.append(Text("persistent variables", style="bold"))
     parts.append(Text(_compact(info.get("persistent-variables") or {}), style="cyan"))
+    history = list(info.get("history") or ())[-HISTORY_SHOWN:]
+    if history:
+        parts.append(Text())
+        parts.append(Text("changes (set)", style="bold"))
+        for change in history:
+            fields = ", ".join(change.get("fields") or ())
+            parts.append(Text(f"{change.get('at')}  {change.get('by')}: {fields}"))
     tail = list(info.get("log-tail") or ())
     if tail:
         parts.append(Text())
@@ -267,6 +280,9 @@ def command_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
         ("exit code", exit_text(info)),
         ("took", "-" if duration is None else f"{float(duration):.3f}s"),
     ]
+    env = info.get("env") or {}
+    if env:
+        rows.append(("env", " ".join(f"{k}={v}" for k, v in sorted(env.items()))))
     if info.get("reason"):
         rows.append(("reason", Text(str(info["reason"]), style="yellow")))
     for key, value in rows:

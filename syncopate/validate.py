@@ -25,6 +25,59 @@ def check_name(name: str, what: str = "project") -> str:
     return name
 
 
+ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
+_ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
+# The agent sets these for every project; a project's env may not hide them.
+RESERVED_ENV_PREFIX = "SYNCOPATE_"
+MAX_ENV_ENTRIES = 256
+MAX_ENV_VALUE = 8192
+MAX_ENV_BYTES = 64 * 1024
+
+
+def check_env_name(name: str) -> str:
+    """Return `name` when it may name a project's environment variable; ValueError otherwise."""
+    if not isinstance(name, str) or not _ENV_NAME_RE.fullmatch(name):
+        raise ValueError(
+            f"environment variable name {name!r} is not valid: use 1-128 letters, digits or "
+            "'_', not starting with a digit"
+        )
+    if name.upper().startswith(RESERVED_ENV_PREFIX):
+        raise ValueError(
+            f"environment variable {name!r} is reserved: the agent sets the "
+            f"{RESERVED_ENV_PREFIX}* variables itself"
+        )
+    return name
+
+
+def check_env_names(names: list[str]) -> list[str]:
+    for name in names:
+        check_env_name(name)
+    return list(dict.fromkeys(names))
+
+
+def check_env(env: dict[str, str]) -> dict[str, str]:
+    """Return `env` when it may be a project's environment; raise ValueError with the reason.
+
+    Names are shell-safe identifiers outside SYNCOPATE_*; values strings without NUL (the OS
+    cannot pass one); sizes bounded so a node's /node-status answer stays small.
+    """
+    if len(env) > MAX_ENV_ENTRIES:
+        raise ValueError(f"at most {MAX_ENV_ENTRIES} environment variables")
+    total = 0
+    for name, value in env.items():
+        check_env_name(name)
+        if "\x00" in value:
+            raise ValueError(f"environment variable {name!r}: value may not contain NUL")
+        if len(value) > MAX_ENV_VALUE:
+            raise ValueError(
+                f"environment variable {name!r}: value longer than {MAX_ENV_VALUE} characters"
+            )
+        total += len(name) + len(value.encode())
+    if total > MAX_ENV_BYTES:
+        raise ValueError(f"environment variables larger than {MAX_ENV_BYTES // 1024} KiB in all")
+    return env
+
+
 def check_git_url(url: str) -> str:
     """Return `url` when git may fetch it safely; raise ValueError with the reason otherwise.
 

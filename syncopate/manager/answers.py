@@ -71,10 +71,10 @@ def assignment(project: ProjectRecord) -> dict[str, Any]:
 def environment(project: ProjectRecord) -> dict[str, str]:
     """The project's `environment-variables` as its node is told them (DESIGN §10, §11).
 
-    The seed's node client uses them as the project's whole environment. The one place that
-    builds them: the project's own env (issue 14, part B) fills this in; none yet.
+    Our agent puts them on top of its base environment; the seed's node client uses them as
+    the project's whole environment.
     """
-    return {}
+    return dict(project.env)
 
 
 def project_info(project: ProjectRecord) -> dict[str, Any]:
@@ -100,6 +100,8 @@ def project_info(project: ProjectRecord) -> dict[str, Any]:
         "ram": project.ram,
         "disk": project.disk,
         "exclusive": project.exclusive,
+        "env": dict(project.env),
+        "history": list(project.history),
         "log-tail": project.log_tail,
     }
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncopate.errors import Conflict, NotFound
-from syncopate.manager import answers
+from syncopate.manager import answers, changes
 from syncopate.manager.cluster_state import ClusterState
 from syncopate.manager.longpoll import LongPoll
 from syncopate.manager.membership import Membership
@@ -42,7 +42,13 @@ from syncopate.manager.records import NodeRecord, ProjectRecord, utc_now
 from syncopate.manager.reports import Reports
 from syncopate.manager.storage import Storage
 from syncopate.manager.undo import Undo, Undoable
-from syncopate.protocol import AddProject, InitializeRequest, RemoveProject, UpdateRequest
+from syncopate.protocol import (
+    AddProject,
+    InitializeRequest,
+    RemoveProject,
+    SetProject,
+    UpdateRequest,
+)
 from syncopate.states import (
     MANAGER_STATUSES,
     Desired,
@@ -261,6 +267,7 @@ class Cluster(Undoable):
             ram=spec.ram,
             disk=spec.disk,
             exclusive=spec.exclusive,
+            env=dict(spec.env),
             desired=Desired.RUNNING if spec.start else Desired.STOPPED,
             created_at=utc_now(),
         )
@@ -274,6 +281,16 @@ class Cluster(Undoable):
                 self.store.save_project(project)
             self._announce("project", project.name)
         return project
+
+    def set(self, spec: SetProject, user: str) -> tuple[ProjectRecord, list[str]]:
+        """Change a project in place (changes.py); returns it and the names of changed fields."""
+        return changes.apply(self, self._project(spec.name), spec, user)
+
+    def set_variables(self, names: list[str], values: dict[str, Any], user: str) -> list[str]:
+        """Write persistent variables into the named projects (all when none are named)."""
+        projects = self.select(names)
+        changes.set_variables(self, projects, values, user)
+        return [p.name for p in projects]
 
     def remove(self, spec: RemoveProject) -> None:
         project = self._project(spec.name)

@@ -29,6 +29,8 @@ from syncopate.protocol import (
     InitializeRequest,
     LeaveRequest,
     RemoveProject,
+    SetProject,
+    SetVariables,
     StatusRequest,
     UpdateRequest,
 )
@@ -44,6 +46,8 @@ MODELS: tuple[type[BaseModel], ...] = (
     CommandResultRequest,
     ControllerRequest,
     AddProject,
+    SetProject,
+    SetVariables,
     RemoveProject,
     CommandSend,
     CommandQuery,
@@ -58,8 +62,13 @@ ACTION_FIELDS: dict[str, type[BaseModel]] = {
     "command-show": CommandRef,
     "command-analyze": CommandAnalyze,
     "command-cancel": CommandRef,
+    "set-variables": SetVariables,
 }
-ACTION_PROJECT: dict[str, type[BaseModel]] = {"add": AddProject, "remove": RemoveProject}
+ACTION_PROJECT: dict[str, type[BaseModel]] = {
+    "add": AddProject,
+    "set": SetProject,
+    "remove": RemoveProject,
+}
 ANSWERS = {
     "200": "done; the route's result field says success",
     "400": "malformed or invalid input (the reason names the field)",

@@ -71,6 +71,7 @@ class ProjectRecord:
     ram: float = 0.0  # MB asked for at add
     disk: float = 0.0
     exclusive: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # the process's environment variables
     desired: Desired = Desired.RUNNING
     node: str | None = None
     moving_to: str | None = None  # a move in progress: stop on `node`, then start here
@@ -95,6 +96,8 @@ class ProjectRecord:
     log_next: int = 0
     log_node: str = ""
     log_count: int = 0
+    # Changes made with `set`, oldest first (ProjectChange.as_dict), bounded by HISTORY_KEPT.
+    history: list[dict[str, Any]] = field(default_factory=list)
     # Monotonic time the current move began (not stored).
     move_started: float = 0.0
 

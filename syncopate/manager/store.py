@@ -26,7 +26,8 @@ from syncopate.states import CommandState, Desired, NodeStatus, ProjectStatus
 
 # 2: the log_lines table, and log fields in project records (an older manager cannot read them).
 # 3: the commands table (the command channel), and `kind` in node records.
-SCHEMA_VERSION = 3
+# 4: `env` and `history` in project records.
+SCHEMA_VERSION = 4
 DB_NAME = "syncopate.db"
 
 _SCHEMA = """

@@ -240,6 +240,7 @@ class Agent:
             local.exclusive = bool(wanted.get("exclusive"))
             local.desired = str(wanted.get("desired") or "running")
             local.manager_variables = dict(wanted.get("persistent-variables") or {})
+            local.env = _environment_variables(wanted)
             restart = int(wanted.get("restart") or 0)
             if restart > local.restart:
                 local.restart = restart
@@ -362,3 +363,11 @@ class Agent:
         with contextlib.suppress(SyncopateError):
             await self.client.node_leave(self.name, self.token)
         await self.client.close()
+
+
+def _environment_variables(wanted: dict[str, Any]) -> dict[str, str]:
+    """A project's `environment-variables`; the manager checked them, the agent keeps strings."""
+    env = wanted.get("environment-variables")
+    if not isinstance(env, dict):
+        return {}
+    return {str(k): str(v) for k, v in env.items() if not str(k).upper().startswith("SYNCOPATE_")}

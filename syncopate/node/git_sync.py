@@ -91,27 +91,50 @@ def clone(url: str, ref: str | None, dest: Path, *, timeout: float = DEFAULT_TIM
     return commit
 
 
-def update(dest: Path, ref: str | None, *, timeout: float = DEFAULT_TIMEOUT) -> tuple[str, bool]:
+def update(
+    dest: Path,
+    ref: str | None,
+    *,
+    url: str | None = None,
+    retarget: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> tuple[str, bool]:
     """Fetch from origin and move the checkout at `dest` to `ref`'s commit.
 
     Returns (commit, changed): the commit now checked out, and whether it differs from the
     one checked out before. A branch is hard-reset to the remote's state; local changes to
-    tracked files are discarded, untracked files (project.variables) are kept.
+    tracked files are discarded, untracked files (project.variables) are kept. `url`, when
+    given, becomes origin's URL first (the project's URL was changed in place); `retarget`
+    (its URL or ref changed) makes no ref mean the remote's default branch, not the branch
+    checked out now.
     """
     _check_ref(ref)
     if not is_checkout(dest):
         raise GitError(f"{dest} is not a git checkout; clone it first")
+    if url is not None and url != origin_url(dest):
+        _check_url(url, "fetch")
+        _git(dest, "remote", "set-url", _REMOTE, url, timeout=timeout)
     status, url, _ = _git_status(dest, "config", "--get", f"remote.{_REMOTE}.url", timeout=timeout)
     if status != 0 or not url:
         raise GitError(f"the checkout at {dest} has no '{_REMOTE}' remote to fetch from")
     _check_url(url, "fetch")
     # --force: a tag moved on the remote is taken as it is now, not refused as a clobber.
     _git(dest, "fetch", "--quiet", "--prune", "--force", "--tags", _REMOTE, timeout=timeout)
-    target = _resolve(dest, ref, timeout)
+    if retarget and ref is None:
+        _git(dest, "remote", "set-head", _REMOTE, "--auto", timeout=timeout)
+        target = _default_branch(dest, timeout)
+    else:
+        target = _resolve(dest, ref, timeout)
     before = _head(dest, timeout)
     if before != target.commit or _current_branch(dest, timeout) != target.branch:
         _move_to(dest, target, timeout)
     return target.commit, before != target.commit
+
+
+def origin_url(dest: Path, *, timeout: float = DEFAULT_TIMEOUT) -> str | None:
+    """The URL of the checkout's origin remote, or None when it has none."""
+    status, url, _ = _git_status(dest, "config", "--get", f"remote.{_REMOTE}.url", timeout=timeout)
+    return url.strip() if status == 0 and url.strip() else None
 
 
 def head_commit(dest: Path) -> str | None:
@@ -200,6 +223,11 @@ def _followed_branch(repo_dir: Path, timeout: float) -> _Target:
                     f"in {_origin(repo_dir, timeout)}"
                 )
             return _Target(commit, branch=branch, upstream=upstream)
+    return _default_branch(repo_dir, timeout)
+
+
+def _default_branch(repo_dir: Path, timeout: float) -> _Target:
+    """The remote's default branch (origin/HEAD), to be followed."""
     status, default, _ = _git_status(
         repo_dir, "symbolic-ref", "-q", f"{_TRACKING_PREFIX}HEAD", timeout=timeout
     )

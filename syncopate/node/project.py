@@ -36,6 +36,16 @@ class Local:
     exclusive: bool = False
     restart: int = 0
     manager_variables: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # the project's own environment variables
+    # (url, ref, command, env) its process was started with: a restart after `set` changed
+    # them follows the new URL and ref and starts a new process.
+    started_with: tuple[str, str | None, str | None, dict[str, str]] | None = None
+
+    @property
+    def wanted(self) -> tuple[str, str | None, str | None, dict[str, str]]:
+        """What its process should be started with now."""
+        return (self.url, self.ref, self.command, self.env)
+
     # Every change goes through ProjectRunner.set_status (the table in states.py); while a
     # process exists, its status is mirrored here.
     status: ProjectStatus = ProjectStatus.PENDING

@@ -237,6 +237,10 @@ class ProjectRunner:
             except git_sync.GitError as exc:
                 self._fail(local, f"clone failed: {exc}", retry_in=CLONE_RETRY)
                 return
+        elif (
+            local.started_with is not None and local.started_with[1] != local.ref
+        ) or await asyncio.to_thread(git_sync.origin_url, checkout) != local.url:
+            await self._follow(local)  # its URL or ref was changed in place
         else:
             local.commit = await asyncio.to_thread(git_sync.head_commit, checkout)
         local.disk_at = -1e9  # measure the checkout in the next report, not a minute later
@@ -257,6 +261,7 @@ class ProjectRunner:
             return
         if local.sink is None:
             local.sink = LogSink(self.settings.logs_dir / f"{local.name}.log")
+        local.started_with = (local.url, local.ref, local.command, dict(local.env))
         local.process = ProjectProcess(
             local.name,
             command,
@@ -280,6 +285,8 @@ class ProjectRunner:
         env = dict(os.environ)
         for key in ("SYNCOPATE_PASSWORD", "SYNCOPATE_TOKEN"):
             env.pop(key, None)
+        # The project's own variables go on top of the agent's, under the SYNCOPATE_* ones.
+        env.update(local.env)
         env.update(
             {
                 "SYNCOPATE_PROJECT": local.name,
@@ -306,10 +313,26 @@ class ProjectRunner:
     async def _restart(self, local: Local) -> None:
         if not self._may_run(local):
             return
+        started = local.started_with
+        if local.process is not None and started is not None and started != local.wanted:
+            # Changed in place (`set`): the old process ends, a new one gets the new values.
+            await local.process.stop()
+            local.process = None
+            if started[:2] != (local.url, local.ref):
+                await self._follow(local)
         if local.process is None:
             await self._bring_up(local)
         else:
             await local.process.restart()
+
+    async def _follow(self, local: Local) -> None:
+        """Point the checkout at the project's URL and ref, should `set` have changed them."""
+        try:
+            local.commit, _ = await asyncio.to_thread(
+                git_sync.update, self.checkout, local.ref, url=local.url, retarget=True
+            )
+        except (git_sync.GitError, OSError) as exc:
+            log.warning("%s: fetch failed: %s", local.name, exc)
 
     async def _retire(self, local: Local) -> None:
         """Stop a project this node no longer runs, and close its log."""
@@ -326,6 +349,10 @@ class ProjectRunner:
     async def _sync(self, local: Local) -> None:
         if not self._current(local):
             return
+        started = local.started_with
+        if started is not None and started[:2] != (local.url, local.ref):
+            return  # `set` changed them: its restart step follows them, once
+
         try:
             commit, changed = await asyncio.to_thread(git_sync.update, self.checkout, local.ref)
         except (git_sync.GitError, OSError) as exc:

@@ -309,6 +309,10 @@ def add(name: Any = "gamma", url: Any = "https://example.com/gamma.git", **extra
     return ctl("add", project={k: v for k, v in project.items() if v is not None})
 
 
+def set_(name: Any = "alpha", **changes: Any) -> Make:
+    return ctl("set", project={"name": name, **changes})
+
+
 def raw(data: bytes) -> Make:
     return lambda k: Request(raw=data)
 
@@ -346,6 +350,18 @@ BAD_URLS: dict[str, tuple[str, str]] = {
     "empty": ("", "empty"),
 }
 BIG_VARIABLES = {"blob": "x" * (VARIABLES_LIMIT + 1)}
+BAD_ENVS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "reserved": ({"SYNCOPATE_PROJECT": "x"}, ("reserved",)),
+    "reserved-lower": ({"syncopate_node": "x"}, ("reserved",)),
+    "name-digit": ({"1A": "x"}, ("not valid",)),
+    "name-dash": ({"A-B": "x"}, ("not valid",)),
+    "name-space": ({"A B": "x"}, ("not valid",)),
+    "value-number": ({"A": 1}, ("string",)),
+    "value-nul": ({"A": "a\x00b"}, ("NUL",)),
+    "value-too-long": ({"A": "x" * 8193}, ("longer",)),
+    "list": (["A=1"], ("dict",)),
+    "too-many": ({f"V{i}": "x" for i in range(257)}, ("at most",)),
+}
 
 CASES: list[Case] = [
     # /node-initialize ---------------------------------------------------------------------
@@ -563,6 +579,59 @@ CASES: list[Case] = [
         Case(f"ctl-add-url-{case}", "/controller", 400, ("url", words), add(url=url))
         for case, (url, words) in BAD_URLS.items()
     ],
+    *[
+        Case(f"ctl-add-env-{case}", "/controller", 400, ("env", *words), add(env=env))
+        for case, (env, words) in BAD_ENVS.items()
+    ],
+    Case("ctl-set-no-project", "/controller", 400, ("project",), ctl("set")),
+    Case("ctl-set-unknown", "/controller", 404, ("ghost",), set_(name="ghost", ram=5)),
+    Case("ctl-set-no-name", "/controller", 400, ("name", "required"), ctl(
+        "set", project={"ram": 5}
+    )),
+    Case("ctl-set-bad-name", "/controller", 400, ("name",), set_(name="../../etc")),
+    Case("ctl-set-ram-negative", "/controller", 400, ("ram",), set_(ram=-1)),
+    Case("ctl-set-disk-string", "/controller", 400, ("disk",), set_(disk="lots")),
+    Case("ctl-set-exclusive-string", "/controller", 400, ("exclusive",), set_(exclusive="maybe")),
+    Case("ctl-set-ref-option", "/controller", 400, ("ref",), set_(ref="--upload-pack=x")),
+    Case("ctl-set-command-nul", "/controller", 400, ("command", "NUL"), set_(command="a\x00b")),
+    Case("ctl-set-unset-env-reserved", "/controller", 400, ("unset-env", "reserved"), set_(
+        **{"unset-env": ["SYNCOPATE_NODE"]}
+    )),
+    Case("ctl-set-env-and-unset", "/controller", 400, ("A",), set_(
+        env={"A": "1"}, **{"unset-env": ["A"]}
+    )),
+    *[
+        Case(f"ctl-set-url-{case}", "/controller", 400, ("url", words), set_(url=url))
+        for case, (url, words) in BAD_URLS.items()
+    ],
+    *[
+        Case(f"ctl-set-env-{case}", "/controller", 400, ("env", *words), set_(env=env))
+        for case, (env, words) in BAD_ENVS.items()
+    ],
+    Case("ctl-setvars-no-variables", "/controller", 400, ("variables",), ctl(
+        "set-variables", projects=["alpha"]
+    )),
+    Case("ctl-setvars-empty", "/controller", 400, ("variables",), ctl(
+        "set-variables", projects=["alpha"], variables={}
+    )),
+    Case("ctl-setvars-list", "/controller", 400, ("variables",), ctl(
+        "set-variables", projects=["alpha"], variables=[1]
+    )),
+    Case("ctl-setvars-no-projects", "/controller", 400, ("projects", "all"), ctl(
+        "set-variables", variables={"a": 1}
+    )),
+    Case("ctl-setvars-projects-and-all", "/controller", 400, ("projects", "all"), ctl(
+        "set-variables", projects=["alpha"], variables={"a": 1}, all=True
+    )),
+    Case("ctl-setvars-unknown", "/controller", 404, ("ghost",), ctl(
+        "set-variables", projects=["alpha", "ghost"], variables={"a": 1}
+    )),
+    Case("ctl-setvars-too-large", "/controller", 413, ("64 KiB",), ctl(
+        "set-variables", projects=["alpha"], variables=BIG_VARIABLES
+    )),
+    Case("ctl-setvars-merged-too-large", "/controller", 413, ("alpha", "64 KiB"), ctl(
+        "set-variables", all=True, variables={"blob": "x" * (VARIABLES_LIMIT - 20)}
+    )),
     Case("ctl-remove-wrong-url", "/controller", 409, ("url", "alpha"), ctl(
         "remove", project={"name": "alpha", "url": "https://example.com/other.git"}
     )),

@@ -130,6 +130,19 @@ def test_bad_input_changes_nothing(cli: Cli, tmp_path: Path) -> None:
         (("project", "add", "x", "ext::sh -c id"), "ext:: and others are refused"),
         (("project", "add", "x", repo.url, "--var", "no-equals"), "is not KEY=VALUE"),
         (("project", "add", "x", repo.url, "--vars-file", "/nonexistent.json"), "cannot read"),
+        (("project", "add", "x", repo.url, "--env", "NOEQUALS"), "is not NAME=VALUE"),
+        (("project", "add", "x", repo.url, "--env", "SYNCOPATE_NODE=x"), "is reserved"),
+        (("project", "set", "ghost", "--ram", "1"), "no project named 'ghost'"),
+        (("project", "set", "x", "--url", "ext::sh -c id"), "ext:: and others are refused"),
+        (("project", "vars", "x"), "give the variables to write as KEY=VALUE"),
+        *[
+            ((("project", verb), f"name the projects to {verb}, or give --all"))
+            for verb in ("start", "stop", "restart", "reset")
+        ],
+        (("project", "stop", "x", "--all"), "name the projects to stop, or give --all"),
+        (("project", "vars", "a=1"), "name the projects, or give --all"),
+        (("project", "vars", "x", "a=1", "--all"), "name the projects, or give --all"),
+        (("project", "vars", "ghost", "a=1"), "no project named 'ghost'"),
     ]:
         assert reason in one_error_line(cli(*args))
     assert cli.json("project", "list") == before
@@ -199,7 +212,7 @@ def test_add_list_show_control_and_remove(cli: Cli) -> None:
         "counter to resume from its variables",
     )
     first_pid = cli.project("counter")["pid"]
-    assert cli("project", "restart").stdout.strip().startswith("restarted ")  # no name: all
+    assert cli("project", "restart", "--all").stdout.strip().startswith("restarted ")
     wait_until(
         lambda: (
             (p := cli.project("counter"))["pid"] not in (None, first_pid)
@@ -222,6 +235,43 @@ def test_add_list_show_control_and_remove(cli: Cli) -> None:
     assert done.stdout.strip() == "removed counter"
     line = one_error_line(cli("project", "show", "counter"))
     assert "no project named 'counter'" in line
+
+
+def test_env_and_set_in_place(cli: Cli) -> None:
+    repo = Repo.create(cli.tmp / "repos" / "envy", {"counter.py": COUNTER})
+    command = f"{sys.executable} counter.py"
+    done = cli("project", "add", "envy", repo.url, "--command", command, "--env", "A=1=2")
+    assert done.returncode == 0, done.stderr
+    try:
+        first = wait_until(
+            lambda: (p := cli.project("envy"))["status"] == "running" and p, "envy to run"
+        )
+        assert first["env"] == {"A": "1=2"}
+        done = cli("project", "set", "envy", "--env", "B=x", "--unset-env", "A", "--ram", "2")
+        assert done.stdout == "changed envy: env, ram\n", done.stderr
+        info = wait_until(
+            lambda: (
+                (p := cli.project("envy"))["pid"] not in (None, first["pid"])
+                and p["status"] == "running"
+                and p
+            ),
+            "envy to restart with its new env",
+        )
+        assert info["env"] == {"B": "x"} and info["ram"] == 2 and info["node"] == "pi-1"
+        assert [h["fields"] for h in info["history"]] == [["env", "ram"]]
+        shown = cli("project", "show", "envy").stdout
+        assert "B=x" in shown and ": env, ram" in shown
+        unchanged = cli.json("project", "set", "envy", "--ram", "2")
+        assert unchanged["changed"] == [] and unchanged["name"] == "envy"
+        assert cli("project", "set", "envy", "--ram", "2").stdout == "envy: nothing changed\n"
+        done = cli("project", "vars", "envy", "count=7", "mode=fast")
+        assert done.stdout == "wrote count, mode into 1 project(s)\n", done.stderr
+        wait_until(
+            lambda: cli.project("envy")["persistent-variables"].get("mode") == "fast",
+            "envy to run with the written variables",
+        )
+    finally:
+        cli("project", "remove", "envy")
 
 
 def test_add_without_a_fitting_node_says_why(cli: Cli, tmp_path: Path) -> None:

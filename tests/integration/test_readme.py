@@ -170,6 +170,10 @@ def test_the_tour_runs_as_written(tour: Tour) -> None:
     shown = tour.run("syncopate project show counter")
     assert "persistent variables" in shown.stdout and '"count"' in shown.stdout
     wait_until(lambda: tour.run("syncopate logs counter").stdout.strip(), "counter's output")
+    changed = tour.run("syncopate project set counter --env GREETING=hello")
+    assert changed.stdout == "changed counter: env\n"
+    written = tour.run("syncopate project vars counter count=500")
+    assert written.stdout == "wrote count into 1 project(s)\n"
 
     drained = tour.run("syncopate node drain pi-2")
     assert drained.stdout.startswith("draining pi-2")

@@ -27,6 +27,8 @@ from syncopate.protocol import (
     CommandSend,
     ControllerRequest,
     RemoveProject,
+    SetProject,
+    SetVariables,
 )
 
 
@@ -91,6 +93,34 @@ def _add(call: Call) -> web.Response:
     return call.answer(
         information=f"added {project.name}; {where}",
         projects={project.name: cluster.project_info(project)},
+    )
+
+
+def _set(call: Call) -> web.Response:
+    cluster = call.state.cluster
+    project, changed = cluster.set(parse(SetProject, _project_field(call.request)), call.user)
+    if not changed:
+        information = f"{project.name}: nothing changed"
+    else:
+        information = f"changed {project.name}: {', '.join(changed)}"
+    return call.answer(
+        information=information,
+        changed=changed,
+        projects={project.name: cluster.project_info(project)},
+    )
+
+
+def _set_variables(call: Call) -> web.Response:
+    spec = parse(SetVariables, call.body)
+    names = call.request.projects
+    if bool(names) == spec.all:
+        # Writing into every project by an empty list is too easy a mistake: ask for `all`.
+        raise InvalidRequest("action set-variables needs `projects` (names) or `all: true`, one")
+    cluster = call.state.cluster
+    written = cluster.set_variables(names, spec.variables, call.user)
+    return call.answer(
+        information=f"wrote {', '.join(sorted(spec.variables))} into {len(written)} project(s)",
+        projects=cluster.status(written),
     )
 
 
@@ -189,6 +219,8 @@ def _command_cancel(call: Call) -> web.Response:
 # Every action of protocol.ACTIONS, in its order, and its handler (a unit test holds them equal).
 ACTION_HANDLERS: dict[str, Action] = {
     "add": _add,
+    "set": _set,
+    "set-variables": _set_variables,
     "remove": _remove,
     "start": _lifecycle("started"),
     "stop": _lifecycle("stopped"),

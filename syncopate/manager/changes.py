@@ -1,0 +1,128 @@
+"""`set`: changing a project in place (DESIGN section 11), the cluster's part.
+
+Its variables, output and history stay. A change the running process must see (url, ref,
+command, env) asks its node for one restart (the `restart` counter); a change of what it asks
+for (ram, disk) moves it only when it no longer fits where it is. Every change is one
+`Cluster._write`, and is recorded in the project's `history` (who, when, which fields).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from syncopate import variables
+from syncopate.errors import TooLarge
+from syncopate.manager import scheduler
+from syncopate.manager.records import ProjectRecord, utc_now
+from syncopate.protocol import SetProject
+from syncopate.states import ProjectStatus
+
+if TYPE_CHECKING:
+    from syncopate.manager.cluster import Cluster
+
+# Fields whose change the project's process must see: it restarts once.
+RESTART_FIELDS = frozenset({"url", "ref", "command", "env"})
+HISTORY_KEPT = 100  # changes kept per project, oldest dropped first
+
+
+def wanted(project: ProjectRecord, spec: SetProject) -> dict[str, Any]:
+    """The fields `spec` changes, with their new values (none when it changes nothing)."""
+    new: dict[str, Any] = {}
+    if spec.url is not None and spec.url != project.url:
+        new["url"] = spec.url
+    for name in ("command", "ref"):
+        value = getattr(spec, name)
+        if value is not None and (value or None) != getattr(project, name):
+            new[name] = value or None  # empty: back to the default
+    for name in ("ram", "disk", "exclusive"):
+        value = getattr(spec, name)
+        if value is not None and value != getattr(project, name):
+            new[name] = value
+    env = {k: v for k, v in project.env.items() if k not in spec.unset_env}
+    env.update(spec.env)
+    if env != project.env:
+        new["env"] = env
+    return new
+
+
+def apply(
+    cluster: Cluster, project: ProjectRecord, spec: SetProject, user: str
+) -> tuple[ProjectRecord, list[str]]:
+    """Change `project` as `spec` says, for `user`; returns it and the changed fields' names."""
+    new = wanted(project, spec)
+    if not new:
+        return project, []
+    fields = sorted(new)
+    with cluster._write(durable=True):
+        cluster._keep(project)
+        for name, value in new.items():
+            setattr(project, name, value)
+        _record(project, user, fields)
+        if RESTART_FIELDS & new.keys() and project.node is not None:
+            project.restart += 1  # its node restarts it once, with the new values
+        node = project.node
+        if node is not None and {"ram", "disk"} & new.keys() and not _still_fits(cluster, project):
+            _move_elsewhere(cluster, project)
+        else:
+            cluster.store.save_project(project)
+        cluster._changed(node)
+        cluster._announce("project", project.name)
+    return project, fields
+
+
+def set_variables(
+    cluster: Cluster, projects: list[ProjectRecord], values: dict[str, Any], user: str
+) -> None:
+    """Write `values` into each project's persistent variables; each starts again under a new
+    epoch, so its node writes them to its variables file (as `reset` does)."""
+    merged = {p.name: {**p.variables, **values} for p in projects}
+    for name, new in merged.items():
+        try:
+            variables.check_size(new)
+        except variables.VariablesTooLarge as exc:
+            raise TooLarge(f"project {name!r}: {exc}") from None
+    with cluster._write(durable=True):
+        for project in projects:
+            cluster._keep(project)
+            project.variables = merged[project.name]
+            project.epoch += 1
+            if project.node is not None:
+                cluster._set_status(project, ProjectStatus.PENDING)
+            _record(project, user, ["variables"])
+            cluster.store.save_project(project)
+            cluster._changed(project.node)
+            cluster._announce("project", project.name)
+
+
+def _record(project: ProjectRecord, user: str, fields: list[str]) -> None:
+    """Note a change in the project's history: when, by whom, which fields."""
+    project.history = [
+        *project.history[-(HISTORY_KEPT - 1) :],
+        {"at": utc_now(), "by": user, "fields": fields},
+    ]
+
+
+def _still_fits(cluster: Cluster, project: ProjectRecord) -> bool:
+    """Whether the project, asking for what it now asks, still fits on its node."""
+    assert project.node is not None
+    cluster.state.stale_views.add(project.node)
+    need = cluster.state.need(project)
+    for view in cluster.state.views():
+        if view.name == project.node:
+            # The view counts the project already; take it out to ask whether it fits.
+            rest = scheduler.with_project(view, need, -1)
+            return rest.free_ram >= need.ram and rest.free_storage >= need.disk
+    return False
+
+
+def _move_elsewhere(cluster: Cluster, project: ProjectRecord) -> None:
+    """Move a project that outgrew its node to one it fits; with none, it stays unplaced."""
+    need = cluster.state.need(project)
+    others = [v for v in cluster.state.views() if v.name != project.node]
+    target = scheduler.place(need, others).node
+    if target is not None:
+        cluster.placement.begin_move(project, target)
+        cluster.store.save_project(project)
+        return
+    cluster.placement.unassign(project)
+    cluster.placement.place(project)
