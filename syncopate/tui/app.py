@@ -30,6 +30,7 @@ from syncopate.tui.screens import (
     AddProjectScreen,
     CommandScreen,
     ConfirmScreen,
+    EditProjectScreen,
     HelpScreen,
     LogsScreen,
     drain_question,
@@ -66,6 +67,7 @@ class SyncopateApp(App[None]):
             "R", "reset", "Reset", tooltip="reset its variables to their initial values (asks)"
         ),
         Binding("a", "add", "Add", tooltip="add a project (a form)"),
+        Binding("e", "edit", "Edit", tooltip="change the selected project in place (a form)"),
         Binding("d", "remove", "Remove", tooltip="remove the selected project (asks)"),
         Binding("slash", "filter", "Filter", tooltip="filter both tables by name, node or status"),
         Binding("l", "logs", "Logs", tooltip="the selected project's output, live"),
@@ -320,6 +322,12 @@ class SyncopateApp(App[None]):
             return None
 
         self.push_screen(AddProjectScreen(submit))
+
+    def action_edit(self) -> None:
+        if name := self.selected_project():
+            info = self.model.projects.get(name, {})
+            send = lambda changes: self.client.set_project(name, **changes)  # noqa: E731
+            self.push_screen(EditProjectScreen(name, info, send))
 
     def action_logs(self) -> None:
         if name := self.selected_project():

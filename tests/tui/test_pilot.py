@@ -428,9 +428,9 @@ async def test_help_lists_every_key(world: World) -> None:
         await pilot.press("question_mark")
         await pilot.pause(0.1)
         text = " ".join(text_of(w) for w in app.screen.query(Static))
-        for words in ("Start", "Stop", "Restart", "Reset", "Add", "Remove", "Filter", "Logs"):
+        for words in ("Start", "Stop", "Restart", "Reset", "Add", "Edit", "Remove", "Filter"):
             assert words in text
-        for words in ("Command", "Drain", "Quit", "Tab", "ctrl+p"):
+        for words in ("Logs", "Command", "Drain", "Quit", "Tab", "ctrl+p"):
             assert words in text
         await pilot.press("escape")
         await pilot.pause(0.05)

@@ -1,5 +1,5 @@
 """The TUI's dialogs, one per module: confirm, add a project, a project's live output, a
-command, help."""
+command, help, edit a project."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from syncopate.tui.screens.confirm import (
     remove_question,
     reset_question,
 )
+from syncopate.tui.screens.edit_project import EditProjectScreen
 from syncopate.tui.screens.help import HelpScreen
 from syncopate.tui.screens.logs import LogsScreen
 
@@ -18,6 +19,7 @@ __all__ = [
     "AddProjectScreen",
     "CommandScreen",
     "ConfirmScreen",
+    "EditProjectScreen",
     "HelpScreen",
     "LogsScreen",
     "drain_question",

@@ -1,0 +1,168 @@
+"""`e`, the edit form, driven by the pilot against a real manager on loopback (`test_pilot`'s
+world: three projects on protocol-simulated nodes). Every outcome is checked through the
+manager's own `status`, not the screen alone."""
+
+from __future__ import annotations
+
+from textual.pilot import Pilot
+from textual.widgets import Checkbox, Input, Static, TextArea
+
+from syncopate.tui.app import SyncopateApp
+from syncopate.tui.screens import EditProjectScreen
+from tests.tui import test_pilot
+from tests.tui.test_pilot import (
+    URLS,
+    World,
+    app_for,
+    loaded,
+    select,
+    text_of,
+    until,
+    until_manager,
+)
+
+world = test_pilot.world  # the fixture: three projects on two simulated nodes
+
+
+async def open_form(pilot: Pilot[None], app: SyncopateApp, name: str) -> EditProjectScreen:
+    await loaded(pilot, app)
+    await select(pilot, app, "projects", name)
+    await pilot.press("e")
+    form: EditProjectScreen = await until(
+        pilot,
+        lambda: app.screen if isinstance(app.screen, EditProjectScreen) else None,
+        "the edit form",
+    )
+    await pilot.pause()
+    return form
+
+
+async def test_e_opens_the_form_prefilled(world: World) -> None:
+    async with world.ctl() as ctl:
+        await ctl.set_project("beta", command="python3 main.py", ref="v2", ram=64.0, env={"A": "1"})
+        await ctl.set_project("beta", exclusive=True, env={"B": "x=y"})
+    app = app_for(world)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(
+            pilot, lambda: app.model.projects.get("beta", {}).get("exclusive"), "beta's change"
+        )
+        form = await open_form(pilot, app, "beta")
+        value = {key: form.query_one(f"#field-{key}", Input).value for key, _, _ in form.FIELDS}
+        assert value == {
+            "url": URLS["beta"],
+            "ref": "v2",
+            "command": "python3 main.py",
+            "ram": "64",
+            "disk": "0",
+            "secrets": "",
+        }
+        assert form.query_one("#field-secrets", Input).password, "a secret is typed masked"
+        assert form.query_one("#field-env", TextArea).text == "A=1\nB=x=y"
+        assert form.query_one("#field-exclusive", Checkbox).value is True
+        assert app.focused is form.query_one("#field-command", Input)
+
+
+async def test_saving_a_new_command_changes_only_that(world: World) -> None:
+    before = await world.status("alpha")
+    app = app_for(world)
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = await open_form(pilot, app, "alpha")
+        form.query_one("#field-command", Input).value = "sh other.sh"
+        form.query_one("#field-env", TextArea).load_text("GREETING=hi")
+        await pilot.click("#save")
+        await until(pilot, lambda: not isinstance(app.screen, EditProjectScreen), "form to close")
+
+        async def changed() -> bool:
+            return bool((await world.status("alpha"))["command"] == "sh other.sh")
+
+        await until_manager(changed, "alpha's new command")
+        after = await world.status("alpha")
+        assert after["env"] == {"GREETING": "hi"}
+        assert after["history"][-1]["fields"] == ["command", "env"], "only what changed is sent"
+        for key in ("project-url", "ref", "ram", "disk", "exclusive", "persistent-variables"):
+            assert after[key] == before[key], key
+        assert after["restart"] == before["restart"] + 1, "one restart for the new command"
+
+
+async def test_removing_an_env_line_unsets_it(world: World) -> None:
+    async with world.ctl() as ctl:
+        await ctl.set_project("gamma", env={"KEEP": "1", "DROP": "2"})
+    app = app_for(world)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.model.projects.get("gamma", {}).get("env"), "gamma's env")
+        form = await open_form(pilot, app, "gamma")
+        form.query_one("#field-env", TextArea).load_text("KEEP=1")
+        await pilot.click("#save")
+        await until(pilot, lambda: not isinstance(app.screen, EditProjectScreen), "form to close")
+
+        async def unset() -> bool:
+            return bool((await world.status("gamma"))["env"] == {"KEEP": "1"})
+
+        await until_manager(unset, "DROP to be unset")
+
+
+async def test_escape_changes_nothing(world: World) -> None:
+    before = await world.status("alpha")
+    app = app_for(world)
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = await open_form(pilot, app, "alpha")
+        form.query_one("#field-command", Input).value = "sh never.sh"
+        form.query_one("#field-ram", Input).value = "512"
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, EditProjectScreen), "form to close")
+        await pilot.pause(0.1)
+    assert await world.status("alpha") == before
+
+
+async def test_a_bad_value_shows_the_managers_reason(world: World) -> None:
+    before = await world.status("alpha")
+    app = app_for(world)
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = await open_form(pilot, app, "alpha")
+        form.query_one("#field-ref", Input).value = "-evil"
+        await pilot.click("#save")
+        error = form.query_one("#error-manager", Static)
+        await until(pilot, lambda: "may not start with '-'" in text_of(error), "the refusal")
+        assert isinstance(app.screen, EditProjectScreen), "the form stays open"
+        form.query_one("#field-ram", Input).value = "lots"
+        form.query_one("#field-ram", Input).focus()
+        await pilot.press("enter")  # Enter in a field saves, as Save does
+        assert "number of MB" in text_of(form.query_one("#error-ram", Static))
+    assert await world.status("alpha") == before
+
+
+async def test_a_secret_is_never_shown_even_in_a_refusal(world: World) -> None:
+    """A secret goes out as `secrets`; whatever the manager answers (it may not know the field
+    yet), the value is not on the screen."""
+    app = app_for(world)
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = await open_form(pilot, app, "alpha")
+        form.query_one("#field-secrets", Input).value = "TOKEN=hunter2-s3cret"
+        form.query_one("#field-ref", Input).value = "-evil"  # refused, whatever secrets does
+        await pilot.click("#save")
+        error = form.query_one("#error-manager", Static)
+        await until(pilot, lambda: text_of(error).strip(), "the refusal")
+        shown = " ".join(text_of(w) for w in app.screen.query(Static))
+        assert "hunter2-s3cret" not in shown
+        assert "hunter2-s3cret" not in app.export_screenshot()
+
+
+async def test_a_secret_alone_is_sent_and_never_shown(world: World) -> None:
+    """A manager that knows `secrets` takes it and the form closes; one that does not ignores
+    it, and the form says so rather than close as if it were stored. Either way the value is
+    on no screen and in no answer."""
+    app = app_for(world)
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = await open_form(pilot, app, "alpha")
+        form.query_one("#field-secrets", Input).value = "TOKEN=hunter2-s3cret"
+        await pilot.click("#save")
+        error = form.query_one("#error-manager", Static)
+        await until(
+            pilot,
+            lambda: not isinstance(app.screen, EditProjectScreen) or text_of(error).strip(),
+            "the form to close or say why not",
+        )
+        if isinstance(app.screen, EditProjectScreen):
+            assert "did not take the secret" in text_of(error)
+        assert "hunter2-s3cret" not in app.export_screenshot()
+    assert "hunter2-s3cret" not in str(await world.status("alpha"))
