@@ -303,3 +303,9 @@ def test_filter(snap_compare: SnapCompare) -> None:
     mentions pi-2: the node pi-2, the projects placed there and the one moving there."""
     keys = ["slash", *"pi-2", "enter"]
     assert snap_compare(fleet_app(), press=keys, terminal_size=(120, 40), run_before=load)
+
+
+def test_edit_form_small(snap_compare: SnapCompare) -> None:
+    """`e` on air-quality in an 80×24 terminal: the edit form prefilled with its URL, RAM 256
+    and disk 2048, the Command field focused, the Secret field empty; it fits 80 columns."""
+    assert snap_compare(fleet_app(), press=["e"], terminal_size=(80, 24), run_before=load)
