@@ -1,0 +1,105 @@
+"""Project secrets encrypted at rest (DESIGN section 11).
+
+The key is `<data-dir>/secrets.key` (mode 0600), a file apart from the database: a copy of
+`syncopate.db` alone reveals no secret. Values are sealed with `cryptography`'s Fernet
+(AES-128-CBC with an HMAC-SHA256), authenticated encryption we should not write ourselves.
+
+The database keeps a sealed known text (`secrets-check` in its meta table), so a manager started
+with a missing or different key file says so at start, naming the file, instead of failing
+later on the first project that has secrets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from syncopate.errors import ConfigError
+from syncopate.paths import write_private
+
+KEY_FILE = "secrets.key"
+CHECK_KEY = "secrets-check"  # meta key: a known text sealed with the key
+_CHECK_TEXT = b"syncopate secrets key"
+MASK = "***"  # what every answer shows instead of a secret value
+
+
+class SecretBox:
+    """Seals and opens a project's secrets with the manager's key."""
+
+    def __init__(self, key: bytes, path: Path) -> None:
+        self.path = path
+        try:
+            self._fernet = Fernet(key)
+        except (ValueError, TypeError):
+            raise ConfigError(
+                f"{path} is not a secrets key (a Fernet key: 44 url-safe base64 characters); "
+                "restore the file this manager's database was used with"
+            ) from None
+
+    def seal(self, secrets: dict[str, str]) -> str:
+        """The secrets as one token to store (empty text for none: nothing to hide)."""
+        if not secrets:
+            return ""
+        return self._fernet.encrypt(json.dumps(secrets).encode()).decode("ascii")
+
+    def open(self, token: str) -> dict[str, str]:
+        """The secrets a `seal` token holds; ConfigError when this key did not seal it."""
+        if not token:
+            return {}
+        try:
+            data = self._fernet.decrypt(token.encode("ascii"))
+        except InvalidToken:
+            raise self._wrong_key() from None
+        value: dict[str, str] = json.loads(data)
+        return value
+
+    def check(self, sealed: str) -> None:
+        """Raise ConfigError unless `sealed` is the check text sealed with this key."""
+        try:
+            ok = self._fernet.decrypt(sealed.encode("ascii")) == _CHECK_TEXT
+        except InvalidToken:
+            ok = False
+        if not ok:
+            raise self._wrong_key()
+
+    def sealed_check(self) -> str:
+        return self._fernet.encrypt(_CHECK_TEXT).decode("ascii")
+
+    def _wrong_key(self) -> ConfigError:
+        return ConfigError(
+            f"{self.path} is not the key this manager's secrets were sealed with; restore the "
+            "right file (without it the projects' secrets cannot be read)"
+        )
+
+
+def load_or_create(data_dir: Path, sealed_check: str | None) -> SecretBox:
+    """The data dir's secret box; its key file is made (0600) on first start.
+
+    `sealed_check` is the database's check text, None for a database that never had a key:
+    a database that had one and a key file that is missing is an error, not a new key, because
+    a new key could not open the secrets already stored.
+    """
+    path = data_dir / KEY_FILE
+    try:
+        key = path.read_bytes().strip()
+    except FileNotFoundError:
+        if sealed_check is not None:
+            raise ConfigError(
+                f"{path} is missing: the database holds secrets sealed with it; restore the "
+                "file (a new key could not read them)"
+            ) from None
+        key = Fernet.generate_key()
+        write_private(path, key.decode("ascii") + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    box = SecretBox(key, path)
+    if sealed_check is not None:
+        box.check(sealed_check)
+    return box
+
+
+def masked(secrets: dict[str, str]) -> dict[str, str]:
+    """The secrets as answers show them: names, each value `***`."""
+    return dict.fromkeys(sorted(secrets), MASK)
