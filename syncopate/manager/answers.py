@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from syncopate.errors import OK
+from syncopate.manager import secret_box
 from syncopate.manager.cluster_state import ClusterState
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.states import Desired, NodeStatus, ProjectStatus
@@ -72,9 +73,10 @@ def environment(project: ProjectRecord) -> dict[str, str]:
     """The project's `environment-variables` as its node is told them (DESIGN §10, §11).
 
     Our agent puts them on top of its base environment; the seed's node client uses them as
-    the project's whole environment.
+    the project's whole environment. Secrets are merged in (over env of the same name): this
+    is the one answer that carries their values, and only to the project's own node.
     """
-    return dict(project.env)
+    return {**project.env, **project.secrets}
 
 
 def project_info(project: ProjectRecord) -> dict[str, Any]:
@@ -101,6 +103,7 @@ def project_info(project: ProjectRecord) -> dict[str, Any]:
         "disk": project.disk,
         "exclusive": project.exclusive,
         "env": dict(project.env),
+        "secrets": secret_box.masked(project.secrets),
         "history": list(project.history),
         "log-tail": project.log_tail,
     }

@@ -268,6 +268,7 @@ class Cluster(Undoable):
             disk=spec.disk,
             exclusive=spec.exclusive,
             env=dict(spec.env),
+            secrets=dict(spec.secrets),
             desired=Desired.RUNNING if spec.start else Desired.STOPPED,
             created_at=utc_now(),
         )
