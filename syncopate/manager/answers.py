@@ -20,7 +20,7 @@ def seed_fields(project: ProjectRecord) -> dict[str, Any]:
     """The seed's per-project fields, shared by /node-status and the `status` answer."""
     return {
         "project-name": project.name,
-        "project-url": project.url,
+        "project-url": secret_box.mask_url(project.url),
         "status": project.status.value,
         "disk-usage": project.disk_usage,
         "ram-usage": project.ram_usage,
@@ -59,6 +59,8 @@ def assignment(project: ProjectRecord) -> dict[str, Any]:
     desired = Desired.STOPPED if project.moving_to is not None else project.desired
     return {
         **seed_fields(project),
+        # Its own node is told the URL as it is: it has to fetch it (a password is a secret).
+        "project-url": project.url,
         "desired": desired.value,
         "command": project.command,
         "ref": project.ref,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -42,18 +43,23 @@ class SecretBox:
         """The secrets as one token to store (empty text for none: nothing to hide)."""
         if not secrets:
             return ""
-        return self._fernet.encrypt(json.dumps(secrets).encode()).decode("ascii")
+        return self.seal_text(json.dumps(secrets))
 
     def open(self, token: str) -> dict[str, str]:
         """The secrets a `seal` token holds; ConfigError when this key did not seal it."""
         if not token:
             return {}
+        value: dict[str, str] = json.loads(self.open_text(token))
+        return value
+
+    def seal_text(self, text: str) -> str:
+        return self._fernet.encrypt(text.encode()).decode("ascii")
+
+    def open_text(self, token: str) -> str:
         try:
-            data = self._fernet.decrypt(token.encode("ascii"))
+            return self._fernet.decrypt(token.encode("ascii")).decode()
         except InvalidToken:
             raise self._wrong_key() from None
-        value: dict[str, str] = json.loads(data)
-        return value
 
     def check(self, sealed: str) -> None:
         """Raise ConfigError unless `sealed` is the check text sealed with this key."""
@@ -103,3 +109,33 @@ def load_or_create(data_dir: Path, sealed_check: str | None) -> SecretBox:
 def masked(secrets: dict[str, str]) -> dict[str, str]:
     """The secrets as answers show them: names, each value `***`."""
     return dict.fromkeys(sorted(secrets), MASK)
+
+
+def url_password(url: str) -> str | None:
+    """The password in a git URL (`https://user:pass@host/x.git`), None when it has none."""
+    if "://" not in url:
+        return None
+    try:
+        return urlsplit(url).password or None
+    except ValueError:
+        return None
+
+
+def mask_url(url: str) -> str:
+    """The URL as answers show it: a password in it replaced by `***`."""
+    password = url_password(url)
+    if password is None:
+        return url
+    scheme, rest = url.split("://", 1)
+    netloc = urlsplit(url).netloc
+    # As urlsplit reads it: the host follows the last '@' (a password may hold one).
+    userinfo, _, host = netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:{MASK}@{host}{rest[len(netloc) :]}"
+
+
+def mask_in(text: str, url: str) -> str:
+    """`text` with the password of `url` (if it has one) replaced by `***` wherever it occurs:
+    a node's reason or output line may quote the URL it fetched."""
+    password = url_password(url)
+    return text.replace(password, MASK) if password else text

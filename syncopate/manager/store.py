@@ -222,7 +222,11 @@ class Store:
 
     # projects ---------------------------------------------------------------------------------
     def save_project(self, project: ProjectRecord) -> None:
-        sealed = {"secrets": self.secrets.seal(project.secrets)}
+        sealed: dict[str, Any] = {"secrets": self.secrets.seal(project.secrets)}
+        if secret_box.url_password(project.url) is not None:
+            # A password in the URL is a secret too: the row shows it masked.
+            sealed["url"] = secret_box.mask_url(project.url)
+            sealed["url-sealed"] = self.secrets.seal_text(project.url)
         self._upsert("projects", project.name, _dump(project, _PROJECT_TRANSIENT, sealed))
 
     def delete_project(self, name: str) -> None:
@@ -235,6 +239,8 @@ class Store:
             fields["status"] = ProjectStatus(fields["status"])
             fields["desired"] = Desired(fields["desired"])
             fields["secrets"] = self.secrets.open(fields.get("secrets", ""))
+            if "url-sealed" in fields:
+                fields["url"] = self.secrets.open_text(fields.pop("url-sealed"))
             projects.append(ProjectRecord(**fields))
         return projects
 

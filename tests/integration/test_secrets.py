@@ -20,7 +20,7 @@ from syncopate.errors import ConfigError, InvalidRequest
 from syncopate.manager.records import ProjectRecord
 from syncopate.manager.secret_box import KEY_FILE
 from syncopate.manager.store import Store
-from tests.helpers import wait_for
+from tests.helpers import RunningManager, SimNode, wait_for
 from tests.integration.test_agent import Fleet
 from tests.integration.test_cli import one_error_line, run_cli
 from tests.integration.test_project_set import PY, counter_repo, environ, starts
@@ -178,3 +178,45 @@ def test_manager_serve_with_a_missing_key_says_so_without_a_traceback(tmp_path: 
     done = run_cli("manager", "serve", "--data-dir", str(tmp_path), "--port", "0")
     line = one_error_line(done)
     assert str(tmp_path / KEY_FILE) in line and "missing" in line
+
+
+async def test_a_password_in_the_git_url_is_masked_everywhere_but_its_node(
+    manager: RunningManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    password = secret_value()
+    url = f"https://deploy:{password}@git.example.com/team/app.git"
+    masked = "https://deploy:***@git.example.com/team/app.git"
+    pi1 = await SimNode.join(manager.url, "pi-1")
+    seen: list[Any] = []
+    try:
+        async with manager.client() as ctl:
+            feed = ctl.events(logs=["app"])
+            seen.append(await anext(feed))
+            seen.append(await ctl.add("app", url, {"count": 0}))
+            # Its node is told the URL as it is: it has to fetch it.
+            assert (await pi1.poll())["app"]["project-url"] == url
+            # A git error quoting the URL, as a node may send it, keeps no password either.
+            quoted = f"fatal: unable to access '{url}': 403"
+            output: dict[str, Any] = {"log-stream": "s", "log-seq": 0, "log-lines": [quoted]}
+            await pi1.report("app", "failed", {"count": 1}, reason=quoted, **output)
+            async for message in feed:
+                seen.append(message)
+                if message.get("type") == "logs":
+                    break
+            await feed.aclose()
+            info = (await ctl.status(["app"]))["app"]
+            assert info["project-url"] == masked
+            assert info["reason"] == f"fatal: unable to access '{masked}': 403"
+            seen += [info, await ctl.nodes(), await ctl.logs("app"), await ctl.metrics()]
+            assert masked in repr(seen)
+            assert password not in repr(seen) + caplog.text
+            for path in manager.data_dir.glob("syncopate.db*"):
+                assert password.encode() not in path.read_bytes(), path
+            # Loaded again from the store, it is the whole URL; the masked form confirms remove.
+            projects = {p.name: p for p in manager.state.store.load_projects()}
+            assert projects["app"].url == url
+            await ctl.remove("app", masked)
+            assert "app" not in await ctl.status()
+    finally:
+        await pi1.close()
