@@ -254,14 +254,14 @@ class ManagerClient:
         initial_variables: dict[str, Any] | None = None,
         **options: Any,
     ) -> dict[str, Any]:
-        """Add a project; options: command, ref, ram, disk, exclusive, start, env."""
+        """Add a project; options: command, ref, ram, disk, exclusive, start, env, secrets."""
         project = {"name": name, "url": url, "initial_variables": initial_variables or {}}
         project.update({k: v for k, v in options.items() if v is not None})
         return await self.controller("add", project=project)
 
     async def set_project(self, name: str, **changes: Any) -> dict[str, Any]:
         """Change a project in place; changes: url, command, ref, ram, disk, exclusive, env,
-        unset-env (those left out or None stay as they are)."""
+        unset-env, secrets, unset-secrets (those left out or None stay as they are)."""
         project = {"name": name, **{k: v for k, v in changes.items() if v is not None}}
         return await self.controller("set", project=project)
 

@@ -210,6 +210,12 @@ class AddProject(WireModel):
     exclusive: bool = False
     start: bool = True
     env: Env = Field(default_factory=dict)
+    secrets: Env = Field(default_factory=dict)  # like env, write-only (DESIGN section 11)
+
+    @model_validator(mode="after")
+    def _env_or_secret(self) -> AddProject:
+        _check_env_and_secrets(self.env, self.secrets)
+        return self
 
     @field_validator("initial_variables")
     @classmethod
@@ -227,6 +233,14 @@ class AddProject(WireModel):
         return _check_command(value) or None
 
 
+def _check_env_and_secrets(env: dict[str, str], secrets: dict[str, str]) -> None:
+    """A name may be an environment variable or a secret, not both."""
+    both = sorted(set(env) & set(secrets))
+    if both:
+        raise ValueError(f"{', '.join(both)}: a name may be env or a secret, not both")
+    validate.check_env({**env, **secrets})  # their sum goes to the process
+
+
 def _check_ref(value: str | None) -> str | None:
     if value is not None and (value.startswith("-") or any(c.isspace() for c in value)):
         raise ValueError("ref may not start with '-' or contain whitespace")
@@ -242,7 +256,8 @@ def _check_command(value: str | None) -> str | None:
 class SetProject(WireModel):
     """`set`: change a project in place (DESIGN section 11). A field left out stays as it is;
     `command` or `ref` given empty go back to the default (the repository's run command, the
-    remote's default branch); `env` adds or replaces variables, `unset-env` removes them."""
+    remote's default branch); `env` adds or replaces variables, `unset-env` removes them;
+    `secrets` and `unset-secrets` do the same for the write-only secrets."""
 
     name: ProjectName
     url: GitUrl | None = None
@@ -254,6 +269,10 @@ class SetProject(WireModel):
     env: Env = Field(default_factory=dict)
     unset_env: EnvNames = Field(
         default_factory=list, validation_alias=AliasChoices("unset-env", "unset_env")
+    )
+    secrets: Env = Field(default_factory=dict)
+    unset_secrets: EnvNames = Field(
+        default_factory=list, validation_alias=AliasChoices("unset-secrets", "unset_secrets")
     )
 
     @field_validator("ref")
@@ -271,6 +290,10 @@ class SetProject(WireModel):
         both = sorted(set(self.env) & set(self.unset_env))
         if both:
             raise ValueError(f"env and unset-env both name {', '.join(both)}")
+        both = sorted(set(self.secrets) & set(self.unset_secrets))
+        if both:
+            raise ValueError(f"secrets and unset-secrets both name {', '.join(both)}")
+        _check_env_and_secrets(self.env, self.secrets)
         return self
 
 

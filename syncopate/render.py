@@ -187,6 +187,10 @@ def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
     env = info.get("env") or {}
     if env:
         rows.append(("env", " ".join(f"{k}={v}" for k, v in sorted(env.items()))))
+    secrets = info.get("secrets") or {}
+    if secrets:
+        # The manager answers `***` for each value; the names are all there is to show.
+        rows.append(("secrets", " ".join(f"{k}=***" for k in sorted(secrets))))
     if info.get("reason"):
         rows.append(("reason", Text(str(info["reason"]), style="yellow")))
     for key, value in rows:

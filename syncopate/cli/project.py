@@ -59,6 +59,7 @@ def env_pairs(items: list[str], option: str = "--env") -> dict[str, str]:
 
 
 ENV_HELP = "Environment variable NAME=VALUE for the project's process (repeatable)."
+SECRET_HELP = "Secret NAME=VALUE: an environment variable whose value is never shown (repeatable)."
 
 
 async def _named(client: ManagerClient, name: str) -> dict[str, Any]:
@@ -95,6 +96,7 @@ def add(
     ),
     no_start: bool = typer.Option(False, "--no-start", help="Add it stopped."),
     env: list[str] = typer.Option([], metavar="K=V", help=ENV_HELP),
+    secret: list[str] = typer.Option([], metavar="K=V", help=SECRET_HELP),
     as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
@@ -118,6 +120,7 @@ def add(
             exclusive=exclusive,
             start=not no_start,
             env=environment or None,
+            secrets=env_pairs(secret) or None,
         ),
     )
     if as_json:
@@ -143,6 +146,8 @@ def set_project(
     unset_env: list[str] = typer.Option(
         [], metavar="K", help="Remove an environment variable (repeatable)."
     ),
+    secret: list[str] = typer.Option([], metavar="K=V", help=SECRET_HELP),
+    unset_secret: list[str] = typer.Option([], metavar="K", help="Remove a secret (repeatable)."),
     as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
@@ -152,7 +157,7 @@ def set_project(
     """Change a project in place; its variables, output and history stay.
 
     It restarts once, on the same node, when its process must see the change (url, ref,
-    command, env); ram and disk move it only when it no longer fits where it is.
+    command, env, secrets); ram and disk move it only when it no longer fits where it is.
     """
     target = find_target(manager, token, ca_file, fingerprint)
     changes: dict[str, Any] = {
@@ -164,6 +169,8 @@ def set_project(
         "exclusive": exclusive,
         "env": env_pairs(env) or None,
         "unset-env": unset_env or None,
+        "secrets": env_pairs(secret) or None,
+        "unset-secrets": unset_secret or None,
     }
 
     async def run(client: ManagerClient) -> dict[str, Any]:

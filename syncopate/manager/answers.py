@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from syncopate.errors import OK
+from syncopate.manager import secret_box
 from syncopate.manager.cluster_state import ClusterState
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.states import Desired, NodeStatus, ProjectStatus
@@ -19,7 +20,7 @@ def seed_fields(project: ProjectRecord) -> dict[str, Any]:
     """The seed's per-project fields, shared by /node-status and the `status` answer."""
     return {
         "project-name": project.name,
-        "project-url": project.url,
+        "project-url": secret_box.mask_url(project.url),
         "status": project.status.value,
         "disk-usage": project.disk_usage,
         "ram-usage": project.ram_usage,
@@ -58,6 +59,8 @@ def assignment(project: ProjectRecord) -> dict[str, Any]:
     desired = Desired.STOPPED if project.moving_to is not None else project.desired
     return {
         **seed_fields(project),
+        # Its own node is told the URL as it is: it has to fetch it (a password is a secret).
+        "project-url": project.url,
         "desired": desired.value,
         "command": project.command,
         "ref": project.ref,
@@ -72,9 +75,10 @@ def environment(project: ProjectRecord) -> dict[str, str]:
     """The project's `environment-variables` as its node is told them (DESIGN §10, §11).
 
     Our agent puts them on top of its base environment; the seed's node client uses them as
-    the project's whole environment.
+    the project's whole environment. Secrets are merged in (over env of the same name): this
+    is the one answer that carries their values, and only to the project's own node.
     """
-    return dict(project.env)
+    return {**project.env, **project.secrets}
 
 
 def project_info(project: ProjectRecord) -> dict[str, Any]:
@@ -101,6 +105,7 @@ def project_info(project: ProjectRecord) -> dict[str, Any]:
         "disk": project.disk,
         "exclusive": project.exclusive,
         "env": dict(project.env),
+        "secrets": secret_box.masked(project.secrets),
         "history": list(project.history),
         "log-tail": project.log_tail,
     }

@@ -1,8 +1,8 @@
 """`set`: changing a project in place (DESIGN section 11), the cluster's part.
 
 Its variables, output and history stay. A change the running process must see (url, ref,
-command, env) asks its node for one restart (the `restart` counter); a change of what it asks
-for (ram, disk) moves it only when it no longer fits where it is. Every change is one
+command, env, secrets) asks its node for one restart (the `restart` counter); a change of what
+it asks for (ram, disk) moves it only when it no longer fits where it is. Every change is one
 `Cluster._write`, and is recorded in the project's `history` (who, when, which fields).
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from syncopate import variables
-from syncopate.errors import TooLarge
+from syncopate import validate, variables
+from syncopate.errors import InvalidRequest, TooLarge
 from syncopate.manager import scheduler
 from syncopate.manager.records import ProjectRecord, utc_now
 from syncopate.protocol import SetProject
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from syncopate.manager.cluster import Cluster
 
 # Fields whose change the project's process must see: it restarts once.
-RESTART_FIELDS = frozenset({"url", "ref", "command", "env"})
+RESTART_FIELDS = frozenset({"url", "ref", "command", "env", "secrets"})
 HISTORY_KEPT = 100  # changes kept per project, oldest dropped first
 
 
@@ -42,6 +42,20 @@ def wanted(project: ProjectRecord, spec: SetProject) -> dict[str, Any]:
     env.update(spec.env)
     if env != project.env:
         new["env"] = env
+    secrets = {k: v for k, v in project.secrets.items() if k not in spec.unset_secrets}
+    secrets.update(spec.secrets)
+    if secrets != project.secrets:
+        new["secrets"] = secrets
+    both = sorted(set(env) & set(secrets))
+    if both:
+        raise InvalidRequest(
+            f"{', '.join(both)}: a name may be env or a secret, not both "
+            "(unset the one to make it the other)"
+        )
+    try:
+        validate.check_env({**env, **secrets})
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
     return new
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncopate.errors import Conflict, NotFound
-from syncopate.manager import answers, changes
+from syncopate.manager import answers, changes, secret_box
 from syncopate.manager.cluster_state import ClusterState
 from syncopate.manager.longpoll import LongPoll
 from syncopate.manager.membership import Membership
@@ -268,6 +268,7 @@ class Cluster(Undoable):
             disk=spec.disk,
             exclusive=spec.exclusive,
             env=dict(spec.env),
+            secrets=dict(spec.secrets),
             desired=Desired.RUNNING if spec.start else Desired.STOPPED,
             created_at=utc_now(),
         )
@@ -294,9 +295,10 @@ class Cluster(Undoable):
 
     def remove(self, spec: RemoveProject) -> None:
         project = self._project(spec.name)
-        if spec.url != project.url:
+        # Answers show a password in the URL masked; that form confirms too.
+        if spec.url not in (project.url, secret_box.mask_url(project.url)):
             raise Conflict(
-                f"URL {spec.url!r} does not match project {project.name!r} "
+                f"URL {secret_box.mask_url(spec.url)!r} does not match project {project.name!r} "
                 "(remove needs the project's URL to confirm)"
             )
         with self._write(durable=True) as undo:

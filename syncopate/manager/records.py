@@ -72,6 +72,8 @@ class ProjectRecord:
     disk: float = 0.0
     exclusive: bool = False
     env: dict[str, str] = field(default_factory=dict)  # the process's environment variables
+    # Like env, but write-only: answers show the names only, the store keeps them sealed.
+    secrets: dict[str, str] = field(default_factory=dict)
     desired: Desired = Desired.RUNNING
     node: str | None = None
     moving_to: str | None = None  # a move in progress: stop on `node`, then start here

@@ -19,7 +19,7 @@ from syncopate.errors import (
     InvalidRequest,
     NotFound,
 )
-from syncopate.manager import logbook
+from syncopate.manager import logbook, secret_box
 from syncopate.manager.answers import seed_runs
 from syncopate.manager.placement import Placement
 from syncopate.manager.records import NodeRecord, ProjectRecord, utc_now
@@ -58,8 +58,9 @@ class Reports:
                 code=NOT_THIS_NODES,
             )
         if report.project_url != project.url:
+            shown = secret_box.mask_url(report.project_url)
             raise Conflict(
-                f"project-url {report.project_url!r} does not match {project.name!r}'s URL",
+                f"project-url {shown!r} does not match {project.name!r}'s URL",
                 code=URL_MISMATCH,
             )
         if report.epoch is not None and report.epoch != project.epoch:
@@ -142,8 +143,8 @@ class Reports:
         if report.exit_code is not None or "exit_code" in report.model_fields_set:
             project.exit_code = report.exit_code
         if report.log_tail is not None:
-            project.log_tail = report.log_tail
-        project.reason = report.reason or ""
+            project.log_tail = [secret_box.mask_in(line, project.url) for line in report.log_tail]
+        project.reason = secret_box.mask_in(report.reason or "", project.url)
         if status is ProjectStatus.RUNNING and not was_running:
             project.started_at = now
         elif status is not ProjectStatus.RUNNING:
@@ -171,9 +172,9 @@ class Reports:
         """
         assert report.log_stream is not None and report.log_seq is not None  # validated
         cursor = logbook.LogCursor(project.log_stream, project.log_next, project.log_node)
-        cursor, lines = logbook.accept(
-            cursor, node, report.log_stream, report.log_seq, report.log_lines or []
-        )
+        # A git error quoting a password-bearing URL must not keep the password.
+        reported = [secret_box.mask_in(line, project.url) for line in report.log_lines or []]
+        cursor, lines = logbook.accept(cursor, node, report.log_stream, report.log_seq, reported)
         project.log_stream, project.log_next, project.log_node = (
             cursor.stream,
             cursor.next,

@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from syncopate.errors import StoreFailed
+from syncopate.manager import secret_box
 from syncopate.manager.records import CommandRecord, CommandStep, NodeRecord, ProjectRecord
 from syncopate.states import CommandState, Desired, NodeStatus, ProjectStatus
 
 # 2: the log_lines table, and log fields in project records (an older manager cannot read them).
 # 3: the commands table (the command channel), and `kind` in node records.
 # 4: `env` and `history` in project records.
-SCHEMA_VERSION = 4
+# 5: `secrets` in project records, sealed with `<data-dir>/secrets.key` (secret_box.py).
+SCHEMA_VERSION = 5
 DB_NAME = "syncopate.db"
 
 _SCHEMA = """
@@ -50,20 +52,24 @@ FAILURE_LOG_INTERVAL = 60.0
 log = logging.getLogger("syncopate.manager")
 
 _NODE_TRANSIENT = {"last_contact", "address"}
-_PROJECT_TRANSIENT = {"move_started"}
+# `secrets` is stored sealed, not as it is (see save_project).
+_PROJECT_TRANSIENT = {"move_started", "secrets"}
 _COMMAND_TRANSIENT = {"since"}
 
 
 _STORED_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def _dump(record: Any, transient: set[str]) -> str:
+def _dump(record: Any, transient: set[str], extra: dict[str, Any] | None = None) -> str:
     kind = type(record)
     names = _STORED_FIELDS.get(kind)
     if names is None:
         names = tuple(f.name for f in dataclasses.fields(record) if f.name not in transient)
         _STORED_FIELDS[kind] = names
-    return json.dumps({name: getattr(record, name) for name in names}, separators=(",", ":"))
+    fields = {name: getattr(record, name) for name in names}
+    if extra:
+        fields.update(extra)
+    return json.dumps(fields, separators=(",", ":"))
 
 
 class Store:
@@ -93,6 +99,14 @@ class Store:
         if version is None or int(version) < SCHEMA_VERSION:
             # The schema script above added what was missing.
             self.set_meta("schema-version", str(SCHEMA_VERSION), durable=True)
+        sealed_check = self.get_meta(secret_box.CHECK_KEY)
+        try:
+            self.secrets = secret_box.load_or_create(data_dir, sealed_check)
+        except BaseException:
+            self._db.close()
+            raise
+        if sealed_check is None:
+            self.set_meta(secret_box.CHECK_KEY, self.secrets.sealed_check(), durable=True)
 
     def close(self) -> None:
         self._db.close()
@@ -208,7 +222,12 @@ class Store:
 
     # projects ---------------------------------------------------------------------------------
     def save_project(self, project: ProjectRecord) -> None:
-        self._upsert("projects", project.name, _dump(project, _PROJECT_TRANSIENT))
+        sealed: dict[str, Any] = {"secrets": self.secrets.seal(project.secrets)}
+        if secret_box.url_password(project.url) is not None:
+            # A password in the URL is a secret too: the row shows it masked.
+            sealed["url"] = secret_box.mask_url(project.url)
+            sealed["url-sealed"] = self.secrets.seal_text(project.url)
+        self._upsert("projects", project.name, _dump(project, _PROJECT_TRANSIENT, sealed))
 
     def delete_project(self, name: str) -> None:
         self._delete("projects", name)
@@ -219,6 +238,9 @@ class Store:
             fields = json.loads(data)
             fields["status"] = ProjectStatus(fields["status"])
             fields["desired"] = Desired(fields["desired"])
+            fields["secrets"] = self.secrets.open(fields.get("secrets", ""))
+            if "url-sealed" in fields:
+                fields["url"] = self.secrets.open_text(fields.pop("url-sealed"))
             projects.append(ProjectRecord(**fields))
         return projects
 

@@ -608,6 +608,29 @@ CASES: list[Case] = [
         Case(f"ctl-set-env-{case}", "/controller", 400, ("env", *words), set_(env=env))
         for case, (env, words) in BAD_ENVS.items()
     ],
+    # Secrets follow env's rules (DESIGN section 11); a name is env or a secret, not both.
+    *[
+        Case(f"ctl-add-secrets-{case}", "/controller", 400, ("secrets", *words), add(secrets=env))
+        for case, (env, words) in BAD_ENVS.items()
+    ],
+    *[
+        Case(f"ctl-set-secrets-{case}", "/controller", 400, ("secrets", *words), set_(secrets=env))
+        for case, (env, words) in BAD_ENVS.items()
+    ],
+    Case("ctl-add-env-and-secret", "/controller", 400, ("A", "not both"), add(
+        env={"A": "1"}, secrets={"A": "2"}
+    )),
+    Case("ctl-set-env-and-secret", "/controller", 400, ("A", "not both"), set_(
+        env={"A": "1"}, secrets={"A": "2"}
+    )),
+    Case("ctl-set-secret-and-unset", "/controller", 400, ("A",), set_(
+        secrets={"A": "1"}, **{"unset-secrets": ["A"]}
+    )),
+    Case("ctl-set-unset-secrets-reserved", "/controller", 400, ("unset-secrets", "reserved"),
+        set_(**{"unset-secrets": ["SYNCOPATE_NODE"]})),
+    Case("ctl-set-unset-secrets-string", "/controller", 400, ("unset-secrets",), set_(
+        **{"unset-secrets": 5}
+    )),
     Case("ctl-setvars-no-variables", "/controller", 400, ("variables",), ctl(
         "set-variables", projects=["alpha"]
     )),

@@ -200,9 +200,18 @@ def assert_memory_is_stored(manager: RunningManager) -> None:
     cluster = manager.state.cluster
     rows = stored(manager)
     projects = {
-        n: json.loads(store_module._dump(p, store_module._PROJECT_TRANSIENT))
+        n: {
+            **json.loads(store_module._dump(p, store_module._PROJECT_TRANSIENT)),
+            "secrets": p.secrets,
+        }
         for n, p in cluster.projects.items()
     }
+    # Secrets (and a password-bearing URL) are stored sealed: compare what they open to.
+    box = manager.state.store.secrets
+    for row in rows["projects"].values():
+        row["secrets"] = box.open(row.get("secrets", ""))
+        if "url-sealed" in row:
+            row["url"] = box.open_text(row.pop("url-sealed"))
     nodes = {
         n: json.loads(store_module._dump(x, store_module._NODE_TRANSIENT))
         for n, x in cluster.nodes.items()
@@ -275,6 +284,11 @@ REFUSED_CALLS: dict[str, Call] = {
     "remove": ctl("remove", project={"name": "alpha", "url": ALPHA_URL}),
     "set": ctl("set", project={"name": "alpha", "command": "run", "env": {"A": "1"}}),
     "set-ram-move": ctl("set", project={"name": "alpha", "ram": 1e9}),
+    "set-secret": ctl("set", project={"name": "alpha", "secrets": {"S": "x"}}),
+    "set-password-url": ctl("set", project={"name": "alpha", "url": "https://u:pw@e.com/a.git"}),
+    "add-secret": ctl(
+        "add", project=project("gamma", "https://u:pw@e.com/g.git", secrets={"S": "x"})
+    ),
     "set-variables": ctl("set-variables", projects=["alpha", "beta"], variables={"a": 1}),
     "node-drain": ctl("node-drain", node="pi-1"),
     "node-forget": ctl("node-forget", node="pi-3"),

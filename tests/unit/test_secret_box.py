@@ -1,0 +1,32 @@
+"""Masking passwords in git URLs (DESIGN section 11)."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncopate.manager.secret_box import mask_in, mask_url, url_password
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://u:p4ss@host/x.git", "https://u:***@host/x.git"),
+        ("https://u:p:a@ss@host:8443/x.git", "https://u:***@host:8443/x.git"),
+        ("http://:tok@host/x", "http://:***@host/x"),
+        ("https://user@host/x.git", "https://user@host/x.git"),
+        ("https://host/x.git", "https://host/x.git"),
+        ("git@github.com:team/x.git", "git@github.com:team/x.git"),
+        ("file:///srv/x.git", "file:///srv/x.git"),
+        ("/srv/x.git", "/srv/x.git"),
+    ],
+)
+def test_mask_url(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
+    password = url_password(url)
+    assert password is None or password not in mask_url(url)
+
+
+def test_mask_in_replaces_the_password_wherever_it_is_quoted() -> None:
+    url = "https://u:s3cret@host/x.git"
+    assert mask_in(f"fatal: '{url}' and s3cret", url) == "fatal: 'https://u:***@host/x.git' and ***"
+    assert mask_in("no url here", "https://host/x.git") == "no url here"
