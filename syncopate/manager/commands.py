@@ -22,13 +22,13 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from syncopate.command_protocol import CommandQuery, CommandResultRequest, CommandSend
 from syncopate.errors import Conflict, InvalidRequest, NotFound, StoreFailed
 from syncopate.manager.cluster import Clock, Notify, did_you_mean
 from syncopate.manager.command_wire import SEED_STATES, command_order, device_status, utc_now_ms
 from syncopate.manager.records import CommandRecord, CommandStep, NodeRecord
 from syncopate.manager.storage import Storage
 from syncopate.manager.undo import Undoable
-from syncopate.protocol import CommandQuery, CommandResultRequest, CommandSend
 from syncopate.states import (
     COMMAND_FINAL_STATES,
     COMMAND_TRANSITIONS,

@@ -16,16 +16,18 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from syncopate import __version__
-from syncopate.protocol import (
-    ACTIONS,
-    AddProject,
+from syncopate.command_protocol import (
     CommandAnalyze,
     CommandQuery,
     CommandRef,
     CommandResultRequest,
     CommandSend,
-    ControllerRequest,
     HwRequest,
+)
+from syncopate.protocol import (
+    ACTIONS,
+    AddProject,
+    ControllerRequest,
     InitializeRequest,
     LeaveRequest,
     RemoveProject,

@@ -18,10 +18,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from syncopate.command_protocol import MAX_RESPONSE_CHARS
 from syncopate.errors import Conflict
 from syncopate.manager.auth import check_controller_token
 from syncopate.manager.command_wire import epoch_seconds
-from syncopate.protocol import MAX_RESPONSE_CHARS
 from tests.helpers import PASSWORD, RunningManager, wait_for
 
 STATUS_FIELDS = (

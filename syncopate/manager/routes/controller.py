@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from syncopate.command_protocol import CommandAnalyze, CommandQuery, CommandRef, CommandSend
 from syncopate.errors import InvalidRequest
 from syncopate.manager.auth import bearer, check_controller_token
 from syncopate.manager.command_wire import commands_info
@@ -21,10 +22,6 @@ from syncopate.protocol import (
     ACTIONS,
     DEFAULT_LOG_LINES,
     AddProject,
-    CommandAnalyze,
-    CommandQuery,
-    CommandRef,
-    CommandSend,
     ControllerRequest,
     RemoveProject,
     SetProject,

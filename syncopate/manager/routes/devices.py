@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from syncopate.command_protocol import CommandSend, HwCredentials, HwRequest
 from syncopate.errors import (
     Conflict,
     Forbidden,
@@ -23,7 +24,6 @@ from syncopate.manager.auth import check_controller_token, secret_matches
 from syncopate.manager.command_wire import blank_device_status
 from syncopate.manager.context import STATE, ManagerState, client_address, parse, read_body
 from syncopate.manager.records import NodeRecord
-from syncopate.protocol import CommandSend, HwCredentials, HwRequest
 
 DEVICE_OPERATIONS = frozenset({"status_query", "hw_command_retrieval", "hw_response_provide"})
 CONTROLLER_OPERATIONS = frozenset({"status_query", "hw_command_request", "server_analysis_provide"})

@@ -13,6 +13,7 @@ import time
 
 from aiohttp import web
 
+from syncopate.command_protocol import CommandResultRequest
 from syncopate.errors import TooManyAttempts, Unauthorized
 from syncopate.manager.auth import secret_matches
 from syncopate.manager.context import (
@@ -25,7 +26,6 @@ from syncopate.manager.context import (
 )
 from syncopate.protocol import (
     MAX_WAIT_SECONDS,
-    CommandResultRequest,
     InitializeRequest,
     LeaveRequest,
     StatusRequest,
