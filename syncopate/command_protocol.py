@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from syncopate import validate
-from syncopate.protocol import Count, NodeAuth, WireModel, _parse_name_list, _refuse_bool
+from syncopate.protocol import Count, NodeAuth, WireModel, parse_name_list, refuse_bool
 
 MAX_CODE_CHARS = 64 * 1024
 MAX_RESPONSE_CHARS = 128 * 1024  # the agent keeps 64 KiB of output; room for a marker and more
@@ -21,13 +21,13 @@ COMMAND_PAGE = 50  # commands per `command-list` page unless asked
 MAX_COMMAND_PAGE = 1000
 
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-CommandId = Annotated[int, BeforeValidator(_refuse_bool), Field(ge=1, le=2**62)]
+CommandId = Annotated[int, BeforeValidator(refuse_bool), Field(ge=1, le=2**62)]
 
 
 class CommandSend(WireModel):
     """`command-send`: a program for one node, several, or every live agent node (`all`)."""
 
-    nodes: Annotated[list[str], BeforeValidator(_parse_name_list)] = Field(
+    nodes: Annotated[list[str], BeforeValidator(parse_name_list)] = Field(
         default_factory=list, max_length=10_000
     )
     all: bool = False

@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
-    AfterValidator,
-    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -45,12 +43,12 @@ def _parse_variables(value: Any) -> Any:
     return value
 
 
-def _check_variables(value: dict[str, Any]) -> dict[str, Any]:
+def check_variables_size(value: dict[str, Any]) -> dict[str, Any]:
     variables.check_size(value)
     return value
 
 
-def _parse_literal(value: Any) -> Any:
+def form_literal(value: Any) -> Any:
     """A dictionary or list sent as a string in a form: JSON first, then a Python literal.
 
     Text that is neither is passed on as it is (the field's type then says what is wrong);
@@ -66,16 +64,16 @@ def _parse_literal(value: Any) -> Any:
         return value
 
 
-def _refuse_bool(value: Any) -> Any:
+def refuse_bool(value: Any) -> Any:
     # JSON true would otherwise pass for the number 1.
     if isinstance(value, bool):
         raise ValueError("must be a whole number, not true or false")
     return value
 
 
-def _parse_name_list(value: Any) -> Any:
+def parse_name_list(value: Any) -> Any:
     if isinstance(value, str):
-        parsed = _parse_literal(value)
+        parsed = form_literal(value)
         if isinstance(parsed, list | tuple):
             return list(parsed)
         # A single bare name in a form field.
@@ -87,13 +85,8 @@ Variables = Annotated[dict[str, Any], BeforeValidator(_parse_variables)]
 ProjectName = Annotated[str, BeforeValidator(lambda v: validate.check_name(v, "project"))]
 GitUrl = Annotated[str, BeforeValidator(validate.check_git_url)]
 Megabytes = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
-Count = Annotated[int, BeforeValidator(_refuse_bool)]
-LogLines = Annotated[list[str], BeforeValidator(_parse_literal)]
-# A project's environment variables (DESIGN section 11): checked in validate.check_env.
-Env = Annotated[dict[str, str], BeforeValidator(_parse_literal), AfterValidator(validate.check_env)]
-EnvNames = Annotated[
-    list[str], BeforeValidator(_parse_name_list), AfterValidator(validate.check_env_names)
-]
+Count = Annotated[int, BeforeValidator(refuse_bool)]
+LogLines = Annotated[list[str], BeforeValidator(form_literal)]
 
 
 class WireModel(BaseModel):
@@ -109,7 +102,7 @@ class InitializeRequest(WireModel):
     syncopate_password: str = Field(max_length=1024)
     storage: Megabytes = 0.0
     ram: Megabytes = 0.0
-    labels: Annotated[dict[str, str], BeforeValidator(_parse_literal)] = Field(default_factory=dict)
+    labels: Annotated[dict[str, str], BeforeValidator(form_literal)] = Field(default_factory=dict)
     agent_version: str | None = Field(default=None, max_length=64)
     # "lite": a device too small for the agent, taking part through /hw_supervisor only; it is
     # never given projects.
@@ -151,7 +144,7 @@ class UpdateRequest(NodeAuth):
     @field_validator("persistent_variables")
     @classmethod
     def _size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if value is None else _check_variables(value)
+        return None if value is None else check_variables_size(value)
 
     @field_validator("log_tail")
     @classmethod
@@ -188,125 +181,6 @@ class LeaveRequest(NodeAuth):
     pass
 
 
-class AddProject(WireModel):
-    name: ProjectName
-    url: GitUrl
-    initial_variables: Variables = Field(
-        default_factory=dict,
-        validation_alias=AliasChoices("initial_variables", "initial-variables"),
-    )
-    command: str | None = Field(default=None, max_length=4096)
-    ref: str | None = Field(default=None, max_length=256)
-    ram: Megabytes = 0.0
-    disk: Megabytes = 0.0
-    exclusive: bool = False
-    start: bool = True
-    env: Env = Field(default_factory=dict)
-    secrets: Env = Field(default_factory=dict)  # like env, write-only (DESIGN section 11)
-
-    @model_validator(mode="after")
-    def _env_or_secret(self) -> AddProject:
-        _check_env_and_secrets(self.env, self.secrets)
-        return self
-
-    @field_validator("initial_variables")
-    @classmethod
-    def _size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _check_variables(value)
-
-    @field_validator("ref")
-    @classmethod
-    def _ref(cls, value: str | None) -> str | None:
-        return _check_ref(value) or None
-
-    @field_validator("command")
-    @classmethod
-    def _command(cls, value: str | None) -> str | None:
-        return _check_command(value) or None
-
-
-def _check_env_and_secrets(env: dict[str, str], secrets: dict[str, str]) -> None:
-    """A name may be an environment variable or a secret, not both."""
-    both = sorted(set(env) & set(secrets))
-    if both:
-        raise ValueError(f"{', '.join(both)}: a name may be env or a secret, not both")
-    validate.check_env({**env, **secrets})  # their sum goes to the process
-
-
-def _check_ref(value: str | None) -> str | None:
-    if value is not None and (value.startswith("-") or any(c.isspace() for c in value)):
-        raise ValueError("ref may not start with '-' or contain whitespace")
-    return value
-
-
-def _check_command(value: str | None) -> str | None:
-    if value is not None and "\x00" in value:
-        raise ValueError("command may not contain NUL")
-    return value
-
-
-class SetProject(WireModel):
-    """`set`: change a project in place (DESIGN section 11). A field left out stays as it is;
-    `command` or `ref` given empty go back to the default (the repository's run command, the
-    remote's default branch); `env` adds or replaces variables, `unset-env` removes them;
-    `secrets` and `unset-secrets` do the same for the write-only secrets."""
-
-    name: ProjectName
-    url: GitUrl | None = None
-    command: str | None = Field(default=None, max_length=4096)
-    ref: str | None = Field(default=None, max_length=256)
-    ram: Megabytes | None = None
-    disk: Megabytes | None = None
-    exclusive: bool | None = None
-    env: Env = Field(default_factory=dict)
-    unset_env: EnvNames = Field(
-        default_factory=list, validation_alias=AliasChoices("unset-env", "unset_env")
-    )
-    secrets: Env = Field(default_factory=dict)
-    unset_secrets: EnvNames = Field(
-        default_factory=list, validation_alias=AliasChoices("unset-secrets", "unset_secrets")
-    )
-
-    @field_validator("ref")
-    @classmethod
-    def _ref(cls, value: str | None) -> str | None:
-        return _check_ref(value)
-
-    @field_validator("command")
-    @classmethod
-    def _command(cls, value: str | None) -> str | None:
-        return _check_command(value)
-
-    @model_validator(mode="after")
-    def _not_both(self) -> SetProject:
-        both = sorted(set(self.env) & set(self.unset_env))
-        if both:
-            raise ValueError(f"env and unset-env both name {', '.join(both)}")
-        both = sorted(set(self.secrets) & set(self.unset_secrets))
-        if both:
-            raise ValueError(f"secrets and unset-secrets both name {', '.join(both)}")
-        _check_env_and_secrets(self.env, self.secrets)
-        return self
-
-
-class SetVariables(WireModel):
-    """`set-variables`: write persistent variables into the named projects (or `all`); each
-    starts again under a new epoch with them (DESIGN section 11)."""
-
-    variables: Variables = Field(min_length=1)
-    all: bool = False
-
-    @field_validator("variables")
-    @classmethod
-    def _size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _check_variables(value)
-
-
-class RemoveProject(WireModel):
-    name: ProjectName
-    url: str = Field(max_length=validate.MAX_URL_LENGTH)
-
-
 Action = Literal[
     "add",
     "set",
@@ -334,10 +208,10 @@ ACTIONS: tuple[str, ...] = get_args(Action)
 class ControllerRequest(WireModel):
     access_token: str | None = Field(default=None, max_length=256)
     action: str = Field(max_length=64)
-    projects: Annotated[list[str], BeforeValidator(_parse_name_list)] = Field(
+    projects: Annotated[list[str], BeforeValidator(parse_name_list)] = Field(
         default_factory=list, max_length=100_000
     )
-    project: Annotated[dict[str, Any], BeforeValidator(_parse_literal)] | None = None
+    project: Annotated[dict[str, Any], BeforeValidator(form_literal)] | None = None
     node: str | None = Field(default=None, max_length=256)
     lines: Count | None = Field(default=None, ge=1, le=LOG_LINES_KEPT)
 

@@ -24,6 +24,8 @@ STATUS_STYLE = {
     "pending": "cyan",
     "stopped": "dim",
     "crashed": "bold yellow",
+    "unhealthy": "bold yellow",
+    "rolled-back": "yellow",
     "unschedulable": "yellow",
     "failed": "bold red",
     "lost": "bold red",
@@ -157,6 +159,32 @@ def nodes_table(nodes: Mapping[str, Mapping[str, Any]], now: datetime | None = N
 HISTORY_SHOWN = 10  # the last changes `project show` lists (all of them under --json)
 
 
+def _placement_rows(info: Mapping[str, Any]) -> list[tuple[str, str | Text]]:
+    """Where it may run, its health check, grace and memory limit (DESIGN section 12)."""
+    rows: list[tuple[str, str | Text]] = []
+    if info.get("on"):
+        rows.append(("on", " ".join(info["on"])))
+    if info.get("every-node"):
+        rows.append(("every node", "yes"))
+    if info.get("stay"):
+        rows.append(("stay", "yes (never moved for balance)"))
+    health = info.get("health")
+    if isinstance(health, Mapping):
+        check = health.get("cmd") or health.get("http") or "-"
+        rows.append(
+            (
+                "health",
+                f"{check} every {health.get('interval', 10):g}s, timeout "
+                f"{health.get('timeout', 5):g}s, {health.get('retries', 3)} tries",
+            )
+        )
+    if info.get("max-ram"):
+        rows.append(("max ram", size(info["max-ram"])))
+    if info.get("grace") not in (None, 60.0, 60):
+        rows.append(("grace", f"{info['grace']:g}s"))
+    return rows
+
+
 def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> RenderableType:
     """Everything about one project: fields, variables, and the last lines of its output."""
     grid = Table.grid(padding=(0, 2))
@@ -184,6 +212,7 @@ def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
     ]
     if info.get("moving-to"):
         rows.insert(4, ("moving to", str(info["moving-to"])))
+    rows.extend(_placement_rows(info))
     env = info.get("env") or {}
     if env:
         rows.append(("env", " ".join(f"{k}={v}" for k, v in sorted(env.items()))))

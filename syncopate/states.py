@@ -20,6 +20,8 @@ class ProjectStatus(StrEnum):
     CLONING = "cloning"
     STARTING = "starting"
     RUNNING = "running"
+    UNHEALTHY = "unhealthy"  # runs, but fails its health check; a restart follows
+    ROLLED_BACK = "rolled-back"  # a new commit failed; the last good commit runs again
     CRASHED = "crashed"  # exited; a restart is pending
     FAILED = "failed"  # cannot run: clone failed, no run command, a step failed, crash loop
     STOPPED = "stopped"
@@ -52,12 +54,24 @@ _MOVES: dict[ProjectStatus, frozenset[ProjectStatus]] = {
     _P.CLONING: frozenset({_P.STARTING, _P.STOPPED, _P.FAILED}),
     # starting -> running: spawned; -> crashed: a restart could not spawn; -> stopped: stop()
     # or a first spawn that failed; -> failed: the agent gave up on it
-    _P.STARTING: frozenset({_P.RUNNING, _P.CRASHED, _P.STOPPED, _P.FAILED}),
-    # running -> crashed: it exited on its own; -> stopped: stop(); -> failed: a step failed
-    _P.RUNNING: frozenset({_P.CRASHED, _P.STOPPED, _P.FAILED}),
+    _P.STARTING: frozenset({_P.RUNNING, _P.CRASHED, _P.STOPPED, _P.FAILED, _P.ROLLED_BACK}),
+    # running -> crashed: it exited on its own; -> stopped: stop(); -> failed: a step failed;
+    # -> unhealthy: its health check failed `retries` times in a row; -> rolled-back: a new
+    # commit failed within its grace and the last good one runs again
+    _P.RUNNING: frozenset({_P.CRASHED, _P.STOPPED, _P.FAILED, _P.UNHEALTHY, _P.ROLLED_BACK}),
+    # unhealthy -> running: the check passes again; -> starting: the restart it brings;
+    # -> rolled-back: it was a new commit within its grace
+    _P.UNHEALTHY: frozenset(
+        {_P.RUNNING, _P.STARTING, _P.CRASHED, _P.STOPPED, _P.FAILED, _P.ROLLED_BACK}
+    ),
+    # rolled-back: runs the last good commit (as running does); -> running: a newer commit
+    # (or `rollout --retry`) runs well
+    _P.ROLLED_BACK: frozenset(
+        {_P.RUNNING, _P.STARTING, _P.CRASHED, _P.STOPPED, _P.FAILED, _P.UNHEALTHY}
+    ),
     # crashed -> starting: the backoff is over; -> stopped: stop() during the backoff;
     # -> failed: a crash loop (too many quick exits in a row)
-    _P.CRASHED: frozenset({_P.STARTING, _P.STOPPED, _P.FAILED}),
+    _P.CRASHED: frozenset({_P.STARTING, _P.STOPPED, _P.FAILED, _P.ROLLED_BACK}),
     # failed -> cloning/starting: start, restart, a new commit, or the retry after backoff
     _P.FAILED: frozenset({_P.CLONING, _P.STARTING, _P.STOPPED}),
     _P.STOPPED: frozenset({_P.CLONING, _P.STARTING, _P.FAILED}),

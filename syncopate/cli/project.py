@@ -60,6 +60,11 @@ def env_pairs(items: list[str], option: str = "--env") -> dict[str, str]:
 
 ENV_HELP = "Environment variable NAME=VALUE for the project's process (repeatable)."
 SECRET_HELP = "Secret NAME=VALUE: an environment variable whose value is never shown (repeatable)."
+ON_HELP = "Run only on nodes with label K=V (also K!=V, or K: has the label; repeatable)."
+HEALTH_CMD_HELP = "Health check: a command that exits 0 when the project is well"
+HEALTH_HTTP_HELP = "Health check: a URL that answers 2xx when the project is well"
+GRACE_HELP = "Seconds a new commit must run well, else the node rolls back to the last good one."
+MAX_RAM_HELP = "Restart it when its processes use more RAM than this, MB"
 
 
 async def _named(client: ManagerClient, name: str) -> dict[str, Any]:
@@ -97,6 +102,24 @@ def add(
     no_start: bool = typer.Option(False, "--no-start", help="Add it stopped."),
     env: list[str] = typer.Option([], metavar="K=V", help=ENV_HELP),
     secret: list[str] = typer.Option([], metavar="K=V", help=SECRET_HELP),
+    on: list[str] = typer.Option([], metavar="K=V", help=ON_HELP),
+    every_node: bool = typer.Option(
+        False, "--every-node", help="Run one copy on every live node that meets --on."
+    ),
+    stay: bool = typer.Option(False, "--stay", help="Never move it to balance the load."),
+    health_cmd: str = typer.Option(None, metavar="CMD", help=HEALTH_CMD_HELP),
+    health_http: str = typer.Option(None, metavar="URL", help=HEALTH_HTTP_HELP),
+    health_interval: float = typer.Option(
+        10.0, min=0.1, metavar="S", help="Seconds between health checks."
+    ),
+    health_timeout: float = typer.Option(
+        5.0, min=0.1, metavar="S", help="Seconds one health check may take."
+    ),
+    health_retries: int = typer.Option(
+        3, min=1, metavar="N", help="Failed checks in a row before it is unhealthy."
+    ),
+    grace: float = typer.Option(60.0, min=0, metavar="S", help=GRACE_HELP),
+    max_ram: float = typer.Option(0.0, min=0, metavar="MB", help=MAX_RAM_HELP),
     as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
@@ -121,6 +144,16 @@ def add(
             start=not no_start,
             env=environment or None,
             secrets=env_pairs(secret) or None,
+            on=on or None,
+            every_node=every_node or None,
+            stay=stay or None,
+            health_cmd=health_cmd,
+            health_http=health_http,
+            health_interval=health_interval,
+            health_timeout=health_timeout,
+            health_retries=health_retries,
+            grace=grace,
+            max_ram=max_ram or None,
         ),
     )
     if as_json:
@@ -148,6 +181,24 @@ def set_project(
     ),
     secret: list[str] = typer.Option([], metavar="K=V", help=SECRET_HELP),
     unset_secret: list[str] = typer.Option([], metavar="K", help="Remove a secret (repeatable)."),
+    on: list[str] = typer.Option([], metavar="K=V", help=ON_HELP),
+    no_on: bool = typer.Option(False, "--no-on", help="Remove every --on constraint."),
+    stay: bool = typer.Option(
+        None, "--stay/--no-stay", help="Never move it for balance (or allow it again)."
+    ),
+    health_cmd: str = typer.Option(None, metavar="CMD", help=HEALTH_CMD_HELP + " ('' for none)"),
+    health_http: str = typer.Option(None, metavar="URL", help=HEALTH_HTTP_HELP + " ('' for none)"),
+    health_interval: float = typer.Option(
+        None, min=0.1, metavar="S", help="Seconds between health checks."
+    ),
+    health_timeout: float = typer.Option(
+        None, min=0.1, metavar="S", help="Seconds one health check may take."
+    ),
+    health_retries: int = typer.Option(
+        None, min=1, metavar="N", help="Failed checks in a row before it is unhealthy."
+    ),
+    grace: float = typer.Option(None, min=0, metavar="S", help=GRACE_HELP),
+    max_ram: float = typer.Option(None, min=0, metavar="MB", help=MAX_RAM_HELP + " (0: none)"),
     as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
@@ -171,7 +222,18 @@ def set_project(
         "unset-env": unset_env or None,
         "secrets": env_pairs(secret) or None,
         "unset-secrets": unset_secret or None,
+        "on": [] if no_on else (on or None),
+        "stay": stay,
+        "health-cmd": health_cmd,
+        "health-http": health_http,
+        "health-interval": health_interval,
+        "health-timeout": health_timeout,
+        "health-retries": health_retries,
+        "grace": grace,
+        "max-ram": max_ram,
     }
+    if no_on and on:
+        raise typer.BadParameter("give --on or --no-on, not both")
 
     async def run(client: ManagerClient) -> dict[str, Any]:
         try:

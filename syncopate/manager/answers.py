@@ -68,6 +68,24 @@ def assignment(project: ProjectRecord) -> dict[str, Any]:
         "restart": project.restart,
         "exclusive": project.exclusive,
         "environment-variables": environment(project),
+        "health": health(project),
+        "grace": project.grace,
+        "max-ram": project.max_ram,
+        "rollout-retry": project.rollout_retry,
+    }
+
+
+def health(project: ProjectRecord) -> dict[str, Any] | None:
+    """The project's health check as given with add or set (None: none given; the node may
+    still find one in the repository's syncopate.toml)."""
+    if not project.health_cmd and not project.health_http:
+        return None
+    return {
+        "cmd": project.health_cmd,
+        "http": project.health_http,
+        "interval": project.health_interval,
+        "timeout": project.health_timeout,
+        "retries": project.health_retries,
     }
 
 
@@ -104,6 +122,12 @@ def project_info(project: ProjectRecord) -> dict[str, Any]:
         "ram": project.ram,
         "disk": project.disk,
         "exclusive": project.exclusive,
+        "on": list(project.constraints),
+        "every-node": project.every_node,
+        "stay": project.stay,
+        "health": health(project),
+        "grace": project.grace,
+        "max-ram": project.max_ram,
         "env": dict(project.env),
         "secrets": secret_box.masked(project.secrets),
         "history": list(project.history),

@@ -14,7 +14,7 @@ from syncopate import validate, variables
 from syncopate.errors import InvalidRequest, TooLarge
 from syncopate.manager import scheduler
 from syncopate.manager.records import ProjectRecord, utc_now
-from syncopate.protocol import SetProject
+from syncopate.project_protocol import SetProject
 from syncopate.states import ProjectStatus
 
 if TYPE_CHECKING:
@@ -23,6 +23,19 @@ if TYPE_CHECKING:
 # Fields whose change the project's process must see: it restarts once.
 RESTART_FIELDS = frozenset({"url", "ref", "command", "env", "secrets"})
 HISTORY_KEPT = 100  # changes kept per project, oldest dropped first
+# Fields `set` copies as they are when given (None: unchanged). The node takes the health,
+# grace and memory settings without a restart.
+SECTION_12_FIELDS = (
+    "ram",
+    "disk",
+    "exclusive",
+    "stay",
+    "health_interval",
+    "health_timeout",
+    "health_retries",
+    "grace",
+    "max_ram",
+)
 
 
 def wanted(project: ProjectRecord, spec: SetProject) -> dict[str, Any]:
@@ -34,10 +47,20 @@ def wanted(project: ProjectRecord, spec: SetProject) -> dict[str, Any]:
         value = getattr(spec, name)
         if value is not None and (value or None) != getattr(project, name):
             new[name] = value or None  # empty: back to the default
-    for name in ("ram", "disk", "exclusive"):
+    for name in SECTION_12_FIELDS:
         value = getattr(spec, name)
         if value is not None and value != getattr(project, name):
             new[name] = value
+    for name in ("health_cmd", "health_http"):
+        value = getattr(spec, name)
+        if value is not None and (value or None) != getattr(project, name):
+            new[name] = value or None  # empty: no such check
+    if spec.on is not None and spec.on != project.constraints:
+        new["constraints"] = list(spec.on)
+    if spec.every_node is not None and spec.every_node != project.every_node:
+        raise InvalidRequest(
+            "every-node cannot change in place: remove the project and add it again"
+        )
     env = {k: v for k, v in project.env.items() if k not in spec.unset_env}
     env.update(spec.env)
     if env != project.env:

@@ -42,13 +42,8 @@ from syncopate.manager.records import NodeRecord, ProjectRecord, utc_now
 from syncopate.manager.reports import Reports
 from syncopate.manager.storage import Storage
 from syncopate.manager.undo import Undo, Undoable
-from syncopate.protocol import (
-    AddProject,
-    InitializeRequest,
-    RemoveProject,
-    SetProject,
-    UpdateRequest,
-)
+from syncopate.project_protocol import AddProject, RemoveProject, SetProject
+from syncopate.protocol import InitializeRequest, UpdateRequest
 from syncopate.states import (
     MANAGER_STATUSES,
     Desired,
@@ -269,6 +264,16 @@ class Cluster(Undoable):
             exclusive=spec.exclusive,
             env=dict(spec.env),
             secrets=dict(spec.secrets),
+            constraints=list(spec.on),
+            every_node=spec.every_node,
+            stay=spec.stay,
+            health_cmd=spec.health_cmd,
+            health_http=spec.health_http,
+            health_interval=spec.health_interval,
+            health_timeout=spec.health_timeout,
+            health_retries=spec.health_retries,
+            grace=spec.grace,
+            max_ram=spec.max_ram,
             desired=Desired.RUNNING if spec.start else Desired.STOPPED,
             created_at=utc_now(),
         )

@@ -24,15 +24,12 @@ from syncopate.command_protocol import (
     CommandSend,
     HwRequest,
 )
+from syncopate.project_protocol import AddProject, RemoveProject, SetProject, SetVariables
 from syncopate.protocol import (
     ACTIONS,
-    AddProject,
     ControllerRequest,
     InitializeRequest,
     LeaveRequest,
-    RemoveProject,
-    SetProject,
-    SetVariables,
     StatusRequest,
     UpdateRequest,
 )

@@ -74,6 +74,18 @@ class ProjectRecord:
     env: dict[str, str] = field(default_factory=dict)  # the process's environment variables
     # Like env, but write-only: answers show the names only, the store keeps them sealed.
     secrets: dict[str, str] = field(default_factory=dict)
+    # Placement you can steer and roll-out safety (DESIGN section 12).
+    constraints: list[str] = field(default_factory=list)  # `--on`: K=V, K!=V or K
+    every_node: bool = False  # one copy on every live node that meets the constraints
+    stay: bool = False  # never moved for balance
+    health_cmd: str | None = None
+    health_http: str | None = None
+    health_interval: float = 10.0  # seconds between checks
+    health_timeout: float = 5.0  # seconds one check may take
+    health_retries: int = 3  # failures in a row before it is unhealthy
+    grace: float = 60.0  # seconds a new commit has to prove itself before it counts as good
+    max_ram: float = 0.0  # MB its process tree may use (0: no limit)
+    rollout_retry: int = 0  # bumped by `rollout --retry`: the node may try a bad commit again
     desired: Desired = Desired.RUNNING
     node: str | None = None
     moving_to: str | None = None  # a move in progress: stop on `node`, then start here

@@ -241,6 +241,10 @@ class Agent:
             local.desired = str(wanted.get("desired") or "running")
             local.manager_variables = dict(wanted.get("persistent-variables") or {})
             local.env = _environment_variables(wanted)
+            health = wanted.get("health")
+            local.health = dict(health) if isinstance(health, dict) else None
+            local.grace = _number(wanted.get("grace"), 60.0)
+            local.max_ram = _number(wanted.get("max-ram"), 0.0)
             restart = int(wanted.get("restart") or 0)
             if restart > local.restart:
                 local.restart = restart
@@ -371,3 +375,10 @@ def _environment_variables(wanted: dict[str, Any]) -> dict[str, str]:
     if not isinstance(env, dict):
         return {}
     return {str(k): str(v) for k, v in env.items() if not str(k).upper().startswith("SYNCOPATE_")}
+
+
+def _number(value: Any, default: float) -> float:
+    """A number the manager sent, or `default` when it sent none (an older manager)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value)

@@ -20,7 +20,15 @@ from syncopate.paths import write_private_json
 from syncopate.states import ProjectStatus
 
 # Statuses in which a project's process exists (or is about to be restarted).
-ACTIVE = frozenset({ProjectStatus.STARTING, ProjectStatus.RUNNING, ProjectStatus.CRASHED})
+ACTIVE = frozenset(
+    {
+        ProjectStatus.STARTING,
+        ProjectStatus.RUNNING,
+        ProjectStatus.UNHEALTHY,
+        ProjectStatus.ROLLED_BACK,
+        ProjectStatus.CRASHED,
+    }
+)
 
 
 @dataclass
@@ -37,6 +45,13 @@ class Local:
     restart: int = 0
     manager_variables: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)  # the project's own environment variables
+    # DESIGN section 12, as the manager sent them: the health check given with add or set
+    # (cmd, http, interval, timeout, retries; None: none), the grace a new commit has, the
+    # memory limit in MB (0: none), and the `rollout --retry` counter.
+    health: dict[str, Any] | None = None
+    grace: float = 60.0
+    max_ram: float = 0.0
+    rollout_retry: int = 0
     # (url, ref, command, env) its process was started with: a restart after `set` changed
     # them follows the new URL and ref and starts a new process.
     started_with: tuple[str, str | None, str | None, dict[str, str]] | None = None

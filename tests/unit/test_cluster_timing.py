@@ -9,7 +9,8 @@ from pathlib import Path
 
 from syncopate.manager.cluster import Cluster, ClusterSettings
 from syncopate.manager.store import Store
-from syncopate.protocol import AddProject, InitializeRequest, UpdateRequest
+from syncopate.project_protocol import AddProject
+from syncopate.protocol import InitializeRequest, UpdateRequest
 from syncopate.states import NodeStatus
 
 TIMEOUT = 10.0

@@ -18,15 +18,8 @@ from syncopate.errors import InvalidRequest
 from syncopate.manager.auth import bearer, check_controller_token
 from syncopate.manager.command_wire import commands_info
 from syncopate.manager.context import STATE, ManagerState, parse, read_body, success
-from syncopate.protocol import (
-    ACTIONS,
-    DEFAULT_LOG_LINES,
-    AddProject,
-    ControllerRequest,
-    RemoveProject,
-    SetProject,
-    SetVariables,
-)
+from syncopate.project_protocol import AddProject, RemoveProject, SetProject, SetVariables
+from syncopate.protocol import ACTIONS, DEFAULT_LOG_LINES, ControllerRequest
 
 
 @dataclass(frozen=True)
