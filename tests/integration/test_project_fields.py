@@ -12,7 +12,7 @@ from syncopate.errors import InvalidRequest
 from tests.helpers import RunningManager, running_manager
 
 URL = "file:///srv/git/sensor.git"
-FIELDS = {
+FIELDS: dict[str, Any] = {
     "on": ["zone=lab", "gpu", "arch!=armv6l"],
     "stay": True,
     "health-cmd": "test -f ready",
