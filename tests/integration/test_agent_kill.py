@@ -471,5 +471,16 @@ async def settle(
             tally.orphans.setdefault(
                 one.pgid, f"cycle {cycle}: {'; '.join(mismatches([one], wanted, homes))}"
             )
-    missing = set(wanted) - {(one.node, one.project) for one in seen}
+
+    async def nothing_missing() -> bool:
+        # Liveness, not safety: what the manager reports running must come to run, but a
+        # restarted agent takes its time to start and report on a loaded machine, so this
+        # waits up to SETTLE where the orphan check above allows NO_ORPHAN_WITHIN.
+        nonlocal wanted
+        wanted = wanted_copies(await ctl.status()) or wanted
+        return not set(wanted) - {(one.node, one.project) for one in scan(manager_url)}
+
+    with contextlib.suppress(AssertionError):
+        await wait_for(nothing_missing, timeout=SETTLE, interval=0.1)
+    missing = set(wanted) - {(one.node, one.project) for one in scan(manager_url)}
     assert not missing, f"cycle {cycle}: the manager reports {missing} running; nothing runs"
