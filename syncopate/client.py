@@ -309,6 +309,14 @@ class ManagerClient:
     async def forget(self, node: str) -> dict[str, Any]:
         return await self.controller("node-forget", node=node)
 
+    async def label(
+        self, node: str, labels: dict[str, str] | None = None, remove: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """Set (`labels`) and remove (`remove`, keys) a node's labels; its projects follow."""
+        return await self.controller(
+            "node-label", node=node, labels=dict(labels or {}), remove=list(remove)
+        )
+
     async def logs(self, project: str, lines: int = 200) -> dict[str, Any]:
         """A project's last `lines` (1-1000) output lines kept by the manager, oldest first.
 

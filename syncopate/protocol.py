@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -20,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from syncopate import literal, validate, variables
+from syncopate import constraints, literal, validate, variables
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_WAIT_SECONDS = 60.0
@@ -87,6 +88,10 @@ GitUrl = Annotated[str, BeforeValidator(validate.check_git_url)]
 Megabytes = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
 Count = Annotated[int, BeforeValidator(refuse_bool)]
 LogLines = Annotated[list[str], BeforeValidator(form_literal)]
+# A node's labels (DESIGN section 12): keys and values as constraints.check_labels allows.
+Labels = Annotated[
+    dict[str, str], BeforeValidator(form_literal), AfterValidator(constraints.check_labels)
+]
 
 
 class WireModel(BaseModel):
@@ -102,7 +107,7 @@ class InitializeRequest(WireModel):
     syncopate_password: str = Field(max_length=1024)
     storage: Megabytes = 0.0
     ram: Megabytes = 0.0
-    labels: Annotated[dict[str, str], BeforeValidator(form_literal)] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     agent_version: str | None = Field(default=None, max_length=64)
     # "lite": a device too small for the agent, taking part through /hw_supervisor only; it is
     # never given projects.
@@ -195,6 +200,7 @@ Action = Literal[
     "node-drain",
     "node-undrain",
     "node-forget",
+    "node-label",
     "logs",
     "command-send",
     "command-list",
@@ -221,6 +227,23 @@ class ControllerRequest(WireModel):
         for name in value:
             validate.check_name(name, "project")
         return value
+
+
+class NodeLabel(WireModel):
+    """`node-label`'s fields besides `node`: labels to set (or change) and keys to remove."""
+
+    labels: Labels = Field(default_factory=dict)
+    remove: Annotated[
+        list[str],
+        BeforeValidator(parse_name_list),
+        AfterValidator(lambda keys: [constraints.check_label_key(k) for k in keys]),
+    ] = Field(default_factory=list, max_length=constraints.MAX_LABELS)
+
+    @model_validator(mode="after")
+    def _something(self) -> NodeLabel:
+        if not self.labels and not self.remove:
+            raise ValueError("node-label needs `labels` to set or `remove` (keys), or both")
+        return self
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -33,6 +33,12 @@ def serve(
     node_timeout: float = typer.Option(
         15.0, min=0.1, metavar="S", help="Seconds of silence after which a node is dead."
     ),
+    balance: bool = typer.Option(
+        True,
+        "--balance/--no-balance",
+        help="Move projects between nodes to even the load (failover and drain move them "
+        "either way).",
+    ),
     tls_cert: Path = typer.Option(None, metavar="F", help="PEM certificate: serve HTTPS."),
     tls_key: Path = typer.Option(None, metavar="F", help="PEM private key for --tls-cert."),
     log_level: str = typer.Option("info", metavar="LEVEL", help="debug, info, warning or error."),
@@ -55,6 +61,7 @@ def serve(
         port=port,
         password=password,
         node_timeout=node_timeout,
+        balance=balance,
         tls_cert=tls_cert,
         tls_key=tls_key,
     )

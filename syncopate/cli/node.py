@@ -1,4 +1,4 @@
-"""`syncopate node join|list|drain|undrain|forget|install-service`."""
+"""`syncopate node join|list|label|drain|undrain|forget|install-service`."""
 
 from __future__ import annotations
 
@@ -91,9 +91,12 @@ def join(
     os.execve(sys.executable, argv, env)
 
 
-def check_labels(labels: list[str]) -> None:
+def check_labels(labels: list[str]) -> dict[str, str]:
+    """`K=V` items as labels; ConfigError says which is not one, or not a valid one."""
+    from syncopate.constraints import check_labels as check_valid
+
     try:
-        parse_labels(labels)
+        return check_valid(parse_labels(labels))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -135,6 +138,36 @@ def list_nodes(
     nodes = call(target, lambda c: c.nodes())
     empty = "no nodes yet; on each machine run `syncopate node join URL --password P`"
     print_listing(nodes, as_json, empty, nodes_table)
+
+
+@app.command()
+def label(
+    name: str = typer.Argument(..., help="The node."),
+    labels: list[str] = typer.Argument(
+        None, metavar="K=V...", help="Labels to set (a key it has already: its new value)."
+    ),
+    remove: list[str] = typer.Option(
+        [], "--remove", metavar="K", help="Remove label K (repeatable)."
+    ),
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
+) -> None:
+    """Set or remove a node's labels: projects placed with `--on` follow them (DESIGN §12)."""
+    given = check_labels(labels or [])
+    if not given and not remove:
+        raise ConfigError("give labels to set (K=V) or --remove K, or both")
+    target = find_target(manager, token, ca_file, fingerprint)
+
+    async def run(client: ManagerClient) -> dict[str, Any]:
+        try:
+            return await client.label(name, given, remove)
+        except NotFound as exc:
+            raise await explain_missing(client, exc, name, "node") from None
+
+    answer = call(target, run)
+    typer.echo(answer.get("request-information") or f"labelled {name}")
 
 
 @app.command()

@@ -169,7 +169,7 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
     hub = EventHub(snapshot, lookup, settings.events_interval)
     cluster = Cluster(
         store,
-        ClusterSettings(node_timeout=settings.node_timeout),
+        ClusterSettings(node_timeout=settings.node_timeout, balance=settings.balance),
         notify=hub.mark,
         notify_lines=hub.add_lines,
     )

@@ -15,7 +15,7 @@ from syncopate.errors import InvalidRequest, TooLarge
 from syncopate.manager import scheduler
 from syncopate.manager.records import ProjectRecord, utc_now
 from syncopate.project_protocol import SetProject
-from syncopate.states import ProjectStatus
+from syncopate.states import Desired, ProjectStatus
 
 if TYPE_CHECKING:
     from syncopate.manager.cluster import Cluster
@@ -98,8 +98,10 @@ def apply(
         if RESTART_FIELDS & new.keys() and project.node is not None:
             project.restart += 1  # its node restarts it once, with the new values
         node = project.node
-        if node is not None and {"ram", "disk"} & new.keys() and not _still_fits(cluster, project):
-            _move_elsewhere(cluster, project)
+        if node is not None and _must_move(cluster, project, new):
+            cluster.placement.move_elsewhere(project)
+        elif "constraints" in new and node is None and project.desired is Desired.RUNNING:
+            cluster.placement.place(project)  # placed now, or its reason names the new ones
         else:
             cluster.store.save_project(project)
         cluster._changed(node)
@@ -139,6 +141,15 @@ def _record(project: ProjectRecord, user: str, fields: list[str]) -> None:
     ]
 
 
+def _must_move(cluster: Cluster, project: ProjectRecord, new: dict[str, Any]) -> bool:
+    """Whether a changed project may no longer stay on its node: it outgrew it (ram, disk) or
+    the node does not meet its new constraints (`--on`)."""
+    if {"ram", "disk"} & new.keys() and not _still_fits(cluster, project):
+        return True
+    node = cluster.state.nodes.get(project.node or "")
+    return "constraints" in new and not cluster.placement.may_run(project, node)
+
+
 def _still_fits(cluster: Cluster, project: ProjectRecord) -> bool:
     """Whether the project, asking for what it now asks, still fits on its node."""
     assert project.node is not None
@@ -150,16 +161,3 @@ def _still_fits(cluster: Cluster, project: ProjectRecord) -> bool:
             rest = scheduler.with_project(view, need, -1)
             return rest.free_ram >= need.ram and rest.free_storage >= need.disk
     return False
-
-
-def _move_elsewhere(cluster: Cluster, project: ProjectRecord) -> None:
-    """Move a project that outgrew its node to one it fits; with none, it stays unplaced."""
-    need = cluster.state.need(project)
-    others = [v for v in cluster.state.views() if v.name != project.node]
-    target = scheduler.place(need, others).node
-    if target is not None:
-        cluster.placement.begin_move(project, target)
-        cluster.store.save_project(project)
-        return
-    cluster.placement.unassign(project)
-    cluster.placement.place(project)

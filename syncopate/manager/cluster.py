@@ -69,10 +69,16 @@ class ClusterSettings:
     node_timeout: float = 15.0
     max_moves_in_flight: int = 2
     lease_fraction: float = 0.6  # an exclusive project's lease, as a share of node-timeout
+    balance: bool = True  # `manager serve --no-balance`: nothing moves only to even the load
 
     @property
     def lease(self) -> float:
         return self.node_timeout * self.lease_fraction
+
+    @property
+    def balance_after(self) -> float:
+        """Seconds a node must have been alive before it receives balance moves."""
+        return 2 * self.node_timeout
 
 
 class Cluster(Undoable):
@@ -208,6 +214,10 @@ class Cluster(Undoable):
     def forget(self, name: str) -> None:
         """Delete a dead node's record; its token stops working."""
         self.members.forget(name)
+
+    def label(self, name: str, labels: dict[str, str], remove: list[str]) -> dict[str, str]:
+        """Set and remove a node's labels (its projects follow); returns its labels now."""
+        return self.members.label(name, labels, remove)
 
     # long poll: longpoll.py -------------------------------------------------------------------
     def wake(self, node_name: str) -> None:

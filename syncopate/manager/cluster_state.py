@@ -8,6 +8,9 @@ recomputed) and the work the monitor owes. It changes no record itself: the clus
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from syncopate import constraints
 from syncopate.manager import scheduler
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.manager.storage import Storage
@@ -27,6 +30,8 @@ class ClusterState:
         # Set by a change that may let the monitor do more; cleared when it has looked.
         self.balance_needed = True
         self.retry_needed = True
+        # Monotonic time a young node may first receive balance moves (None: none waits).
+        self.balance_at: float | None = None
         # Seed-dialect node -> the projects placed there that its last /node-status answer
         # left out (it should not run them): see Reports.seed_poll. Memory only.
         self.seed_omitted: dict[str, set[str]] = {}
@@ -34,8 +39,9 @@ class ClusterState:
     def load(self, storage: Storage, now: float) -> None:
         """Read every record from the store and build the indexes (at start)."""
         for node in storage.load_nodes():
-            # After a restart every known node gets a full node-timeout before it can be dead.
-            node.last_contact = now
+            # After a restart every known node gets a full node-timeout before it can be dead,
+            # and counts as alive since now for calm balance (monitor.py).
+            node.last_contact = node.alive_since = now
             self.nodes[node.name] = node
             self.on_node[node.name] = set()
         for project in storage.load_projects():
@@ -70,7 +76,10 @@ class ClusterState:
     def need(project: ProjectRecord) -> scheduler.ProjectNeed:
         """What a project takes from a node: what it asked for, or what it uses if more."""
         return scheduler.ProjectNeed(
-            project.name, max(project.ram, project.ram_usage), max(project.disk, project.disk_usage)
+            project.name,
+            max(project.ram, project.ram_usage),
+            max(project.disk, project.disk_usage),
+            parsed_constraints(tuple(project.constraints)),
         )
 
     def views(self) -> list[scheduler.NodeView]:
@@ -87,7 +96,14 @@ class ClusterState:
                 disk += need.disk
                 ram += need.ram
             self.view_cache[name] = scheduler.NodeView(
-                name, node.schedulable, node.storage, node.ram, disk, ram, len(names)
+                name, node.schedulable, node.storage, node.ram, disk, ram, len(names), node.labels
             )
         self.stale_views.clear()
         return list(self.view_cache.values())
+
+
+@lru_cache(maxsize=4096)
+def parsed_constraints(texts: tuple[str, ...]) -> tuple[constraints.Constraint, ...]:
+    """A project's stored `--on` constraints, parsed (once per distinct list: placement asks
+    for every project's need on every pass)."""
+    return tuple(constraints.parse_all(texts))

@@ -52,6 +52,7 @@ class ManagerSettings:
     # Extra seconds a collected command gets beyond its run timeout before it is timed out:
     # the node ends the program at the timeout, then needs a moment to send the response.
     command_margin: float = 10.0
+    balance: bool = True  # move projects to even the load (`manager serve --no-balance`: not)
 
 
 @dataclass

@@ -12,8 +12,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from syncopate import validate
-from syncopate.errors import UNKNOWN_NODE, WRONG_TOKEN, Conflict, NotFound, Unauthorized
+from syncopate import constraints, validate
+from syncopate.errors import (
+    UNKNOWN_NODE,
+    WRONG_TOKEN,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
 from syncopate.manager.auth import hash_secret, new_token, secret_matches
 from syncopate.manager.monitor import Monitor
 from syncopate.manager.placement import Placement
@@ -50,6 +57,7 @@ class Membership:
             joined_at=now,
             last_contact_wall=now,
             last_contact=self.cluster.clock(),
+            alive_since=self.cluster.clock(),
             address=address,
         )
         with self.cluster._write(durable=True) as undo:
@@ -100,6 +108,7 @@ class Membership:
             with self.cluster._write(durable=True):
                 self.cluster._set_node_status(node, NodeStatus.ALIVE)
                 node.left = False
+                node.alive_since = node.last_contact
                 self.cluster.store.save_node(node)
                 self.state.balance_needed = self.state.retry_needed = True
                 self.cluster._node_changed(node.name)
@@ -153,6 +162,36 @@ class Membership:
             self.cluster.store.save_node(node)
             self.state.balance_needed = self.state.retry_needed = True
             self.cluster._node_changed(name)
+
+    def label(self, name: str, labels: dict[str, str], remove: list[str]) -> dict[str, str]:
+        """Set and remove a node's labels; returns its labels now.
+
+        Projects placed there that no longer meet their constraints move away (stopped first,
+        as for a drain; with nowhere to go they wait unplaced, saying why), and unplaced
+        projects are tried again: the node may meet theirs now.
+        """
+        node = self.named(name)
+        both = sorted(set(labels) & set(remove))
+        if both:
+            raise InvalidRequest(f"label {', '.join(both)}: set and removed at once; pick one")
+        new = {k: v for k, v in node.labels.items() if k not in remove} | labels
+        try:
+            constraints.check_labels(new)
+        except ValueError as exc:
+            raise InvalidRequest(f"node {name}: {exc}") from None
+        if new == node.labels:
+            return new
+        with self.cluster._write(durable=True):
+            self.cluster._keep(node)
+            node.labels = new  # a new dict: the placement views and the undo hold the old one
+            self.cluster.store.save_node(node)
+            self.cluster._node_changed(name)
+            for project_name in self.state.placed_on(name):
+                project = self.state.projects[project_name]
+                if project.moving_to is None and not self.placement.may_run(project, node):
+                    self.placement.move_elsewhere(project)
+            self.state.balance_needed = self.state.retry_needed = True
+        return new
 
     def forget(self, name: str) -> None:
         """Delete a dead node's record; its token stops working."""

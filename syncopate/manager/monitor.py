@@ -64,9 +64,14 @@ class Monitor:
         if self.state.retry_needed:
             self._retry_unplaced()
             self.state.retry_needed = False
+        if self.state.balance_at is not None and now >= self.state.balance_at:
+            # A young node has now been alive long enough to receive balance moves.
+            self.state.balance_at = None
+            self.state.balance_needed = True
         if self.state.balance_needed and now - self.cluster.started >= timeout:
             self.state.balance_needed = False
-            self._balance()
+            if self.cluster.settings.balance:
+                self._balance(now)
 
     def _declare_dead(self, nodes: list[NodeRecord]) -> None:
         """Mark silent nodes dead together, then fail their projects over in one pass.
@@ -129,22 +134,50 @@ class Monitor:
                 [self.state.need(p) for p in unplaced], self.state.views()
             )
             for project in unplaced:
-                node = placements[project.name].node
-                if node is not None:
-                    self.placement.assign(project, node)
+                placement = placements[project.name]
+                if placement.node is not None:
+                    self.placement.assign(project, placement.node)
                 elif project.status not in (ProjectStatus.UNSCHEDULABLE, ProjectStatus.LOST):
                     # Not marked yet: say why it waits.
                     self.placement.place(project)
+                elif project.status is ProjectStatus.UNSCHEDULABLE and placement.reason not in (
+                    project.reason,
+                    "",
+                ):
+                    # Still waiting, for another reason now (a label or a node changed).
+                    self.cluster._keep(project)
+                    project.reason = placement.reason
+                    self.cluster.store.save_project(project)
             for project in unplaced:
                 if (project.status, project.reason) != before[project.name] or project.node:
                     self.cluster._announce("project", project.name)
 
-    def _balance(self) -> None:
-        """Begin the moves the scheduler plans to even the load, within the moves allowed."""
+    def _balance(self, now: float) -> None:
+        """Begin the moves the scheduler plans to even the load, within the moves allowed.
+
+        Calm (DESIGN section 12): a node receives balance moves only once it has been alive
+        for 2 x node-timeout (one that just joined or came back may go again soon), one at a
+        time (none while any move to it is in flight), and exclusive and `--stay` projects
+        never move for balance. Failover and drain move projects regardless.
+        """
         in_flight = len(self.state.moving())
         budget = self.cluster.settings.max_moves_in_flight - in_flight
         if budget <= 0:
             self.state.balance_needed = True
+            return
+        settle = self.cluster.settings.balance_after
+        receivers = []
+        for node in self.state.nodes.values():
+            if not node.schedulable or self.state.incoming.get(node.name):
+                continue
+            if now - node.alive_since >= settle:
+                receivers.append(node.name)
+            else:
+                # Look again when it comes of age.
+                ready = node.alive_since + settle
+                if self.state.balance_at is None or ready < self.state.balance_at:
+                    self.state.balance_at = ready
+        if not receivers:
             return
         assignments: dict[str, str] = {}
         for project in self.state.projects.values():
@@ -154,10 +187,12 @@ class Monitor:
         movable = [
             p.name
             for p in self.state.projects.values()
-            if p.node is not None and p.moving_to is None
+            if p.node is not None and p.moving_to is None and not p.exclusive and not p.stay
         ]
         needs = {name: self.state.need(self.state.projects[name]) for name in assignments}
-        moves = scheduler.plan_balance(assignments, needs, self.state.views(), budget, movable)
+        moves = scheduler.plan_balance(
+            assignments, needs, self.state.views(), budget, movable, receivers, per_target=1
+        )
         for move in moves:
             with self.cluster._write(durable=True):
                 self.placement.begin_move(self.state.projects[move.project], move.target)

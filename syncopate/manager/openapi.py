@@ -30,6 +30,7 @@ from syncopate.protocol import (
     ControllerRequest,
     InitializeRequest,
     LeaveRequest,
+    NodeLabel,
     StatusRequest,
     UpdateRequest,
 )
@@ -53,6 +54,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     CommandRef,
     CommandAnalyze,
     HwRequest,
+    NodeLabel,
 )
 # The model whose fields an action adds to the controller request, besides `projects`/`node`.
 ACTION_FIELDS: dict[str, type[BaseModel]] = {
@@ -62,6 +64,7 @@ ACTION_FIELDS: dict[str, type[BaseModel]] = {
     "command-analyze": CommandAnalyze,
     "command-cancel": CommandRef,
     "set-variables": SetVariables,
+    "node-label": NodeLabel,
 }
 ACTION_PROJECT: dict[str, type[BaseModel]] = {
     "add": AddProject,

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from syncopate import constraints
 from syncopate.manager import scheduler
-from syncopate.manager.records import ProjectRecord
+from syncopate.manager.cluster_state import parsed_constraints
+from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.states import NOT_RUNNING_STATUSES, Desired, ProjectStatus
 
 if TYPE_CHECKING:
@@ -37,6 +39,14 @@ class Placement:
         if target is not None:
             self.state.incoming.setdefault(target, set()).add(project.name)
             self.state.stale_views.add(target)
+
+    def may_run(self, project: ProjectRecord, node: NodeRecord | None) -> bool:
+        """Whether `node` takes projects and meets the project's constraints."""
+        return (
+            node is not None
+            and node.schedulable
+            and constraints.matches(parsed_constraints(tuple(project.constraints)), node.labels)
+        )
 
     def place(self, project: ProjectRecord, lost_reason: str = "") -> None:
         """Assign an unplaced project to the best node, or mark it unschedulable (or lost)."""
@@ -98,7 +108,7 @@ class Placement:
             self.unassign(project)
             self.set_moving(project, None)
             node = self.state.nodes.get(target) if target is not None else None
-            if node is not None and node.schedulable:
+            if node is not None and self.may_run(project, node):
                 self.assign(project, node.name)
             else:
                 unplaced.append((project, why))
@@ -123,10 +133,24 @@ class Placement:
         with self.cluster._write(durable=True):
             self.set_moving(project, None)
             node = self.state.nodes.get(target) if target else None
-            if node is not None and node.schedulable:
+            if node is not None and self.may_run(project, node):
                 self.assign(project, node.name)
             else:
                 self.unassign(project)
                 self.place(project, lost_reason="its move target went away")
             self.state.balance_needed = True
             self.cluster._announce("project", project.name)
+
+    def move_elsewhere(self, project: ProjectRecord) -> None:
+        """Move a placed project off its node to the best other node it may run on (it outgrew
+        its node, or the node's labels or its constraints changed); with none, it is taken off
+        at once and waits unplaced, saying why."""
+        need = self.state.need(project)
+        others = [v for v in self.state.views() if v.name != project.node]
+        target = scheduler.place(need, others).node
+        if target is not None:
+            self.begin_move(project, target)
+            self.cluster.store.save_project(project)
+            return
+        self.unassign(project)
+        self.place(project)

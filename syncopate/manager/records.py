@@ -48,6 +48,9 @@ class NodeRecord:
     kind: str = "agent"  # or "lite": a device on /hw_supervisor, never given projects
     # Monotonic time of the last request; not stored (a restarted manager grants a fresh timeout).
     last_contact: float = 0.0
+    # Monotonic time it joined or came back from dead (a restarted manager: its start); not
+    # stored. Balance moves nothing onto a node until it has been alive for a while.
+    alive_since: float = 0.0
     address: str = ""
 
     @property

@@ -47,6 +47,7 @@ class ServeOptions:
     node_timeout: float = 15.0
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    balance: bool = True
 
 
 def resolve_password(data_dir: Path, given: str | None) -> tuple[str, str]:
@@ -132,7 +133,10 @@ async def serve(
     context = tls_context(options.tls_cert, options.tls_key)
     store = Store(data_dir)
     settings = ManagerSettings(
-        data_dir=data_dir, password=password, node_timeout=options.node_timeout
+        data_dir=data_dir,
+        password=password,
+        node_timeout=options.node_timeout,
+        balance=options.balance,
     )
     app = make_app(settings, store)
     runner = make_runner(app)

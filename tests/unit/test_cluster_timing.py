@@ -142,16 +142,30 @@ def test_no_balance_during_the_grace_period(tmp_path: Path) -> None:
     join(restarted, "b")
     restarted.tick()
     assert all(p.moving_to is None for p in restarted.projects.values())
+    # Calm balance (DESIGN section 12): b, alive for one node-timeout, is still too young.
     clock.now += TIMEOUT
-    restarted.touch(restarted.nodes["a"])
-    restarted.touch(restarted.nodes["b"])
+    touch_all(restarted)
     restarted.tick()
-    assert sum(p.moving_to == "b" for p in restarted.projects.values()) == 2
-    assert_views_fresh(restarted)
-    for name in [p.name for p in restarted.projects.values() if p.moving_to == "b"]:
-        report(restarted, "a", name, status="stopped")
+    assert all(p.moving_to is None for p in restarted.projects.values())
+    clock.now += TIMEOUT
+    touch_all(restarted)
+    restarted.tick()
+    # Then one move at a time: the next begins once the first has landed.
+    for landed in (1, 2):
+        moving = [p.name for p in restarted.projects.values() if p.moving_to == "b"]
+        assert len(moving) == 1
+        assert_views_fresh(restarted)
+        report(restarted, "a", moving[0], status="stopped")
+        assert sum(p.node == "b" for p in restarted.projects.values()) == landed
+        restarted.tick()
     assert sum(p.node == "b" for p in restarted.projects.values()) == 2
+    assert all(p.moving_to is None for p in restarted.projects.values())
     assert_views_fresh(restarted)
+
+
+def touch_all(cluster: Cluster) -> None:
+    for node in cluster.nodes.values():
+        cluster.touch(node)
 
 
 def test_epoch_grows_on_every_assignment_and_reset(tmp_path: Path) -> None:

@@ -162,6 +162,10 @@ def test_the_monitor_retries_a_refused_failover_and_balance(tmp_path: Path) -> N
     clock.now += TIMEOUT  # past the grace period: balance may move projects
     join(cluster, "b")
     join(cluster, "c")
+    # ... onto nodes alive for 2 x node-timeout (calm balance, DESIGN section 12).
+    clock.now += 2 * TIMEOUT
+    for node in list(cluster.nodes.values()):
+        cluster.touch(node)
 
     # Balance: refused, nothing begins to move.
     disk.full = True

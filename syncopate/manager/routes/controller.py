@@ -19,7 +19,7 @@ from syncopate.manager.auth import bearer, check_controller_token
 from syncopate.manager.command_wire import commands_info
 from syncopate.manager.context import STATE, ManagerState, parse, read_body, success
 from syncopate.project_protocol import AddProject, RemoveProject, SetProject, SetVariables
-from syncopate.protocol import ACTIONS, DEFAULT_LOG_LINES, ControllerRequest
+from syncopate.protocol import ACTIONS, DEFAULT_LOG_LINES, ControllerRequest, NodeLabel
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,14 @@ def _node_undrain(call: Call) -> web.Response:
     return call.answer(information=f"{node} accepts projects again")
 
 
+def _node_label(call: Call) -> web.Response:
+    node = _node_name(call)
+    change = parse(NodeLabel, call.body)
+    labels = call.state.cluster.label(node, change.labels, change.remove)
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "none"
+    return call.answer(information=f"{node} labels: {shown}", labels=labels)
+
+
 def _node_forget(call: Call) -> web.Response:
     node = _node_name(call)
     call.state.cluster.forget(node)
@@ -221,6 +229,7 @@ ACTION_HANDLERS: dict[str, Action] = {
     "node-drain": _node_drain,
     "node-undrain": _node_undrain,
     "node-forget": _node_forget,
+    "node-label": _node_label,
     "logs": _logs,
     "command-send": _command_send,
     "command-list": _command_list,
