@@ -218,7 +218,8 @@ def place_many(projects: Sequence[ProjectNeed], nodes: Iterable[NodeView]) -> di
     if len(projects) == 1:
         # One project (an add, a start): a plain scan beats building the heap.
         return {projects[0].name: place(projects[0], nodes)}
-    live = {n.name: n for n in nodes if n.schedulable}
+    candidates = list(nodes)
+    live = {n.name: n for n in candidates if n.schedulable}
     heaps = _Heaps(live)
     # Why no node meets a constraint set does not depend on the project: said once per set.
     unmet: dict[tuple[Constraint, ...], str] = {}
@@ -231,8 +232,10 @@ def place_many(projects: Sequence[ProjectNeed], nodes: Iterable[NodeView]) -> di
             if project.constraints not in unmet:
                 unmet[project.constraints] = unmet_reason(project.constraints, live.values())
             result[project.name] = Placement(None, unmet[project.constraints])
-        else:
+        elif live:
             result[project.name] = place(project, live.values())
+        else:
+            result[project.name] = place(project, candidates)  # says why none is live
     return result
 
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from syncopate.constraints import parse
 from syncopate.manager.scheduler import (
     Move,
     NodeView,
@@ -159,3 +160,32 @@ def test_place_many_chooses_as_placing_one_by_one(
     got = place_many(projects, nodes)
     assert {name: p.node for name, p in got.items()} == expected
     assert all(p.reason for p in got.values() if p.node is None)
+
+
+def test_balance_only_to_receivers_one_each() -> None:
+    """Calm balance: young nodes receive nothing; each receiver one move per plan."""
+    assignments = {f"p{i}": "a" for i in range(9)}
+    needs = {name: ProjectNeed(name) for name in assignments}
+    nodes = [node("a", projects=9), node("b"), node("c"), node("young")]
+    moves = plan_balance(assignments, needs, nodes, 10, receivers=["b", "c"], per_target=1)
+    assert moves == [Move("p0", "a", "b"), Move("p1", "a", "c")]
+    assert plan_balance(assignments, needs, nodes, 10, receivers=[], per_target=1) == []
+    # Without a per-target limit a receiver takes several, still never the young node.
+    moves = plan_balance(assignments, needs, nodes, 10, receivers=["b"])
+    assert {m.target for m in moves} == {"b"} and len(moves) == 4
+
+
+def test_balance_skips_a_light_node_no_project_may_go_to() -> None:
+    """The lightest receiver meets no heavy project's constraints: the next one takes it."""
+    lab = {"zone": "lab"}
+    assignments = {f"p{i}": "a" for i in range(4)}
+    needs = {name: ProjectNeed(name, constraints=(parse("zone=lab"),)) for name in assignments}
+    nodes = [
+        NodeView("a", True, 1000, 1000, projects=4, labels=lab),
+        NodeView("b", True, 1000, 1000, projects=0),
+        NodeView("c", True, 1000, 1000, projects=1, labels=lab),
+    ]
+    assignments["q"] = "c"
+    needs["q"] = ProjectNeed("q")
+    moves = plan_balance(assignments, needs, nodes, 5, movable=[f"p{i}" for i in range(4)])
+    assert moves == [Move("p0", "a", "c")]
