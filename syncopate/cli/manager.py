@@ -33,11 +33,10 @@ def serve(
     node_timeout: float = typer.Option(
         15.0, min=0.1, metavar="S", help="Seconds of silence after which a node is dead."
     ),
-    balance: bool = typer.Option(
-        True,
-        "--balance/--no-balance",
-        help="Move projects between nodes to even the load (failover and drain move them "
-        "either way).",
+    no_balance: bool = typer.Option(
+        False,
+        "--no-balance",
+        help="Never move projects only to even the load (failover and drain still move them).",
     ),
     tls_cert: Path = typer.Option(None, metavar="F", help="PEM certificate: serve HTTPS."),
     tls_key: Path = typer.Option(None, metavar="F", help="PEM private key for --tls-cert."),
@@ -61,7 +60,7 @@ def serve(
         port=port,
         password=password,
         node_timeout=node_timeout,
-        balance=balance,
+        balance=not no_balance,
         tls_cert=tls_cert,
         tls_key=tls_key,
     )

@@ -144,7 +144,7 @@ def list_nodes(
 def label(
     name: str = typer.Argument(..., help="The node."),
     labels: list[str] = typer.Argument(
-        None, metavar="K=V...", help="Labels to set (a key it has already: its new value)."
+        None, metavar="K=V", help="Labels to set (a key it has already: its new value)."
     ),
     remove: list[str] = typer.Option(
         [], "--remove", metavar="K", help="Remove label K (repeatable)."

@@ -379,6 +379,12 @@ CASES: list[Case] = [
     )),
     Case("init-labels-string", "/node-initialize", 400, ("labels",), join(labels="gpu")),
     Case("init-labels-list", "/node-initialize", 400, ("labels",), join(labels=[1])),
+    Case("init-label-bad-key", "/node-initialize", 400, ("labels", "'bad key'"), join(
+        labels={"bad key": "x"}
+    )),
+    Case("init-label-bad-value", "/node-initialize", 400, ("labels", "value 'a b'"), join(
+        labels={"zone": "a b"}
+    )),
     Case("init-name-not-string", "/node-initialize", 400, ("preferred-name",), join(
         **{"preferred-name": {"x": 1}}
     )),
@@ -692,6 +698,27 @@ CASES: list[Case] = [
     Case("ctl-forget-unknown-node", "/controller", 404, ("pi-7",), ctl("node-forget", node="pi-7")),
     Case("ctl-drain-unknown-node", "/controller", 404, ("pi-7",), ctl("node-drain", node="pi-7")),
     Case("ctl-drain-no-node", "/controller", 400, ("node",), ctl("node-drain")),
+    Case("ctl-label-unknown-node", "/controller", 404, ("pi-7",), ctl(
+        "node-label", node="pi-7", labels={"zone": "lab"}
+    )),
+    Case("ctl-label-no-node", "/controller", 400, ("node",), ctl(
+        "node-label", labels={"zone": "lab"}
+    )),
+    Case("ctl-label-nothing", "/controller", 400, ("labels", "remove"), ctl(
+        "node-label", node="pi-1"
+    )),
+    Case("ctl-label-bad-key", "/controller", 400, ("labels", "'bad key'"), ctl(
+        "node-label", node="pi-1", labels={"bad key": "x"}
+    )),
+    Case("ctl-label-bad-remove", "/controller", 400, ("remove", "'-x'"), ctl(
+        "node-label", node="pi-1", remove=["-x"]
+    )),
+    Case("ctl-label-not-a-dict", "/controller", 400, ("labels",), ctl(
+        "node-label", node="pi-1", labels=["zone=lab"]
+    )),
+    Case("ctl-label-set-and-remove", "/controller", 400, ("zone", "at once"), ctl(
+        "node-label", node="pi-1", labels={"zone": "lab"}, remove=["zone"]
+    )),
     Case("ctl-logs-no-project", "/controller", 400, ("exactly one", "projects"), ctl("logs")),
     Case("ctl-logs-two-projects", "/controller", 400, ("exactly one",), ctl(
         "logs", projects=["alpha", "beta"]

@@ -291,6 +291,7 @@ REFUSED_CALLS: dict[str, Call] = {
     ),
     "set-variables": ctl("set-variables", projects=["alpha", "beta"], variables={"a": 1}),
     "node-drain": ctl("node-drain", node="pi-1"),
+    "node-label": ctl("node-label", node="pi-1", labels={"zone": "lab"}),
     "node-forget": ctl("node-forget", node="pi-3"),
     "command-send": ctl("command-send", nodes=["pi-1", "pi-2"], code="print(3)"),
     "command-cancel": lambda k: ctl("command-cancel", id=k.requested)(k),

@@ -8,9 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from syncopate.cli.main import app
 from syncopate.errors import InvalidRequest, NotFound
+from syncopate.manager.app import make_app
 from syncopate.manager.cluster import Cluster, ClusterSettings
+from syncopate.manager.context import STATE, ManagerSettings
+from syncopate.manager.server import ServeOptions
 from syncopate.manager.store import Store
 from syncopate.project_protocol import AddProject, SetProject
 from syncopate.protocol import InitializeRequest
@@ -240,3 +245,24 @@ def test_no_balance_moves_nothing_but_drain_still_does(tmp_path: Path) -> None:
     assert all(p.node == "a" for p in cluster.projects.values())
     cluster.drain("a")
     assert len(cluster.state.incoming["b"]) == len(cluster.projects)
+
+
+@pytest.mark.parametrize(("flag", "balance"), [([], True), (["--no-balance"], False)])
+def test_serve_no_balance_reaches_the_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], balance: bool
+) -> None:
+    served: list[ServeOptions] = []
+
+    async def serve(options: ServeOptions, ready: object = None) -> None:
+        served.append(options)
+
+    monkeypatch.setattr("syncopate.manager.server.serve", serve)
+    done = CliRunner().invoke(app, ["manager", "serve", "--data-dir", str(tmp_path), *flag])
+    assert done.exit_code == 0, done.output
+    assert served[0].balance is balance
+    manager = make_app(ManagerSettings(data_dir=tmp_path, password="x", balance=balance))
+    state = manager[STATE]
+    try:
+        assert state.cluster.settings.balance is balance
+    finally:
+        state.store.close()
