@@ -147,7 +147,8 @@ def _must_move(cluster: Cluster, project: ProjectRecord, new: dict[str, Any]) ->
     if {"ram", "disk"} & new.keys() and not _still_fits(cluster, project):
         return True
     node = cluster.state.nodes.get(project.node or "")
-    return "constraints" in new and not cluster.placement.may_run(project, node)
+    # Only its constraints here: a drained node's projects leave as the drain has them leave.
+    return "constraints" in new and node is not None and not cluster.placement.meets(project, node)
 
 
 def _still_fits(cluster: Cluster, project: ProjectRecord) -> bool:

@@ -140,11 +140,14 @@ class Monitor:
                 elif project.status not in (ProjectStatus.UNSCHEDULABLE, ProjectStatus.LOST):
                     # Not marked yet: say why it waits.
                     self.placement.place(project)
-                elif project.status is ProjectStatus.UNSCHEDULABLE and placement.reason not in (
-                    project.reason,
-                    "",
+                elif (
+                    project.constraints
+                    and project.status is ProjectStatus.UNSCHEDULABLE
+                    and placement.reason not in (project.reason, "")
                 ):
-                    # Still waiting, for another reason now (a label or a node changed).
+                    # Still waiting for a node that meets its constraints, for another reason
+                    # now (labels changed). Only these: a RAM reason's figures change with
+                    # every placement, and rewriting them all each time is not worth it.
                     self.cluster._keep(project)
                     project.reason = placement.reason
                     self.cluster.store.save_project(project)

@@ -42,11 +42,12 @@ class Placement:
 
     def may_run(self, project: ProjectRecord, node: NodeRecord | None) -> bool:
         """Whether `node` takes projects and meets the project's constraints."""
-        return (
-            node is not None
-            and node.schedulable
-            and constraints.matches(parsed_constraints(tuple(project.constraints)), node.labels)
-        )
+        return node is not None and node.schedulable and self.meets(project, node)
+
+    @staticmethod
+    def meets(project: ProjectRecord, node: NodeRecord) -> bool:
+        """Whether `node`'s labels meet the project's constraints (`--on`)."""
+        return constraints.matches(parsed_constraints(tuple(project.constraints)), node.labels)
 
     def place(self, project: ProjectRecord, lost_reason: str = "") -> None:
         """Assign an unplaced project to the best node, or mark it unschedulable (or lost)."""

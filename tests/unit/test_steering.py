@@ -149,6 +149,24 @@ def test_a_move_to_a_node_that_lost_its_label_goes_elsewhere(tmp_path: Path) -> 
     assert node_of(cluster, "p") == "c"
 
 
+def test_a_label_change_leaves_a_drained_nodes_waiting_project_to_the_drain(
+    tmp_path: Path,
+) -> None:
+    """Drained with nowhere to go, a project keeps running; a label it still meets keeps it."""
+    cluster = make(tmp_path, Clock())
+    join(cluster, "a", zone="lab")
+    add(cluster, "p", "zone=lab")
+    report(cluster, "a", "p")
+    cluster.drain("a")
+    cluster.label("a", {"rack": "2"}, [])
+    assert node_of(cluster, "p") == "a"
+    assert cluster.projects["p"].reason.startswith("waiting to leave drained node")
+    # One it no longer meets: off at once, unschedulable, saying why.
+    cluster.label("a", {}, ["zone"])
+    assert node_of(cluster, "p") is None
+    assert cluster.projects["p"].reason == "no live node accepts projects (all dead or drained)"
+
+
 @pytest.mark.parametrize(
     ("labels", "remove", "error", "says"),
     [
