@@ -27,6 +27,8 @@ class ClusterState:
         # Set by a change that may let the monitor do more; cleared when it has looked.
         self.balance_needed = True
         self.retry_needed = True
+        # Which nodes should hold every-node projects' copies may have changed (every_node.py).
+        self.copies_needed = True
         # Seed-dialect node -> the projects placed there that its last /node-status answer
         # left out (it should not run them): see Reports.seed_poll. Memory only.
         self.seed_omitted: dict[str, set[str]] = {}
