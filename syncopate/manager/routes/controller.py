@@ -78,7 +78,8 @@ def _add(call: Call) -> web.Response:
     info = cluster.project_info(project)
     if project.every_node:
         nodes = ", ".join(info["copies"])
-        where = f"a copy on {nodes}" if nodes else f"no copy yet: {info['reason'] or info['status']}"
+        waits = info["reason"] or info["status"]
+        where = f"a copy on {nodes}" if nodes else f"no copy yet: {waits}"
     elif project.node:
         where = f"placed on {project.node}"
     else:
