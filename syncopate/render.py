@@ -231,7 +231,10 @@ def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
     parts: list[RenderableType] = [grid, Text()]
     if "copies" in info:
         parts.extend([copies_table(info["copies"]), Text()])
-    parts.append(Text("persistent variables", style="bold"))
+    if "copies" in info:  # each copy's are in the table; these are where a new one starts
+        parts.append(Text("persistent variables of a new copy", style="bold"))
+    else:
+        parts.append(Text("persistent variables", style="bold"))
     parts.append(Text(_compact(info.get("persistent-variables") or {}), style="cyan"))
     history = list(info.get("history") or ())[-HISTORY_SHOWN:]
     if history:

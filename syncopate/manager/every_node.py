@@ -3,10 +3,14 @@
 The parent record (`every_node`, `copy_of` None) holds the spec and is never placed. Each copy
 is a project record of its own, named `PARENT@NODE` (no project can have that name: '@' is not
 allowed in one), with `copy_of` naming the parent and its node fixed for its whole life; so it
-has its own variables (from `initial_variables`), status, epoch, commit, usage and log, kept by
+has its own variables, status, epoch, commit, usage and log, kept by
 the same report, epoch, log and store machinery as any project. Its node sees it under the
 parent's name (answers.node_status), and a node's report on the parent's name lands on that
 node's copy (`resolve`).
+
+A new copy starts with the parent's variables: its `initial_variables`, plus what
+`set-variables` (`project vars`) wrote into the parent since (it writes into every copy too);
+`reset` on the parent puts them, and every copy's, back to `initial_variables`.
 
 Which copies exist is decided in one place, `Copies.reconcile`, from the pure `plan`:
 
@@ -17,7 +21,7 @@ Which copies exist is decided in one place, `Copies.reconcile`, from the pure `p
   `lost` with the reason (`node_gone`), and resumes when the node comes back;
 - a drained, forgotten or lite node's copy goes away, and so does a copy whose node no longer
   meets the constraints. Its variables go with it: a drained node is out of service, and when
-  it is undrained it gets a fresh copy from `initial_variables`, as a new node does.
+  it is undrained it gets a fresh copy from the parent's variables, as a new node does.
 
 Copies never take part in balance or failover (monitor.py and placement.py skip them). Epochs
 only grow on a node, even across a deleted and re-made copy: the parent's epoch is the floor a
@@ -173,10 +177,16 @@ class Copies:
         copies = self.of(parent)
         status, reason = summary(parent, copies)
         running = sum(1 for c in copies if c.status is ProjectStatus.RUNNING)
+        commits = {c.commit for c in copies}
         return {
             **answer,
             "status": status,
             "reason": reason or None,
+            # What all the copies use, and the commit when they all run the same one.
+            "ram-usage": sum(c.ram_usage for c in copies),
+            "disk-usage": sum(c.disk_usage for c in copies),
+            "restarts": sum(c.restarts for c in copies),
+            "commit": commits.pop() if len(commits) == 1 else None,
             "copies": {c.node: copy_info(c) for c in copies if c.node is not None},
             "copies-running": running,
             "copies-total": len(copies),
@@ -301,7 +311,7 @@ class Copies:
         copy = ProjectRecord(
             name=copy_key(parent.name, node),
             url=parent.url,
-            variables=dict(parent.initial_variables),
+            variables=dict(parent.variables),
             desired=parent.desired,
             epoch=parent.epoch,  # assign() adds one: above any copy this node had before
             copy_of=parent.name,

@@ -217,12 +217,19 @@ def test_actions_on_the_parent_act_on_every_copy(tmp_path: Path) -> None:
     assert all(cluster.projects[f"mon@{n}"].variables == {"n": 0, "k": 1} for n in "ab")
     cluster.set(SetProject.model_validate({"name": "mon", "env": {"X": "1"}}), "me")
     assert all(cluster.projects[f"mon@{n}"].env == {"X": "1"} for n in "ab")
+    # A new node's copy starts with what was written into the project, and its spec.
+    join(cluster, "c")
+    assert cluster.projects["mon@c"].variables == {"n": 0, "k": 1}
+    assert cluster.projects["mon@c"].env == {"X": "1"}
+    cluster.reset(["mon"])
+    assert all(cluster.projects[f"mon@{n}"].variables == {"n": 0} for n in "abc")
     with pytest.raises(InvalidRequest, match="PROJECT@NODE"):
         cluster.logs("mon", 10)
     assert cluster.logs("mon@a", 10)["lines"] == []
     cluster.remove(RemoveProject(name="mon", url=URL))
     assert cluster.projects == {}
     assert cluster.assignments(cluster.nodes["a"])["projects"] == {}
+    assert cluster.store.load_projects() == []
 
 
 def test_copies_survive_a_manager_restart(tmp_path: Path) -> None:
