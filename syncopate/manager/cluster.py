@@ -191,8 +191,9 @@ class Cluster(Undoable):
     # nodes: membership.py ---------------------------------------------------------------------
     def initialize(self, request: InitializeRequest, address: str) -> tuple[str, str]:
         """Admit a node (the password was checked by the caller); return (name, token)."""
-        admitted = self.members.initialize(request, address)
-        self.copies.reconcile()  # its copies are there for its first poll
+        with self._write(durable=True):  # with its copies, there for its first poll
+            admitted = self.members.initialize(request, address)
+            self.copies.reconcile()
         return admitted
 
     def authenticate_node(self, name: str, token: str) -> NodeRecord:
@@ -213,18 +214,21 @@ class Cluster(Undoable):
 
     def drain(self, name: str) -> list[str]:
         """No new projects on this node, and its projects move elsewhere (stop first)."""
-        moving = self.members.drain(name)
-        self.copies.reconcile()  # its every-node copies go away (every_node.py)
+        with self._write(durable=True):  # its every-node copies go away (every_node.py)
+            moving = self.members.drain(name)
+            self.copies.reconcile()
         return [n for n in moving if n in self.projects]
 
     def undrain(self, name: str) -> None:
-        self.members.undrain(name)
-        self.copies.reconcile()
+        with self._write(durable=True):
+            self.members.undrain(name)
+            self.copies.reconcile()
 
     def forget(self, name: str) -> None:
         """Delete a dead node's record; its token stops working."""
-        self.members.forget(name)
-        self.copies.reconcile()
+        with self._write(durable=True):
+            self.members.forget(name)
+            self.copies.reconcile()
 
     # long poll: longpoll.py -------------------------------------------------------------------
     def wake(self, node_name: str) -> None:

@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 from syncopate import constraints
-from syncopate.errors import Forbidden, InvalidRequest
-from syncopate.manager.cluster import Cluster
+from syncopate.errors import Forbidden, InvalidRequest, StoreFailed
+from syncopate.manager.cluster import Cluster, ClusterSettings
 from syncopate.manager.every_node import plan
 from syncopate.manager.records import NodeRecord
 from syncopate.project_protocol import AddProject, RemoveProject, SetProject
 from syncopate.protocol import InitializeRequest, UpdateRequest
 from syncopate.states import NodeStatus, ProjectStatus
-from tests.unit.test_cluster_timing import TIMEOUT, Clock, join, make
+from tests.unit.test_cluster_timing import TIMEOUT, Clock, assert_views_fresh, join, make
+from tests.unit.test_refused_writes import failing_store, in_memory, state, stored
 
 
 def node(name: str, status: str = "alive", drained: bool = False, **labels: str) -> NodeRecord:
@@ -251,3 +252,36 @@ def test_a_stopped_parent_makes_stopped_copies(tmp_path: Path) -> None:
     add_every(cluster, start=False)
     assert copies(cluster) == {"a": "stopped"}
     assert cluster.status(["mon"])["mon"]["status"] == "stopped"
+
+
+def test_a_refused_write_leaves_the_copies_as_they_were(tmp_path: Path) -> None:
+    clock = Clock()
+    store, disk = failing_store(tmp_path)
+    cluster = Cluster(store, ClusterSettings(node_timeout=TIMEOUT), clock=clock)
+    join(cluster, "a")
+    join(cluster, "b")
+    disk.full = True
+    with pytest.raises(StoreFailed):
+        add_every(cluster)
+    assert cluster.projects == {} and not any(cluster.state.on_node.values())
+    disk.full = False
+    add_every(cluster)
+    disk.full = True
+    before = state(cluster)
+    with pytest.raises(StoreFailed):
+        cluster.drain("a")
+    with pytest.raises(StoreFailed):
+        cluster.reset(["mon"])
+    assert state(cluster) == before
+    # The monitor finds the work again once the store takes writes.
+    clock.now += TIMEOUT / 2
+    cluster.touch(cluster.nodes["b"])
+    clock.now += TIMEOUT / 2 + 1
+    before = state(cluster)
+    cluster.tick()
+    assert state(cluster) == before
+    disk.full = False
+    cluster.tick()
+    assert copies(cluster) == {"a": "lost", "b": "pending"}
+    assert in_memory(cluster) == stored(cluster)
+    assert_views_fresh(cluster)
