@@ -195,12 +195,12 @@ class Copies:
     def expand(self, projects: Iterable[ProjectRecord]) -> list[ProjectRecord]:
         """The projects, each every-node parent followed by its copies (for controller
         actions on the parent, which act on every copy)."""
-        out: list[ProjectRecord] = []
+        out: dict[str, ProjectRecord] = {}
         for project in projects:
-            out.append(project)
+            out[project.name] = project
             if is_parent(project):
-                out.extend(c for c in self.of(project) if c not in out)
-        return out
+                out.update((c.name, c) for c in self.of(project))
+        return list(out.values())
 
     def resolve(self, project: ProjectRecord, node: str) -> ProjectRecord | None:
         """The record a node's report on `project` is about: for a parent, its copy there."""
@@ -249,7 +249,7 @@ class Copies:
     def remove_all(self, parent: ProjectRecord) -> None:
         """The parent is being removed: so are all its copies (their nodes stop them)."""
         for copy in self.of(parent):
-            self._delete(parent, copy)
+            self._delete(None, copy)  # not `parent`: its record is not to be saved again
 
     def reconcile(self) -> None:
         """Make and delete copies of every every-node project as `plan` says (the monitor's

@@ -233,6 +233,17 @@ def test_actions_on_the_parent_act_on_every_copy(tmp_path: Path) -> None:
     assert cluster.store.load_projects() == []
 
 
+def test_remove_forgets_the_project_and_its_copies_in_the_store(tmp_path: Path) -> None:
+    cluster = make(tmp_path, Clock())
+    join(cluster, "a")
+    add_every(cluster)
+    for _ in range(3):
+        cluster.reset(["mon@a"])  # the copy's epoch goes above the project's
+    assert cluster.projects["mon@a"].epoch > cluster.projects["mon"].epoch
+    cluster.remove(RemoveProject(name="mon", url=URL))
+    assert cluster.store.load_projects() == [] and cluster.projects == {}
+
+
 def test_copies_survive_a_manager_restart(tmp_path: Path) -> None:
     cluster = make(tmp_path, Clock())
     join(cluster, "a")
