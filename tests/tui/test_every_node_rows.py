@@ -37,3 +37,15 @@ async def test_copies_are_rows_under_their_project(world: World) -> None:  # noq
         await until_manager(stopped, "x to stop the copy on pi-2")
         copies = (await world.status("mon"))["copies"]
         assert copies["pi-1"]["desired"] == "running", "only the selected copy"
+
+
+async def test_edit_and_remove_on_a_copys_row_mean_its_project(world: World) -> None:  # noqa: F811
+    async with world.ctl() as ctl:
+        await ctl.add("mon", "https://example.com/mon.git", every_node=True)
+    await world.report_all()
+    app = app_for(world)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: "mon@pi-1" in row_names(app, "projects"), "the copy's row")
+        await select(pilot, app, "projects", "mon@pi-1")
+        assert app.selected_project(whole=True) == "mon"
+        assert app.selected_project() == "mon@pi-1"
