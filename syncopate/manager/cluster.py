@@ -191,10 +191,9 @@ class Cluster(Undoable):
     # nodes: membership.py ---------------------------------------------------------------------
     def initialize(self, request: InitializeRequest, address: str) -> tuple[str, str]:
         """Admit a node (the password was checked by the caller); return (name, token)."""
-        with self._write(durable=True):  # with its copies, there for its first poll
-            admitted = self.members.initialize(request, address)
-            self.copies.reconcile()
-        return admitted
+        # Its every-node copies come with it (there for its first poll); the same for the
+        # node changes below, which make or delete copies (every_node.py).
+        return self.copies.along(self.members.initialize, request, address)
 
     def authenticate_node(self, name: str, token: str) -> NodeRecord:
         """The node with this name and token, or Unauthorized."""
@@ -214,21 +213,15 @@ class Cluster(Undoable):
 
     def drain(self, name: str) -> list[str]:
         """No new projects on this node, and its projects move elsewhere (stop first)."""
-        with self._write(durable=True):  # its every-node copies go away (every_node.py)
-            moving = self.members.drain(name)
-            self.copies.reconcile()
-        return [n for n in moving if n in self.projects]
+        moving = self.copies.along(self.members.drain, name)
+        return [n for n in moving if n in self.projects]  # not its copies: they went away
 
     def undrain(self, name: str) -> None:
-        with self._write(durable=True):
-            self.members.undrain(name)
-            self.copies.reconcile()
+        self.copies.along(self.members.undrain, name)
 
     def forget(self, name: str) -> None:
         """Delete a dead node's record; its token stops working."""
-        with self._write(durable=True):
-            self.members.forget(name)
-            self.copies.reconcile()
+        self.copies.along(self.members.forget, name)
 
     # long poll: longpoll.py -------------------------------------------------------------------
     def wake(self, node_name: str) -> None:

@@ -30,9 +30,9 @@ new copy starts above.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from syncopate import constraints
 from syncopate.errors import InvalidRequest
@@ -43,6 +43,8 @@ from syncopate.states import Desired, NodeStatus, ProjectStatus
 if TYPE_CHECKING:
     from syncopate.manager.cluster import Cluster
 
+P = ParamSpec("P")
+T = TypeVar("T")
 # What a copy takes from its parent, at creation and after every `set` on the parent.
 SPEC_FIELDS = (
     "url",
@@ -250,6 +252,14 @@ class Copies:
         """The parent is being removed: so are all its copies (their nodes stop them)."""
         for copy in self.of(parent):
             self._delete(None, copy)  # not `parent`: its record is not to be saved again
+
+    def along(self, change: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Make a node change (join, drain, undrain, forget) and the copies it makes or
+        deletes in one write: both happen, or (refused) neither."""
+        with self.cluster._write(durable=True):
+            result = change(*args, **kwargs)
+            self.reconcile()
+        return result
 
     def reconcile(self) -> None:
         """Make and delete copies of every every-node project as `plan` says (the monitor's
