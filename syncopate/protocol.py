@@ -225,7 +225,8 @@ class ControllerRequest(WireModel):
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         for name in value:
-            validate.check_name(name, "project")
+            # PROJECT@NODE: one copy of an every-node project (manager/every_node.py).
+            validate.check_project_ref(name)
         return value
 
 

@@ -88,6 +88,10 @@ def project_status(info: Mapping[str, Any], compact: bool = False) -> Text:
     `compact` (a narrow column) shows just `stopping` then.
     """
     status = info.get("status")
+    if "copies-total" in info:
+        # An every-node project: how many of its copies run, coloured by the summary status.
+        counted = f"{info.get('copies-running', 0)}/{info['copies-total']} running"
+        return Text(counted, style=STATUS_STYLE.get(str(status), ""))
     stopping = info.get("desired") == "stopped" and status not in ("stopped", "failed")
     if stopping and compact:
         return Text("stopping", style="yellow")
@@ -111,7 +115,7 @@ def projects_table(projects: Mapping[str, Mapping[str, Any]], now: datetime | No
     for name in sorted(projects):
         info = projects[name]
         status = info.get("status")
-        node = info.get("node") or "-"
+        node = info.get("node") or ("every node" if "copies" in info else "-")
         if info.get("moving-to"):
             node = f"{node} → {info['moving-to']}"
         up = ago(info.get("started-at"), now) if status == "running" else "-"
@@ -225,7 +229,12 @@ def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
     for key, value in rows:
         grid.add_row(key, value)
     parts: list[RenderableType] = [grid, Text()]
-    parts.append(Text("persistent variables", style="bold"))
+    if "copies" in info:
+        parts.extend([copies_table(info["copies"]), Text()])
+    if "copies" in info:  # each copy's are in the table; these are where a new one starts
+        parts.append(Text("persistent variables of a new copy", style="bold"))
+    else:
+        parts.append(Text("persistent variables", style="bold"))
     parts.append(Text(_compact(info.get("persistent-variables") or {}), style="cyan"))
     history = list(info.get("history") or ())[-HISTORY_SHOWN:]
     if history:
@@ -240,6 +249,23 @@ def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
         parts.append(Text(f"last {len(tail)} lines of output", style="bold"))
         parts.extend(Text(line) for line in tail)
     return Group(*parts)
+
+
+def copies_table(copies: Mapping[str, Mapping[str, Any]]) -> RenderableType:
+    """An every-node project's copies, one line each: node, status, commit, variables."""
+    if not copies:
+        return Text("copies: none yet (no live node matches)", style="dim")
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("COPY ON", "STATUS", "COMMIT", "VARIABLES"):
+        table.add_column(column, no_wrap=column != "VARIABLES")
+    for node in sorted(copies):
+        copy = copies[node]
+        variables = json.dumps(copy.get("persistent-variables") or {}, sort_keys=True)
+        status = project_status(copy)
+        if copy.get("reason"):
+            status.append(f" ({short(copy['reason'], 50)})", style="dim")
+        table.add_row(node, status, str(copy.get("commit") or "-")[:10], short(variables, 60))
+    return table
 
 
 def _compact(value: Any) -> str:

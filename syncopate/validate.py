@@ -25,6 +25,20 @@ def check_name(name: str, what: str = "project") -> str:
     return name
 
 
+def check_project_ref(name: str) -> str:
+    """Return `name` when it names a project, or one copy of an every-node project as
+    `PROJECT@NODE`; raise ValueError otherwise."""
+    if isinstance(name, str) and "@" in name:
+        project, _, node = name.partition("@")
+        try:
+            check_name(project, "project")
+            check_name(node, "node")
+        except ValueError as exc:
+            raise ValueError(f"{name!r}: {exc} (PROJECT@NODE names one copy)") from None
+        return name
+    return check_name(name, "project")
+
+
 ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
 _ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
 # The agent sets these for every project; a project's env may not hide them.

@@ -19,7 +19,8 @@ from syncopate.states import Desired, NodeStatus, ProjectStatus
 def seed_fields(project: ProjectRecord) -> dict[str, Any]:
     """The seed's per-project fields, shared by /node-status and the `status` answer."""
     return {
-        "project-name": project.name,
+        # A copy of an every-node project is known to its node by the project's name.
+        "project-name": project.copy_of or project.name,
         "project-url": secret_box.mask_url(project.url),
         "status": project.status.value,
         "disk-usage": project.disk_usage,
@@ -44,7 +45,7 @@ def node_status(
         if seed_node and not seed_runs(project):
             # A seed node stops a project only when it leaves this list (DESIGN §10).
             continue
-        projects[project_name] = assignment(project)
+        projects[project.copy_of or project_name] = assignment(project)
     return {
         "code": OK,
         "name": node.name,
@@ -154,7 +155,7 @@ def node_info(state: ClusterState, node: NodeRecord) -> dict[str, Any]:
         "address": node.address,
         "disk-usage": sum(p.disk_usage for p in placed),
         "ram-usage": sum(p.ram_usage for p in placed),
-        "projects": names,
+        "projects": sorted(p.copy_of or p.name for p in placed),
     }
 
 
@@ -184,5 +185,6 @@ def counts(state: ClusterState) -> dict[str, dict[str, int]]:
         nodes[node.status.value] += 1
     projects: dict[str, int] = {s.value: 0 for s in ProjectStatus}
     for project in state.projects.values():
-        projects[project.status.value] += 1
+        if not project.every_node or project.copy_of:  # a parent runs nothing: its copies do
+            projects[project.status.value] += 1
     return {"nodes": nodes, "projects": projects}

@@ -100,7 +100,12 @@ def apply(
         node = project.node
         if node is not None and _must_move(cluster, project, new):
             cluster.placement.move_elsewhere(project)
-        elif "constraints" in new and node is None and project.desired is Desired.RUNNING:
+        elif (
+            "constraints" in new
+            and node is None
+            and project.desired is Desired.RUNNING
+            and not project.every_node  # placed by its copies (every_node.py), never itself
+        ):
             cluster.placement.place(project)  # placed now, or its reason names the new ones
         else:
             cluster.store.save_project(project)

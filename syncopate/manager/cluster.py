@@ -18,6 +18,7 @@ facade owns and calls (they call back into the machinery above):
 - reports.py: a node's reports on its projects, and their output lines;
 - placement.py: assigning, failing over and moving projects, around the pure scheduler.py;
 - monitor.py: the periodic tick (liveness, overdue moves, retries, balance);
+- every_node.py: the copies of every-node projects, one per matching node;
 - longpoll.py: held /node-status polls; answers.py: the answers to queries;
 - storage.py: what the cluster asks of the database (store.py is the SQLite one).
 """
@@ -34,6 +35,7 @@ from typing import Any
 from syncopate.errors import Conflict, NotFound
 from syncopate.manager import answers, changes, secret_box
 from syncopate.manager.cluster_state import ClusterState
+from syncopate.manager.every_node import Copies, is_parent
 from syncopate.manager.longpoll import LongPoll
 from syncopate.manager.membership import Membership
 from syncopate.manager.monitor import Monitor
@@ -62,6 +64,11 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     """` — did you mean 'x'?` naming the closest known name, or "" when none is close."""
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" — did you mean {close[0]!r}?" if close else ""
+
+
+def _named_or_top(projects: list[ProjectRecord], names: list[str]) -> list[str]:
+    """The names to answer with after an action: top-level projects, and copies named."""
+    return [p.name for p in projects if p.copy_of is None or p.name in names]
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,7 @@ class Cluster(Undoable):
         self.monitor = Monitor(self, self.placement)
         self.reports = Reports(self, self.placement)
         self.members = Membership(self, self.placement, self.monitor)
+        self.copies = Copies(self)
         self.started = clock()
         self.state.load(store, clock())
 
@@ -162,9 +170,12 @@ class Cluster(Undoable):
         self.state.stale_views.update(r.name for r in undo.kept() if isinstance(r, NodeRecord))
         # Whatever the monitor meant to do is still to do.
         self.state.balance_needed = self.state.retry_needed = True
+        self.state.copies_needed = True
 
     def _announce(self, kind: str, name: str) -> None:
         """Tell /events that a record changed, once its write is committed."""
+        if kind == "project" and "@" in name:
+            name = name.partition("@")[0]  # a copy shows in its parent's answer
         if self._undo is not None:
             self._undo.later(self._announce, kind, name)
         else:
@@ -186,7 +197,9 @@ class Cluster(Undoable):
     # nodes: membership.py ---------------------------------------------------------------------
     def initialize(self, request: InitializeRequest, address: str) -> tuple[str, str]:
         """Admit a node (the password was checked by the caller); return (name, token)."""
-        return self.members.initialize(request, address)
+        # Its every-node copies come with it (there for its first poll); the same for the
+        # node changes below, which make or delete copies (every_node.py).
+        return self.copies.along(self.members.initialize, request, address)
 
     def authenticate_node(self, name: str, token: str) -> NodeRecord:
         """The node with this name and token, or Unauthorized."""
@@ -206,14 +219,15 @@ class Cluster(Undoable):
 
     def drain(self, name: str) -> list[str]:
         """No new projects on this node, and its projects move elsewhere (stop first)."""
-        return self.members.drain(name)
+        moving = self.copies.along(self.members.drain, name)
+        return [n for n in moving if n in self.projects]  # not its copies: they went away
 
     def undrain(self, name: str) -> None:
-        self.members.undrain(name)
+        self.copies.along(self.members.undrain, name)
 
     def forget(self, name: str) -> None:
         """Delete a dead node's record; its token stops working."""
-        self.members.forget(name)
+        self.copies.along(self.members.forget, name)
 
     def label(self, name: str, labels: dict[str, str], remove: list[str]) -> dict[str, str]:
         """Set and remove a node's labels (its projects follow); returns its labels now."""
@@ -290,23 +304,30 @@ class Cluster(Undoable):
         with self._write(durable=True) as undo:
             undo.keep_entry(self.projects, project.name)
             self.projects[project.name] = project
-            if spec.start:
+            if spec.start and not spec.every_node:
                 self.placement.place(project)
             else:
-                self._set_status(project, ProjectStatus.STOPPED)
+                if not spec.start:
+                    self._set_status(project, ProjectStatus.STOPPED)
                 self.store.save_project(project)
+            if spec.every_node:
+                self.copies.reconcile_parents([project])  # never placed itself
             self._announce("project", project.name)
         return project
 
     def set(self, spec: SetProject, user: str) -> tuple[ProjectRecord, list[str]]:
         """Change a project in place (changes.py); returns it and the names of changed fields."""
-        return changes.apply(self, self._project(spec.name), spec, user)
+        with self._write(durable=True):
+            project, fields = changes.apply(self, self._project(spec.name), spec, user)
+            if fields and is_parent(project):
+                self.copies.follow(project, fields)  # every copy takes the change
+        return project, fields
 
     def set_variables(self, names: list[str], values: dict[str, Any], user: str) -> list[str]:
         """Write persistent variables into the named projects (all when none are named)."""
-        projects = self.select(names)
+        projects = self.copies.expand(self.select(names))  # a parent: into each copy too
         changes.set_variables(self, projects, values, user)
-        return [p.name for p in projects]
+        return _named_or_top(projects, names)
 
     def remove(self, spec: RemoveProject) -> None:
         project = self._project(spec.name)
@@ -321,6 +342,7 @@ class Cluster(Undoable):
             self.store.delete_log_lines(project.name)
             self.placement.unassign(project)
             self.placement.set_moving(project, None)
+            self.copies.remove_all(project)
             undo.keep_entry(self.projects, project.name)
             del self.projects[project.name]
             self._announce("project", project.name)
@@ -335,24 +357,27 @@ class Cluster(Undoable):
         """The named projects (all when none are named); NotFound names the first unknown."""
         wanted = list(names)
         if not wanted:
-            return [self.projects[n] for n in sorted(self.projects)]
+            # Copies show in their parents' answers, and are acted on through them.
+            return [p for n, p in sorted(self.projects.items()) if p.copy_of is None]
         return [self._project(name) for name in dict.fromkeys(wanted)]
 
     def _for_each(self, names: Iterable[str], change: Callable[[ProjectRecord], None]) -> list[str]:
         """Apply a controller change to the named projects (all when none), durably."""
-        projects = self.select(names)
+        names = list(names)
+        projects = self.copies.expand(self.select(names))  # a parent acts on every copy
         with self._write(durable=True):
             for project in projects:
                 self._keep(project)
                 change(project)
-                if project.node is None and project.desired is Desired.RUNNING:
+                unplaced = project.node is None and not is_parent(project)  # copies run a parent
+                if unplaced and project.desired is Desired.RUNNING:
                     self.placement.place(project)
                 else:
                     self.store.save_project(project)
                     self._changed(project.node)
             for project in projects:
                 self._announce("project", project.name)
-        return [p.name for p in projects]
+        return _named_or_top(projects, names)
 
     def start(self, names: Iterable[str]) -> list[str]:
         def want_running(project: ProjectRecord) -> None:
@@ -393,8 +418,10 @@ class Cluster(Undoable):
 
     # queries: the answers are built in answers.py ---------------------------------------------
     def project_info(self, project: ProjectRecord) -> dict[str, Any]:
-        """The `status` answer for one project: the seed's fields and the added ones."""
-        return answers.project_info(project)
+        """The `status` answer for one project: the seed's fields and the added ones (and an
+        every-node project's copies)."""
+        info = answers.project_info(project)
+        return self.copies.info(project, info) if is_parent(project) else info
 
     def node_info(self, node: NodeRecord) -> dict[str, Any]:
         """The `nodes` answer for one node."""
@@ -407,10 +434,11 @@ class Cluster(Undoable):
         took for the project), so a follower of /events can tell which lines it has seen.
         """
         project = self._project(name)
+        self.copies.check_logs(project)
         return answers.logs(project, self.store.log_lines(project.name, count))
 
     def status(self, names: Iterable[str]) -> dict[str, Any]:
-        return {p.name: answers.project_info(p) for p in self.select(names)}
+        return {p.name: self.project_info(p) for p in self.select(names)}
 
     def node_table(self) -> dict[str, Any]:
         return answers.node_table(self.state)

@@ -32,6 +32,8 @@ class ClusterState:
         self.retry_needed = True
         # Monotonic time a young node may first receive balance moves (None: none waits).
         self.balance_at: float | None = None
+        # Which nodes should hold every-node projects' copies may have changed (every_node.py).
+        self.copies_needed = True
         # Seed-dialect node -> the projects placed there that its last /node-status answer
         # left out (it should not run them): see Reports.seed_poll. Memory only.
         self.seed_omitted: dict[str, set[str]] = {}

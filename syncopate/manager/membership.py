@@ -188,6 +188,8 @@ class Membership:
             self.cluster._node_changed(name)
             for project_name in self.state.placed_on(name):
                 project = self.state.projects[project_name]
+                if project.copy_of is not None:
+                    continue  # a copy is not moved: reconciling deletes it (every_node.py)
                 if project.moving_to is None and not self.placement.meets(project, node):
                     self.placement.move_elsewhere(project)
             self.state.balance_needed = self.state.retry_needed = True

@@ -61,6 +61,8 @@ class Monitor:
                 # anyway; the epoch check stops the old copy. An exclusive one waits.
                 self.placement.complete_move(project)
         self.move_off_unschedulable()
+        if self.state.copies_needed or self.state.retry_needed:
+            self.cluster.copies.reconcile()  # nodes came, went, or changed labels
         if self.state.retry_needed:
             self._retry_unplaced()
             self.state.retry_needed = False
@@ -100,8 +102,8 @@ class Monitor:
                 continue
             for project_name in self.state.placed_on(node.name):
                 project = self.state.projects[project_name]
-                if project.moving_to is not None:
-                    continue
+                if project.moving_to is not None or project.copy_of is not None:
+                    continue  # a copy is not moved: it goes away (every_node.py)
                 placement = scheduler.place(self.state.need(project), self.state.views())
                 if placement.node is None:
                     reason = f"waiting to leave drained node: {placement.reason}"
@@ -122,6 +124,7 @@ class Monitor:
                 p
                 for p in self.state.projects.values()
                 if p.node is None
+                and not p.every_node  # placed by its copies (every_node.py)
                 and (p.desired is Desired.RUNNING or p.status is ProjectStatus.LOST)
             ),
             key=lambda p: p.name,
@@ -185,12 +188,16 @@ class Monitor:
         assignments: dict[str, str] = {}
         for project in self.state.projects.values():
             where = project.moving_to or project.node
-            if where is not None:
+            if where is not None and project.copy_of is None:  # copies never balance
                 assignments[project.name] = where
         movable = [
             p.name
             for p in self.state.projects.values()
-            if p.node is not None and p.moving_to is None and not p.exclusive and not p.stay
+            if p.node is not None
+            and p.moving_to is None
+            and not p.exclusive
+            and not p.stay
+            and p.copy_of is None
         ]
         needs = {name: self.state.need(self.state.projects[name]) for name in assignments}
         moves = scheduler.plan_balance(

@@ -103,6 +103,11 @@ class Placement:
 
     def fail_over(self, projects: list[tuple[ProjectRecord, str]]) -> None:
         """Place projects whose node is gone, carrying their last variables (one pass)."""
+        copies = [(p, why) for p, why in projects if p.copy_of is not None]
+        if copies:
+            # An every-node project's copy never moves: it waits for its node (every_node.py).
+            self.cluster.copies.node_gone(copies)
+            projects = [(p, why) for p, why in projects if p.copy_of is None]
         unplaced: list[tuple[ProjectRecord, str]] = []
         for project, why in projects:
             target = project.moving_to

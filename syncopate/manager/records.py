@@ -89,6 +89,9 @@ class ProjectRecord:
     grace: float = 60.0  # seconds a new commit has to prove itself before it counts as good
     max_ram: float = 0.0  # MB its process tree may use (0: no limit)
     rollout_retry: int = 0  # bumped by `rollout --retry`: the node may try a bad commit again
+    # An every-node project's copy on one node (every_node.py): the parent's name. The copy's
+    # record is named `PARENT@NODE`, a name no project can have, and never leaves its node.
+    copy_of: str | None = None
     desired: Desired = Desired.RUNNING
     node: str | None = None
     moving_to: str | None = None  # a move in progress: stop on `node`, then start here

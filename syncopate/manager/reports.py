@@ -50,6 +50,14 @@ class Reports:
                 f"no project named {report.project_name!r}; it was removed — stop it",
                 code=NOT_THIS_NODES,
             )
+        copy = self.cluster.copies.resolve(project, node.name)
+        if copy is None:
+            raise Forbidden(
+                f"project {project.name!r} has no copy on node {node.name!r} (the node is "
+                "drained or does not meet its constraints); stop it",
+                code=NOT_THIS_NODES,
+            )
+        project = copy  # an every-node project's report is about this node's copy
         if project.node != node.name:
             where = f"it runs on {project.node}" if project.node else "it is not placed"
             raise Forbidden(

@@ -237,9 +237,12 @@ class SyncopateApp(App[None]):
                 self.show_detail()
 
     # what the keys act on ---------------------------------------------------------------------
-    def selected_project(self) -> str | None:
+    def selected_project(self, whole: bool = False) -> str | None:
+        """The selected project's row (`whole`: a copy's row means its every-node project)."""
         if self.selected and self.selected[0] == "projects":
-            return self.selected[1]
+            name = self.selected[1]
+            parent = self.model.projects.get(name, {}).get("copy-of") if whole else None
+            return str(parent or name)
         self.notify("select a project first (Tab moves between the tables)", severity="warning")
         return None
 
@@ -288,7 +291,7 @@ class SyncopateApp(App[None]):
             )
 
     def action_remove(self) -> None:
-        if name := self.selected_project():
+        if name := self.selected_project(whole=True):
             info = self.model.projects.get(name, {})
             url = str(info.get("project-url") or "")
             question = remove_question(name, info)
@@ -324,7 +327,7 @@ class SyncopateApp(App[None]):
         self.push_screen(AddProjectScreen(submit))
 
     def action_edit(self) -> None:
-        if name := self.selected_project():
+        if name := self.selected_project(whole=True):
             info = self.model.projects.get(name, {})
             send = lambda changes: self.client.set_project(name, **changes)  # noqa: E731
             self.push_screen(EditProjectScreen(name, info, send))

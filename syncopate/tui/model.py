@@ -10,6 +10,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 KINDS = ("projects", "nodes", "commands")
+# The parent's fields a copy's row does not take (they are about all the copies).
+_PARENT_ONLY = frozenset({"copies", "copies-running", "copies-total"})
+
+
+def copy_rows(name: str, info: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """An every-node project's copies as rows of their own, `NAME@NODE` (as the manager names
+    them): the parent's fields with the copy's own on top."""
+    copies = info.get("copies") if info else None
+    if not info or not isinstance(copies, Mapping):
+        return {}
+    base = {k: v for k, v in info.items() if k not in _PARENT_ONLY}
+    return {
+        f"{name}@{node}": {**base, **copy, "project-name": f"{name}@{node}", "copy-of": name}
+        for node, copy in copies.items()
+        if isinstance(copy, Mapping)
+    }
+
+
+def name_order(name: str) -> str:
+    """Sorts a copy's row (`NAME@NODE`) right under its project's, before `NAME-2`'s."""
+    return name.replace("@", "\x00")
 
 
 @dataclass
@@ -32,6 +53,8 @@ class FleetModel:
     commands: dict[str, dict[str, Any]] = field(default_factory=dict)
     filter: str = ""
     loaded: bool = False
+    # Every-node project -> the names of its copies' rows in `projects`.
+    copies: dict[str, set[str]] = field(default_factory=dict)
 
     def apply(self, message: Mapping[str, Any]) -> Delta:
         """Apply one /events message (a snapshot, or changes); other types change nothing."""
@@ -40,6 +63,9 @@ class FleetModel:
         if kind == "snapshot":
             for name in KINDS:
                 setattr(self, name, dict(message.get(name) or {}))
+            self.copies = {}
+            for name, info in list(self.projects.items()):
+                self._put_copies(name, info, Delta())
             self.loaded = True
             delta.full = True
             return delta
@@ -57,7 +83,21 @@ class FleetModel:
                 else:
                     table[key] = info
                     delta.added[name].add(key)
+                if name == "projects":
+                    self._put_copies(key, info, delta)
         return delta
+
+    def _put_copies(self, parent: str, info: Mapping[str, Any] | None, delta: Delta) -> None:
+        """Keep the rows of an every-node project's copies in step with its answer."""
+        rows = copy_rows(parent, info)
+        for gone in self.copies.pop(parent, set()) - rows.keys():
+            if self.projects.pop(gone, None) is not None:
+                delta.removed["projects"].add(gone)
+        for key, row in rows.items():
+            (delta.changed if key in self.projects else delta.added)["projects"].add(key)
+            self.projects[key] = row
+        if rows:
+            self.copies[parent] = set(rows)
 
     # filter -----------------------------------------------------------------------------------
     def matches(self, kind: str, name: str) -> bool:
@@ -74,17 +114,18 @@ class FleetModel:
     def visible(self, kind: str) -> list[str]:
         """The names of the rows that pass the filter, sorted by name."""
         table = self.projects if kind == "projects" else self.nodes
-        return [name for name in sorted(table) if self.matches(kind, name)]
+        return [name for name in sorted(table, key=name_order) if self.matches(kind, name)]
 
     # the header -------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        statuses = [str(p.get("status")) for p in self.projects.values()]
+        # An every-node project counts by its copies, each a row of its own.
+        statuses = [str(p.get("status")) for p in self.projects.values() if "copies" not in p]
         alive = sum(1 for n in self.nodes.values() if n.get("status") == "alive")
         return {
             "nodes": len(self.nodes),
             "alive": alive,
             "dead": len(self.nodes) - alive,
-            "projects": len(self.projects),
+            "projects": len(statuses),
             "running": statuses.count("running"),
             "failed": sum(1 for s in statuses if s in ("failed", "lost", "unschedulable")),
         }

@@ -91,13 +91,16 @@ AGE_CELLS: dict[str, tuple[str, int, Callable[[Mapping[str, Any], datetime], Cel
 
 def project_row(name: str, info: Mapping[str, Any], now: datetime) -> tuple[Cell, ...]:
     """The cells of a project's row, in PROJECT_COLUMNS order."""
-    node = str(info.get("node") or "-")
+    node = str(info.get("node") or ("every" if "copies" in info else "-"))
     if info.get("moving-to"):
         node = f"{node}→{info['moving-to']}"
     restarts = int(info.get("restarts") or 0)
     variables = info.get("persistent-variables")
+    parent = info.get("copy-of")
+    # A copy of an every-node project sits under it: `└@NODE`.
+    shown = "└" + short(name[len(parent) :], 9) if parent else short(name, 10)
     return (
-        short(name, 10),
+        shown,
         short(node, 9),
         project_status(info, compact=True),
         str(info.get("commit") or "-")[:7],

@@ -75,15 +75,16 @@ def _logs(call: Call) -> web.Response:
 def _add(call: Call) -> web.Response:
     cluster = call.state.cluster
     project = cluster.add(parse(AddProject, _project_field(call.request)))
-    where = (
-        f"placed on {project.node}"
-        if project.node
-        else f"not placed: {project.reason or project.status.value}"
-    )
-    return call.answer(
-        information=f"added {project.name}; {where}",
-        projects={project.name: cluster.project_info(project)},
-    )
+    info = cluster.project_info(project)
+    if project.every_node:
+        nodes = ", ".join(info["copies"])
+        waits = info["reason"] or info["status"]
+        where = f"a copy on {nodes}" if nodes else f"no copy yet: {waits}"
+    elif project.node:
+        where = f"placed on {project.node}"
+    else:
+        where = f"not placed: {project.reason or project.status.value}"
+    return call.answer(information=f"added {project.name}; {where}", projects={project.name: info})
 
 
 def _set(call: Call) -> web.Response:

@@ -23,7 +23,7 @@ def followed_logs(request: web.Request) -> frozenset[str]:
         for name in value.split(","):
             if name.strip():
                 try:
-                    names.add(validate.check_name(name.strip(), "project"))
+                    names.add(validate.check_project_ref(name.strip()))
                 except ValueError as exc:
                     raise InvalidRequest(f"logs: {exc}") from None
     return frozenset(names)

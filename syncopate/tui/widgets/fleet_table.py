@@ -14,12 +14,12 @@ from typing import Any
 from textual.widgets import DataTable
 
 from syncopate.tui import rows
-from syncopate.tui.model import FleetModel
+from syncopate.tui.model import FleetModel, name_order
 
 # How each column sorts: by the value behind the cell, not its text ("1.5 GB" > "900 MB").
 SORT_KEYS: dict[str, dict[str, Callable[[str, dict[str, Any]], Any]]] = {
     "projects": {
-        "name": lambda name, info: name,
+        "name": lambda name, info: name_order(name),  # copies under their project
         "node": lambda name, info: str(info.get("node") or ""),
         "status": lambda name, info: str(info.get("status") or ""),
         "commit": lambda name, info: str(info.get("commit") or ""),
