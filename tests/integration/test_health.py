@@ -1,0 +1,151 @@
+"""Health checks and the memory limit for real (DESIGN section 12): a manager, an agent, git
+repositories and project processes whose checks pass and then fail."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from syncopate.node import memory_limit
+from tests.gitrepos import Repo
+from tests.helpers import wait_for
+from tests.integration.test_agent import Fleet, alive
+
+PY = sys.executable
+# Ignores SIGTERM, so a restart takes the agent's whole stop grace (2 s in the fleet): the
+# `unhealthy` status that comes before the restart is there long enough to be reported.
+STUBBORN = "trap '' TERM; echo started; while :; do sleep 0.1; done"
+CHECK_OK = 'test -f ok || { echo "the ok file is missing"; exit 1; }'
+# Answers GET /health with 200 while the file `healthy` exists, else 503.
+SERVER = """\
+import os, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        well = os.path.exists("healthy")
+        self.send_response(200 if well else 503)
+        self.end_headers()
+        self.wfile.write(b"fine" if well else b"not ready: no healthy file")
+
+    def log_message(self, format, *args):
+        print("served", self.path, args[1], flush=True)
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+# Grows by 4 MB every 20 ms, up to 400 MB (a bound, should no limit stop it).
+GROWER = """\
+import time
+chunks = []
+print("growing", flush=True)
+while True:
+    if len(chunks) < 100:
+        chunks.append(bytearray(b"x" * (4 * 1024 * 1024)))
+    time.sleep(0.02)
+"""
+FAST = {"health_interval": 0.2, "health_timeout": 2.0, "health_retries": 2}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def checkout(fleet: Fleet, project: str, node: str = "pi-1") -> Path:
+    return fleet.tmp / "nodes" / node / "projects" / project
+
+
+async def log_lines(fleet: Fleet, project: str) -> list[str]:
+    async with fleet.manager.client() as ctl:
+        return list((await ctl.logs(project, 1000))["lines"])
+
+
+def restarted(info: dict[str, Any]) -> bool:
+    return info["status"] == "running" and (info["restarts"] or 0) >= 1
+
+
+async def test_failing_health_command_makes_it_unhealthy_then_restarts_it(fleet: Fleet) -> None:
+    repo = Repo.create(fleet.tmp / "repos" / "sick", {"ok": "yes\n"})
+    await fleet.start_agent("pi-1")
+    async with fleet.manager.client() as ctl:
+        await ctl.add("sick", repo.url, command=STUBBORN, health_cmd=CHECK_OK, **FAST)
+    first = await fleet.until("sick", lambda p: p["status"] == "running", "sick to run")
+    (checkout(fleet, "sick") / "ok").unlink()
+
+    def unhealthy(info: dict[str, Any]) -> bool:
+        return info["status"] == "unhealthy"
+
+    info = await fleet.until("sick", unhealthy, "sick to be unhealthy")
+    assert "health check failed 2 times in a row" in info["reason"]
+    assert "the ok file is missing" in info["reason"]
+    (checkout(fleet, "sick") / "ok").write_text("again\n")
+    info = await fleet.until("sick", restarted, "sick to be restarted", timeout=30)
+    assert info["pid"] != first["pid"] and not alive(first["pid"])
+    assert info["reason"].startswith("restarted: health check failed 2 times in a row")
+    lines = await log_lines(fleet, "sick")
+    assert any("unhealthy: health check failed" in line for line in lines)
+    assert any("health check failed (1 of 2)" in line for line in lines)
+
+
+async def test_health_http_passes_then_fails(fleet: Fleet) -> None:
+    port = free_port()
+    repo = Repo.create(fleet.tmp / "repos" / "web", {"server.py": SERVER, "healthy": "1\n"})
+    await fleet.start_agent("pi-1")
+    url = f"http://127.0.0.1:{port}/health?from=syncopate"
+    async with fleet.manager.client() as ctl:
+        await ctl.add("web", repo.url, command=f"{PY} server.py {port}", health_http=url, **FAST)
+
+    async def served_well(times: int) -> bool:
+        lines = await log_lines(fleet, "web")
+        return sum("served /health?from=syncopate 200" in line for line in lines) >= times
+
+    def passing(info: dict[str, Any]) -> bool:
+        return info["status"] == "running"
+
+    await fleet.until("web", passing, "web to run")
+    await wait_for(lambda: served_well(4), timeout=20, what="four passing checks")
+    info = await fleet.project("web")
+    assert info["status"] == "running" and info["restarts"] == 0 and not info["reason"]
+    (checkout(fleet, "web") / "healthy").unlink()
+    info = await fleet.until("web", restarted, "web to be restarted", timeout=30)
+    assert "HTTP 503" in info["reason"] and "no healthy file" in info["reason"]
+    assert any("unhealthy:" in line for line in await log_lines(fleet, "web"))
+
+
+async def test_health_section_of_syncopate_toml_is_used_without_flags(fleet: Fleet) -> None:
+    toml = (
+        '[run]\ncommand = "echo started; exec sleep 1000"\n'
+        f"[health]\ncmd = '{CHECK_OK}'\ninterval = 0.2\nretries = 2\n"
+    )
+    repo = Repo.create(fleet.tmp / "repos" / "tomly", {"syncopate.toml": toml, "ok": "1\n"})
+    await fleet.start_agent("pi-1")
+    async with fleet.manager.client() as ctl:
+        await ctl.add("tomly", repo.url)
+    await fleet.until("tomly", lambda p: p["status"] == "running", "tomly to run")
+    (checkout(fleet, "tomly") / "ok").unlink()
+    info = await fleet.until("tomly", restarted, "tomly to be restarted", timeout=30)
+    assert "the ok file is missing" in info["reason"]
+
+
+async def test_project_over_max_ram_is_restarted_with_the_reason(fleet: Fleet) -> None:
+    repo = Repo.create(fleet.tmp / "repos" / "grower", {"grow.py": GROWER})
+    await fleet.start_agent("pi-1")
+    async with fleet.manager.client() as ctl:
+        await ctl.add("grower", repo.url, command=f"{PY} grow.py", max_ram=80)
+    info = await fleet.until("grower", restarted, "grower to be restarted", timeout=30)
+    cgroups, why_not = memory_limit.find_cgroups(fleet.tmp / "nodes" / "pi-1")
+    lines = await log_lines(fleet, "grower")
+    if cgroups is None:
+        # Polling alone: it measured the tree over the limit and restarted it.
+        assert "over its limit of 80 MB" in info["reason"], info["reason"]
+        assert any("over its limit of 80 MB: restarting" in line for line in lines)
+        assert any(f"no cgroup: {why_not}" in line for line in lines)
+    else:
+        # The kernel may be first (memory.max is the limit); either way the reason says why.
+        assert (
+            "over its limit of 80 MB" in info["reason"]
+            or "killed by the kernel" in (info["reason"])
+        )
