@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from syncopate.node import memory_limit
 from tests.gitrepos import Repo
 from tests.helpers import wait_for
@@ -45,7 +47,13 @@ while True:
         chunks.append(bytearray(b"x" * (4 * 1024 * 1024)))
     time.sleep(0.02)
 """
-FAST = {"health_interval": 0.2, "health_timeout": 2.0, "health_retries": 2}
+HOG = """\
+import time
+hog = bytearray(b"x" * (300 * 1024 * 1024))
+print("survived", flush=True)
+time.sleep(1000)
+"""
+FAST: dict[str, Any] = {"health_interval": 0.2, "health_timeout": 2.0, "health_retries": 2}
 
 
 def free_port() -> int:
@@ -64,7 +72,7 @@ async def log_lines(fleet: Fleet, project: str) -> list[str]:
 
 
 def restarted(info: dict[str, Any]) -> bool:
-    return info["status"] == "running" and (info["restarts"] or 0) >= 1
+    return bool(info["status"] == "running" and (info["restarts"] or 0) >= 1)
 
 
 async def test_failing_health_command_makes_it_unhealthy_then_restarts_it(fleet: Fleet) -> None:
@@ -76,7 +84,7 @@ async def test_failing_health_command_makes_it_unhealthy_then_restarts_it(fleet:
     (checkout(fleet, "sick") / "ok").unlink()
 
     def unhealthy(info: dict[str, Any]) -> bool:
-        return info["status"] == "unhealthy"
+        return bool(info["status"] == "unhealthy")
 
     info = await fleet.until("sick", unhealthy, "sick to be unhealthy")
     assert "health check failed 2 times in a row" in info["reason"]
@@ -103,7 +111,7 @@ async def test_health_http_passes_then_fails(fleet: Fleet) -> None:
         return sum("served /health?from=syncopate 200" in line for line in lines) >= times
 
     def passing(info: dict[str, Any]) -> bool:
-        return info["status"] == "running"
+        return bool(info["status"] == "running")
 
     await fleet.until("web", passing, "web to run")
     await wait_for(lambda: served_well(4), timeout=20, what="four passing checks")
@@ -149,3 +157,36 @@ async def test_project_over_max_ram_is_restarted_with_the_reason(fleet: Fleet) -
             "over its limit of 80 MB" in info["reason"]
             or "killed by the kernel" in (info["reason"])
         )
+
+
+async def test_cgroup_memory_max_holds_the_project_and_goes_with_it(fleet: Fleet) -> None:
+    data_dir = fleet.tmp / "nodes" / "pi-1"
+    cgroups, why_not = memory_limit.find_cgroups(data_dir)
+    if cgroups is None:
+        print(f"cgroup v2 is not writable here: {why_not}")
+        pytest.skip(f"cgroup v2 is not writable here: {why_not}")
+    quiet = Repo.create(fleet.tmp / "repos" / "quiet", {"README": "x"})
+    # Asks for 300 MB at once: the kernel stops it at 64 MB, before any poll could.
+    hog = Repo.create(fleet.tmp / "repos" / "hog", {"hog.py": HOG})
+    await fleet.start_agent("pi-1")
+    async with fleet.manager.client() as ctl:
+        await ctl.add("quiet", quiet.url, command="echo started; exec sleep 1000", max_ram=64)
+        await ctl.add("hog", hog.url, command=f"{PY} hog.py", max_ram=64)
+        info = await fleet.until("quiet", lambda p: p["status"] == "running", "quiet to run")
+        group = cgroups.project("quiet").path
+        assert str(info["pid"]) in (group / "cgroup.procs").read_text().split()
+        assert (group / "memory.max").read_text().strip() == str(64 * memory_limit.MB)
+        assert any("cgroup v2 memory.max" in line for line in await log_lines(fleet, "quiet"))
+
+        async def killed_by_the_kernel() -> bool:
+            lines = await log_lines(fleet, "hog")
+            return any("killed by the kernel: over its memory limit of 64 MB" in x for x in lines)
+
+        await wait_for(killed_by_the_kernel, timeout=30, what="the kernel to kill hog")
+        await ctl.remove("quiet", quiet.url)
+        await ctl.stop(["hog"])
+
+        async def cgroups_gone() -> bool:
+            return not group.exists() and not cgroups.project("hog").path.exists()
+
+        await wait_for(cgroups_gone, timeout=20, what="the projects' cgroups to be removed")
