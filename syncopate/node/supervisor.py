@@ -118,6 +118,11 @@ class ProjectProcess:
         return self._exit_code
 
     @property
+    def stopping(self) -> bool:
+        """True from `stop()` or `restart()` on: its run is ending, though still "running"."""
+        return self._stop_asked.is_set()
+
+    @property
     def restarts(self) -> int:
         return self._restarts
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -88,9 +89,12 @@ class ProjectWatch:
 
     # following the runs ---------------------------------------------------------------------------
     def _run(self) -> int | None:
-        """The pid of the current run; None while it is not running."""
+        """The pid of the current run; None while it is not running or being stopped (a
+        restart's stop takes up to the grace, while the project may stop answering)."""
         process = self.process
-        return process.pid if process.status is ProjectStatus.RUNNING else None
+        if process.status is not ProjectStatus.RUNNING or process.stopping:
+            return None
+        return process.pid
 
     async def _next_run(self) -> int:
         while True:
@@ -109,7 +113,7 @@ class ProjectWatch:
             if left <= 0:
                 return True
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(left):
+                async with asyncio.timeout(None if math.isinf(left) else left):
                     await wake.wait()
         return False
 

@@ -3,14 +3,21 @@ repositories and project processes whose checks pass and then fail."""
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from syncopate.node import memory_limit
+from syncopate.node.logs import LogSink
+from syncopate.node.project import Local
+from syncopate.node.settings import AgentSettings
+from syncopate.node.supervisor import ProjectProcess
+from syncopate.node.watch import ProjectWatch
 from tests.gitrepos import Repo
 from tests.helpers import wait_for
 from tests.integration.test_agent import Fleet, alive
@@ -190,3 +197,54 @@ async def test_cgroup_memory_max_holds_the_project_and_goes_with_it(fleet: Fleet
             return not group.exists() and not cgroups.project("hog").path.exists()
 
         await wait_for(cgroups_gone, timeout=20, what="the projects' cgroups to be removed")
+
+
+async def test_checks_begin_an_interval_after_each_start_and_pause_while_it_restarts(
+    tmp_path: Path,
+) -> None:
+    """The watch on a real process, without a manager: every check falls inside a run, at
+    least `interval` after that run started, and none while the process is being restarted
+    (its stop takes the 0.6 s grace: it ignores SIGTERM)."""
+    interval = 0.2
+    command = "date +%s.%N >> starts.log; trap '' TERM; while :; do sleep 0.05; done"
+    env = dict(os.environ)
+    asked: list[tuple[str, bool]] = []
+    watches: list[ProjectWatch] = []
+    sink = LogSink(tmp_path / "w.log")
+    process = ProjectProcess(
+        "w", command, tmp_path, env, sink, tmp_path / "records",
+        on_change=lambda: watches[0].changed() if watches else None, grace=0.6,
+    )  # fmt: skip
+    local = Local(name="w", url="file:///x", epoch=1)
+    local.health = {"cmd": "date +%s.%N >> checks.log", "interval": interval, "retries": 1}
+    settings = AgentSettings(manager="http://127.0.0.1:1", data_dir=tmp_path)
+    watches.append(ProjectWatch(local, process, settings, lambda r, u: asked.append((r, u))))
+    (tmp_path / "records").mkdir()
+
+    def times(name: str) -> list[float]:
+        path = tmp_path / name
+        return [float(x) for x in path.read_text().split()] if path.exists() else []
+
+    async def checks_after(count: int) -> bool:
+        return len(times("checks.log")) >= count
+
+    try:
+        await process.start()
+        await wait_for(lambda: checks_after(2), what="two checks of the first run")
+        restart_asked = time.time()
+        await process.restart()
+        more = len(times("checks.log")) + 2
+        await wait_for(lambda: checks_after(more), what="two checks of the second run")
+    finally:
+        watches[0].close()
+        await process.stop()
+        sink.close()
+    first, second = times("starts.log")
+    checks = times("checks.log")
+    assert second - restart_asked >= 0.5  # the restart took the grace
+    for at in checks:
+        # (one check may have begun just before the restart was asked)
+        assert not restart_asked + 0.1 < at < second, "a check ran while it restarted"
+        began = second if at > second else first
+        assert at - began >= interval * 0.9, f"a check {at - began:.3f}s after its start"
+    assert any(at > second for at in checks) and asked == []
