@@ -13,9 +13,10 @@ Polling is always in force: the process tree's resident memory is measured every
 and a tree over its limit is restarted (SIGTERM, grace, as any restart) with the reason. Where
 cgroup v2 is mounted with the memory controller and this agent may create a cgroup at its root
 (root, not inside a container's namespace whose root holds processes), each project also runs in
-`<cgroup2>/syncopate-<id>/<project>` with `memory.max` exactly the limit, the kernel's hard
-backstop for a tree that grows faster than the polling sees: it reclaims the page cache first
-and kills the whole group (`memory.oom.group`) only when that is not enough. `<id>` is derived
+`<cgroup2>/syncopate-<id>/<project>` with `memory.max` exactly the limit (and as much swap at
+most), the kernel's hard backstop for a tree that grows faster than the polling sees: it
+reclaims the page cache first and kills the whole group (`memory.oom.group`) only when that is
+not enough. `<id>` is derived
 from the agent's data dir, so agents sharing a machine (tests, a demo) never share a cgroup.
 """
 
@@ -87,9 +88,11 @@ class ProjectCgroup:
         self.path.mkdir(exist_ok=True)
         value = str(int(limit_mb * MB)) if limit_mb > 0 else "max"
         (self.path / "memory.max").write_text(f"{value}\n")
-        # Kill the whole tree, not its biggest process: a half-killed project is worse.
-        with contextlib.suppress(OSError):  # older kernels (before 4.19) lack it
-            (self.path / "memory.oom.group").write_text("1\n")
+        # Kill the whole tree, not its biggest process: a half-killed project is worse. And no
+        # swap beyond the limit: a tree over it would crawl on swap (on an SD card) instead.
+        for name, setting in (("memory.oom.group", "1"), ("memory.swap.max", value)):
+            with contextlib.suppress(OSError):  # older kernels, or no swap accounting
+                (self.path / name).write_text(f"{setting}\n")
 
     def add(self, pids: list[int]) -> None:
         """Move `pids` into the cgroup (their later children are born in it)."""

@@ -75,17 +75,22 @@ class ProjectWatch:
                 self.local.reason, self._after_restart = self._after_restart, ""
         elif process.status is ProjectStatus.CRASHED:
             self._check_oom_kill()
+        elif process.status is ProjectStatus.FAILED:
+            self._drop_cgroup()  # a crash loop: nothing runs until it is started again
 
     def close(self) -> None:
         """Stop watching (the process has stopped): end the loops, remove its cgroup."""
         for task in self._tasks:
             task.cancel()
+        self._drop_cgroup()
+
+    def _drop_cgroup(self) -> None:
         if self._cgroup is not None:
             try:
                 self._cgroup.remove()
             except OSError as exc:
                 log.warning("%s: cannot remove %s: %s", self.local.name, self._cgroup.path, exc)
-            self._cgroup = None
+            self._cgroup, self._cgroup_limit = None, 0.0
 
     # following the runs ---------------------------------------------------------------------------
     def _run(self) -> int | None:
@@ -218,7 +223,7 @@ class ProjectWatch:
         try:
             self._cgroup.limit(limit)
             self._cgroup_limit = limit
-            self._cgroup.add([pid, *self.process.tree_pids()])
+            self._cgroup.add(list(dict.fromkeys([pid, *self.process.tree_pids()])))
             self._oom_seen = self._cgroup.oom_kills()
         except OSError as exc:
             self._note(f"cannot use cgroup {self._cgroup.path}: {exc}; polling only")

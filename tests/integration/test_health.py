@@ -4,6 +4,7 @@ repositories and project processes whose checks pass and then fail."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -13,7 +14,9 @@ from typing import Any
 import pytest
 
 from syncopate.node import memory_limit
+from syncopate.node.backoff import BackoffPolicy
 from syncopate.node.logs import LogSink
+from syncopate.node.memory_limit import Cgroups
 from syncopate.node.project import Local
 from syncopate.node.settings import AgentSettings
 from syncopate.node.supervisor import ProjectProcess
@@ -183,7 +186,11 @@ async def test_cgroup_memory_max_holds_the_project_and_goes_with_it(fleet: Fleet
         group = cgroups.project("quiet").path
         assert str(info["pid"]) in (group / "cgroup.procs").read_text().split()
         assert (group / "memory.max").read_text().strip() == str(64 * memory_limit.MB)
-        assert any("cgroup v2 memory.max" in line for line in await log_lines(fleet, "quiet"))
+
+        async def said_so() -> bool:
+            return any("cgroup v2 memory.max" in x for x in await log_lines(fleet, "quiet"))
+
+        await wait_for(said_so, what="quiet's log to say the cgroup holds it")
 
         async def killed_by_the_kernel() -> bool:
             lines = await log_lines(fleet, "hog")
@@ -191,7 +198,7 @@ async def test_cgroup_memory_max_holds_the_project_and_goes_with_it(fleet: Fleet
 
         await wait_for(killed_by_the_kernel, timeout=30, what="the kernel to kill hog")
         await ctl.remove("quiet", quiet.url)
-        await ctl.stop(["hog"])
+        await ctl.remove("hog", hog.url)
 
         async def cgroups_gone() -> bool:
             return not group.exists() and not cgroups.project("hog").path.exists()
@@ -248,3 +255,57 @@ async def test_checks_begin_an_interval_after_each_start_and_pause_while_it_rest
         began = second if at > second else first
         assert at - began >= interval * 0.9, f"a check {at - began:.3f}s after its start"
     assert any(at > second for at in checks) and asked == []
+
+
+async def test_the_watch_puts_each_run_in_its_cgroup_and_names_the_kernels_kill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watch's side of cgroup v2, everywhere: a directory stands in for cgroupfs (the
+    kernel's side is the test above, where cgroup v2 is writable)."""
+    base = tmp_path / "cgroupfs" / "syncopate-test"
+    base.mkdir(parents=True)
+    data_dir = tmp_path / "node"
+    monkeypatch.setitem(memory_limit._found, data_dir.resolve(), (Cgroups(base), ""))
+    (tmp_path / "records").mkdir()
+    sink = LogSink(tmp_path / "m.log")
+    watches: list[ProjectWatch] = []
+    process = ProjectProcess(
+        "m", "exec sleep 1000", tmp_path, dict(os.environ), sink, tmp_path / "records",
+        policy=BackoffPolicy(first=0.05, cap=0.5),
+        on_change=lambda: watches[0].changed() if watches else None, grace=1.0,
+    )  # fmt: skip
+    local = Local(name="m", url="file:///x", epoch=1, max_ram=64)
+    settings = AgentSettings(manager="http://127.0.0.1:1", data_dir=data_dir, interval=0.2)
+    watches.append(ProjectWatch(local, process, settings, lambda r, u: None))
+    group = base / "m"
+    try:
+        await process.start()
+        first = process.pid
+        # Moved in as it started (on_change runs in the spawn, before it can fork).
+        assert (group / "cgroup.procs").read_text() == f"{first}\n"
+        assert (group / "memory.max").read_text() == f"{64 * memory_limit.MB}\n"
+
+        async def said(text: str) -> bool:
+            return any(text in line for line in sink.tail())
+
+        await wait_for(lambda: said("cgroup v2 memory.max"), what="the log to say how")
+        # The kernel's OOM killer, as the cgroup shows it.
+        (group / "memory.events").write_text("oom 1\noom_kill 1\n")
+        os.killpg(first or 0, signal.SIGKILL)
+
+        async def running_again() -> bool:
+            return process.status == "running" and process.pid != first
+
+        await wait_for(running_again, what="the supervisor to start it again")
+        assert local.reason == (
+            "killed by the kernel: over its memory limit of 64 MB (cgroup v2 memory.max)"
+        )
+        assert await said("killed by the kernel")
+        assert (group / "cgroup.procs").read_text() == f"{process.pid}\n"
+    finally:
+        await process.stop()
+        for name in group.iterdir():  # cgroupfs removes its files with the directory
+            name.unlink()
+        watches[0].close()
+        sink.close()
+    assert not group.exists()

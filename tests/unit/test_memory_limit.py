@@ -59,8 +59,10 @@ def test_a_project_cgroups_files(tmp_path: Path) -> None:
     group.limit(64)
     assert (group.path / "memory.max").read_text() == f"{64 * MB}\n"
     assert (group.path / "memory.oom.group").read_text() == "1\n"
+    assert (group.path / "memory.swap.max").read_text() == f"{64 * MB}\n"
     group.limit(0)
     assert (group.path / "memory.max").read_text() == "max\n"
+    assert (group.path / "memory.swap.max").read_text() == "max\n"
     group.add([1234])
     assert (group.path / "cgroup.procs").read_text() == "1234\n"
     assert group.oom_kills() == 0
