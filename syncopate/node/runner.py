@@ -383,16 +383,13 @@ class ProjectRunner:
             self._watch = None
 
     def _restart_for(self, local: Local, reason: str, unhealthy: bool) -> None:
-        """The watch asks for a restart: a failed health check (`unhealthy`, set first, so the
-        rollout logic sees it) or memory over the limit; through the normal restart step."""
+        """The watch asks for a restart: a failed health check (`unhealthy` is set first, so
+        the rollout logic sees it) or memory over the limit; through the normal restart step."""
         if not self._current(local) or not local.active:
             return
         log.warning("%s: %s", local.name, reason)
-        if unhealthy and project_transition_allowed(local.status, ProjectStatus.UNHEALTHY):
-            self.set_status(local, ProjectStatus.UNHEALTHY, reason)
-        else:
-            local.reason = reason
-            self.host.report_soon()
+        unhealthy = unhealthy and project_transition_allowed(local.status, ProjectStatus.UNHEALTHY)
+        self.set_status(local, ProjectStatus.UNHEALTHY if unhealthy else local.status, reason)
         self.restart(local)
 
     # the report -------------------------------------------------------------------------------
