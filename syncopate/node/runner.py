@@ -34,7 +34,8 @@ from syncopate.node.logs import LogSink
 from syncopate.node.project import Local, StartedEpochs
 from syncopate.node.settings import AgentSettings
 from syncopate.node.supervisor import ProjectProcess
-from syncopate.states import ProjectStatus, check_project_transition
+from syncopate.node.watch import ProjectWatch
+from syncopate.states import ProjectStatus, check_project_transition, project_transition_allowed
 
 log = logging.getLogger("syncopate.node")
 
@@ -80,6 +81,7 @@ class ProjectRunner:
         self.settings = host.settings
         self.checkout = host.settings.checkout(name)
         self._last: asyncio.Task[None] | None = None  # the chain's last step
+        self._watch: ProjectWatch | None = None  # health and memory limit of its process
 
     # the chain --------------------------------------------------------------------------------
     def busy(self) -> bool:
@@ -205,6 +207,8 @@ class ProjectRunner:
             else:
                 keep = process.status is not ProjectStatus.STARTING
                 self.set_status(local, process.status, None if keep else "")
+        if self._watch is not None and self._watch.process is process:
+            self._watch.changed()
         self.host.report_soon()
 
     def _current(self, local: Local) -> bool:
@@ -223,6 +227,7 @@ class ProjectRunner:
 
     # the steps --------------------------------------------------------------------------------
     async def _bring_up(self, local: Local) -> None:
+        self._end_watch()  # of a process that is not active any more (or was replaced)
         if not self._current(local):
             return  # replaced by a new epoch while it waited: its variables are not ours
         checkout = self.checkout
@@ -273,6 +278,8 @@ class ProjectRunner:
             on_change=functools.partial(self._process_changed, local),
             grace=self.settings.grace,
         )
+        restart = functools.partial(self._restart_for, local)
+        self._watch = ProjectWatch(local, local.process, self.settings, restart)
         self.set_status(local, ProjectStatus.STARTING, "")
         try:
             await local.process.start()
@@ -307,6 +314,7 @@ class ProjectRunner:
     async def _stop(self, local: Local) -> None:
         if local.process is not None:
             await local.process.stop()
+            self._end_watch()
         if local.status is not ProjectStatus.FAILED or local.desired == "stopped":
             self.set_status(local, ProjectStatus.STOPPED)
 
@@ -367,6 +375,22 @@ class ProjectRunner:
             await self._restart(local)
         # Otherwise the chain's end converges: a failed project is brought up on the new
         # commit; a stopped one starts on it when it is started.
+
+    # health checks and the memory limit (watch.py) ------------------------------------------
+    def _end_watch(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+
+    def _restart_for(self, local: Local, reason: str, unhealthy: bool) -> None:
+        """The watch asks for a restart: a failed health check (`unhealthy` is set first, so
+        the rollout logic sees it) or memory over the limit; through the normal restart step."""
+        if not self._current(local) or not local.active:
+            return
+        log.warning("%s: %s", local.name, reason)
+        unhealthy = unhealthy and project_transition_allowed(local.status, ProjectStatus.UNHEALTHY)
+        self.set_status(local, ProjectStatus.UNHEALTHY if unhealthy else local.status, reason)
+        self.restart(local)
 
     # the report -------------------------------------------------------------------------------
     async def measure_disk(self, local: Local) -> None:

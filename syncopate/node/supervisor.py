@@ -118,6 +118,11 @@ class ProjectProcess:
         return self._exit_code
 
     @property
+    def stopping(self) -> bool:
+        """True from `stop()` or `restart()` on: its run is ending, though still "running"."""
+        return self._stop_asked.is_set()
+
+    @property
     def restarts(self) -> int:
         return self._restarts
 
@@ -137,18 +142,24 @@ class ProjectProcess:
 
     def ram_mb(self) -> float:
         """Resident memory of the process and all its descendants, in MB; 0 when not running."""
-        if self._pid is None:
-            return 0.0
-        try:
-            main = psutil.Process(self._pid)
-            tree = [main, *main.children(recursive=True)]
-        except psutil.Error:
-            return 0.0
         total = 0
-        for proc in tree:
+        for proc in self._tree():
             with contextlib.suppress(psutil.Error):
                 total += proc.memory_info().rss
         return total / (1024 * 1024)
+
+    def tree_pids(self) -> list[int]:
+        """The pids of the process and all its descendants; [] when not running."""
+        return [proc.pid for proc in self._tree()]
+
+    def _tree(self) -> list[psutil.Process]:
+        if self._pid is None:
+            return []
+        try:
+            main = psutil.Process(self._pid)
+            return [main, *main.children(recursive=True)]
+        except psutil.Error:
+            return []
 
     # what the agent does ----------------------------------------------------------------------
     async def start(self) -> None:
