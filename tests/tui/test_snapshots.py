@@ -305,7 +305,56 @@ def test_filter(snap_compare: SnapCompare) -> None:
     assert snap_compare(fleet_app(), press=keys, terminal_size=(120, 40), run_before=load)
 
 
+def test_add_form_small(snap_compare: SnapCompare) -> None:
+    """`a` in an 80×24 terminal: the add form fits 80 columns and scrolls; its top shows, the
+    Name field focused, Run on and Health cmd under Command."""
+    assert snap_compare(fleet_app(), press=["a"], terminal_size=(80, 24), run_before=load)
+
+
+# air-quality as the edit form finds it: placed, health-checked, its memory capped (DESIGN
+# section 12). Only the edit form's tests use it: the main screen's detail pane stays as it is.
+PLACED = {
+    **SNAPSHOT,
+    "projects": {
+        **PROJECTS,
+        "air-quality": {
+            **PROJECTS["air-quality"],
+            "on": ["room=lab", "camera"],
+            "every-node": False,
+            "stay": True,
+            "health": {
+                "cmd": "curl -fs localhost:8080/ok",
+                "http": None,
+                "interval": 10.0,
+                "timeout": 5.0,
+                "retries": 3,
+            },
+            "grace": 30.0,
+            "max-ram": 384.0,
+        },
+    },
+}
+
+
+async def load_placed(pilot: Pilot[None]) -> None:
+    """`load`, with air-quality's section 12 fields set (PLACED)."""
+    app = pilot.app
+    assert isinstance(app, SyncopateApp)
+    app.set_connection(True, "connected")
+    app.apply(PLACED)
+    await pilot.pause()
+
+
 def test_edit_form_small(snap_compare: SnapCompare) -> None:
-    """`e` on air-quality in an 80×24 terminal: the edit form prefilled with its URL, RAM 256
-    and disk 2048, the Command field focused, the Secret field empty; it fits 80 columns."""
-    assert snap_compare(fleet_app(), press=["e"], terminal_size=(80, 24), run_before=load)
+    """`e` on air-quality in an 80×24 terminal: the edit form prefilled with its URL, Run on
+    `room=lab camera`, its health command, RAM 256, disk 2048, max RAM 384, the Command field
+    focused; it fits 80 columns, and what does not fit 24 lines scrolls (the next test)."""
+    assert snap_compare(fleet_app(), press=["e"], terminal_size=(80, 24), run_before=load_placed)
+
+
+def test_edit_form_small_scrolled(snap_compare: SnapCompare) -> None:
+    """The same form after Tab from Command to Save: scrolled to its end, Max RAM 384, grace
+    30, the Secret field empty, the checkboxes (exclusive off, stay on), Cancel and Save
+    (focused)."""
+    keys = ["e", *["tab"] * 12]
+    assert snap_compare(fleet_app(), press=keys, terminal_size=(80, 24), run_before=load_placed)

@@ -1,7 +1,14 @@
-"""The add-a-project form: each field checked as `project add` checks it, errors beside it."""
+"""The add-a-project form: each field checked as `project add` checks it, errors beside it.
+
+The name, URL, sizes and variables are checked here, beside their fields; the DESIGN section 12
+fields (run on, health command, max RAM) are checked by the manager only, whose refusal is shown
+below the form: the form parses just what it needs to build the request (a number, a list).
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -42,6 +49,26 @@ def parse_megabytes(text: str, what: str) -> float:
     return value
 
 
+def parse_number(text: str, what: str, default: float) -> float:
+    """A field's number (empty: `default`); ValueError unless finite. Its range is the
+    manager's to judge (a negative one comes back as its refusal)."""
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{what} is a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{what} is a number")
+    return value
+
+
+def split_constraints(text: str) -> list[str]:
+    """`run on` as typed: K=V, K!=V or K, separated by spaces or commas (the manager checks
+    each one, as it checks `--on`)."""
+    return [item for item in re.split(r"[\s,]+", text) if item]
+
+
 class AddProjectScreen(ModalScreen[None]):
     """The add form: each field's error is shown beside it; the manager's refusal below."""
 
@@ -51,8 +78,11 @@ class AddProjectScreen(ModalScreen[None]):
         ("url", "Git URL", "https://, git@host:path, file://"),
         ("ref", "Ref", "branch, tag or commit"),
         ("command", "Command", "else syncopate.toml, run.sh"),
+        ("on", "Run on", "K=V K!=V K; empty: any node"),
+        ("health-cmd", "Health cmd", "a command, exit 0 when well"),
         ("ram", "RAM MB", "0"),
         ("disk", "Disk MB", "0"),
+        ("max-ram", "Max RAM MB", "restart above; 0: no limit"),
     )
 
     def __init__(self, submit: Submit) -> None:
@@ -72,7 +102,13 @@ class AddProjectScreen(ModalScreen[None]):
                 yield Label("Variables")
                 yield TextArea(id="field-vars")
             yield Static("", id="error-vars", classes="error")
-            yield Checkbox("exclusive: never run two copies", id="field-exclusive")
+            # Compact (one line each): with them the form fits 120x40 unscrolled.
+            yield Checkbox("exclusive: never run two copies", id="field-exclusive", compact=True)
+            yield Checkbox(
+                "every node: one copy on each node that meets Run on",
+                id="field-every-node",
+                compact=True,
+            )
             yield Static("", id="error-manager", classes="error")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel")
@@ -94,6 +130,7 @@ class AddProjectScreen(ModalScreen[None]):
             "url": lambda: validate.check_git_url(self.value("url")),
             "ram": lambda: parse_megabytes(self.value("ram"), "RAM"),
             "disk": lambda: parse_megabytes(self.value("disk"), "disk"),
+            "max-ram": lambda: parse_number(self.value("max-ram"), "max RAM", 0.0),
             "vars": lambda: parse_variables(self.query_one("#field-vars", TextArea).text),
         }
         for key, check in checks.items():
@@ -114,6 +151,11 @@ class AddProjectScreen(ModalScreen[None]):
             "ram": spec["ram"],
             "disk": spec["disk"],
             "exclusive": self.query_one("#field-exclusive", Checkbox).value,
+            # Kebab-case, as on the wire: a refusal names the field as `--max-ram` does.
+            "on": split_constraints(self.value("on")),
+            "every-node": self.query_one("#field-every-node", Checkbox).value,
+            "health-cmd": self.value("health-cmd") or None,
+            "max-ram": spec["max-ram"],
         }
 
     @on(Button.Pressed, "#add")

@@ -19,7 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static, TextArea
 
 from syncopate.errors import SyncopateError
-from syncopate.tui.screens.add_project import parse_megabytes
+from syncopate.tui.screens.add_project import parse_megabytes, parse_number, split_constraints
 
 # Sends the changed fields (`set`); returns the manager's answer, raises its refusal.
 Send = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -44,8 +44,15 @@ def env_text(env: dict[str, Any]) -> str:
 
 
 def megabytes_text(value: Any) -> str:
+    """A number as a field shows it (None: 0); for seconds too."""
     number = float(value or 0)
     return f"{number:g}"
+
+
+def health_cmd_text(info: dict[str, Any]) -> str:
+    """The project's health command as given with add or set ('' for none, or an HTTP check)."""
+    health = info.get("health")
+    return str(health.get("cmd") or "") if isinstance(health, dict) else ""
 
 
 class EditProjectScreen(ModalScreen[None]):
@@ -56,8 +63,12 @@ class EditProjectScreen(ModalScreen[None]):
         ("url", "Git URL", ""),
         ("ref", "Ref", "empty: the default branch"),
         ("command", "Command", "empty: syncopate.toml, run.sh"),
+        ("on", "Run on", "K=V K!=V K; empty: any node"),
+        ("health-cmd", "Health cmd", "empty: none"),
         ("ram", "RAM MB", "0"),
         ("disk", "Disk MB", "0"),
+        ("max-ram", "Max RAM MB", "0: no limit"),
+        ("grace", "Grace s", "60"),
         ("secrets", "Secret", "NAME=value, never shown"),
     )
 
@@ -72,6 +83,10 @@ class EditProjectScreen(ModalScreen[None]):
             "command": str(info.get("command") or ""),
             "ram": megabytes_text(info.get("ram")),
             "disk": megabytes_text(info.get("disk")),
+            "on": " ".join(str(c) for c in info.get("on") or []),
+            "health-cmd": health_cmd_text(info),
+            "max-ram": megabytes_text(info.get("max-ram")),
+            "grace": megabytes_text(60.0 if info.get("grace") is None else info["grace"]),
             "secrets": "",
         }
         self.env_before = {str(k): str(v) for k, v in (info.get("env") or {}).items()}
@@ -94,10 +109,18 @@ class EditProjectScreen(ModalScreen[None]):
                 yield Label("Env")
                 yield TextArea(env_text(self.env_before), id="field-env")
             yield Static("", id="error-env", classes="error")
+            # Compact (one line each), so that the form scrolls less in 80x24.
             yield Checkbox(
                 "exclusive: never run two copies",
                 bool(self.info.get("exclusive")),
                 id="field-exclusive",
+                compact=True,
+            )
+            yield Checkbox(
+                "stay: never moved to balance the load",
+                bool(self.info.get("stay")),
+                id="field-stay",
+                compact=True,
             )
             yield Static("", id="error-manager", classes="error")
             with Horizontal(id="buttons"):
@@ -113,12 +136,17 @@ class EditProjectScreen(ModalScreen[None]):
 
     def changes(self) -> dict[str, Any] | None:
         """The `set` fields that differ from the project's, or None after showing each bad
-        field's error beside it. Empty ref or command: back to the default, as `set` reads it."""
+        field's error beside it. Empty ref or command: back to the default, as `set` reads it;
+        empty run on or health command: none. Max RAM and grace are only parsed here (a
+        negative one is the manager's to refuse, as it refuses `set --grace -1`)."""
         errors: dict[str, str] = {}
         changes: dict[str, Any] = {}
-        for key in ("url", "ref", "command"):
+        for key in ("url", "ref", "command", "health-cmd"):
             if self.value(key) != self.before[key]:
                 changes[key] = self.value(key)
+        on = split_constraints(self.value("on"))
+        if on != split_constraints(self.before["on"]):
+            changes["on"] = on  # [] removes every constraint
         for key, what in (("ram", "RAM"), ("disk", "disk")):
             try:
                 number = parse_megabytes(self.value(key), what)
@@ -127,9 +155,18 @@ class EditProjectScreen(ModalScreen[None]):
                 continue
             if number != float(self.before[key]):
                 changes[key] = number
-        exclusive = self.query_one("#field-exclusive", Checkbox).value
-        if exclusive != bool(self.info.get("exclusive")):
-            changes["exclusive"] = exclusive
+        for key, what, default in (("max-ram", "max RAM", 0.0), ("grace", "grace", 60.0)):
+            try:
+                number = parse_number(self.value(key), what, default)
+            except ValueError as exc:
+                errors[key] = str(exc)
+                continue
+            if number != float(self.before[key]):
+                changes[key] = number
+        for key in ("exclusive", "stay"):
+            checked = self.query_one(f"#field-{key}", Checkbox).value
+            if checked != bool(self.info.get(key)):
+                changes[key] = checked
         try:
             env = parse_env(self.query_one("#field-env", TextArea).text)
         except ValueError as exc:
