@@ -11,7 +11,8 @@ The invariants the faults tests hold us to:
 - one step at a time per project (`_spawn`);
 - no step starts a replaced epoch, a project the manager wants stopped, an exclusive project
   past its lease, or anything once the agent leaves (`_may_run`, checked right before a start);
-- a crash loop fails the project until start, restart or a new commit (`_process_changed`);
+- a crash loop fails the project until start, restart or a new commit (`_process_changed`),
+  unless it is a new commit on trial: then the last good commit runs again (rollout_keeper.py);
 - a step that raises fails the project and retries it after the STEP_RETRY backoff.
 """
 
@@ -32,6 +33,7 @@ from syncopate.node.backoff import BackoffPolicy, restart_delay
 from syncopate.node.leftovers import MARKER, marker_value
 from syncopate.node.logs import LogSink
 from syncopate.node.project import Local, StartedEpochs
+from syncopate.node.rollout_keeper import RolloutKeeper
 from syncopate.node.settings import AgentSettings
 from syncopate.node.supervisor import ProjectProcess
 from syncopate.states import ProjectStatus, check_project_transition
@@ -80,6 +82,7 @@ class ProjectRunner:
         self.settings = host.settings
         self.checkout = host.settings.checkout(name)
         self._last: asyncio.Task[None] | None = None  # the chain's last step
+        self.rollout = RolloutKeeper(self)  # the last good commit, the bad one, the trial
 
     # the chain --------------------------------------------------------------------------------
     def busy(self) -> bool:
@@ -116,6 +119,9 @@ class ProjectRunner:
 
     def sync(self, local: Local) -> asyncio.Task[None]:
         return self._spawn(local, self._sync)
+
+    def roll_back(self, local: Local) -> asyncio.Task[None]:
+        return self._spawn(local, self._roll_back)
 
     async def stop_now(self, local: Local) -> None:
         """Stop `local` outside the chain: the agent leaving, once every step has ended."""
@@ -191,9 +197,11 @@ class ProjectRunner:
     def set_status(self, local: Local, status: ProjectStatus, reason: str | None = None) -> None:
         """The one way a project's status changes here: through the table in states.py."""
         check_project_transition(local.name, local.status, status)
-        local.status = status
+        before, local.status = local.status, status
         if reason is not None:
             local.reason = reason
+        if status is ProjectStatus.UNHEALTHY and before is not status:
+            self.rollout.unhealthy(local, local.reason)  # a new commit on trial: roll back
         self.host.report_soon()
 
     def _process_changed(self, local: Local) -> None:
@@ -201,10 +209,12 @@ class ProjectRunner:
         process = local.process
         if process is not None and process.status != local.status:
             if process.status is ProjectStatus.FAILED:
-                self._fail(local, process.reason, retry_in=NEVER)
+                reason = self.rollout.crash_looped(local, process.reason)
+                if reason is not None:  # None: a new commit rolled back
+                    self._fail(local, reason, retry_in=NEVER)
             else:
                 keep = process.status is not ProjectStatus.STARTING
-                self.set_status(local, process.status, None if keep else "")
+                self.set_status(local, *self.rollout.shown(process.status, None if keep else ""))
         self.host.report_soon()
 
     def _current(self, local: Local) -> bool:
@@ -243,6 +253,7 @@ class ProjectRunner:
             await self._follow(local)  # its URL or ref was changed in place
         else:
             local.commit = await asyncio.to_thread(git_sync.head_commit, checkout)
+        await self.rollout.before_start(local)  # a bad commit is not run again
         local.disk_at = -1e9  # measure the checkout in the next report, not a minute later
         if self.host.epochs.get(local.name) != local.epoch:
             # Starting under a new epoch: the manager's copy of the variables is the truth.
@@ -280,6 +291,7 @@ class ProjectRunner:
             self._fail(local, f"cannot start {command!r}: {exc}", retry_in=CLONE_RETRY)
             return
         local.step_failures = 0
+        self.rollout.started(local)
 
     def _environment(self, local: Local) -> dict[str, str]:
         env = dict(os.environ)
@@ -323,7 +335,15 @@ class ProjectRunner:
         if local.process is None:
             await self._bring_up(local)
         else:
+            await self.rollout.before_start(local)
             await local.process.restart()
+            self.rollout.started(local)
+
+    async def _roll_back(self, local: Local) -> None:
+        """Run the last good commit again (the rollout's decision, made when the new one
+        failed within its grace)."""
+        await self.rollout.check_out_good(local)
+        await self._restart(local)
 
     async def _follow(self, local: Local) -> None:
         """Point the checkout at the project's URL and ref, should `set` have changed them."""
@@ -344,6 +364,7 @@ class ProjectRunner:
         await self._retire(local)
         if self.host.current(local.name) is None:
             await asyncio.to_thread(shutil.rmtree, self.checkout, True)
+            self.rollout.forget()
         self.host.epochs.forget(local.name)
 
     async def _sync(self, local: Local) -> None:
@@ -354,7 +375,9 @@ class ProjectRunner:
             return  # `set` changed them: its restart step follows them, once
 
         try:
-            commit, changed = await asyncio.to_thread(git_sync.update, self.checkout, local.ref)
+            commit, changed = await asyncio.to_thread(
+                git_sync.update, self.checkout, local.ref, avoid=self.rollout.avoid
+            )
         except (git_sync.GitError, OSError) as exc:
             log.warning("%s: fetch failed: %s", local.name, exc)
             return
@@ -380,7 +403,7 @@ class ProjectRunner:
     def build_report(self, local: Local) -> dict[str, Any]:
         """The /node-update body for one project (without name and token)."""
         started = self.host.epochs.get(local.name) == local.epoch
-        return report.build(local, self.checkout, started)
+        return report.build(local, self.checkout, started) | self.rollout.report()
 
 
 def _describe_error(exc: Exception) -> str:
