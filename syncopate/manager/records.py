@@ -86,6 +86,10 @@ class ProjectRecord:
     grace: float = 60.0  # seconds a new commit has to prove itself before it counts as good
     max_ram: float = 0.0  # MB its process tree may use (0: no limit)
     rollout_retry: int = 0  # bumped by `rollout --retry`: the node may try a bad commit again
+    # As its node reports them: the last good commit, the bad one rolled back from, and why.
+    good_commit: str | None = None
+    bad_commit: str | None = None
+    bad_reason: str | None = None
     desired: Desired = Desired.RUNNING
     node: str | None = None
     moving_to: str | None = None  # a move in progress: stop on `node`, then start here
