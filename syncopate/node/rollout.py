@@ -119,8 +119,10 @@ def step(state: RolloutState, event: Event) -> tuple[RolloutState, Decision]:
     if isinstance(event, RanWell):
         if event.commit != state.trial:
             return state, NOTHING  # a stale timer, or a commit that is good already
+        # Said when it replaces a good commit: a project's first commit starts as it always did.
         note = f"{short(event.commit)} ran well for its grace: the last good commit now"
-        return replace(state, good=event.commit, trial=None), Decision(Action.NOTHING, note=note)
+        decision = Decision(Action.NOTHING, note=note if state.good else "")
+        return replace(state, good=event.commit, trial=None), decision
     if isinstance(event, Failed):
         return _failed(state, event)
     return _retry(state, event)
@@ -140,7 +142,8 @@ def _arrived(state: RolloutState, event: Arrived) -> tuple[RolloutState, Decisio
         return state, Decision(Action.RUN, commit, trial=True)  # restarted while on trial
     # A new commit (a pinned bad one is the user's wish): whatever was bad is history now.
     last = f"last good {short(state.good)}" if state.good else "no commit ran well here yet"
-    note = f"new commit {short(commit)} → running (on trial; {last})"
+    earlier = state.good is not None or state.trial is not None
+    note = f"new commit {short(commit)} → running (on trial; {last})" if earlier else ""
     new = replace(state, trial=commit, bad=None, bad_reason="")
     return new, Decision(Action.RUN, commit, trial=True, note=note)
 

@@ -106,7 +106,7 @@ class RolloutKeeper:
             self.runner.sync(local)
 
     def shown(self, status: ProjectStatus, reason: str | None) -> tuple[ProjectStatus, str | None]:
-        """The status (and reason) to show for the supervisor's `status`."""
+        """The status (and reason) to show for `status`: running is rolled-back after a rollback."""
         if status is ProjectStatus.RUNNING and self.state.rolled_back:
             return ProjectStatus.ROLLED_BACK, self.state.reason()
         return status, reason

@@ -195,7 +195,10 @@ class ProjectRunner:
         asyncio.get_running_loop().call_later(delay, retry)
 
     def set_status(self, local: Local, status: ProjectStatus, reason: str | None = None) -> None:
-        """The one way a project's status changes here: through the table in states.py."""
+        """The one way a project's status changes here: through the table in states.py.
+
+        Running after a rollback shows as rolled-back; unhealthy may bring the rollback."""
+        status, reason = self.rollout.shown(status, reason)
         check_project_transition(local.name, local.status, status)
         before, local.status = local.status, status
         if reason is not None:
@@ -214,7 +217,7 @@ class ProjectRunner:
                     self._fail(local, reason, retry_in=NEVER)
             else:
                 keep = process.status is not ProjectStatus.STARTING
-                self.set_status(local, *self.rollout.shown(process.status, None if keep else ""))
+                self.set_status(local, process.status, None if keep else "")
         self.host.report_soon()
 
     def _current(self, local: Local) -> bool:
@@ -340,8 +343,7 @@ class ProjectRunner:
             self.rollout.started(local)
 
     async def _roll_back(self, local: Local) -> None:
-        """Run the last good commit again (the rollout's decision, made when the new one
-        failed within its grace)."""
+        """Run the last good commit again: a new one failed within its grace."""
         await self.rollout.check_out_good(local)
         await self._restart(local)
 

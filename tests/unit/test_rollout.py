@@ -128,8 +128,10 @@ def test_step(
 def test_the_log_lines_say_what_happened() -> None:
     _, arrived = step(GOOD, Arrived(C2))
     assert arrived.note == f"new commit {C2[:7]} → running (on trial; last good {C1[:7]})"
-    _, first = step(FRESH, Arrived(C1))
-    assert "no commit ran well here yet" in first.note
+    # A project's first commit starts quietly, as before; the next one is news.
+    assert step(FRESH, Arrived(C1))[1].note == step(FIRST_TRIAL, RanWell(C1))[1].note == ""
+    _, second = step(FIRST_TRIAL, Arrived(C2))
+    assert second.note == f"new commit {C2[:7]} → running (on trial; no commit ran well here yet)"
     rolled, back = step(TRYING, Failed(C2, LOOP))
     assert back.reason == f"rolled back to {C1[:7]}: {C2[:7]} {LOOP}"
     assert back.note.startswith(back.reason) and "rollout --retry" in back.note
