@@ -38,8 +38,7 @@ def rollout(
     ca_file: CaFileOption = None,
     fingerprint: FingerprintOption = None,
 ) -> None:
-    """Show the commit a project runs, its last good commit and the bad one (--retry: try the
-    bad one again)."""
+    """Show the commit it runs, its last good and its bad commit; --retry tries the bad again."""
     target = find_target(manager, token, ca_file, fingerprint)
 
     async def run(client: ManagerClient) -> dict[str, Any]:

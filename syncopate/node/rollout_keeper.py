@@ -37,7 +37,7 @@ class RolloutKeeper:
 
     def __init__(self, runner: ProjectRunner) -> None:
         self.runner = runner
-        self.path = runner.settings.data_dir / "rollouts" / f"{runner.name}.json"
+        self.path = runner.settings.rollouts_dir / f"{runner.name}.json"
         self.state = rollout.load(self.path)
         self._pinned = False  # the checkout followed no branch when its commit last started
         self._timer: asyncio.TimerHandle | None = None
