@@ -28,6 +28,8 @@ from typing import Any
 from syncopate.paths import write_private_json
 
 SHORT = 7  # characters of a sha in the lines people read
+# A health check's output can be long; the report's reason must stay within the manager's limit.
+MAX_WHY = 1000
 
 
 def short(commit: str | None) -> str:
@@ -158,7 +160,8 @@ def _failed(state: RolloutState, event: Failed) -> tuple[RolloutState, Decision]
     if state.good is None:
         reason = "no earlier commit ran well here: nothing to roll back to"
         return untried, Decision(Action.STAY_FAILED, reason=reason)
-    new = replace(untried, bad=event.commit, bad_reason=event.why)
+    why = event.why if len(event.why) <= MAX_WHY else event.why[: MAX_WHY - 1] + "…"
+    new = replace(untried, bad=event.commit, bad_reason=why)
     note = new.reason() + "; not tried again until a newer commit or `rollout --retry`"
     return new, Decision(Action.ROLL_BACK, state.good, note=note, reason=new.reason())
 

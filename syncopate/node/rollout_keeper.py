@@ -12,7 +12,6 @@ out the last good commit, restart. The state is kept in `<data dir>/rollouts/<pr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -123,8 +122,10 @@ class RolloutKeeper:
         """The project left this node (its checkout is gone): so is what it knew."""
         self._disarm()
         self.state = RolloutState()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("%s: cannot remove %s: %s", self.runner.name, self.path, exc)
 
     # inside -----------------------------------------------------------------------------------
     def _step(self, local: Local, event: rollout.Event) -> Decision:

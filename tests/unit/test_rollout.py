@@ -151,6 +151,12 @@ def test_the_log_lines_say_what_happened() -> None:
     assert not GOOD.rolled_back and GOOD.reason() == ""
 
 
+def test_a_long_reason_is_cut_to_fit_the_report() -> None:
+    state, decision = step(TRYING, Failed(C2, "failed its health check: " + "x" * 5000))
+    assert len(state.bad_reason) == rollout.MAX_WHY and state.bad_reason.endswith("…")
+    assert len(decision.reason) < 1100
+
+
 def test_a_bad_commit_is_not_rolled_back_to_in_a_loop() -> None:
     """Fail, roll back, the bad commit shows up again: the good one runs, nothing else."""
     state, _ = step(TRYING, Failed(C2, LOOP))
