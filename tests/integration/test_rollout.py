@@ -223,3 +223,36 @@ async def test_a_new_commit_failing_its_health_check_is_rolled_back(fleet: Fleet
         back["reason"]
         == f"rolled back to {c1[:7]}: {c2[:7]} failed its health check: GET /health: 500"
     )
+
+
+async def test_a_restarted_agent_remembers_the_good_and_the_bad_commit(fleet: Fleet) -> None:
+    repo = Repo.create(fleet.tmp / "repos" / "web", {"app.py": APP.format(version="1")})
+    c1 = repo.head()
+    await fleet.start_agent("pi-1", backoff=QUICK_LOOP, sync_interval=0.3)
+    async with fleet.manager.client() as ctl:
+        await ctl.add("web", repo.url, {}, command=f"{PY} app.py", grace=1)
+    await fleet.until("web", lambda p: p["good-commit"] == c1, "commit 1 to run well")
+    c2 = repo.commit({"app.py": BROKEN}, "break it")
+    await fleet.until(
+        "web",
+        lambda p: p["status"] == "rolled-back" and p["bad-commit"] == c2,
+        "the rollback",
+    )
+    record = fleet.tmp / "nodes" / "pi-1" / "rollouts" / "web.json"
+    assert f'"bad": "{c2}"' in record.read_text(encoding="utf-8")
+
+    await fleet.stop_agent("pi-1")
+    await fleet.start_agent("pi-1", backoff=QUICK_LOOP, sync_interval=0.3)
+    back = await fleet.until(
+        "web",
+        lambda p: p["status"] == "rolled-back" and alive(p["pid"]) and p["commit"] == c1,
+        "commit 1 to run again under the restarted agent, still rolled back",
+    )
+    count = back["persistent-variables"].get("count", 0)
+    calm = await fleet.until(
+        "web",
+        lambda p: p["persistent-variables"].get("count", 0) > count + 40,
+        "commit 1 to keep running through several syncs",
+    )
+    assert (calm["commit"], calm["pid"], calm["bad-commit"]) == (c1, back["pid"], c2)
+    assert (await log_lines(fleet, "web")).count("version 2 is broken") == 3
