@@ -325,6 +325,11 @@ class ManagerClient:
         """
         return await self.controller("logs", projects=[project], lines=lines)
 
+    async def rollout(self, project: str, *, retry: bool = False) -> dict[str, Any]:
+        """A project's rollout (its `projects` entry: commit, good-commit, bad-commit,
+        bad-reason); `retry` lets its node try the bad commit again."""
+        return await self.controller("rollout", projects=[project], retry=retry)
+
     # the command channel ----------------------------------------------------------------------
     async def command_send(
         self,

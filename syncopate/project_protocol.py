@@ -209,6 +209,13 @@ class SetVariables(WireModel):
         return check_variables_size(value)
 
 
+class Rollout(WireModel):
+    """`rollout`: show one project's rollout, or (`retry`) let its node try the bad commit it
+    rolled back from again (DESIGN section 12)."""
+
+    retry: bool = False
+
+
 class RemoveProject(WireModel):
     name: ProjectName
     url: str = Field(max_length=validate.MAX_URL_LENGTH)

@@ -142,6 +142,11 @@ class UpdateRequest(NodeAuth):
     log_seq: Count | None = Field(default=None, ge=0)
     log_lines: LogLines | None = Field(default=None, max_length=MAX_LOG_LINES_PER_REPORT)
     reason: str | None = Field(default=None, max_length=2000)
+    # The rollout (DESIGN section 12): the last commit that ran well for its grace, and the one
+    # rolled back from (not run again until a newer one or `rollout --retry`) with why.
+    good_commit: str | None = Field(default=None, max_length=64)
+    bad_commit: str | None = Field(default=None, max_length=64)
+    bad_reason: str | None = Field(default=None, max_length=2000)
     # What the seed's own node client sends instead of ram-usage and disk-usage (DESIGN §10).
     project_ram: Megabytes | None = None
     project_storage: Megabytes | None = None  # in KB
@@ -202,6 +207,7 @@ Action = Literal[
     "node-forget",
     "node-label",
     "logs",
+    "rollout",
     "command-send",
     "command-list",
     "command-show",

@@ -186,6 +186,11 @@ def _placement_rows(info: Mapping[str, Any]) -> list[tuple[str, str | Text]]:
         rows.append(("max ram", size(info["max-ram"])))
     if info.get("grace") not in (None, 60.0, 60):
         rows.append(("grace", f"{info['grace']:g}s"))
+    if info.get("good-commit"):
+        rows.append(("last good", str(info["good-commit"])[:7]))
+    if info.get("bad-commit"):
+        why = info.get("bad-reason") or "no reason given"
+        rows.append(("bad commit", f"{str(info['bad-commit'])[:7]}: {why}"))
     return rows
 
 

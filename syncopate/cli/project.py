@@ -1,4 +1,5 @@
-"""`syncopate project add|set|vars|remove|start|stop|restart|reset|list|show`."""
+"""`syncopate project add|set|vars|remove|start|stop|restart|reset|list|show` (and `rollout`,
+from cli/rollout.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from syncopate.cli.common import (
     print_json,
     print_listing,
 )
+from syncopate.cli.rollout import rollout
 from syncopate.cli.target import find_target
 from syncopate.client import ManagerClient
 from syncopate.errors import ConfigError, NotFound
@@ -341,6 +343,7 @@ def _control(verb: str) -> Any:
 
 for _verb in ("start", "stop", "restart", "reset"):
     app.command(_verb)(_control(_verb))
+app.command("rollout")(rollout)
 
 
 @app.command("list")

@@ -411,6 +411,21 @@ class Cluster(Undoable):
 
         return self._for_each(names, back_to_initial)
 
+    def rollout_retry(self, name: str) -> ProjectRecord:
+        """`rollout --retry`: its node may try the bad commit it rolled back from again."""
+        project = self._project(name)
+        if project.bad_commit is None:
+            raise Conflict(
+                f"project {name!r} has no bad commit to retry: it has not rolled back "
+                f"(status {project.status.value})"
+            )
+
+        def bump(project: ProjectRecord) -> None:
+            project.rollout_retry += 1
+
+        self._for_each([name], bump)
+        return project
+
     # the monitor: monitor.py ------------------------------------------------------------------
     def tick(self) -> None:
         """Liveness, overdue moves, retries of unplaced projects, and balance. Called often."""

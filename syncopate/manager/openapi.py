@@ -24,7 +24,13 @@ from syncopate.command_protocol import (
     CommandSend,
     HwRequest,
 )
-from syncopate.project_protocol import AddProject, RemoveProject, SetProject, SetVariables
+from syncopate.project_protocol import (
+    AddProject,
+    RemoveProject,
+    Rollout,
+    SetProject,
+    SetVariables,
+)
 from syncopate.protocol import (
     ACTIONS,
     ControllerRequest,
@@ -49,6 +55,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     SetProject,
     SetVariables,
     RemoveProject,
+    Rollout,
     CommandSend,
     CommandQuery,
     CommandRef,
@@ -65,6 +72,7 @@ ACTION_FIELDS: dict[str, type[BaseModel]] = {
     "command-cancel": CommandRef,
     "set-variables": SetVariables,
     "node-label": NodeLabel,
+    "rollout": Rollout,
 }
 ACTION_PROJECT: dict[str, type[BaseModel]] = {
     "add": AddProject,

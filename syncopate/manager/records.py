@@ -92,6 +92,10 @@ class ProjectRecord:
     # An every-node project's copy on one node (every_node.py): the parent's name. The copy's
     # record is named `PARENT@NODE`, a name no project can have, and never leaves its node.
     copy_of: str | None = None
+    # As its node reports them: the last good commit, the bad one rolled back from, and why.
+    good_commit: str | None = None
+    bad_commit: str | None = None
+    bad_reason: str | None = None
     desired: Desired = Desired.RUNNING
     node: str | None = None
     moving_to: str | None = None  # a move in progress: stop on `node`, then start here

@@ -33,6 +33,9 @@ from syncopate.states import (
 if TYPE_CHECKING:
     from syncopate.manager.cluster import Cluster
 
+# Statuses in which the project's process runs: its uptime counts from when it entered one.
+RUNS = frozenset({ProjectStatus.RUNNING, ProjectStatus.ROLLED_BACK})
+
 
 class Reports:
     """Takes the nodes' reports into the records."""
@@ -131,7 +134,7 @@ class Reports:
     ) -> None:
         node = node_record.name
         now = utc_now()
-        was_running = project.status is ProjectStatus.RUNNING
+        was_running = project.status in RUNS
         self.cluster._take_reported_status(project, status)
         seed_node = node_record.agent_version is None
         project.disk_usage = report.disk_usage
@@ -153,9 +156,10 @@ class Reports:
         if report.log_tail is not None:
             project.log_tail = [secret_box.mask_in(line, project.url) for line in report.log_tail]
         project.reason = secret_box.mask_in(report.reason or "", project.url)
-        if status is ProjectStatus.RUNNING and not was_running:
+        self._take_rollout(project, report)
+        if status in RUNS and not was_running:
             project.started_at = now
-        elif status is not ProjectStatus.RUNNING:
+        elif status not in RUNS:
             project.started_at = None
         project.updated_at = now
 
@@ -170,6 +174,17 @@ class Reports:
         else:
             self.cluster.store.save_project(project)
         self.cluster._announce("project", project.name)
+
+    def _take_rollout(self, project: ProjectRecord, report: UpdateRequest) -> None:
+        """The rollout fields, when the node sent them (an older node or the seed's does not)."""
+        sent = report.model_fields_set
+        if "good_commit" in sent:
+            project.good_commit = report.good_commit
+        if "bad_commit" in sent:
+            project.bad_commit = report.bad_commit
+        if "bad_reason" in sent:
+            reason = report.bad_reason
+            project.bad_reason = None if reason is None else secret_box.mask_in(reason, project.url)
 
     def _take_lines(
         self, project: ProjectRecord, node: str, report: UpdateRequest

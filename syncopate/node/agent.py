@@ -245,6 +245,8 @@ class Agent:
             local.health = dict(health) if isinstance(health, dict) else None
             local.grace = _number(wanted.get("grace"), 60.0)
             local.max_ram = _number(wanted.get("max-ram"), 0.0)
+            local.rollout_retry = int(_number(wanted.get("rollout-retry"), 0.0))
+            self._runner(name).rollout.retry(local)  # a grown counter tries the bad commit
             restart = int(wanted.get("restart") or 0)
             if restart > local.restart:
                 local.restart = restart

@@ -97,6 +97,7 @@ def update(
     *,
     url: str | None = None,
     retarget: bool = False,
+    avoid: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> tuple[str, bool]:
     """Fetch from origin and move the checkout at `dest` to `ref`'s commit.
@@ -106,7 +107,8 @@ def update(
     tracked files are discarded, untracked files (project.variables) are kept. `url`, when
     given, becomes origin's URL first (the project's URL was changed in place); `retarget`
     (its URL or ref changed) makes no ref mean the remote's default branch, not the branch
-    checked out now.
+    checked out now. When `ref`'s commit is `avoid` (a bad commit the node rolled back from),
+    the checkout stays where it is.
     """
     _check_ref(ref)
     if not is_checkout(dest):
@@ -126,9 +128,29 @@ def update(
     else:
         target = _resolve(dest, ref, timeout)
     before = _head(dest, timeout)
+    if avoid is not None and target.commit == avoid:
+        return before, False
     if before != target.commit or _current_branch(dest, timeout) != target.branch:
         _move_to(dest, target, timeout)
     return target.commit, before != target.commit
+
+
+def check_out(dest: Path, commit: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Move the checkout at `dest` to `commit`, which it holds already (a rollback).
+
+    `reset --hard` keeps the branch (and the upstream it follows) and untracked files such as
+    project.variables; the next `update` moves the branch on when a newer commit arrives.
+    """
+    if not _FULL_SHA_RE.fullmatch(commit):
+        raise GitError(f"{commit!r} is not a full commit sha")
+    _git(dest, "reset", "--quiet", "--hard", commit, "--", timeout=timeout)
+    if _head(dest, timeout) != commit:
+        raise GitError(f"checkout at {dest} did not arrive at commit {commit}")
+
+
+def follows_branch(dest: Path, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    """Whether the checkout is on a branch (False: a tag or commit pinned by --ref, detached)."""
+    return _current_branch(dest, timeout) is not None
 
 
 def origin_url(dest: Path, *, timeout: float = DEFAULT_TIMEOUT) -> str | None:

@@ -11,7 +11,8 @@ The invariants the faults tests hold us to:
 - one step at a time per project (`_spawn`);
 - no step starts a replaced epoch, a project the manager wants stopped, an exclusive project
   past its lease, or anything once the agent leaves (`_may_run`, checked right before a start);
-- a crash loop fails the project until start, restart or a new commit (`_process_changed`);
+- a crash loop fails the project until start, restart or a new commit (`_process_changed`),
+  unless it is a new commit on trial: then the last good commit runs again (rollout_keeper.py);
 - a step that raises fails the project and retries it after the STEP_RETRY backoff.
 """
 
@@ -32,6 +33,7 @@ from syncopate.node.backoff import BackoffPolicy, restart_delay
 from syncopate.node.leftovers import MARKER, marker_value
 from syncopate.node.logs import LogSink
 from syncopate.node.project import Local, StartedEpochs
+from syncopate.node.rollout_keeper import RolloutKeeper
 from syncopate.node.settings import AgentSettings
 from syncopate.node.supervisor import ProjectProcess
 from syncopate.node.watch import ProjectWatch
@@ -82,6 +84,7 @@ class ProjectRunner:
         self.checkout = host.settings.checkout(name)
         self._last: asyncio.Task[None] | None = None  # the chain's last step
         self._watch: ProjectWatch | None = None  # health and memory limit of its process
+        self.rollout = RolloutKeeper(self)  # the last good commit, the bad one, the trial
 
     # the chain --------------------------------------------------------------------------------
     def busy(self) -> bool:
@@ -118,6 +121,9 @@ class ProjectRunner:
 
     def sync(self, local: Local) -> asyncio.Task[None]:
         return self._spawn(local, self._sync)
+
+    def roll_back(self, local: Local) -> asyncio.Task[None]:
+        return self._spawn(local, self._roll_back)
 
     async def stop_now(self, local: Local) -> None:
         """Stop `local` outside the chain: the agent leaving, once every step has ended."""
@@ -191,7 +197,10 @@ class ProjectRunner:
         asyncio.get_running_loop().call_later(delay, retry)
 
     def set_status(self, local: Local, status: ProjectStatus, reason: str | None = None) -> None:
-        """The one way a project's status changes here: through the table in states.py."""
+        """The one way a project's status changes here: through the table in states.py.
+
+        Running after a rollback shows as rolled-back."""
+        status, reason = self.rollout.shown(status, reason)
         check_project_transition(local.name, local.status, status)
         local.status = status
         if reason is not None:
@@ -203,7 +212,9 @@ class ProjectRunner:
         process = local.process
         if process is not None and process.status != local.status:
             if process.status is ProjectStatus.FAILED:
-                self._fail(local, process.reason, retry_in=NEVER)
+                reason = self.rollout.crash_looped(local, process.reason)
+                if reason is not None:  # None: a new commit rolled back
+                    self._fail(local, reason, retry_in=NEVER)
             else:
                 keep = process.status is not ProjectStatus.STARTING
                 self.set_status(local, process.status, None if keep else "")
@@ -248,6 +259,7 @@ class ProjectRunner:
             await self._follow(local)  # its URL or ref was changed in place
         else:
             local.commit = await asyncio.to_thread(git_sync.head_commit, checkout)
+        await self.rollout.before_start(local)  # a bad commit is not run again
         local.disk_at = -1e9  # measure the checkout in the next report, not a minute later
         if self.host.epochs.get(local.name) != local.epoch:
             # Starting under a new epoch: the manager's copy of the variables is the truth.
@@ -287,6 +299,7 @@ class ProjectRunner:
             self._fail(local, f"cannot start {command!r}: {exc}", retry_in=CLONE_RETRY)
             return
         local.step_failures = 0
+        self.rollout.started(local)
 
     def _environment(self, local: Local) -> dict[str, str]:
         env = dict(os.environ)
@@ -331,7 +344,14 @@ class ProjectRunner:
         if local.process is None:
             await self._bring_up(local)
         else:
+            await self.rollout.before_start(local)
             await local.process.restart()
+            self.rollout.started(local)
+
+    async def _roll_back(self, local: Local) -> None:
+        """Run the last good commit again: a new one failed within its grace."""
+        await self.rollout.check_out_good(local)
+        await self._restart(local)
 
     async def _follow(self, local: Local) -> None:
         """Point the checkout at the project's URL and ref, should `set` have changed them."""
@@ -352,6 +372,7 @@ class ProjectRunner:
         await self._retire(local)
         if self.host.current(local.name) is None:
             await asyncio.to_thread(shutil.rmtree, self.checkout, True)
+            self.rollout.forget()
         self.host.epochs.forget(local.name)
 
     async def _sync(self, local: Local) -> None:
@@ -362,7 +383,9 @@ class ProjectRunner:
             return  # `set` changed them: its restart step follows them, once
 
         try:
-            commit, changed = await asyncio.to_thread(git_sync.update, self.checkout, local.ref)
+            commit, changed = await asyncio.to_thread(
+                git_sync.update, self.checkout, local.ref, avoid=self.rollout.avoid
+            )
         except (git_sync.GitError, OSError) as exc:
             log.warning("%s: fetch failed: %s", local.name, exc)
             return
@@ -382,14 +405,21 @@ class ProjectRunner:
             self._watch.close()
             self._watch = None
 
-    def _restart_for(self, local: Local, reason: str, unhealthy: bool) -> None:
-        """The watch asks for a restart: a failed health check (`unhealthy` is set first, so
-        the rollout logic sees it) or memory over the limit; through the normal restart step."""
+    def _restart_for(self, local: Local, reason: str, unhealthy: str | None) -> None:
+        """The watch asks for a restart: a failed health check (`unhealthy` says why; a new
+        commit on trial is rolled back instead) or memory over the limit; through the normal
+        restart step."""
         if not self._current(local) or not local.active:
             return
         log.warning("%s: %s", local.name, reason)
-        unhealthy = unhealthy and project_transition_allowed(local.status, ProjectStatus.UNHEALTHY)
-        self.set_status(local, ProjectStatus.UNHEALTHY if unhealthy else local.status, reason)
+        if unhealthy is not None and project_transition_allowed(
+            local.status, ProjectStatus.UNHEALTHY
+        ):
+            self.set_status(local, ProjectStatus.UNHEALTHY, reason)
+            if self.rollout.unhealthy(local, unhealthy):
+                return  # its rollback step restarts it, on the last good commit
+        else:
+            self.set_status(local, local.status, reason)
         self.restart(local)
 
     # the report -------------------------------------------------------------------------------
@@ -404,7 +434,7 @@ class ProjectRunner:
     def build_report(self, local: Local) -> dict[str, Any]:
         """The /node-update body for one project (without name and token)."""
         started = self.host.epochs.get(local.name) == local.epoch
-        return report.build(local, self.checkout, started)
+        return report.build(local, self.checkout, started) | self.rollout.report()
 
 
 def _describe_error(exc: Exception) -> str:

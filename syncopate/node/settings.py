@@ -33,6 +33,7 @@ class AgentSettings:
     records_dir: Path = field(init=False)  # what runs now, for the next agent after a crash
     commands_dir: Path = field(init=False)  # command-channel programs' scratch, one per command
     epochs_file: Path = field(init=False)  # the epoch each project last started under
+    rollouts_dir: Path = field(init=False)  # each project's last good and bad commit (rollout.py)
 
     def __post_init__(self) -> None:
         layout = {
@@ -41,6 +42,7 @@ class AgentSettings:
             "records_dir": "running",
             "commands_dir": "commands",
             "epochs_file": "epochs.json",
+            "rollouts_dir": "rollouts",
         }
         for attribute, name in layout.items():
             object.__setattr__(self, attribute, self.data_dir / name)  # frozen: set once here

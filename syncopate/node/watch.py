@@ -35,7 +35,7 @@ log = logging.getLogger("syncopate.node")
 # How often a project without a health check looks again whether `set` gave it one.
 NO_CHECK_RECHECK = 1.0
 
-Restart = Callable[[str, bool], None]  # (reason, unhealthy)
+Restart = Callable[[str, str | None], None]  # (reason, why it is unhealthy, or None)
 
 
 class ProjectWatch:
@@ -71,8 +71,9 @@ class ProjectWatch:
         if process.status is ProjectStatus.RUNNING and process.pid != self._pid:
             self._pid = process.pid
             self._enter_cgroup(process.pid)
-            if self._after_restart:
-                self.local.reason, self._after_restart = self._after_restart, ""
+            if self._after_restart and self.local.status is not ProjectStatus.ROLLED_BACK:
+                self.local.reason = self._after_restart
+            self._after_restart = ""  # a rollback's reason (rollout_keeper) says it all
         elif process.status is ProjectStatus.CRASHED:
             self._check_oom_kill()
         elif process.status is ProjectStatus.FAILED:
@@ -122,7 +123,7 @@ class ProjectWatch:
                     await wake.wait()
         return False
 
-    def _ask_restart(self, reason: str, after: str, unhealthy: bool) -> None:
+    def _ask_restart(self, reason: str, after: str, unhealthy: str | None) -> None:
         self._note(reason)
         self._after_restart = after
         self._restart(reason, unhealthy)
@@ -152,7 +153,7 @@ class ProjectWatch:
                 if failures.record(outcome.ok, check.retries):
                     count = failures.in_a_row
                     why = f"health check failed {count} times in a row: {outcome.detail}"
-                    self._ask_restart(f"unhealthy: {why}; restarting", f"restarted: {why}", True)
+                    self._ask_restart(f"unhealthy: {why}; restarting", f"restarted: {why}", why)
                     await self._same_run_after(run, float("inf"))  # until the restart ends it
                     break
                 if not outcome.ok:
@@ -186,7 +187,7 @@ class ProjectWatch:
                 ram = await asyncio.to_thread(self.process.ram_mb)
                 if self._run() == run and memory_limit.over_limit(ram, limit):
                     why = f"using {ram:.0f} MB, over its limit of {limit:g} MB"
-                    self._ask_restart(f"{why}: restarting", f"restarted: {why}", False)
+                    self._ask_restart(f"{why}: restarting", f"restarted: {why}", None)
                     await self._same_run_after(run, float("inf"))
                     break
 

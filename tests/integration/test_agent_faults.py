@@ -316,8 +316,8 @@ async def test_a_fetch_that_returns_after_a_reset_never_restarts_the_old_epoch(
     held, reset_seen = threading.Event(), threading.Event()
     real_update = git_sync.update
 
-    def slow_update(checkout: Path, ref: str | None) -> tuple[str, bool]:
-        found = real_update(checkout, ref)
+    def slow_update(checkout: Path, ref: str | None, **options: Any) -> tuple[str, bool]:
+        found = real_update(checkout, ref, **options)
         held.set()
         reset_seen.wait(20)
         return found

@@ -741,6 +741,28 @@ CASES: list[Case] = [
     Case("ctl-logs-lines-fraction", "/controller", 400, ("lines",), ctl(
         "logs", projects=["alpha"], lines=2.5
     )),
+    # rollout (DESIGN section 12): one project; --retry only after a rollback
+    Case("ctl-rollout-no-project", "/controller", 400, ("exactly one", "projects"), ctl(
+        "rollout", retry=True
+    )),
+    Case("ctl-rollout-two-projects", "/controller", 400, ("exactly one",), ctl(
+        "rollout", projects=["alpha", "beta"], retry=True
+    )),
+    Case("ctl-rollout-unknown", "/controller", 404, ("no project named 'ghost'",), ctl(
+        "rollout", projects=["ghost"], retry=True
+    )),
+    Case("ctl-rollout-retry-not-rolled-back", "/controller", 409, ("alpha", "no bad commit"), ctl(
+        "rollout", projects=["alpha"], retry=True
+    )),
+    Case("ctl-rollout-retry-not-a-bool", "/controller", 400, ("retry",), ctl(
+        "rollout", projects=["alpha"], retry="perhaps"
+    )),
+    Case("report-bad-commit-too-long", "/node-update", 400, ("bad-commit",), report(
+        **{"bad-commit": "b" * 65}
+    )),
+    Case("report-bad-reason-not-text", "/node-update", 400, ("bad-reason",), report(
+        **{"bad-reason": ["crash", "loop"]}
+    )),
     # /controller: forms ---------------------------------------------------------------------
     Case("ctl-form-wrong-token", "/controller", 401, ("token",), form(lambda k: [
         ("action", "stop"), ("projects", "alpha"), ("access-token", "wrong"),

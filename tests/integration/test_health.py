@@ -215,7 +215,7 @@ async def test_checks_begin_an_interval_after_each_start_and_pause_while_it_rest
     interval = 0.2
     command = "date +%s.%N >> starts.log; trap '' TERM; while :; do sleep 0.05; done"
     env = dict(os.environ)
-    asked: list[tuple[str, bool]] = []
+    asked: list[tuple[str, str | None]] = []
     watches: list[ProjectWatch] = []
     sink = LogSink(tmp_path / "w.log")
     process = ProjectProcess(

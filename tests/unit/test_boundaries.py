@@ -28,6 +28,7 @@ def imported_after(module: str) -> set[str]:
         ("syncopate.variables", (*HEAVY, "pydantic")),
         ("syncopate.validate", (*HEAVY, "pydantic")),
         ("syncopate.manager.scheduler", HEAVY),
+        ("syncopate.node.rollout", (*HEAVY, "pydantic")),  # the pure rollout machine
         ("syncopate.protocol", HEAVY),
         ("syncopate.cli.main", ("aiohttp", "textual", "git", "psutil", "pydantic")),
         # The TUI and the shared formats stand without the command line.

@@ -18,7 +18,13 @@ from syncopate.errors import InvalidRequest
 from syncopate.manager.auth import bearer, check_controller_token
 from syncopate.manager.command_wire import commands_info
 from syncopate.manager.context import STATE, ManagerState, parse, read_body, success
-from syncopate.project_protocol import AddProject, RemoveProject, SetProject, SetVariables
+from syncopate.project_protocol import (
+    AddProject,
+    RemoveProject,
+    Rollout,
+    SetProject,
+    SetVariables,
+)
 from syncopate.protocol import ACTIONS, DEFAULT_LOG_LINES, ControllerRequest, NodeLabel
 
 
@@ -70,6 +76,29 @@ def _logs(call: Call) -> web.Response:
         )
     lines = call.request.lines or DEFAULT_LOG_LINES
     return call.answer(**call.state.cluster.logs(projects[0], lines))
+
+
+def _one_project(call: Call) -> str:
+    projects = call.request.projects
+    if len(projects) != 1:
+        raise InvalidRequest(
+            f"action {call.request.action} needs exactly one project name in `projects`, "
+            f"not {len(projects)}"
+        )
+    return projects[0]
+
+
+def _rollout(call: Call) -> web.Response:
+    name = _one_project(call)
+    cluster = call.state.cluster
+    if not parse(Rollout, call.body).retry:
+        return call.answer(projects=cluster.status([name]))
+    project = cluster.rollout_retry(name)
+    bad = (project.bad_commit or "")[:7]
+    return call.answer(
+        information=f"{name}: its node tries {bad} again (retry {project.rollout_retry})",
+        projects={name: cluster.project_info(project)},
+    )
 
 
 def _add(call: Call) -> web.Response:
@@ -232,6 +261,7 @@ ACTION_HANDLERS: dict[str, Action] = {
     "node-forget": _node_forget,
     "node-label": _node_label,
     "logs": _logs,
+    "rollout": _rollout,
     "command-send": _command_send,
     "command-list": _command_list,
     "command-show": _command_show,
