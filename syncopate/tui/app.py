@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
@@ -169,8 +170,12 @@ class SyncopateApp(App[None]):
     def refresh_ages(self) -> None:
         """The "ago" cells age with the clock: only they are made again, and set if changed."""
         now = self.clock()
-        for kind in KINDS:
-            self.table(kind).refresh_ages(now)
+        try:
+            tables = [self.table(kind) for kind in KINDS]
+        except NoMatches:
+            return  # the app is ending: its timer fired after the tables were taken down
+        for table in tables:
+            table.refresh_ages(now)
 
     # applying changes -------------------------------------------------------------------------
     def apply(self, message: dict[str, Any]) -> None:
