@@ -27,6 +27,7 @@ from syncopate.client import ManagerClient
 from syncopate.errors import SyncopateError, Unauthorized
 from syncopate.feed import FeedDropped
 from syncopate.tui.model import FleetModel
+from syncopate.tui.palette import palette_commands
 from syncopate.tui.screens import (
     AddProjectScreen,
     CommandScreen,
@@ -382,22 +383,7 @@ class SyncopateApp(App[None]):
     # the command palette ----------------------------------------------------------------------
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.show:
-                action = binding.action
-                yield SystemCommand(
-                    binding.description,
-                    f"key {binding.key_display or binding.key}",
-                    lambda action=action: self.run_action(action),
-                )
-        for name in sorted(self.model.nodes):
-            yield SystemCommand(
-                f"go to node {name}", "select it", lambda n=name: self.jump_to("nodes", n)
-            )
-        for name in sorted(self.model.projects):
-            yield SystemCommand(
-                f"go to project {name}", "select it", lambda n=name: self.jump_to("projects", n)
-            )
+        yield from palette_commands(self)
 
 
 def run(url: str, token: str, ca_file: str | None = None, fingerprint: str | None = None) -> None:
