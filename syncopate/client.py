@@ -13,7 +13,6 @@ unreachable manager retries it too. The /events feed, and following it, is `sync
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -37,31 +36,11 @@ from syncopate.http_client import (
     HttpClient,
     HttpError,
     Response,
+    ca_context,
+    parse_fingerprint,
 )
 
 INFO_FIELDS = ("failure-reasoning", "update-info", "request-information", "error")
-
-
-def parse_fingerprint(fingerprint: str) -> bytes:
-    """The 32 bytes of a `sha256:<hex>` pin (colons and upper case allowed)."""
-    digest = fingerprint.removeprefix("sha256:").replace(":", "").strip()
-    try:
-        raw = bytes.fromhex(digest)
-    except ValueError:
-        raise ConnectionFailed(
-            f"fingerprint {fingerprint!r} is not sha256:<64 hex digits>"
-        ) from None
-    if len(raw) != 32:
-        raise ConnectionFailed(f"fingerprint {fingerprint!r} is not a SHA-256 digest")
-    return raw
-
-
-def ca_context(ca_file: str) -> ssl.SSLContext:
-    """A client context that trusts the CAs in `ca_file` only."""
-    try:
-        return ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConnectionFailed(f"cannot load CA file {ca_file}: {exc}") from None
 
 
 class ManagerClient:

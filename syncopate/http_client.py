@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import h11
 
+from syncopate.errors import ConnectionFailed
+
 MAX_HEAD = 16 * 1024  # the status line and headers of one answer
 READ_SIZE = 64 * 1024
 MAX_HEADERS = 100
@@ -315,3 +317,25 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     return str(exc) or type(exc).__name__
+
+
+def parse_fingerprint(fingerprint: str) -> bytes:
+    """The 32 bytes of a `sha256:<hex>` pin (colons and upper case allowed)."""
+    digest = fingerprint.removeprefix("sha256:").replace(":", "").strip()
+    try:
+        raw = bytes.fromhex(digest)
+    except ValueError:
+        raise ConnectionFailed(
+            f"fingerprint {fingerprint!r} is not sha256:<64 hex digits>"
+        ) from None
+    if len(raw) != 32:
+        raise ConnectionFailed(f"fingerprint {fingerprint!r} is not a SHA-256 digest")
+    return raw
+
+
+def ca_context(ca_file: str) -> ssl.SSLContext:
+    """A client context that trusts the CAs in `ca_file` only."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectionFailed(f"cannot load CA file {ca_file}: {exc}") from None

@@ -171,7 +171,7 @@ def list_commands(
         return
     from rich.console import Console
 
-    from syncopate.render import commands_table
+    from syncopate.command_render import commands_table
 
     Console().print(commands_table(commands))
     if answer.get("more"):
@@ -195,7 +195,7 @@ def show(
         return
     from rich.console import Console
 
-    from syncopate.render import command_detail
+    from syncopate.command_render import command_detail
 
     Console().print(command_detail(info))
 

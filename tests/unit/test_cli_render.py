@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from syncopate.command_render import command_detail, commands_table
 from syncopate.render import (
     ago,
     as_list,
-    command_detail,
-    commands_table,
     first_line,
     nodes_table,
     project_detail,
