@@ -74,7 +74,7 @@ OPTIONS: dict[str, Option] = {
             str,
             [],
             "KEY=VALUE",
-            "KEY=VALUE label for this node (repeatable).",
+            "KEY=VALUE (or KEY) label for this node (repeatable).",
             repeatable=True,
         ),
     )
@@ -96,11 +96,12 @@ def command_line(url: str, values: dict[str, Any]) -> list[str]:
 
 
 def parse_labels(items: list[str]) -> dict[str, str]:
-    """`KEY=VALUE` labels as a dict; ValueError names the first that is not one."""
+    """`KEY=VALUE` (or a bare `KEY`: the label with no value, which `--on KEY` asks for)
+    labels as a dict; ValueError names the first that is neither."""
     labels = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"label {item!r} is not KEY=VALUE")
+        key, _, value = item.partition("=")
+        if not key:
+            raise ValueError(f"label {item!r} is not KEY=VALUE or KEY")
         labels[key] = value
     return labels

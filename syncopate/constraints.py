@@ -70,6 +70,11 @@ def check_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return dict(labels)
 
 
+def label_text(labels: Mapping[str, str], separator: str = ", ") -> str:
+    """Labels as people write them: `K=V`, or `K` for a label with no value."""
+    return separator.join(k if v == "" else f"{k}={v}" for k, v in sorted(labels.items()))
+
+
 def parse(text: str) -> Constraint:
     """`K=V`, `K!=V` or `K` as a Constraint; ValueError says what is wrong."""
     if not isinstance(text, str):

@@ -16,6 +16,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from syncopate.constraints import label_text
+
 STATUS_STYLE = {
     "running": "bold green",
     "alive": "bold green",
@@ -155,7 +157,7 @@ def nodes_table(nodes: Mapping[str, Mapping[str, Any]], now: datetime | None = N
             f"{size(info.get('ram-usage'))} / {size(info.get('ram'))}",
             f"{size(info.get('disk-usage'))} / {size(info.get('storage'))}",
             ago(info.get("last-contact"), now),
-            ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-",
+            label_text(labels, ",") or "-",
         )
     return table
 
@@ -321,7 +323,7 @@ def node_detail(
         ("address", str(info.get("address") or "-")),
         ("ram", f"{size(info.get('ram-usage'))} used of {size(info.get('ram'))}"),
         ("storage", f"{size(info.get('disk-usage'))} used of {size(info.get('storage'))}"),
-        ("labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"),
+        ("labels", label_text(labels) or "-"),
         ("agent", str(info.get("agent-version") or "-")),
         ("projects", ", ".join(info.get("projects") or ()) or "-"),
     ]

@@ -106,8 +106,10 @@ def unmet_reason(constraints: Sequence[Constraint], nodes: Iterable[NodeView]) -
     live = [n for n in nodes if n.schedulable]
     alone = [c for c in constraints if not any(c.met_by(n.labels) for n in live)]
     if alone:
-        return "no live node meets on " + ", ".join(str(c) for c in alone)
-    return "no live node meets on " + " and ".join(str(c) for c in constraints) + " together"
+        noun = "constraint" if len(alone) == 1 else "constraints"
+        return f"no live node meets {noun} " + ", ".join(str(c) for c in alone)
+    together = " and ".join(str(c) for c in constraints)
+    return f"no live node meets constraints {together} together"
 
 
 def _room_reason(project: ProjectNeed, live: Sequence[NodeView]) -> str:

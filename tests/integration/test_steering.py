@@ -62,7 +62,7 @@ async def test_labels_steer_projects_with_real_agents(tmp_path: Path) -> None:
             added = await ctl.add("trainer", repo.url, command=SLEEP, on=["gpu"])
         sensor = await fleet.until("sensor", running_on("lab"), "sensor to run on lab")
         assert added["projects"]["trainer"]["status"] == "unschedulable"
-        assert added["projects"]["trainer"]["reason"] == "no live node meets on gpu"
+        assert added["projects"]["trainer"]["reason"] == "no live node meets constraint gpu"
 
         # A label arrives: the project waiting for it is placed there and runs.
         said = await node_label(fleet, "hall", "gpu=yes")
@@ -81,7 +81,7 @@ async def test_labels_steer_projects_with_real_agents(tmp_path: Path) -> None:
             "trainer", lambda p: p["status"] == "unschedulable", "trainer to be unschedulable"
         )
         assert waiting["node"] is None
-        assert waiting["reason"] == "no live node meets on gpu"
+        assert waiting["reason"] == "no live node meets constraint gpu"
         await wait_for(
             lambda: asyncio.sleep(0, not alive(trainer["pid"])), what="trainer's process to end"
         )

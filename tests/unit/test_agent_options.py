@@ -61,7 +61,11 @@ def test_the_typer_commands_take_their_defaults_and_help_from_the_table(command:
         assert param.metavar == option.metavar
 
 
-@pytest.mark.parametrize("label", ["bad", "=x", ""])
-def test_a_label_must_be_key_equals_value(label: str) -> None:
-    with pytest.raises(ValueError, match="is not KEY=VALUE"):
+@pytest.mark.parametrize("label", ["=x", "", "="])
+def test_a_label_must_be_key_equals_value_or_key(label: str) -> None:
+    with pytest.raises(ValueError, match="is not KEY=VALUE or KEY"):
         parse_labels([label])
+
+
+def test_a_bare_key_is_a_label_with_no_value() -> None:
+    assert parse_labels(["gpu", "zone=lab", "empty="]) == {"gpu": "", "zone": "lab", "empty": ""}

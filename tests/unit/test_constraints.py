@@ -117,17 +117,25 @@ def test_place_only_on_matching_nodes(project: ProjectNeed, expected: str) -> No
     ("project", "nodes", "reason"),
     [
         # the one constraint no live node meets is named
-        (need("p", "gpu"), [node("lab-1", LAB)], "no live node meets on gpu"),
-        (need("p", "zone=lab", "gpu"), [node("lab-1", LAB)], "no live node meets on gpu"),
-        (need("p", "gpu", "rack"), [node("lab-1", LAB)], "no live node meets on gpu, rack"),
+        (need("p", "gpu"), [node("lab-1", LAB)], "no live node meets constraint gpu"),
+        (need("p", "zone=lab", "gpu"), [node("lab-1", LAB)], "no live node meets constraint gpu"),
+        (
+            need("p", "gpu", "rack"),
+            [node("lab-1", LAB)],
+            "no live node meets constraints gpu, rack",
+        ),
         # each is met somewhere, but not on one node
         (
             need("p", "zone=lab", "gpu"),
             [node("lab-1", LAB), node("hall-1", HALL)],
-            "no live node meets on zone=lab and gpu together",
+            "no live node meets constraints zone=lab and gpu together",
         ),
         # a dead node that meets it does not count
-        (need("p", "gpu"), [node("hall-1", HALL, live=False), node("lab-1", LAB)], "on gpu"),
+        (
+            need("p", "gpu"),
+            [node("hall-1", HALL, live=False), node("lab-1", LAB)],
+            "constraint gpu",
+        ),
         # matching nodes without the room: the RAM reason, counted over them only
         (
             need("p", "zone=lab", ram=950),

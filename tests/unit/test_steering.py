@@ -86,7 +86,7 @@ def test_label_change_moves_a_project_that_no_longer_meets_its_constraints(
     cluster.label("lab-2", {}, ["zone"])
     assert node_of(cluster, "sensor") is None
     assert cluster.projects["sensor"].status is ProjectStatus.UNSCHEDULABLE
-    assert cluster.projects["sensor"].reason == "no live node meets on zone=lab"
+    assert cluster.projects["sensor"].reason == "no live node meets constraint zone=lab"
     # Labels are stored: a restarted manager places by them.
     cluster.store.close()
     restarted = make(tmp_path, clock)
@@ -100,14 +100,14 @@ def test_a_label_arriving_places_the_projects_waiting_for_it(tmp_path: Path) -> 
     join(cluster, "a")
     add(cluster, "trainer", "gpu")
     add(cluster, "detector", "gpu", "zone=lab")
-    assert cluster.projects["trainer"].reason == "no live node meets on gpu"
-    assert cluster.projects["detector"].reason == "no live node meets on gpu, zone=lab"
+    assert cluster.projects["trainer"].reason == "no live node meets constraint gpu"
+    assert cluster.projects["detector"].reason == "no live node meets constraints gpu, zone=lab"
     cluster.label("a", {"gpu": "yes"}, [])
     cluster.tick()
     assert node_of(cluster, "trainer") == "a"
     # Still waiting, and its reason says for what now.
     assert node_of(cluster, "detector") is None
-    assert cluster.projects["detector"].reason == "no live node meets on zone=lab"
+    assert cluster.projects["detector"].reason == "no live node meets constraint zone=lab"
     assert_views_fresh(cluster)
 
 
@@ -126,7 +126,7 @@ def test_set_on_moves_or_places_the_project(tmp_path: Path) -> None:
     # A constraint no node meets: taken off, unschedulable, named.
     cluster.set(SetProject.model_validate({"name": "p", "on": ["gpu"]}), "me")
     assert node_of(cluster, "p") is None
-    assert cluster.projects["p"].reason == "no live node meets on gpu"
+    assert cluster.projects["p"].reason == "no live node meets constraint gpu"
     # An unplaced project is placed as soon as its constraints allow.
     cluster.set(SetProject.model_validate({"name": "p", "on": ["zone!=lab"]}), "me")
     assert node_of(cluster, "p") == "a"

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from syncopate.command_protocol import CommandAnalyze, CommandQuery, CommandRef, CommandSend
+from syncopate.constraints import label_text
 from syncopate.errors import InvalidRequest
 from syncopate.manager.auth import bearer, check_controller_token
 from syncopate.manager.command_wire import commands_info
@@ -194,7 +195,7 @@ def _node_label(call: Call) -> web.Response:
     node = _node_name(call)
     change = parse(NodeLabel, call.body)
     labels = call.state.cluster.label(node, change.labels, change.remove)
-    shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "none"
+    shown = label_text(labels) or "none"
     return call.answer(information=f"{node} labels: {shown}", labels=labels)
 
 
