@@ -10,10 +10,12 @@ re-derives the indexes from them and drops its events, so the manager holds what
 holds; the monitor tries again on its next tick. Every status change goes through one of the
 `_set_*status` methods here, a project's own through the transition table in states.py.
 
-This file holds that machinery and the controller's project actions; the rest are parts the
-facade owns and calls (they call back into the machinery above):
+This file holds that machinery and finding projects by name; the rest are parts the facade
+owns and calls (they call back into the machinery above):
 
 - cluster_state.py: the records in memory, their indexes and placement views; loading them;
+- project_actions.py: the controller's actions (add, set, set-variables, remove, start, stop,
+  restart, reset, rollout --retry); changes.py: what `set` and `set-variables` change;
 - membership.py: nodes joining, authenticating, speaking, leaving, drained and forgotten;
 - reports.py: a node's reports on its projects, and their output lines;
 - placement.py: assigning, failing over and moving projects, around the pure scheduler.py;
@@ -32,27 +34,22 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from syncopate.errors import Conflict, NotFound
-from syncopate.manager import answers, changes, secret_box
+from syncopate.errors import NotFound
+from syncopate.manager import answers
 from syncopate.manager.cluster_state import ClusterState
 from syncopate.manager.every_node import Copies, is_parent
 from syncopate.manager.longpoll import LongPoll
 from syncopate.manager.membership import Membership
 from syncopate.manager.monitor import Monitor
 from syncopate.manager.placement import Placement
-from syncopate.manager.records import NodeRecord, ProjectRecord, utc_now
+from syncopate.manager.project_actions import ProjectActions
+from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.manager.reports import Reports
 from syncopate.manager.storage import Storage
 from syncopate.manager.undo import Undo, Undoable
 from syncopate.project_protocol import AddProject, RemoveProject, SetProject
 from syncopate.protocol import InitializeRequest, UpdateRequest
-from syncopate.states import (
-    MANAGER_STATUSES,
-    Desired,
-    NodeStatus,
-    ProjectStatus,
-    check_project_transition,
-)
+from syncopate.states import NodeStatus, ProjectStatus, check_project_transition
 
 Clock = Callable[[], float]
 Notify = Callable[[str, str], None]
@@ -64,11 +61,6 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     """` — did you mean 'x'?` naming the closest known name, or "" when none is close."""
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" — did you mean {close[0]!r}?" if close else ""
-
-
-def _named_or_top(projects: list[ProjectRecord], names: list[str]) -> list[str]:
-    """The names to answer with after an action: top-level projects, and copies named."""
-    return [p.name for p in projects if p.copy_of is None or p.name in names]
 
 
 @dataclass(frozen=True)
@@ -111,6 +103,7 @@ class Cluster(Undoable):
         self.reports = Reports(self, self.placement)
         self.members = Membership(self, self.placement, self.monitor)
         self.copies = Copies(self)
+        self.actions = ProjectActions(self, self.placement, self.copies)
         self.started = clock()
         self.state.load(store, clock())
 
@@ -272,81 +265,40 @@ class Cluster(Undoable):
         """Apply a node's report on one project; refuse one the node should not be sending."""
         return self.reports.update(node, report)
 
-    # controller actions -----------------------------------------------------------------------
+    # controller actions: project_actions.py ---------------------------------------------------
     def add(self, spec: AddProject) -> ProjectRecord:
-        if spec.name in self.projects:
-            raise Conflict(f"a project named {spec.name!r} exists already")
-        project = ProjectRecord(
-            name=spec.name,
-            url=spec.url,
-            initial_variables=dict(spec.initial_variables),
-            variables=dict(spec.initial_variables),
-            command=spec.command,
-            ref=spec.ref,
-            ram=spec.ram,
-            disk=spec.disk,
-            exclusive=spec.exclusive,
-            env=dict(spec.env),
-            secrets=dict(spec.secrets),
-            constraints=list(spec.on),
-            every_node=spec.every_node,
-            stay=spec.stay,
-            health_cmd=spec.health_cmd,
-            health_http=spec.health_http,
-            health_interval=spec.health_interval,
-            health_timeout=spec.health_timeout,
-            health_retries=spec.health_retries,
-            grace=spec.grace,
-            max_ram=spec.max_ram,
-            desired=Desired.RUNNING if spec.start else Desired.STOPPED,
-            created_at=utc_now(),
-        )
-        with self._write(durable=True) as undo:
-            undo.keep_entry(self.projects, project.name)
-            self.projects[project.name] = project
-            if spec.start and not spec.every_node:
-                self.placement.place(project)
-            else:
-                if not spec.start:
-                    self._set_status(project, ProjectStatus.STOPPED)
-                self.store.save_project(project)
-            if spec.every_node:
-                self.copies.reconcile_parents([project])  # never placed itself
-            self._announce("project", project.name)
-        return project
+        """A new project: placed now when it should start, or every-node copies made."""
+        return self.actions.add(spec)
 
     def set(self, spec: SetProject, user: str) -> tuple[ProjectRecord, list[str]]:
         """Change a project in place (changes.py); returns it and the names of changed fields."""
-        with self._write(durable=True):
-            project, fields = changes.apply(self, self._project(spec.name), spec, user)
-            if fields and is_parent(project):
-                self.copies.follow(project, fields)  # every copy takes the change
-        return project, fields
+        return self.actions.set(spec, user)
 
     def set_variables(self, names: list[str], values: dict[str, Any], user: str) -> list[str]:
         """Write persistent variables into the named projects (all when none are named)."""
-        projects = self.copies.expand(self.select(names))  # a parent: into each copy too
-        changes.set_variables(self, projects, values, user)
-        return _named_or_top(projects, names)
+        return self.actions.set_variables(names, values, user)
 
     def remove(self, spec: RemoveProject) -> None:
-        project = self._project(spec.name)
-        # Answers show a password in the URL masked; that form confirms too.
-        if spec.url not in (project.url, secret_box.mask_url(project.url)):
-            raise Conflict(
-                f"URL {secret_box.mask_url(spec.url)!r} does not match project {project.name!r} "
-                "(remove needs the project's URL to confirm)"
-            )
-        with self._write(durable=True) as undo:
-            self.store.delete_project(project.name)
-            self.store.delete_log_lines(project.name)
-            self.placement.unassign(project)
-            self.placement.set_moving(project, None)
-            self.copies.remove_all(project)
-            undo.keep_entry(self.projects, project.name)
-            del self.projects[project.name]
-            self._announce("project", project.name)
+        """Delete a project, its log and its copies; its URL confirms the name."""
+        self.actions.remove(spec)
 
+    def start(self, names: Iterable[str]) -> list[str]:
+        return self.actions.start(names)
+
+    def stop(self, names: Iterable[str]) -> list[str]:
+        return self.actions.stop(names)
+
+    def restart(self, names: Iterable[str]) -> list[str]:
+        return self.actions.restart(names)
+
+    def reset(self, names: Iterable[str]) -> list[str]:
+        return self.actions.reset(names)
+
+    def rollout_retry(self, name: str) -> ProjectRecord:
+        """`rollout --retry`: its node may try the bad commit it rolled back from again."""
+        return self.actions.rollout_retry(name)
+
+    # finding projects by name (the actions and the queries) -----------------------------------
     def _project(self, name: str) -> ProjectRecord:
         project = self.projects.get(name)
         if project is None:
@@ -360,71 +312,6 @@ class Cluster(Undoable):
             # Copies show in their parents' answers, and are acted on through them.
             return [p for n, p in sorted(self.projects.items()) if p.copy_of is None]
         return [self._project(name) for name in dict.fromkeys(wanted)]
-
-    def _for_each(self, names: Iterable[str], change: Callable[[ProjectRecord], None]) -> list[str]:
-        """Apply a controller change to the named projects (all when none), durably."""
-        names = list(names)
-        projects = self.copies.expand(self.select(names))  # a parent acts on every copy
-        with self._write(durable=True):
-            for project in projects:
-                self._keep(project)
-                change(project)
-                unplaced = project.node is None and not is_parent(project)  # copies run a parent
-                if unplaced and project.desired is Desired.RUNNING:
-                    self.placement.place(project)
-                else:
-                    self.store.save_project(project)
-                    self._changed(project.node)
-            for project in projects:
-                self._announce("project", project.name)
-        return _named_or_top(projects, names)
-
-    def start(self, names: Iterable[str]) -> list[str]:
-        def want_running(project: ProjectRecord) -> None:
-            project.desired = Desired.RUNNING
-            if project.status is ProjectStatus.FAILED and project.node is not None:
-                project.restart += 1  # its node tries again (after a crash loop, say)
-
-        return self._for_each(names, want_running)
-
-    def stop(self, names: Iterable[str]) -> list[str]:
-        def want_stopped(project: ProjectRecord) -> None:
-            project.desired = Desired.STOPPED
-            if project.node is None and project.status in MANAGER_STATUSES:
-                self._set_status(project, ProjectStatus.STOPPED, "")
-
-        return self._for_each(names, want_stopped)
-
-    def restart(self, names: Iterable[str]) -> list[str]:
-        def bump(project: ProjectRecord) -> None:
-            project.restart += 1
-            project.desired = Desired.RUNNING
-
-        return self._for_each(names, bump)
-
-    def reset(self, names: Iterable[str]) -> list[str]:
-        def back_to_initial(project: ProjectRecord) -> None:
-            project.variables = dict(project.initial_variables)
-            project.epoch += 1
-            if project.node is not None:
-                self._set_status(project, ProjectStatus.PENDING)
-
-        return self._for_each(names, back_to_initial)
-
-    def rollout_retry(self, name: str) -> ProjectRecord:
-        """`rollout --retry`: its node may try the bad commit it rolled back from again."""
-        project = self._project(name)
-        if project.bad_commit is None:
-            raise Conflict(
-                f"project {name!r} has no bad commit to retry: it has not rolled back "
-                f"(status {project.status.value})"
-            )
-
-        def bump(project: ProjectRecord) -> None:
-            project.rollout_retry += 1
-
-        self._for_each([name], bump)
-        return project
 
     # the monitor: monitor.py ------------------------------------------------------------------
     def tick(self) -> None:
