@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from syncopate.manager.cluster import Cluster, ClusterSettings
 from syncopate.manager.store import Store
 from syncopate.project_protocol import AddProject
@@ -209,3 +211,13 @@ def test_many_nodes_silent_at_once_are_declared_together(tmp_path: Path) -> None
     survivors = [len(cluster.state.on_node[f"n{i:02}"]) for i in range(30, 40)]
     assert sum(survivors) == 80 and max(survivors) - min(survivors) <= 1
     assert_views_fresh(cluster)
+
+
+@pytest.mark.parametrize("node_timeout", [1.0, 3.0, 15.0, 60.0])
+def test_a_held_poll_leaves_the_node_half_its_lease(node_timeout: float) -> None:
+    # The node stops its exclusive projects when no poll of its has been answered for the
+    # lease, counting from when each left: a hold must leave it room for the round trip and
+    # a busy moment, and the lease must still end before the manager's node-timeout.
+    settings = ClusterSettings(node_timeout=node_timeout)
+    assert settings.longest_hold <= settings.lease / 2
+    assert settings.lease < settings.node_timeout

@@ -62,7 +62,7 @@ async def node_status(request: web.Request) -> web.Response:
     node = cluster.authenticate_node(poll.name, poll.access_token)
     cluster.touch(node, client_address(request))
     if poll.wait:
-        limit = min(poll.wait, MAX_WAIT_SECONDS, cluster.settings.node_timeout / 2)
+        limit = min(poll.wait, MAX_WAIT_SECONDS, cluster.settings.longest_hold)
         await cluster.wait_for_change(node.name, limit)
         if not transport_open(request):
             # The node went away while we held its request; do not count this as contact.
