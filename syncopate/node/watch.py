@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -52,6 +53,7 @@ class ProjectWatch:
         self._wake = asyncio.Event()  # set (and replaced) on every change of the process
         self._pid: int | None = None  # of the run the watch saw start last
         self._after_restart = ""  # the reason to show once it runs again
+        self._shown = ""  # that reason, while it is shown: a passing check takes it away
         self._cgroup: ProjectCgroup | None = None
         self._cgroup_limit = 0.0  # what its memory.max says now
         self._oom_seen = 0
@@ -72,7 +74,7 @@ class ProjectWatch:
             self._pid = process.pid
             self._enter_cgroup(process.pid)
             if self._after_restart and self.local.status is not ProjectStatus.ROLLED_BACK:
-                self.local.reason = self._after_restart
+                self.local.reason = self._shown = self._after_restart
             self._after_restart = ""  # a rollback's reason (rollout_keeper) says it all
         elif process.status is ProjectStatus.CRASHED:
             self._check_oom_kill()
@@ -128,6 +130,12 @@ class ProjectWatch:
         self._after_restart = after
         self._restart(reason, unhealthy)
 
+    def _clear_shown(self) -> None:
+        """It is well again: the restart's reason goes (the project's log keeps it)."""
+        if self._shown and self.local.reason == self._shown:
+            self.local.reason = ""
+        self._shown = ""
+
     def _note(self, message: str) -> None:
         if not self.process.log.closed:
             self.process.log.note(message)
@@ -163,6 +171,8 @@ class ProjectWatch:
                     )
                 elif before:
                     self._note(f"health check passed again after {before} failed")
+                if outcome.ok:
+                    self._clear_shown()
 
     def _toml_check(self) -> HealthCheck | None:
         try:
@@ -185,11 +195,21 @@ class ProjectWatch:
                     said = True
                     self._note(self._how_enforced(limit))
                 ram = await asyncio.to_thread(self.process.ram_mb)
+                if self._run() == run and self._stable_under(ram, limit):
+                    self._clear_shown()
                 if self._run() == run and memory_limit.over_limit(ram, limit):
                     why = f"using {ram:.0f} MB, over its limit of {limit:g} MB"
                     self._ask_restart(f"{why}: restarting", f"restarted: {why}", None)
                     await self._same_run_after(run, float("inf"))
                     break
+
+    def _stable_under(self, ram: float, limit: float) -> bool:
+        """Under the limit for as long as a crash needs to be forgiven (backoff.stable_after):
+        a grower that starts small again has not been cured by its restart yet."""
+        started = self.process.started_at
+        ran_for = time.time() - started if started is not None else 0.0
+        stable = ran_for >= self.settings.backoff.stable_after
+        return stable and not memory_limit.over_limit(ram, limit)
 
     def _how_enforced(self, limit: float) -> str:
         every = f"measured every {self._probe_every:g}s"
