@@ -83,6 +83,8 @@ def is_crash_loop(policy: BackoffPolicy, failures_in_a_row: int) -> bool:
 
 # A request to the manager that could not be sent (the network, a manager restarting).
 REQUEST_RETRY = BackoffPolicy(first=0.5, factor=2.0, cap=30.0)
+# A failure that is not retried by the clock: it waits for a start, a restart or a new commit.
+NEVER = float("inf")
 
 
 def delays(policy: BackoffPolicy) -> Iterator[float]:

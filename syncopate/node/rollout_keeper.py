@@ -1,12 +1,13 @@
 """One project's rollout on this node: the I/O around the pure machine in rollout.py.
 
-The runner (`runner.py`) calls in at a few points: before a start (`before_start`: a bad commit
-is not run again, a new one starts its trial), after it (`started`: the grace timer), when the
-supervisor gives up on a crash loop (`crash_looped`), when the health check fails
-(`unhealthy`), when the manager's `rollout --retry` counter grows (`retry`), and when its
-process status is mirrored (`shown`: the good commit running after a rollback is
-`rolled-back`). A rollback is a step of the runner's chain (`ProjectRunner.roll_back`): check
-out the last good commit, restart. The state is kept in `<data dir>/rollouts/<project>.json`.
+The runner (`runner.py`, its bring-up in `bring_up.py`) calls in at a few points: before a start
+(`before_start`: a bad commit is not run again, a new one starts its trial), after it
+(`started`: the grace timer), when the supervisor gives up on a crash loop (`crash_looped`),
+when the health check fails (`unhealthy`), when the manager's `rollout --retry` counter grows
+(`retry`), and when its process status is mirrored (`shown`: the good commit running after a
+rollback is `rolled-back`). A rollback is a step of the runner's chain
+(`ProjectRunner.roll_back`): check out the last good commit, restart. The state is kept in
+`<data dir>/rollouts/<project>.json`.
 """
 
 from __future__ import annotations

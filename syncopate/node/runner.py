@@ -1,4 +1,4 @@
-"""One project's lifecycle on this node: clone, start, supervise, stop, remove, report.
+"""One project's lifecycle on this node: its steps, one at a time, and its status.
 
 The agent (`agent.py`) keeps one `ProjectRunner` per project name and hands it work: bring the
 project up, stop it, restart it, fetch its repository, retire or remove it. Each of these is a
@@ -7,11 +7,17 @@ project up, stop it, restart it, fetch its repository, retire or remove it. Each
 When the last step of the chain ends, the runner converges again on the project's current
 `Local`, since the wish may have changed meanwhile.
 
+The runner keeps the chain, the status and the small steps (stop, restart, retire, remove, roll
+back); the bring-up step is in bring_up.py (checkout, variables, command, process), the git side
+of the steps in git_steps.py (clone, follow a changed URL or ref, sync a new commit), the
+rollout's state in rollout_keeper.py, the watch of a running process (health, memory) in
+watch.py.
+
 The invariants the faults tests hold us to:
 - one step at a time per project (`_spawn`);
 - no step starts a replaced epoch, a project the manager wants stopped, an exclusive project
-  past its lease, or anything once the agent leaves (`_may_run`, checked right before a start);
-- a crash loop fails the project until start, restart or a new commit (`_process_changed`),
+  past its lease, or anything once the agent leaves (`may_run`, checked right before a start);
+- a crash loop fails the project until start, restart or a new commit (`process_changed`),
   unless it is a new commit on trial: then the last good commit runs again (rollout_keeper.py);
 - a step that raises fails the project and retries it after the STEP_RETRY backoff.
 """
@@ -21,17 +27,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import shutil
-import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from syncopate import variables
-from syncopate.node import git_sync, probes, report, runcommand
-from syncopate.node.backoff import BackoffPolicy, restart_delay
-from syncopate.node.leftovers import MARKER, marker_value
-from syncopate.node.logs import LogSink
+from syncopate.node import bring_up, git_steps, probes, report
+from syncopate.node.backoff import NEVER, BackoffPolicy, restart_delay
 from syncopate.node.project import Local, StartedEpochs
 from syncopate.node.rollout_keeper import RolloutKeeper
 from syncopate.node.settings import AgentSettings
@@ -45,8 +46,6 @@ DISK_PROBE_EVERY = 60.0  # seconds; SD cards are slow
 # A step that raised (a full disk, a permission error, git gone) is retried after this backoff:
 # never at once, so a lasting fault cannot make the agent spin.
 STEP_RETRY = BackoffPolicy(first=1.0, factor=2.0, cap=60.0)
-CLONE_RETRY = 30.0  # seconds before a failed clone is tried again
-NEVER = float("inf")
 
 Step = Callable[[Local], Coroutine[Any, Any, None]]
 
@@ -178,9 +177,11 @@ class ProjectRunner:
             local.reason = reason
             self._retry_later(local, delay)
         else:
-            self._fail(local, reason, retry_in=delay)
+            self.fail(local, reason, retry_in=delay)
 
-    def _fail(self, local: Local, reason: str, retry_in: float) -> None:
+    def fail(self, local: Local, reason: str, retry_in: float) -> None:
+        """`local` is failed with `reason`, tried again in `retry_in` seconds (NEVER: not until
+        a start, a restart or a new commit)."""
         log.warning("%s: %s", local.name, reason)
         self.set_status(local, ProjectStatus.FAILED, reason)
         self._retry_later(local, retry_in)
@@ -191,7 +192,7 @@ class ProjectRunner:
             return
 
         def retry() -> None:
-            if self._current(local):
+            if self.is_current(local):
                 self.host.converge(local)
 
         asyncio.get_running_loop().call_later(delay, retry)
@@ -207,14 +208,14 @@ class ProjectRunner:
             local.reason = reason
         self.host.report_soon()
 
-    def _process_changed(self, local: Local) -> None:
+    def process_changed(self, local: Local) -> None:
         """The supervisor's status changed: mirror it, and give up after a crash loop."""
         process = local.process
         if process is not None and process.status != local.status:
             if process.status is ProjectStatus.FAILED:
                 reason = self.rollout.crash_looped(local, process.reason)
                 if reason is not None:  # None: a new commit rolled back
-                    self._fail(local, reason, retry_in=NEVER)
+                    self.fail(local, reason, retry_in=NEVER)
             else:
                 keep = process.status is not ProjectStatus.STARTING
                 self.set_status(local, process.status, None if keep else "")
@@ -222,107 +223,26 @@ class ProjectRunner:
             self._watch.changed()
         self.host.report_soon()
 
-    def _current(self, local: Local) -> bool:
+    def is_current(self, local: Local) -> bool:
         """True while `local` is what this node holds for its project (not a replaced epoch)."""
         return self.host.current(local.name) is local
 
-    def _may_run(self, local: Local) -> bool:
+    def may_run(self, local: Local) -> bool:
         """Whether a step may start `local`'s process now: checked right before every start,
         since the wish can change while a step clones or waits its turn."""
         return (
-            self._current(local)
+            self.is_current(local)
             and local.desired == "running"
             and not local.lease_stopped
             and not self.host.leaving
         )
 
     # the steps --------------------------------------------------------------------------------
+    # Each step keeps its name here: the chain names a failure after it ("bring up failed: ..."),
+    # and a leaving agent abandons the `_bring_up` and `_sync` steps under way.
     async def _bring_up(self, local: Local) -> None:
         self._end_watch()  # of a process that is not active any more (or was replaced)
-        if not self._current(local):
-            return  # replaced by a new epoch while it waited: its variables are not ours
-        checkout = self.checkout
-        if not git_sync.is_checkout(checkout):
-            self.set_status(local, ProjectStatus.CLONING, "")
-            if checkout.exists():
-                await asyncio.to_thread(shutil.rmtree, checkout)
-            try:
-                local.commit = await asyncio.to_thread(
-                    git_sync.clone, local.url, local.ref, checkout
-                )
-            except git_sync.GitError as exc:
-                self._fail(local, f"clone failed: {exc}", retry_in=CLONE_RETRY)
-                return
-        elif (
-            local.started_with is not None and local.started_with[1] != local.ref
-        ) or await asyncio.to_thread(git_sync.origin_url, checkout) != local.url:
-            await self._follow(local)  # its URL or ref was changed in place
-        else:
-            local.commit = await asyncio.to_thread(git_sync.head_commit, checkout)
-        await self.rollout.before_start(local)  # a bad commit is not run again
-        local.disk_at = -1e9  # measure the checkout in the next report, not a minute later
-        if self.host.epochs.get(local.name) != local.epoch:
-            # Starting under a new epoch: the manager's copy of the variables is the truth.
-            variables.save(local.manager_variables, checkout / variables.FILE_NAME)
-            local.variables = dict(local.manager_variables)
-            self.host.epochs.set(local.name, local.epoch)
-        elif not local.variables:
-            local.variables = dict(local.manager_variables)
-        try:
-            command = runcommand.resolve(checkout, local.command)
-        except runcommand.NoRunCommand as exc:
-            self._fail(local, str(exc), retry_in=NEVER)
-            return
-        if not self._may_run(local):
-            self.set_status(local, ProjectStatus.STOPPED)
-            return
-        if local.sink is None:
-            local.sink = LogSink(self.settings.logs_dir / f"{local.name}.log")
-        local.started_with = (local.url, local.ref, local.command, dict(local.env))
-        local.process = ProjectProcess(
-            local.name,
-            command,
-            checkout,
-            self._environment(local),
-            local.sink,
-            self.settings.records_dir,
-            policy=self.settings.backoff,
-            on_change=functools.partial(self._process_changed, local),
-            grace=self.settings.grace,
-        )
-        restart = functools.partial(self._restart_for, local)
-        self._watch = ProjectWatch(local, local.process, self.settings, restart)
-        self.set_status(local, ProjectStatus.STARTING, "")
-        try:
-            await local.process.start()
-        except OSError as exc:
-            self._fail(local, f"cannot start {command!r}: {exc}", retry_in=CLONE_RETRY)
-            return
-        local.step_failures = 0
-        self.rollout.started(local)
-
-    def _environment(self, local: Local) -> dict[str, str]:
-        env = dict(os.environ)
-        for key in ("SYNCOPATE_PASSWORD", "SYNCOPATE_TOKEN"):
-            env.pop(key, None)
-        # The project's own variables go on top of the agent's, under the SYNCOPATE_* ones.
-        env.update(local.env)
-        env.update(
-            {
-                "SYNCOPATE_PROJECT": local.name,
-                "SYNCOPATE_NODE": self.host.name,
-                "SYNCOPATE_VARIABLES": str((self.checkout / variables.FILE_NAME).resolve()),
-                "SYNCOPATE_MANAGER": self.settings.manager,
-                # The agent's own interpreter, which can `import syncopate.variables`; the
-                # python3 on PATH may be the system's (with the board's GPIO libraries).
-                "SYNCOPATE_PYTHON": sys.executable,
-                "PYTHONUNBUFFERED": "1",
-                # Inherited by everything the project starts: a later agent finds and ends
-                # them even if this one dies before it recorded the start.
-                MARKER: marker_value(self.settings.data_dir),
-            }
-        )
-        return env
+        await bring_up.bring_up(self, local)
 
     async def _stop(self, local: Local) -> None:
         if local.process is not None:
@@ -332,7 +252,7 @@ class ProjectRunner:
             self.set_status(local, ProjectStatus.STOPPED)
 
     async def _restart(self, local: Local) -> None:
-        if not self._may_run(local):
+        if not self.may_run(local):
             return
         started = local.started_with
         if local.process is not None and started is not None and started != local.wanted:
@@ -340,7 +260,7 @@ class ProjectRunner:
             await local.process.stop()
             local.process = None
             if started[:2] != (local.url, local.ref):
-                await self._follow(local)
+                await git_steps.follow(local, self.checkout)
         if local.process is None:
             await self._bring_up(local)
         else:
@@ -352,15 +272,6 @@ class ProjectRunner:
         """Run the last good commit again: a new one failed within its grace."""
         await self.rollout.check_out_good(local)
         await self._restart(local)
-
-    async def _follow(self, local: Local) -> None:
-        """Point the checkout at the project's URL and ref, should `set` have changed them."""
-        try:
-            local.commit, _ = await asyncio.to_thread(
-                git_sync.update, self.checkout, local.ref, url=local.url, retarget=True
-            )
-        except (git_sync.GitError, OSError) as exc:
-            log.warning("%s: fetch failed: %s", local.name, exc)
 
     async def _retire(self, local: Local) -> None:
         """Stop a project this node no longer runs, and close its log."""
@@ -376,30 +287,18 @@ class ProjectRunner:
         self.host.epochs.forget(local.name)
 
     async def _sync(self, local: Local) -> None:
-        if not self._current(local):
-            return
-        started = local.started_with
-        if started is not None and started[:2] != (local.url, local.ref):
-            return  # `set` changed them: its restart step follows them, once
-
-        try:
-            commit, changed = await asyncio.to_thread(
-                git_sync.update, self.checkout, local.ref, avoid=self.rollout.avoid
-            )
-        except (git_sync.GitError, OSError) as exc:
-            log.warning("%s: fetch failed: %s", local.name, exc)
-            return
-        local.commit = commit
-        if not changed:
-            return
-        log.info("%s: new commit %s", local.name, commit[:12])
-        local.forgive()  # a new commit is tried even after a crash loop
-        if local.process is not None and local.process.status != ProjectStatus.STOPPED:
-            await self._restart(local)
+        if await git_steps.sync(self, local):
+            await self._restart(local)  # a new commit, while the old one runs
         # Otherwise the chain's end converges: a failed project is brought up on the new
         # commit; a stopped one starts on it when it is started.
 
     # health checks and the memory limit (watch.py) ------------------------------------------
+    def watch(self, local: Local, process: ProjectProcess) -> None:
+        """Watch `process`, `local`'s new one, until it stops: its health check and its
+        memory limit, which ask for a restart through `_restart_for`."""
+        restart = functools.partial(self._restart_for, local)
+        self._watch = ProjectWatch(local, process, self.settings, restart)
+
     def _end_watch(self) -> None:
         if self._watch is not None:
             self._watch.close()
@@ -409,7 +308,7 @@ class ProjectRunner:
         """The watch asks for a restart: a failed health check (`unhealthy` says why; a new
         commit on trial is rolled back instead) or memory over the limit; through the normal
         restart step."""
-        if not self._current(local) or not local.active:
+        if not self.is_current(local) or not local.active:
             return
         log.warning("%s: %s", local.name, reason)
         if unhealthy is not None and project_transition_allowed(
