@@ -1,46 +1,62 @@
-"""`syncopate manager serve|token`."""
+"""`syncopate manager serve|token|install-service`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from syncopate.errors import ConfigError
 from syncopate.paths import default_manager_dir
 
-app = typer.Typer(help="Run the manager, or print its controller token.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run the manager, print its controller token, or install it as a service.",
+    no_args_is_help=True,
+)
 
 DATA_DIR_HELP = "Where the manager keeps its database and secrets."
+
+# Options `serve` and `install-service` share: the manager's command line.
+HOST_OPTION: Any = typer.Option(
+    "127.0.0.1", metavar="HOST", help="Address to listen on (0.0.0.0 for all)."
+)
+PORT_OPTION: Any = typer.Option(
+    8470, metavar="PORT", help="Port to listen on (0 picks a free one)."
+)
+DATA_DIR_OPTION: Any = typer.Option(
+    None, metavar="D", help=DATA_DIR_HELP, show_default="~/.local/share/syncopate/manager"
+)
+NODE_TIMEOUT_OPTION: Any = typer.Option(
+    15.0, min=0.1, metavar="S", help="Seconds of silence after which a node is dead."
+)
+NO_BALANCE_OPTION: Any = typer.Option(
+    False,
+    "--no-balance",
+    help="Never move projects only to even the load (failover and drain still move them).",
+)
+TLS_CERT_OPTION: Any = typer.Option(None, metavar="F", help="PEM certificate: serve HTTPS.")
+TLS_KEY_OPTION: Any = typer.Option(None, metavar="F", help="PEM private key for --tls-cert.")
+LOG_LEVEL_OPTION: Any = typer.Option("info", metavar="LEVEL", help="debug, info, warning or error.")
 
 
 @app.command()
 def serve(
-    host: str = typer.Option(
-        "127.0.0.1", metavar="HOST", help="Address to listen on (0.0.0.0 for all)."
-    ),
-    port: int = typer.Option(8470, metavar="PORT", help="Port to listen on (0 picks a free one)."),
-    data_dir: Path = typer.Option(
-        None, metavar="D", help=DATA_DIR_HELP, show_default="~/.local/share/syncopate/manager"
-    ),
+    host: str = HOST_OPTION,
+    port: int = PORT_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
     password: str = typer.Option(
         None,
         envvar="SYNCOPATE_PASSWORD",
         metavar="P",
         help="Join password for nodes (else generated and kept).",
     ),
-    node_timeout: float = typer.Option(
-        15.0, min=0.1, metavar="S", help="Seconds of silence after which a node is dead."
-    ),
-    no_balance: bool = typer.Option(
-        False,
-        "--no-balance",
-        help="Never move projects only to even the load (failover and drain still move them).",
-    ),
-    tls_cert: Path = typer.Option(None, metavar="F", help="PEM certificate: serve HTTPS."),
-    tls_key: Path = typer.Option(None, metavar="F", help="PEM private key for --tls-cert."),
-    log_level: str = typer.Option("info", metavar="LEVEL", help="debug, info, warning or error."),
+    node_timeout: float = NODE_TIMEOUT_OPTION,
+    no_balance: bool = NO_BALANCE_OPTION,
+    tls_cert: Path = TLS_CERT_OPTION,
+    tls_key: Path = TLS_KEY_OPTION,
+    log_level: str = LOG_LEVEL_OPTION,
 ) -> None:
     """Run the manager until Ctrl-C or SIGTERM."""
     import asyncio
@@ -81,9 +97,7 @@ def serve(
 
 @app.command()
 def token(
-    data_dir: Path = typer.Option(
-        None, metavar="D", help=DATA_DIR_HELP, show_default="~/.local/share/syncopate/manager"
-    ),
+    data_dir: Path = DATA_DIR_OPTION,
     rotate: bool = typer.Option(
         False, "--rotate", help="Make a new token; the old one stops working at once."
     ),
@@ -129,3 +143,89 @@ def token(
             f"cannot read the token from {path} ({exc}); make a new one with "
             "`syncopate manager token --rotate`"
         ) from None
+
+
+@app.command("install-service")
+def install_service(
+    host: str = HOST_OPTION,
+    port: int = PORT_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
+    node_timeout: float = NODE_TIMEOUT_OPTION,
+    no_balance: bool = NO_BALANCE_OPTION,
+    tls_cert: Path = TLS_CERT_OPTION,
+    tls_key: Path = TLS_KEY_OPTION,
+    log_level: str = LOG_LEVEL_OPTION,
+    user: bool = typer.Option(
+        False, "--user", help="A user unit (systemctl --user) instead of a system unit."
+    ),
+    unit_dir: Path = typer.Option(
+        None,
+        metavar="DIR",
+        help="Write the unit here instead.",
+        show_default="/etc/systemd/system, or ~/.config/systemd/user with --user",
+    ),
+    print_only: bool = typer.Option(
+        False, "--print", "--dry-run", help="Print the unit instead of writing anything."
+    ),
+) -> None:
+    """Write a systemd unit that runs the manager at boot, and say how to enable it."""
+    from syncopate.cli import service
+
+    plan = service.plan("manager", user=user, data_dir=data_dir, unit_dir=unit_dir)
+    argv = manager_argv(
+        host=host,
+        port=port,
+        data_dir=plan.data_dir,
+        node_timeout=node_timeout,
+        balance=not no_balance,
+        tls=tls_files(tls_cert, tls_key),
+        log_level=log_level,
+    )
+    unit = service.unit_text(argv, plan, f"Syncopate manager ({host}:{port})")
+    if print_only:
+        typer.echo(unit, nl=False)
+        return
+    service.install(plan, unit)
+    typer.echo(f"wrote {plan.unit_path}")
+    typer.echo(
+        f"the manager keeps its database, join password and controller token in {plan.data_dir}"
+    )
+    typer.echo(service.next_steps(plan))
+
+
+def tls_files(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
+    """Both TLS files as absolute paths (the unit runs in /), or None; ConfigError if only one
+    is given or one is missing, which would leave the service failing at every start."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("HTTPS needs both --tls-cert and --tls-key")
+    files = (cert.expanduser().absolute(), key.expanduser().absolute())
+    for path in files:
+        if not path.is_file():
+            raise ConfigError(f"no file {path}")
+    return files
+
+
+def manager_argv(
+    *,
+    host: str,
+    port: int,
+    data_dir: Path,
+    node_timeout: float,
+    balance: bool,
+    tls: tuple[Path, Path] | None,
+    log_level: str,
+) -> list[str]:
+    """`syncopate manager serve` with these options, run by this interpreter. Every value is
+    spelled out, so the unit says what the manager runs with."""
+    import sys
+
+    argv = [sys.executable, "-m", "syncopate", "manager", "serve", "--host", host]
+    argv += ["--port", str(port), "--data-dir", str(data_dir)]
+    argv += ["--node-timeout", f"{node_timeout:g}", "--log-level", log_level]
+    if not balance:
+        argv.append("--no-balance")
+    if tls is not None:
+        argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+    return argv

@@ -235,14 +235,14 @@ def install_service(
         show_default="/etc/systemd/system, or ~/.config/systemd/user with --user",
     ),
     print_only: bool = typer.Option(
-        False, "--print", help="Print the unit instead of writing anything."
+        False, "--print", "--dry-run", help="Print the unit instead of writing anything."
     ),
 ) -> None:
     """Write a systemd unit that runs this machine's agent at boot, and say how to enable it."""
     from syncopate.cli import service
 
     check_labels(label)
-    plan = service.plan(user=user, data_dir=data_dir, unit_dir=unit_dir)
+    plan = service.plan("node", user=user, data_dir=data_dir, unit_dir=unit_dir)
     argv = agent_argv(
         url,
         name=name,
@@ -253,7 +253,7 @@ def install_service(
         fingerprint=fingerprint,
         label=label,
     )
-    unit = service.unit_text(argv, plan, url)
+    unit = service.unit_text(argv, plan, f"Syncopate node agent (manager {url})")
     if print_only:
         typer.echo(unit, nl=False)
         return
