@@ -154,7 +154,7 @@ def label(
     ca_file: CaFileOption = None,
     fingerprint: FingerprintOption = None,
 ) -> None:
-    """Set or remove a node's labels: projects placed with `--on` follow them (DESIGN §12)."""
+    """Set or remove a node's labels: projects placed with `--on` follow them."""
     given = check_labels(labels or [])
     if not given and not remove:
         raise ConfigError("give labels to set (K=V) or --remove K, or both")
