@@ -107,12 +107,15 @@ def unit_text(argv: list[str], plan: ServicePlan, description: str) -> str:
 
 def install(plan: ServicePlan, unit: str, password: str | None = None) -> None:
     """Write the data dir, the password file if the plan has one (0600), and the unit; as root,
-    the data dir and password file belong to the account the program runs as."""
+    the folders it made and the password file belong to the account the program runs as."""
     if password is not None and any(c in password for c in "\n\r\0"):
         raise ConfigError("the password may not hold a line break")
     try:
+        # Every folder made here, not only the data dir: a root-owned ~/.local/share/syncopate
+        # left behind would stop the user's own commands from making their data dirs in it.
+        made = [p for p in (plan.data_dir, *plan.data_dir.parents) if not p.exists()]
         plan.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        owned = [plan.data_dir]
+        owned = [plan.data_dir, *made]
         if plan.env_path is not None and password is not None:
             write_private(plan.env_path, f"SYNCOPATE_PASSWORD={password}\n")
             owned.append(plan.env_path)

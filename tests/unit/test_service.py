@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,19 @@ def test_unknown_role_and_line_breaks_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         service.unit_text(["x"], plan, "two\nlines")
     assert "Description=100%% busy" in service.unit_text(["x"], plan, "100% busy")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root writes units for another account")
+def test_as_root_every_folder_it_makes_belongs_to_the_account_it_runs_as(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nobody = pwd.getpwnam("nobody")
+    monkeypatch.setenv("SUDO_USER", "nobody")
+    data_dir = tmp_path / "home" / ".local" / "syncopate" / "node"
+    plan = service.plan("node", user=False, data_dir=data_dir, unit_dir=tmp_path / "units")
+    assert plan.run_as == "nobody"
+    service.install(plan, "[Unit]\n", "pw")
+    for path in (data_dir, data_dir.parent, data_dir.parent.parent, plan.env_path):
+        assert path is not None and path.stat().st_uid == nobody.pw_uid, path
+    assert (tmp_path / "home").stat().st_uid == nobody.pw_uid  # made here too
+    assert tmp_path.stat().st_uid == 0 and plan.unit_path.stat().st_uid == 0
