@@ -83,7 +83,7 @@ def test_dry_run_prints_a_system_unit_and_writes_nothing(tmp_path: Path) -> None
     done = run_cli(
         "manager", "install-service", "--dry-run", "--host", "0.0.0.0",
         "--unit-dir", str(tmp_path / "units"), "--data-dir", str(tmp_path / "data"),
-        "--tls-cert", str(cert), "--tls-key", str(key), env=clean_env(),
+        "--tls-cert", str(cert), "--tls-key", str(key), "--log-level", "debug", env=clean_env(),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("[Unit]\n") and "WantedBy=multi-user.target" in done.stdout
@@ -94,12 +94,14 @@ def test_dry_run_prints_a_system_unit_and_writes_nothing(tmp_path: Path) -> None
     assert words[words.index("--node-timeout") + 1] == "15"
     assert words[words.index("--tls-cert") + 1] == str(cert)
     assert words[words.index("--tls-key") + 1] == str(key)
+    assert words[words.index("--log-level") + 1] == "debug"
     assert "--no-balance" not in words
     assert not (tmp_path / "units").exists() and not (tmp_path / "data").exists()
     # --print is the node's spelling of the same thing
     printed = run_cli(
         "manager", "install-service", "--print", "--data-dir", str(tmp_path / "data"),
-        "--tls-cert", str(cert), "--tls-key", str(key), "--host", "0.0.0.0", env=clean_env(),
+        "--tls-cert", str(cert), "--tls-key", str(key), "--host", "0.0.0.0",
+        "--log-level", "debug", env=clean_env(),
     )  # fmt: skip
     assert printed.stdout == done.stdout
 

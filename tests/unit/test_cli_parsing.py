@@ -54,7 +54,7 @@ def test_vars_file_then_each_var_on_top(tmp_path: Path) -> None:
 def test_every_documented_command_has_help() -> None:
     for args in [
         [], ["project"], ["node"], ["manager"], ["project", "add"], ["project", "list"],
-        ["node", "install-service"], ["logs"], ["demo"],
+        ["node", "install-service"], ["manager", "install-service"], ["logs"], ["demo"],
     ]:  # fmt: skip
         result = runner.invoke(app, [*args, "--help"])
         assert result.exit_code == 0, (args, result.output)

@@ -60,3 +60,20 @@ def test_as_root_every_folder_it_makes_belongs_to_the_account_it_runs_as(
         assert path is not None and path.stat().st_uid == nobody.pw_uid, path
     assert (tmp_path / "home").stat().st_uid == nobody.pw_uid  # made here too
     assert tmp_path.stat().st_uid == 0 and plan.unit_path.stat().st_uid == 0
+
+
+def test_the_manager_unit_takes_every_option_of_serve_but_the_password() -> None:
+    import typer.main
+
+    from syncopate.cli.manager import app
+
+    group = typer.main.get_command(app)
+    commands = group.commands  # type: ignore[attr-defined]
+
+    def options(name: str) -> dict[str, object]:
+        return {p.name: p.default for p in commands[name].params}
+
+    serve, unit = options("serve"), options("install-service")
+    del serve["password"]
+    assert {name: unit[name] for name in serve} == serve  # the same options, the same defaults
+    assert set(unit) - set(serve) == {"user", "unit_dir", "print_only"}
