@@ -3,6 +3,9 @@ objects with `name`, and which command lines ask for it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from syncopate.cli.output import kebab, named, named_list, wants_json
@@ -50,3 +53,27 @@ def test_named_puts_name_first_and_copies_become_an_array() -> None:
 )
 def test_wants_json_reads_options_before_a_double_dash(argv: list[str], wanted: bool) -> None:
     assert wants_json(argv) is wanted
+
+
+def _leaves(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+    children = getattr(command, "commands", None)
+    if not children:
+        yield " ".join(path), command
+        return
+    for name, child in children.items():
+        yield from _leaves(child, (*path, name))
+
+
+def test_every_controller_command_takes_json() -> None:
+    """A command that talks to the manager (it has --manager) has --json; the TUI aside."""
+    from typer.main import get_command
+
+    from syncopate.cli.main import app
+
+    controller = {
+        path: {opt for param in command.params for opt in getattr(param, "opts", ())}
+        for path, command in _leaves(get_command(app))
+    }
+    controller = {path: opts for path, opts in controller.items() if "--manager" in opts}
+    assert len(controller) >= 20
+    assert [path for path, opts in controller.items() if "--json" not in opts] == ["tui"]
