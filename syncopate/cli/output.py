@@ -7,7 +7,8 @@
 - One thing (`show`, `add`, an action on one NAME or ID) is one object, `name` (or a command's
   `id`) first; several things (`list`, an action on NAME ... or `--all`) are an array of such
   objects, even for one. Actions add `result`: the line the command prints without `--json`.
-- A failure is `{"error": "...", "code": N}` on standard output, and the exit status is non-zero.
+- A failure is `{"error": "...", "code": N}` on standard output (and the usual `error: ...` line
+  on standard error); the exit status is non-zero.
 """
 
 from __future__ import annotations
@@ -75,8 +76,10 @@ def print_json_line(data: Any) -> None:
 
 
 def print_error(message: str, code: int) -> None:
-    """A failure under --json: `{"error": message, "code": code}` on standard output."""
+    """A failure under --json: `{"error": message, "code": code}` on standard output, which a
+    script reads, and the usual `error: ...` line on standard error, which a person reads."""
     print_json({"error": message, "code": code})
+    sys.stderr.write(f"error: {message}\n")
 
 
 def wants_json(argv: list[str]) -> bool:

@@ -230,7 +230,8 @@ def test_errors_under_json_are_one_json_object(
     done = cli(*args, "--json")
     assert done.returncode == status, (done.stdout, done.stderr)
     assert json.loads(done.stdout) == {"error": done_error(done), "code": code}
-    assert words in done_error(done) and "Traceback" not in done.stderr
+    assert words in done_error(done)
+    assert done.stderr == f"error: {done_error(done)}\n"  # the line a person reads, as ever
 
 
 def done_error(done: subprocess.CompletedProcess[str]) -> str:
