@@ -2,7 +2,7 @@
 
 Pure functions of the manager's answers (and the current time), so the same tables and details
 serve `project list`, `node list`, the demo's live view and the TUI, and tests can check them
-without a terminal. Scripts use `--json` instead, which prints the answers unchanged.
+without a terminal. Scripts use `--json` instead, shaped by cli/output.py.
 """
 
 from __future__ import annotations

@@ -165,6 +165,8 @@ def list_commands(
     commands: dict[str, dict[str, Any]] = answer.get("commands") or {}
     if as_json:
         print_json(list(commands.values()))
+        if answer.get("more"):  # standard output stays one JSON array; the hint goes aside
+            typer.secho(f"(older ones: --before {answer.get('next-before')})", err=True)
         return
     if not commands:
         typer.echo("no commands" + (" match" if node or state or user or before else " yet"))
@@ -204,6 +206,7 @@ def show(
 def analyze(
     command_id: int = typer.Argument(..., metavar="ID", help="The command's id."),
     text: str = typer.Argument(..., help="The analysis of its response."),
+    as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
     ca_file: CaFileOption = None,
@@ -212,12 +215,13 @@ def analyze(
     """Attach an analysis to a responded command (once)."""
     target = find_target(manager, token, ca_file, fingerprint)
     info = call(target, lambda c: c.command_analyze(command_id, text))
-    typer.echo(f"command {info['id']} analyzed")
+    _done(info, f"command {info['id']} analyzed", as_json)
 
 
 @app.command()
 def cancel(
     command_id: int = typer.Argument(..., metavar="ID", help="The command's id."),
+    as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
     ca_file: CaFileOption = None,
@@ -226,4 +230,12 @@ def cancel(
     """Take back a command its node has not collected yet."""
     target = find_target(manager, token, ca_file, fingerprint)
     info = call(target, lambda c: c.command_cancel(command_id))
-    typer.echo(f"command {info['id']} canceled")
+    _done(info, f"command {info['id']} canceled", as_json)
+
+
+def _done(info: Mapping[str, Any], result: str, as_json: bool) -> None:
+    """An action on one command: the command with `result` under --json, else `result`."""
+    if as_json:
+        print_json({**info, "result": result})
+    else:
+        typer.echo(result)

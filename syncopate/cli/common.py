@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import json
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
 
+from syncopate.cli.output import named_list
+from syncopate.cli.output import print_json as print_json  # re-exported for the commands
 from syncopate.cli.reference import MANAGER_PANEL
 from syncopate.cli.target import Target
 from syncopate.client import ManagerClient
@@ -68,7 +68,14 @@ FingerprintOption = Annotated[
 
 
 class CommandFailed(SyncopateError):
-    """A controller command failed; the message says what happened and what to do."""
+    """A controller command failed; the message says what happened and what to do.
+
+    `code` is the manager's code for a refusal (its HTTP status), else 1 (README: `--json`).
+    """
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def call(target: Target, action: Callable[[ManagerClient], Awaitable[T]]) -> T:
@@ -86,7 +93,8 @@ def call(target: Target, action: Callable[[ManagerClient], Awaitable[T]]) -> T:
         raise CommandFailed(
             f"the manager at {target.url} refused the controller token "
             f"(from {target.token_source}); `syncopate manager token` on the manager's machine "
-            "prints the current one"
+            "prints the current one",
+            code=401,
         ) from None
     except Unreachable as exc:
         raise CommandFailed(
@@ -121,16 +129,10 @@ async def explain_first_missing(
     return NotFound(f"no {kind} named {name!r}; `syncopate {kind} list` shows them")
 
 
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
 def print_listing(items: Any, as_json: bool, empty: str, table: Callable[[Any], Any]) -> None:
     """A `list` command's output: JSON for scripts, `empty` when there is nothing, else a table."""
-    from syncopate.render import as_list
-
     if as_json:
-        print_json(as_list(items))
+        print_json(named_list(items))
         return
     if not items:
         typer.echo(empty)

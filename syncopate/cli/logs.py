@@ -22,7 +22,9 @@ from syncopate.cli.common import (
     TokenOption,
     call,
     explain_missing,
+    print_json,
 )
+from syncopate.cli.output import print_json_line
 from syncopate.cli.target import find_target
 from syncopate.client import ManagerClient
 from syncopate.errors import NotFound
@@ -30,14 +32,25 @@ from syncopate.feed import FeedDropped, NumberedLines
 
 
 class Printer(NumberedLines):
-    """Prints each numbered line once, in order, and says when lines were lost in between."""
+    """Prints each numbered line once, in order, and says when lines were lost in between.
+
+    With `json_name` each line is a JSON object of its own (JSON Lines): `name`, `seq`, `line`.
+    """
+
+    def __init__(self, json_name: str | None = None) -> None:
+        super().__init__()
+        self.json_name = json_name
 
     def show(self, seq: int, lines: list[str]) -> None:
         skipped, new = self.take(seq, lines)
         if skipped:
             typer.secho(f"… {skipped} line(s) no longer kept by the manager", err=True)
-        for line in new:
-            sys.stdout.write(line + "\n")
+        first = (self.next_seq or 0) - len(new)
+        for number, line in enumerate(new, start=first):
+            if self.json_name is None:
+                sys.stdout.write(line + "\n")
+            else:
+                print_json_line({"name": self.json_name, "seq": number, "line": line})
         sys.stdout.flush()
 
 
@@ -76,6 +89,11 @@ def logs(
     lines: int = typer.Option(
         200, "--lines", "-n", min=1, max=1000, metavar="N", help="How many lines."
     ),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print JSON for scripts: one object (with --follow: one object per line).",
+    ),
     manager: ManagerOption = None,
     token: TokenOption = None,
     ca_file: CaFileOption = None,
@@ -83,9 +101,13 @@ def logs(
 ) -> None:
     """Show a project's recent output (the manager keeps its last 1,000 lines)."""
     target = find_target(manager, token, ca_file, fingerprint)
-    printer = Printer()
+    printer = Printer(project if as_json else None)
     if not follow:
         answer = call(target, lambda c: _kept(c, project, lines))
+        if as_json:
+            kept = {key: answer.get(key) for key in ("node", "seq", "lines")}
+            print_json({"name": answer.get("project") or project, **kept})
+            return
         printer.show(int(answer.get("seq") or 0), list(answer.get("lines") or ()))
         if not answer.get("lines"):
             typer.secho(f"no output from {project} yet", err=True)

@@ -8,7 +8,8 @@ import typer
 
 from syncopate import __version__
 from syncopate.cli import command, demo, logs, manager, node, project, tui
-from syncopate.errors import SyncopateError
+from syncopate.cli.output import print_error, wants_json
+from syncopate.errors import RequestError, SyncopateError
 
 app = typer.Typer(
     name="syncopate",
@@ -43,10 +44,43 @@ def main(
 def run() -> None:
     """Entry point: run the app; a SyncopateError becomes one line on stderr and exit 1.
 
-    Typer's standalone mode handles usage errors (exit 2) and Ctrl-C itself.
+    Typer's standalone mode handles usage errors (exit 2) and Ctrl-C itself. Under --json
+    every failure, usage errors too, is one JSON object on stdout instead (cli/output.py).
     """
+    if wants_json(sys.argv[1:]):
+        sys.exit(_run_json())
     try:
         app()
     except SyncopateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+def _run_json() -> int:
+    """Run the app for a --json command line; the exit status.
+
+    Not standalone, so that usage errors come here to be shown as JSON rather than as
+    Typer's box of text.
+    """
+    try:
+        status = app(standalone_mode=False)
+    except SyncopateError as exc:
+        print_error(str(exc), error_code(exc))
+        return 1
+    except typer.TyperException as exc:  # a usage error: a missing argument, a bad value
+        format_message = getattr(exc, "format_message", None)
+        status = int(getattr(exc, "exit_code", 2))
+        print_error(format_message() if format_message else str(exc), status)
+        return status
+    except typer.Abort:
+        print_error("interrupted", 130)
+        return 130
+    return status if isinstance(status, int) else 0
+
+
+def error_code(exc: SyncopateError) -> int:
+    """The `code` of a failure under --json: the manager's for a refusal, else 1."""
+    if isinstance(exc, RequestError):
+        return exc.code if exc.code else exc.status
+    code = getattr(exc, "code", None)  # CommandFailed's
+    return code if isinstance(code, int) and code else 1

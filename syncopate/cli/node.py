@@ -16,6 +16,7 @@ from syncopate.cli.common import (
     TokenOption,
     call,
     explain_missing,
+    print_json,
     print_listing,
 )
 from syncopate.cli.target import Target, find_target
@@ -109,8 +110,13 @@ def agent_argv(url: str, **values: Any) -> list[str]:
     return [sys.executable, "-m", "syncopate.node", *command_line(url, values)]
 
 
-def _node_action(target: Target, action: str, name: str, done: str) -> dict[str, Any]:
-    """Ask the manager for `action` on node `name` and say what it did (else `done`)."""
+def _node_action(
+    target: Target, action: str, name: str, done: str, as_json: bool
+) -> dict[str, Any]:
+    """Ask the manager for `action` on node `name` and say what it did (else `done`).
+
+    Under --json it says nothing: the caller prints the whole object.
+    """
 
     async def run(client: ManagerClient) -> dict[str, Any]:
         try:
@@ -119,7 +125,9 @@ def _node_action(target: Target, action: str, name: str, done: str) -> dict[str,
             raise await explain_missing(client, exc, name, "node") from None
 
     answer = call(target, run)
-    typer.echo(answer.get("request-information") or done)
+    answer["result"] = answer.get("request-information") or done
+    if not as_json:
+        typer.echo(answer["result"])
     return answer
 
 
@@ -149,6 +157,7 @@ def label(
     remove: list[str] = typer.Option(
         [], "--remove", metavar="K", help="Remove label K (repeatable)."
     ),
+    as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
     ca_file: CaFileOption = None,
@@ -167,12 +176,17 @@ def label(
             raise await explain_missing(client, exc, name, "node") from None
 
     answer = call(target, run)
-    typer.echo(answer.get("request-information") or f"labelled {name}")
+    result = answer.get("request-information") or f"labelled {name}"
+    if as_json:
+        print_json({"name": name, "result": result, "labels": answer.get("labels") or {}})
+        return
+    typer.echo(result)
 
 
 @app.command()
 def drain(
     name: str = typer.Argument(..., help="The node to empty."),
+    as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
     ca_file: CaFileOption = None,
@@ -180,15 +194,18 @@ def drain(
 ) -> None:
     """Move a node's projects elsewhere and place nothing new on it (before maintenance)."""
     target = find_target(manager, token, ca_file, fingerprint)
-    answer = _node_action(target, "node-drain", name, f"draining {name}")
+    answer = _node_action(target, "node-drain", name, f"draining {name}", as_json)
     moving = sorted(answer.get("projects") or ())
-    if moving:
+    if as_json:
+        print_json({"name": name, "result": answer["result"], "moving": moving})
+    elif moving:
         typer.echo(f"moving: {', '.join(moving)}")
 
 
 @app.command()
 def undrain(
     name: str = typer.Argument(..., help="The drained node."),
+    as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
     ca_file: CaFileOption = None,
@@ -196,12 +213,15 @@ def undrain(
 ) -> None:
     """Let a drained node take projects again."""
     target = find_target(manager, token, ca_file, fingerprint)
-    _node_action(target, "node-undrain", name, f"{name} accepts projects again")
+    answer = _node_action(target, "node-undrain", name, f"{name} accepts projects again", as_json)
+    if as_json:
+        print_json({"name": name, "result": answer["result"]})
 
 
 @app.command()
 def forget(
     name: str = typer.Argument(..., help="A dead node."),
+    as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
     ca_file: CaFileOption = None,
@@ -209,7 +229,9 @@ def forget(
 ) -> None:
     """Remove a dead node from the manager's list for good."""
     target = find_target(manager, token, ca_file, fingerprint)
-    _node_action(target, "node-forget", name, f"forgot {name}")
+    answer = _node_action(target, "node-forget", name, f"forgot {name}", as_json)
+    if as_json:
+        print_json({"name": name, "result": answer["result"]})
 
 
 @app.command("install-service")

@@ -21,6 +21,7 @@ from syncopate.cli.common import (
     print_json,
     print_listing,
 )
+from syncopate.cli.output import named, named_list
 from syncopate.cli.rollout import rollout
 from syncopate.cli.target import find_target
 from syncopate.client import ManagerClient
@@ -158,10 +159,11 @@ def add(
             max_ram=max_ram or None,
         ),
     )
+    result = answer.get("request-information") or f"added {name}"
     if as_json:
-        print_json(answer["projects"][name])
+        print_json(named(name, answer["projects"][name], result=result))
         return
-    typer.echo(answer.get("request-information") or f"added {name}")
+    typer.echo(result)
 
 
 @app.command("set")
@@ -244,10 +246,11 @@ def set_project(
             raise await explain_missing(client, exc, name, "project") from None
 
     answer = call(target, run)
+    result = answer.get("request-information") or f"changed {name}"
     if as_json:
-        print_json({"name": name, **answer["projects"][name], "changed": answer["changed"]})
+        print_json(named(name, answer["projects"][name], changed=answer["changed"], result=result))
         return
-    typer.echo(answer.get("request-information") or f"changed {name}")
+    typer.echo(result)
 
 
 @app.command("vars")
@@ -278,15 +281,17 @@ def set_variables(
             raise await explain_first_missing(client, exc, names, "project") from None
 
     answer = call(target, run)
+    result = answer.get("request-information") or "variables written"
     if as_json:
-        print_json(answer.get("projects") or {})
+        print_json(named_list(answer.get("projects") or {}, result=result))
         return
-    typer.echo(answer.get("request-information") or "variables written")
+    typer.echo(result)
 
 
 @app.command()
 def remove(
     name: str = typer.Argument(..., help="The project to remove."),
+    as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
     ca_file: CaFileOption = None,
@@ -300,7 +305,11 @@ def remove(
         return await client.remove(name, str(info["project-url"]))
 
     answer = call(target, run)
-    typer.echo(answer.get("request-information") or f"removed {name}")
+    result = answer.get("request-information") or f"removed {name}"
+    if as_json:
+        print_json({"name": name, "result": result})
+        return
+    typer.echo(result)
 
 
 def _control(verb: str) -> Any:
@@ -327,10 +336,11 @@ def _control(verb: str) -> Any:
             return answer
 
         answer = call(target, run)
+        result = answer.get("request-information") or verb
         if as_json:
-            print_json(answer.get("projects") or {})
+            print_json(named_list(answer.get("projects") or {}, result=result))
             return
-        typer.echo(answer.get("request-information") or verb)
+        typer.echo(result)
 
     command.__doc__ = {
         "start": "Start projects (--all: every one).",
@@ -376,7 +386,7 @@ def show(
     target = find_target(manager, token, ca_file, fingerprint)
     info = call(target, lambda c: _named(c, name))
     if as_json:
-        print_json({"name": name, **info})
+        print_json(named(name, info))
         return
     from rich.console import Console
 

@@ -49,11 +49,12 @@ def rollout(
 
     answer = call(target, run)
     info = answer["projects"][name]
+    retrying = answer.get("request-information") or f"{name}: retrying its bad commit"
     if as_json:
-        print_json({"name": name, **_fields(info)})
+        print_json({"name": name, **_fields(info), **({"result": retrying} if retry else {})})
         return
     if retry:
-        typer.echo(answer.get("request-information") or f"{name}: retrying its bad commit")
+        typer.echo(retrying)
         return
     typer.echo("\n".join(rollout_lines(name, info)))
 

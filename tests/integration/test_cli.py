@@ -184,7 +184,7 @@ def test_add_list_show_control_and_remove(cli: Cli) -> None:
         "counter to run and count",
     )
     assert info["name"] == "counter" and info["node"] == "pi-1"
-    assert info["initial_variables"] == {"count": 100, "label": "from-flag", "limits": [1, 2]}
+    assert info["initial-variables"] == {"count": 100, "label": "from-flag", "limits": [1, 2]}
     assert info["commit"] == repo.head() and info["ram"] == 10
 
     listed = cli.json("project", "list")
@@ -202,8 +202,9 @@ def test_add_list_show_control_and_remove(cli: Cli) -> None:
     shown = cli("project", "show", "counter")
     assert "persistent variables" in shown.stdout and '"label": "from-flag"' in shown.stdout
 
-    stopped = cli.json("project", "stop", "counter")
-    assert stopped["counter"]["desired"] == "stopped"
+    stopped = cli.json("project", "stop", "counter")  # an action on NAME ...: an array
+    assert [(p["name"], p["desired"]) for p in stopped] == [("counter", "stopped")]
+    assert stopped[0]["result"] == "stopped 1 project(s)"
     wait_until(lambda: cli.project("counter")["status"] == "stopped", "the stop")
     kept = cli.project("counter")["persistent-variables"]["count"]
     assert cli("project", "start", "counter").stdout.strip() == "started 1 project(s)"
