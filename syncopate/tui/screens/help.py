@@ -37,6 +37,8 @@ class HelpScreen(ModalScreen[None]):
             text.append(f"{binding.tooltip}\n")
         text.append(f"{'Tab':>8}  ", style="bold")
         text.append(f"{'':<9}move between the nodes and projects tables\n")
+        text.append(f"{'j k':>8}  ", style="bold")
+        text.append(f"{'':<9}move down and up in a table, as the arrows do\n")
         text.append(f"{'ctrl+p :':>8}  ", style="bold")
         text.append(f"{'Palette':<9}", style="bold")
         text.append("every action, and go to a node or project\n")
