@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Label, Static
+from textual.widgets._footer import FooterKey
 
 from syncopate.tui.app import SyncopateApp
 from syncopate.tui.screens import ConfirmScreen
@@ -187,3 +188,23 @@ async def test_shift_f_on_an_alive_node_says_why_and_asks_nothing(world: World) 
         assert not isinstance(app.screen, ConfirmScreen)
         async with world.ctl() as ctl:
             assert "pi-1" in await ctl.nodes()
+
+
+def footer_keys(app: SyncopateApp) -> list[str]:
+    return [f"{key.key_display} {key.description}" for key in app.query(FooterKey)]
+
+
+async def test_the_footer_keeps_the_keys_that_matter_and_follows_the_width() -> None:
+    app = SyncopateApp("http://127.0.0.1:9", "token", live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: footer_keys(app), "the footer")
+        narrow = footer_keys(app)
+        assert narrow[:3] == ["q Quit", "? Help", "/ Filter"]
+        assert "D Drain" in narrow and "F Forget" not in narrow
+        assert sum(len(k) + 1 for k in narrow) - 1 <= 80, "whole keys, none cut"
+        await pilot.resize_terminal(200, 50)
+        await until(pilot, lambda: "F Forget" in footer_keys(app), "every key at 200 columns")
+        assert footer_keys(app)[: len(narrow)] == narrow, "the same order"
+        await pilot.resize_terminal(40, 24)
+        await until(pilot, lambda: "D Drain" not in footer_keys(app), "fewer keys at 40")
+        assert footer_keys(app)[:2] == ["q Quit", "? Help"]

@@ -298,6 +298,11 @@ def test_help(snap_compare: SnapCompare) -> None:
     assert snap_compare(fleet_app(), press=["?"], terminal_size=(120, 40), run_before=load)
 
 
+def test_help_small(snap_compare: SnapCompare) -> None:
+    """`?` in an 80×24 terminal: every key, the whole list on the screen."""
+    assert snap_compare(fleet_app(), press=["?"], terminal_size=(80, 24), run_before=load)
+
+
 def test_logs(snap_compare: SnapCompare) -> None:
     """`l` on air-quality: its kept output (20 lines from a scripted client) and the state line
     "following (on pi-2)"."""
