@@ -289,7 +289,7 @@ def test_add_form_errors(snap_compare: SnapCompare) -> None:
 
 def test_remove_confirm(snap_compare: SnapCompare) -> None:
     """`d` on the highlighted project (air-quality): the remove dialog naming its URL and node,
-    Cancel focused."""
+    "y yes · n no" left of its buttons, Cancel focused."""
     assert snap_compare(fleet_app(), press=["d"], terminal_size=(120, 40), run_before=load)
 
 
