@@ -21,11 +21,12 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable
 
 from syncopate.client import ManagerClient
 from syncopate.errors import SyncopateError, Unauthorized
 from syncopate.feed import FeedDropped
+from syncopate.tui import node_actions
 from syncopate.tui.model import FleetModel
 from syncopate.tui.palette import palette_commands
 from syncopate.tui.screens import (
@@ -35,13 +36,13 @@ from syncopate.tui.screens import (
     EditProjectScreen,
     HelpScreen,
     LogsScreen,
-    drain_question,
     remove_question,
     reset_question,
 )
 from syncopate.tui.widgets.detail_pane import DetailPane
 from syncopate.tui.widgets.filter_box import FilterBox
 from syncopate.tui.widgets.fleet_table import FleetTable
+from syncopate.tui.widgets.key_footer import KeyFooter
 from syncopate.tui.widgets.status_bar import StatusBar
 
 Clock = Callable[[], datetime]
@@ -60,7 +61,7 @@ class SyncopateApp(App[None]):
     CSS_PATH = "syncopate.tcss"
     TITLE = "Syncopate"
     BINDINGS: ClassVar[list[BindingType]] = [
-        # First, so a narrow footer still shows where the rest are listed.
+        # The footer orders these by its own PRIORITY (widgets/key_footer.py); `?` lists them.
         Binding("question_mark", "help", "Help", tooltip="this list of keys"),
         Binding("s", "start", "Start", tooltip="start the selected project"),
         Binding("x", "stop", "Stop", tooltip="stop it (it keeps its checkout and variables)"),
@@ -77,6 +78,8 @@ class SyncopateApp(App[None]):
             "c", "command", "Command", tooltip="send a program to the selected node and watch it"
         ),
         Binding("D", "drain", "Drain", tooltip="drain the selected node: its projects move (asks)"),
+        Binding("u", "undrain", "Undrain", tooltip="let the drained node take projects (asks)"),
+        Binding("F", "forget", "Forget", tooltip="forget the selected dead node for good (asks)"),
         Binding("q", "quit", "Quit", tooltip="quit"),
         Binding("ctrl+c", "quit", "Quit", show=False),
         # Both keys, explicitly: Textual adds its ctrl+p only when no binding opens the palette.
@@ -112,7 +115,7 @@ class SyncopateApp(App[None]):
             yield FleetTable(kind, self.model, self.clock)
         yield DetailPane(id="detail-pane")
         yield FilterBox(self.model, self._set_filter, self._close_filter)
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def table(self, kind: str) -> FleetTable:
         return self.query_one(f"#{kind}", FleetTable)
@@ -304,11 +307,13 @@ class SyncopateApp(App[None]):
             self.confirm_then_act("Remove", name, question, lambda c: c.remove(name, url))
 
     def action_drain(self) -> None:
-        if node := self.selected_node():
-            info = self.model.nodes.get(node, {})
-            self.confirm_then_act(
-                "Drain", node, drain_question(node, info), lambda c: c.drain(node)
-            )
+        node_actions.drain(self)
+
+    def action_undrain(self) -> None:
+        node_actions.undrain(self)
+
+    def action_forget(self) -> None:
+        node_actions.forget(self)
 
     def confirm_then_act(
         self, verb: str, name: str, question: str, call: Callable[[ManagerClient], Awaitable[Any]]

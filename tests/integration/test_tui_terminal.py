@@ -87,9 +87,11 @@ class Tmux:
         assert done.returncode == 0, f"tmux {' '.join(args)} failed: {done.stderr}"
         return done.stdout
 
-    def start(self, script: str, env: dict[str, str]) -> None:
-        """Run `bash -c script` in a detached WIDTHxHEIGHT session, with `env` added."""
-        args = ["new-session", "-d", "-s", self.session, "-x", str(WIDTH), "-y", str(HEIGHT)]
+    def start(
+        self, script: str, env: dict[str, str], width: int = WIDTH, height: int = HEIGHT
+    ) -> None:
+        """Run `bash -c script` in a detached `width`x`height` session, with `env` added."""
+        args = ["new-session", "-d", "-s", self.session, "-x", str(width), "-y", str(height)]
         args += ["-c", str(self.tmp)]
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
@@ -344,6 +346,37 @@ def test_tui_in_a_real_terminal_shows_the_fleet_and_acts_on_keys(tmux: Tmux, fle
     ended = tmux.wait(lambda s: "TUI-EXIT=" in s, "the tui to exit")
     assert ended.strip() == "TUI-EXIT=0", ended
     assert tmux.modes() == {"alternate": "0", "mouse": "0", "cursor": "1"}
+
+
+def test_tui_at_80x24_shows_the_main_keys_and_y_confirms_a_drain(tmux: Tmux, fleet: Fleet) -> None:
+    tmux.start(TUI, tui_environment(fleet.url, fleet.token, fleet.tmp), width=80, height=24)
+    main = tmux.wait(
+        lambda s: (
+            "alive" in table_row(s, "pi-1")
+            and "running" in project_row(s)
+            and "Quit" in s.splitlines()[-1]
+        ),
+        "the main screen with pi-1, the project running and the footer",
+    )
+    print(f"the main screen at 80x24:\n{main}")
+    footer = main.splitlines()[-1]
+    # The keys that matter, whole, most useful first; the rest are under ?.
+    assert footer.startswith("q Quit ? Help / Filter"), footer
+    assert "D Drain" in footer and len(footer.rstrip()) <= 80, footer
+
+    # D on the selected project drains its node, after asking; y says yes
+    tmux.send("D")
+    tmux.wait(lambda s: "Drain pi-1?" in s and "y yes · n no" in s, "the drain dialog")
+    tmux.send("y")
+    tmux.wait(
+        lambda s: "Drain pi-1?" not in s and "drained" in table_row(s, "pi-1"),
+        "pi-1 drained on screen",
+    )
+    assert call(fleet.url, fleet.token, lambda c: c.nodes())["pi-1"]["drained"] is True
+
+    tmux.send("q")
+    ended = tmux.wait(lambda s: "TUI-EXIT=" in s, "the tui to exit")
+    assert ended.strip() == "TUI-EXIT=0", ended
 
 
 def test_tui_with_a_refused_token_says_so_and_quits(tmux: Tmux, tmp_path: Path) -> None:

@@ -263,8 +263,16 @@ def test_main_screen(snap_compare: SnapCompare) -> None:
 
 
 def test_main_screen_small(snap_compare: SnapCompare) -> None:
-    """The same main screen in an 80×24 terminal: the tables scroll sideways."""
+    """The same main screen in an 80×24 terminal: the tables scroll sideways. The footer shows
+    the keys that matter first, whole: q Quit, ? Help, / Filter, a Add, s Start, x Stop,
+    r Restart, l Logs, D Drain, e Edit; the rest are under `?`."""
     assert snap_compare(fleet_app(), terminal_size=(80, 24), run_before=load)
+
+
+def test_main_screen_wide(snap_compare: SnapCompare) -> None:
+    """The same main screen in a 200×50 terminal: the footer shows every key, in the same
+    order, ending with u Undrain and F Forget."""
+    assert snap_compare(fleet_app(), terminal_size=(200, 50), run_before=load)
 
 
 def test_add_form(snap_compare: SnapCompare) -> None:
@@ -281,13 +289,18 @@ def test_add_form_errors(snap_compare: SnapCompare) -> None:
 
 def test_remove_confirm(snap_compare: SnapCompare) -> None:
     """`d` on the highlighted project (air-quality): the remove dialog naming its URL and node,
-    Cancel focused."""
+    "y yes · n no" left of its buttons, Cancel focused."""
     assert snap_compare(fleet_app(), press=["d"], terminal_size=(120, 40), run_before=load)
 
 
 def test_help(snap_compare: SnapCompare) -> None:
     """`?`: every key and what it does."""
     assert snap_compare(fleet_app(), press=["?"], terminal_size=(120, 40), run_before=load)
+
+
+def test_help_small(snap_compare: SnapCompare) -> None:
+    """`?` in an 80×24 terminal: every key, the whole list on the screen."""
+    assert snap_compare(fleet_app(), press=["?"], terminal_size=(80, 24), run_before=load)
 
 
 def test_logs(snap_compare: SnapCompare) -> None:

@@ -8,8 +8,10 @@ from syncopate.tui.screens.command import CommandScreen
 from syncopate.tui.screens.confirm import (
     ConfirmScreen,
     drain_question,
+    forget_question,
     remove_question,
     reset_question,
+    undrain_question,
 )
 from syncopate.tui.screens.edit_project import EditProjectScreen
 from syncopate.tui.screens.help import HelpScreen
@@ -23,6 +25,8 @@ __all__ = [
     "HelpScreen",
     "LogsScreen",
     "drain_question",
+    "forget_question",
     "remove_question",
     "reset_question",
+    "undrain_question",
 ]

@@ -15,9 +15,17 @@ from textual.widgets import Button, Label, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """A question with Cancel (focused) and a confirm button; Esc cancels."""
+    """A question with Cancel (focused) and a confirm button.
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    `y` confirms and `n` or Esc cancels, as in k9s and lazydocker; the line left of the buttons
+    says so. Cancel has the focus, so an Enter pressed out of habit changes nothing.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "confirm", "Yes"),
+        Binding("n", "cancel", "No"),
+        Binding("escape", "cancel", "Cancel"),
+    ]
 
     def __init__(self, title: str, body: str, confirm: str) -> None:
         super().__init__()
@@ -28,6 +36,7 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Label(self.title_text, id="title")
             yield Static(self.body, id="body")
             with Horizontal(id="buttons"):
+                yield Label("y yes · n no", id="keys")
                 yield Button("Cancel", id="cancel")
                 yield Button(self.confirm, id="confirm", variant="error")
 
@@ -35,7 +44,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.query_one("#cancel", Button).focus()
 
     @on(Button.Pressed, "#confirm")
-    def _confirm(self) -> None:
+    def action_confirm(self) -> None:
         self.dismiss(True)
 
     @on(Button.Pressed, "#cancel")
@@ -65,6 +74,21 @@ def drain_question(node: str, info: Mapping[str, Any]) -> str:
     return (
         f"Drain {node}: no new projects go there, and its {len(placed)} project(s) "
         "stop and move to other nodes with their variables."
+    )
+
+
+def undrain_question(node: str, info: Mapping[str, Any]) -> str:
+    return (
+        f"Undrain {node}: it takes projects again; projects waiting for a place may start there "
+        "and the fleet may balance onto it."
+    )
+
+
+def forget_question(node: str, info: Mapping[str, Any]) -> str:
+    placed = info.get("projects") or []
+    return (
+        f"Forget {node}: its record goes and its token stops working; its {len(placed)} "
+        "project(s) move to other nodes. An agent that comes back must join again."
     )
 
 

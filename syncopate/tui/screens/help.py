@@ -35,14 +35,15 @@ class HelpScreen(ModalScreen[None]):
             text.append(f"{key:>8}  ", style="bold")
             text.append(f"{binding.description:<9}", style="bold")
             text.append(f"{binding.tooltip}\n")
-        text.append(f"{'Tab':>8}  ", style="bold")
-        text.append(f"{'':<9}move between the nodes and projects tables\n")
+        # One line each, so the whole list fits 24 lines (the dialog scrolls past that).
+        text.append(f"{'Tab j k':>8}  ", style="bold")
+        text.append(f"{'':<9}Tab: the other table · j k: down, up (as the arrows)\n")
         text.append(f"{'ctrl+p :':>8}  ", style="bold")
         text.append(f"{'Palette':<9}", style="bold")
         text.append("every action, and go to a node or project\n")
         text.append(f"{'Esc':>8}  ", style="bold")
         text.append(f"{'':<9}clear the filter; close a dialog\n")
-        text.append("\nClick a column's header to sort by it (again: reverse).", style="dim")
+        text.append("Click a column's header to sort by it (again: reverse).", style="dim")
         with Vertical(id="dialog", classes="help"):
             yield Label("Keys — Esc closes", id="title")
             yield Static(text)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 from syncopate.tui import rows
@@ -42,6 +43,12 @@ SORT_KEYS: dict[str, dict[str, Callable[[str, dict[str, Any]], Any]]] = {
 
 class FleetTable(DataTable[rows.Cell]):
     """The `nodes` or `projects` table (its id is its kind) over a FleetModel."""
+
+    # vi's keys beside the arrows, as in k9s and htop (the help screen lists them).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
 
     def __init__(self, kind: str, model: FleetModel, clock: Callable[[], datetime]) -> None:
         super().__init__(id=kind, cursor_type="row", zebra_stripes=True)
