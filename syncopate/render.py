@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from syncopate.constraints import label_text
+from syncopate.metrics_text import metrics_text
 
 STATUS_STYLE = {
     "running": "bold green",
@@ -321,6 +322,7 @@ def node_detail(
         ("kind", "lite device" if info.get("kind") == "lite" else "agent"),
         ("last contact", ago(info.get("last-contact"), now)),
         ("address", str(info.get("address") or "-")),
+        ("metrics", metrics_text(info.get("metrics"))),
         ("ram", f"{size(info.get('ram-usage'))} used of {size(info.get('ram'))}"),
         ("storage", f"{size(info.get('disk-usage'))} used of {size(info.get('storage'))}"),
         ("labels", label_text(labels) or "-"),
