@@ -3,11 +3,13 @@ manager's door, kept per node, shown by `node show`, the TUI and /metrics."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from rich.console import Console
 
 from syncopate.manager.answers import node_gauges, node_info
 from syncopate.manager.cluster_state import ClusterState
@@ -16,7 +18,9 @@ from syncopate.manager.records import NodeRecord
 from syncopate.metrics_text import cpu_cell, duration, metrics_text
 from syncopate.node.probes import node_metrics, temperature
 from syncopate.protocol import NodeMetrics, StatusRequest, describe_validation_error
+from syncopate.render import node_detail
 from syncopate.states import NodeStatus
+from syncopate.tui.rows import NODE_COLUMNS, node_row
 
 
 def zone(thermal: Path, index: int, text: str) -> None:
@@ -143,6 +147,13 @@ def test_metrics_text_leaves_out_what_is_unknown() -> None:
     assert metrics_text({"cpu": "x"}) == "-"
 
 
+def test_node_detail_has_a_metrics_row() -> None:
+    console = Console(width=100, record=True, color_system=None)
+    figures = {"cpu": 3.0, "load": 0.12, "temperature": 40.0, "uptime": 7200.0}
+    console.print(node_detail({"name": "pi-1", "status": "alive", "metrics": figures}))
+    assert "metrics       cpu 3%  load 0.12  40.0 °C  up 2h 0m" in console.export_text()
+
+
 @pytest.mark.parametrize(
     ("seconds", "shown"),
     [(0, "0s"), (59.9, "59s"), (60, "1m"), (3599, "59m"), (3660, "1h 1m"), (90000, "1d 1h"),
@@ -157,3 +168,14 @@ def test_cpu_cell_fits_four_characters() -> None:
     assert cpu_cell({"cpu": 7.4}) == "7%"
     assert cpu_cell({"cpu": None}) == "-"
     assert cpu_cell(None) == "-"
+
+
+def test_tui_nodes_table_has_a_cpu_column_last() -> None:
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    alive = {"status": "alive", "metrics": {"cpu": 99.6}}
+    assert NODE_COLUMNS[-1].label == "CPU"
+    assert str(node_row("pi-1", alive, now)[-1]) == "100%"
+    assert str(node_row("pi-1", {**alive, "status": "dead"}, now)[-1]).strip() == "-"
+    assert str(node_row("pi-1", {"status": "alive"}, now)[-1]).strip() == "-"
+    # The nodes table fits 80 columns: each column padded by 2, inside a border.
+    assert sum(c.width + 2 for c in NODE_COLUMNS) + 2 <= 80
