@@ -179,11 +179,22 @@ class ManagerClient:
         except KeyError:
             raise ProtocolError("the manager's join answer has no name or access-token") from None
 
-    async def node_status(self, name: str, token: str, wait: float | None = None) -> dict[str, Any]:
-        """This node's assignments; with `wait`, held until they change (a long poll)."""
+    async def node_status(
+        self,
+        name: str,
+        token: str,
+        wait: float | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """This node's assignments; with `wait`, held until they change (a long poll).
+
+        `metrics` (cpu, load, temperature, uptime) tell the manager how the node is doing.
+        """
         body: dict[str, Any] = {"name": name, "access-token": token}
         if wait:
             body["wait"] = wait
+        if metrics is not None:
+            body["metrics"] = metrics
         return await self.post("/node-status", body, timeout=(wait or 0) + self.timeout)
 
     async def node_update(self, name: str, token: str, report: dict[str, Any]) -> dict[str, Any]:

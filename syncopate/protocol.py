@@ -119,8 +119,38 @@ class NodeAuth(WireModel):
     access_token: str = Field(max_length=256)
 
 
+def _number_not_bool(value: Any) -> Any:
+    # JSON true would otherwise pass for the number 1.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+# A node's metrics: finite numbers in a range (not true or false), or None: not known. The
+# bounds go on the number inside the optional (on the optional, a null would reach them).
+_NOT_BOOL = BeforeValidator(_number_not_bool)
+Percent = Annotated[Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None, _NOT_BOOL]
+Load = Annotated[Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] | None, _NOT_BOOL]
+Celsius = Annotated[
+    Annotated[float, Field(ge=-273.15, le=1000, allow_inf_nan=False)] | None, _NOT_BOOL
+]
+Seconds = Annotated[Annotated[float, Field(ge=0, le=1e10, allow_inf_nan=False)] | None, _NOT_BOOL]
+
+
+class NodeMetrics(WireModel):
+    """What a node measures of itself at each poll (DESIGN §3); the manager keeps the latest
+    in memory only (they change at every poll)."""
+
+    cpu: Percent = None  # of all cores together, since the node's previous poll
+    load: Load = None  # the one-minute load average
+    temperature: Celsius = None  # the hottest sensor; None on a machine without one
+    uptime: Seconds = None  # since the node booted
+
+
 class StatusRequest(NodeAuth):
     wait: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    # A form carries it as a JSON or Python-literal string; the seed's client sends none.
+    metrics: Annotated[NodeMetrics, BeforeValidator(form_literal)] | None = None
 
 
 class UpdateRequest(NodeAuth):

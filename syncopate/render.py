@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from syncopate.constraints import label_text
+from syncopate.metrics_text import cpu_cell, metrics_text
 
 STATUS_STYLE = {
     "running": "bold green",
@@ -138,8 +139,9 @@ def projects_table(projects: Mapping[str, Mapping[str, Any]], now: datetime | No
 def nodes_table(nodes: Mapping[str, Mapping[str, Any]], now: datetime | None = None) -> Table:
     """One row per node, sorted by name."""
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("NAME", "STATUS", "PROJECTS", "RAM", "DISK", "LAST CONTACT", "LABELS"):
-        table.add_column(column, justify="right" if column == "PROJECTS" else "left", no_wrap=True)
+    for column in ("NAME", "STATUS", "PROJECTS", "RAM", "DISK", "CPU", "LAST CONTACT", "LABELS"):
+        right = column in ("PROJECTS", "CPU")
+        table.add_column(column, justify="right" if right else "left", no_wrap=True)
     for name in sorted(nodes):
         info = nodes[name]
         shown = status_text(info.get("status"))
@@ -156,6 +158,8 @@ def nodes_table(nodes: Mapping[str, Mapping[str, Any]], now: datetime | None = N
             str(len(info.get("projects") or ())),
             f"{size(info.get('ram-usage'))} / {size(info.get('ram'))}",
             f"{size(info.get('disk-usage'))} / {size(info.get('storage'))}",
+            # A dead node's last figure would pass for a current one.
+            cpu_cell(info.get("metrics")) if info.get("status") == "alive" else "-",
             ago(info.get("last-contact"), now),
             label_text(labels, ",") or "-",
         )
@@ -321,6 +325,7 @@ def node_detail(
         ("kind", "lite device" if info.get("kind") == "lite" else "agent"),
         ("last contact", ago(info.get("last-contact"), now)),
         ("address", str(info.get("address") or "-")),
+        ("metrics", metrics_text(info.get("metrics"))),
         ("ram", f"{size(info.get('ram-usage'))} used of {size(info.get('ram'))}"),
         ("storage", f"{size(info.get('disk-usage'))} used of {size(info.get('storage'))}"),
         ("labels", label_text(labels) or "-"),

@@ -1,8 +1,8 @@
 """The cluster's answers to questions: plain dicts built from the records, changing nothing.
 
-/node-status (a node's assignments), `status` (projects), `nodes`, `logs`, and the counts for
-/health and /metrics. The field names are the wire format (DESIGN.md); the seed's per-project
-fields are shared by /node-status and `status`.
+/node-status (a node's assignments), `status` (projects), `nodes`, `logs`, and the counts and
+per-node gauges for /health and /metrics. The field names are the wire format (DESIGN.md); the
+seed's per-project fields are shared by /node-status and `status`.
 """
 
 from __future__ import annotations
@@ -160,6 +160,8 @@ def node_info(state: ClusterState, node: NodeRecord) -> dict[str, Any]:
         "disk-usage": sum(p.disk_usage for p in placed),
         "ram-usage": sum(p.ram_usage for p in placed),
         "projects": sorted(p.copy_of or p.name for p in placed),
+        # As of its last poll (`last-contact`); None: it sends none (a seed node, a lite device).
+        "metrics": node.metrics,
     }
 
 
@@ -180,6 +182,29 @@ def logs(project: ProjectRecord, rows: list[tuple[int, str]]) -> dict[str, Any]:
         "seq": rows[0][0] if rows else project.log_count,
         "lines": [line for _, line in rows],
     }
+
+
+# /metrics gauges from a node's metrics: (gauge, metrics key).
+NODE_GAUGES = (
+    ("syncopate_node_cpu_percent", "cpu"),
+    ("syncopate_node_load1", "load"),
+    ("syncopate_node_temperature_celsius", "temperature"),
+    ("syncopate_node_uptime_seconds", "uptime"),
+)
+
+
+def node_gauges(state: ClusterState) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """Each node's latest metrics as gauges labelled by node; a figure it does not know (no
+    sensor) has no series. A dead or departed node has none: its last figures are stale."""
+    gauges: dict[str, dict[tuple[tuple[str, str], ...], float]] = {g: {} for g, _ in NODE_GAUGES}
+    for node in state.nodes.values():
+        if node.metrics is None or node.status is not NodeStatus.ALIVE or node.left:
+            continue
+        for gauge, key in NODE_GAUGES:
+            value = node.metrics.get(key)
+            if value is not None:
+                gauges[gauge][(("node", node.name),)] = float(value)
+    return gauges
 
 
 def counts(state: ClusterState) -> dict[str, dict[str, int]]:

@@ -48,7 +48,7 @@ from syncopate.manager.reports import Reports
 from syncopate.manager.storage import Storage
 from syncopate.manager.undo import Undo, Undoable
 from syncopate.project_protocol import AddProject, RemoveProject, SetProject
-from syncopate.protocol import InitializeRequest, UpdateRequest
+from syncopate.protocol import InitializeRequest, NodeMetrics, UpdateRequest
 from syncopate.states import NodeStatus, ProjectStatus, check_project_transition
 
 Clock = Callable[[], float]
@@ -210,6 +210,12 @@ class Cluster(Undoable):
         """Record contact from a node; a dead or departed node that speaks again is alive."""
         self.members.touch(node, address)
 
+    def measured(self, node: NodeRecord, metrics: NodeMetrics) -> None:
+        """A node's latest metrics, from its poll: kept in memory only (they change at every
+        poll, and nothing else depends on them); /events hears of them."""
+        node.metrics = metrics.model_dump()
+        self._announce("node", node.name)
+
     def mark_lite(self, node: NodeRecord) -> None:
         """The node is a lite device (it spoke /hw_supervisor as one): it runs no projects."""
         self.members.mark_lite(node)
@@ -356,3 +362,7 @@ class Cluster(Undoable):
     def counts(self) -> dict[str, dict[str, int]]:
         """Nodes and projects counted by status, for /health and /metrics."""
         return answers.counts(self.state)
+
+    def node_gauges(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+        """Each live node's latest metrics as /metrics gauges, by node."""
+        return answers.node_gauges(self.state)

@@ -63,8 +63,14 @@ class Metrics:
         for name, series in gauges.items():
             lines.append(f"# TYPE {name} gauge")
             for labels, value in sorted(series.items()):
-                label_text = ",".join(f'{k}="{v}"' for k, v in labels)
+                label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
                 lines.append(
                     f"{name}{{{label_text}}} {value:g}" if label_text else f"{name} {value:g}"
                 )
         return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    """A label value as the exposition format quotes it (a node name is checked at join, but
+    a label value must never be able to end the line)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -52,6 +52,9 @@ class NodeRecord:
     # stored. Balance moves nothing onto a node until it has been alive for a while.
     alive_since: float = 0.0
     address: str = ""
+    # The latest `metrics` of its polls (cpu, load, temperature, uptime); not stored: they
+    # change at every poll, and a restarted manager hears them again at the next one.
+    metrics: dict[str, float | None] | None = None
 
     @property
     def schedulable(self) -> bool:

@@ -51,7 +51,7 @@ CREATE INDEX IF NOT EXISTS commands_by_state ON commands(state, id);
 FAILURE_LOG_INTERVAL = 60.0
 log = logging.getLogger("syncopate.manager")
 
-_NODE_TRANSIENT = {"last_contact", "alive_since", "address"}
+_NODE_TRANSIENT = {"last_contact", "alive_since", "address", "metrics"}
 # `secrets` is stored sealed, not as it is (see save_project).
 _PROJECT_TRANSIENT = {"move_started", "secrets"}
 _COMMAND_TRANSIENT = {"since"}

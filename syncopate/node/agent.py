@@ -130,6 +130,7 @@ class Agent:
         ended = await asyncio.to_thread(end_all_leftovers, settings.records_dir, self.data_dir)
         for name in ended:
             log.warning("ended %s, left running by an earlier agent", name)
+        probes.node_metrics()  # the first CPU figure counts from here (it means nothing)
         await self._retrying(self.join, stop)
         if stop.is_set():
             await self.client.close()
@@ -169,7 +170,9 @@ class Agent:
         while True:
             sent = self.clock()
             try:
-                answer = await self.client.node_status(self.name, self.token, wait=wait)
+                answer = await self.client.node_status(
+                    self.name, self.token, wait=wait, metrics=probes.node_metrics()
+                )
             except Unauthorized:
                 log.warning("the manager no longer knows %s; joining again", self.name)
                 await self._retrying(self._join_with_password, stop)

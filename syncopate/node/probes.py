@@ -1,10 +1,12 @@
-"""Measurements the node reports: a project's disk use and the node's capacity."""
+"""Measurements the node reports: a project's disk use, the node's capacity and its metrics."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -75,3 +77,45 @@ def full_disk_reason(path: Path) -> str:
     if free >= FULL_BELOW:
         return ""
     return f"no space left on device: {free // 1024} KB free where {path} is"
+
+
+THERMAL = Path("/sys/class/thermal")
+"""Where Linux lists its thermal zones (a Raspberry Pi's SoC sensor is thermal_zone0)."""
+
+
+def temperature(thermal: Path = THERMAL) -> float | None:
+    """The hottest thermal zone under `thermal`, in °C; None where the machine has none.
+
+    Each `thermal_zone*/temp` holds millidegrees; a zone that cannot be read (some report
+    EINVAL or ENODATA while their sensor sleeps) or holds no number is skipped.
+    """
+    readings = []
+    for zone in sorted(thermal.glob("thermal_zone*/temp")):
+        try:
+            readings.append(int(zone.read_text().strip()) / 1000)
+        except (OSError, ValueError):
+            continue
+    return round(max(readings), 1) if readings else None
+
+
+def load_average() -> float | None:
+    """The one-minute load average; None where the system has none."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def node_metrics(thermal: Path = THERMAL) -> dict[str, Any]:
+    """The `metrics` of a /node-status poll (DESIGN §3): `cpu` %, `load`, `temperature` °C
+    (None where unknown) and `uptime` s.
+
+    `cpu` is the system-wide use since the previous call (psutil keeps the last reading, so
+    measuring costs no waiting); call it once at start-up, whose figure means nothing.
+    """
+    return {
+        "cpu": round(psutil.cpu_percent(interval=None), 1),
+        "load": load_average(),
+        "temperature": temperature(thermal),
+        "uptime": round(max(0.0, time.time() - psutil.boot_time())),
+    }

@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.text import Text
 
+from syncopate.metrics_text import cpu_cell
 from syncopate.render import ago, project_status, short, status_text
 
 
@@ -24,7 +25,8 @@ class Column:
 
 
 # Widths fit the values' formats, so a changing value never resizes a column.
-# The projects table fits 80 columns (9 columns, each padded by 2, inside a border).
+# The projects table fits 80 columns (9 columns, each padded by 2, inside a border), and so
+# does the nodes table (7 columns).
 PROJECT_COLUMNS = (
     Column("name", "NAME", 10),
     Column("node", "NODE", 9),
@@ -43,6 +45,7 @@ NODE_COLUMNS = (
     Column("ram", "RAM USED", 11),
     Column("storage", "DISK USED", 11),
     Column("projects", "PROJ", 4),
+    Column("cpu", "CPU", 4),
 )
 
 Cell = str | Text
@@ -126,4 +129,6 @@ def node_row(name: str, info: Mapping[str, Any], now: datetime) -> tuple[Cell, .
         used_of(info.get("ram-usage"), info.get("ram")),
         used_of(info.get("disk-usage"), info.get("storage")),
         right(str(len(info.get("projects") or ())), 4),
+        # A dead node's last figure would pass for a current one.
+        right(cpu_cell(info.get("metrics")) if info.get("status") == "alive" else "-", 4),
     )

@@ -420,6 +420,28 @@ CASES: list[Case] = [
     Case("status-unknown-node", "/node-status", 401, ("pi-7",), poll(name="pi-7")),
     Case("status-wait-string", "/node-status", 400, ("wait",), poll(wait="soon")),
     Case("status-wait-negative", "/node-status", 400, ("wait",), poll(wait=-1)),
+    Case("status-metrics-cpu-over", "/node-status", 400, ("metrics.cpu", "100"), poll(
+        metrics={"cpu": 150, "load": 0.5, "uptime": 60}
+    )),
+    Case("status-metrics-load-negative", "/node-status", 400, ("metrics.load",), poll(
+        metrics={"cpu": 5, "load": -1}
+    )),
+    Case("status-metrics-bool", "/node-status", 400, ("metrics.cpu", "true or false"), poll(
+        metrics={"cpu": True}
+    )),
+    Case("status-metrics-temperature-text", "/node-status", 400, ("metrics.temperature",), poll(
+        metrics={"temperature": "hot"}
+    )),
+    Case("status-metrics-uptime-infinite", "/node-status", 400, ("metrics.uptime",), lambda k: (
+        Request(raw=json.dumps(
+            {"name": "pi-1", "access-token": k.pi1.token, "metrics": {"uptime": 0}}
+        ).replace('"uptime": 0', '"uptime": 1e400').encode())
+    )),
+    Case("status-metrics-not-object", "/node-status", 400, ("metrics",), poll(metrics="busy")),
+    Case("status-metrics-list", "/node-status", 400, ("metrics",), poll(metrics=[12, 0.5])),
+    Case("status-form-bad-metrics", "/node-status", 400, ("metrics.cpu",), form(lambda k: [
+        ("name", "pi-1"), ("access-token", k.pi1.token), ("metrics", "{'cpu': 500}"),
+    ])),
     Case("status-too-large", "/node-status", 413, ("limit",), big_json(
         lambda k: {"name": "pi-1", "access-token": k.pi1.token}
     )),

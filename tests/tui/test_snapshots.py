@@ -160,6 +160,7 @@ def node(name: str, **fields: Any) -> dict[str, Any]:
         "disk-usage": sum(PROJECTS[p]["disk-usage"] for p in placed),
         "ram-usage": sum(PROJECTS[p]["ram-usage"] for p in placed),
         "projects": placed,
+        "metrics": {"cpu": 12.0, "load": 0.31, "temperature": 47.2, "uptime": 264_000.0},
     }
     info.update(fields)
     return info
@@ -167,7 +168,12 @@ def node(name: str, **fields: Any) -> dict[str, Any]:
 
 NODES: dict[str, dict[str, Any]] = {
     "pi-1": node("pi-1", drained=True, labels={"room": "hall", "camera": "yes"}),
-    "pi-2": node("pi-2", ram=7_810.0, storage=118_000.0),
+    "pi-2": node(
+        "pi-2",
+        ram=7_810.0,
+        storage=118_000.0,
+        metrics={"cpu": 100.0, "load": 4.02, "temperature": None, "uptime": 3_600.0},
+    ),
     "pi-3": node("pi-3", status="dead", **{"last-contact": "2026-11-22T11:52:10Z"}),
 }
 

@@ -119,15 +119,18 @@ def test_nodes_table() -> None:
             "disk-usage": 30.0,
             "labels": {"room": "lab", "arch": "arm64"},
             "projects": ["a", "b"],
+            "metrics": {"cpu": 42.4, "load": 0.5, "temperature": None, "uptime": 60.0},
         },
-        "pi-2": {"status": "dead", "projects": [], "labels": {}},
+        "pi-2": {"status": "dead", "projects": [], "labels": {}, "metrics": {"cpu": 9.0}},
     }
     lines = text_of(nodes_table(nodes, NOW)).splitlines()
-    assert lines[0].split() == ["NAME", "STATUS", "PROJECTS", "RAM", "DISK", "LAST", "CONTACT",
-                                "LABELS"]  # fmt: skip
+    assert lines[0].split() == ["NAME", "STATUS", "PROJECTS", "RAM", "DISK", "CPU", "LAST",
+                                "CONTACT", "LABELS"]  # fmt: skip
     assert "alive (drained)" in lines[1] and "120 MB / 3.7 GB" in lines[1]
     assert "2s ago" in lines[1] and "arch=arm64,room=lab" in lines[1]
+    assert "30 MB / 28.3 GB  42%  2s ago" in lines[1]
     assert lines[2].split()[:3] == ["pi-2", "dead", "0"]
+    assert "9%" not in lines[2]  # a dead node's last figure is not shown as current
 
 
 def test_project_detail_has_fields_variables_and_output() -> None:

@@ -84,6 +84,7 @@ async def metrics(request: web.Request) -> web.Response:
             (("state", s),): float(n) for s, n in state.commands.waiting_counts().items()
         },
         "syncopate_uptime_seconds": {(): time.monotonic() - state.started},
+        **state.cluster.node_gauges(),
     }
     return web.Response(
         text=state.metrics.render(gauges), content_type="text/plain", charset="utf-8"

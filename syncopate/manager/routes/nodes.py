@@ -61,6 +61,8 @@ async def node_status(request: web.Request) -> web.Response:
     cluster = state.cluster
     node = cluster.authenticate_node(poll.name, poll.access_token)
     cluster.touch(node, client_address(request))
+    if poll.metrics is not None:
+        cluster.measured(node, poll.metrics)
     if poll.wait:
         limit = min(poll.wait, MAX_WAIT_SECONDS, cluster.settings.longest_hold)
         await cluster.wait_for_change(node.name, limit)

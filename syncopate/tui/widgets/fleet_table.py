@@ -37,8 +37,15 @@ SORT_KEYS: dict[str, dict[str, Callable[[str, dict[str, Any]], Any]]] = {
         "ram": lambda name, info: float(info.get("ram-usage") or 0),
         "storage": lambda name, info: float(info.get("disk-usage") or 0),
         "projects": lambda name, info: len(info.get("projects") or ()),
+        "cpu": lambda name, info: cpu_percent(info),
     },
 }
+
+
+def cpu_percent(info: dict[str, Any]) -> float:
+    """A node's CPU use to sort by; -1 (first) when it is not known."""
+    cpu = (info.get("metrics") or {}).get("cpu")
+    return float(cpu) if isinstance(cpu, int | float) and info.get("status") == "alive" else -1.0
 
 
 class FleetTable(DataTable[rows.Cell]):
