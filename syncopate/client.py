@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
-from types import TracebackType
 from typing import Any, Self
 
 from syncopate import __version__
@@ -77,12 +76,7 @@ class ManagerClient:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def close(self) -> None:
@@ -168,11 +162,9 @@ class ManagerClient:
             "syncopate-password": password,
             "storage": storage,
             "ram": ram,
+            **({"labels": labels} if labels else {}),
+            **({"agent-version": agent_version} if agent_version else {}),
         }
-        if labels:
-            body["labels"] = labels
-        if agent_version:
-            body["agent-version"] = agent_version
         data = await self.post("/node-initialize", body)
         try:
             return str(data["name"]), str(data["access-token"])
@@ -186,15 +178,14 @@ class ManagerClient:
         wait: float | None = None,
         metrics: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """This node's assignments; with `wait`, held until they change (a long poll).
-
-        `metrics` (cpu, load, temperature, uptime) tell the manager how the node is doing.
-        """
-        body: dict[str, Any] = {"name": name, "access-token": token}
-        if wait:
-            body["wait"] = wait
-        if metrics is not None:
-            body["metrics"] = metrics
+        """This node's assignments (held until they change with `wait`: a long poll); `metrics`
+        (cpu, load, temperature, uptime) tell the manager how the node is doing."""
+        body: dict[str, Any] = {
+            "name": name,
+            "access-token": token,
+            **({"wait": wait} if wait else {}),
+            **({"metrics": metrics} if metrics is not None else {}),
+        }
         return await self.post("/node-status", body, timeout=(wait or 0) + self.timeout)
 
     async def node_update(self, name: str, token: str, report: dict[str, Any]) -> dict[str, Any]:
@@ -387,11 +378,8 @@ class ManagerClient:
         return response.text()
 
     def events(self, logs: Iterable[str] = ()) -> AsyncGenerator[dict[str, Any], None]:
-        """Messages from /events: a snapshot first, then batches of changes.
-
-        With `logs` (project names), also `{"type": "logs", "project", "seq", "lines"}`
-        messages carrying each batch of those projects' new output lines.
-        """
+        """Messages from /events: a snapshot, then batches of changes; with `logs` (project
+        names), also `{"type": "logs", "project", "seq", "lines"}` with their new output."""
         return self._events.messages(logs)
 
     def follow_events(
