@@ -177,14 +177,17 @@ async def test_new_commit_is_deployed(fleet: Fleet) -> None:
         await ctl.add("web", repo.url, command=command)
     first = await fleet.until("web", lambda p: p["status"] == "running", "web to run")
     second_commit = repo.commit({"version.txt": "2\n"})
-    info = await fleet.until(
+    # Its output comes in the reports after the one with its pid: wait for both.
+    await fleet.until(
         "web",
         lambda p: (
-            p["commit"] == second_commit and p["status"] == "running" and p["pid"] != first["pid"]
+            p["commit"] == second_commit
+            and p["status"] == "running"
+            and p["pid"] != first["pid"]
+            and "2" in p["log-tail"]
         ),
-        "the new commit to be deployed and restarted",
+        "the new commit to be deployed, restarted and print its version",
     )
-    assert "2" in info["log-tail"]
     assert not alive(first["pid"])
 
 
