@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,8 +69,14 @@ class Cli:
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    tmp = tmp_path_factory.mktemp("cli")
-    with manager_process(tmp / "manager", password=PASSWORD, node_timeout=5) as manager:
+    with cli_with_agent(tmp_path_factory.mktemp("cli"), node_timeout=5) as running:
+        yield running
+
+
+@contextmanager
+def cli_with_agent(tmp: Path, node_timeout: float, password: str = PASSWORD) -> Iterator[Cli]:
+    """A manager process and one agent (pi-1) under `tmp`, and the CLI pointed at them."""
+    with manager_process(tmp / "manager", password=password, node_timeout=node_timeout) as manager:
         url = manager.start()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")} | {
             "SYNCOPATE_HOME": str(tmp / "home"),  # no controller.json there
@@ -80,7 +87,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         command += ["--data-dir", str(tmp / "node"), "--interval", "0.2"]
         agent = subprocess.Popen(
             command,
-            env=env | {"SYNCOPATE_PASSWORD": PASSWORD},
+            env=env | {"SYNCOPATE_PASSWORD": password},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import subprocess
@@ -19,8 +18,8 @@ import pytest
 from syncopate.client import ManagerClient
 from tests.gitrepos import Repo
 from tests.integration.test_agent import COUNTER
-from tests.integration.test_cli import Cli
-from tests.procs import manager_process, wait_until
+from tests.integration.test_cli import Cli, cli_with_agent
+from tests.procs import wait_until
 
 pytestmark = pytest.mark.slow
 PASSWORD = "json-password"
@@ -47,36 +46,8 @@ def bad_keys(data: Any, path: str = "") -> list[str]:
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    tmp = tmp_path_factory.mktemp("cli-json")
-    with manager_process(tmp / "manager", password=PASSWORD, node_timeout=3) as manager:
-        url = manager.start()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")} | {
-            "SYNCOPATE_HOME": str(tmp / "home"),
-            "SYNCOPATE_MANAGER": url,
-            "SYNCOPATE_TOKEN": manager.token,
-        }
-        command = [sys.executable, "-m", "syncopate.node", url, "--name", "pi-1"]
-        command += ["--data-dir", str(tmp / "node"), "--interval", "0.2"]
-        agent = subprocess.Popen(
-            command,
-            env=env | {"SYNCOPATE_PASSWORD": PASSWORD},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            running = Cli(manager, env, tmp)
-            wait_until(
-                lambda: any(n["status"] == "alive" for n in running.json("node", "list")),
-                "the agent to join",
-            )
-            yield running
-        finally:
-            agent.send_signal(signal.SIGTERM)
-            try:
-                assert agent.wait(20) == 0
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                raise
+    with cli_with_agent(tmp_path_factory.mktemp("cli-json"), 3, PASSWORD) as running:
+        yield running
 
 
 class Checked:
