@@ -280,10 +280,11 @@ def _document() -> dict[str, Any]:
         "info": {
             "title": "Syncopate manager",
             "version": __version__,
-            "description": "Errors use real HTTP statuses and still carry the seed's result "
-            "fields with a reason (DESIGN §3). A request on /node-initialize, /node-status or "
-            "/node-update without the `Syncopate-Agent` header is the seed's dialect: its "
-            "errors are answered with HTTP 200 and the same body (DESIGN §10).",
+            "description": "Errors use real HTTP statuses (4xx for a refused request) and "
+            "still carry the `result` and `reason` fields the original node and controller "
+            "clients read. A request on /node-initialize, /node-status or /node-update without "
+            "the `Syncopate-Agent` header comes from such an original client: its errors are "
+            "answered with HTTP 200 and the same body, as those clients expect.",
         },
         "paths": paths,
         "components": {
