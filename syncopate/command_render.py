@@ -11,28 +11,41 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from syncopate.fit import Column, FitTable
 from syncopate.render import ago, exit_text, first_line, status_text
 
+COMMAND_COLUMNS = (
+    Column("ID", "right"),
+    Column("NODE"),
+    Column("STATE"),
+    Column("EXIT", "right", keep=8),
+    Column("USER", keep=5),
+    Column("SENT", keep=7),
+    Column("TOOK", "right", keep=4),
+    Column("CODE", keep=6, flexible=True, min_width=12),
+)
 
-def commands_table(commands: Mapping[str, Mapping[str, Any]], now: datetime | None = None) -> Table:
-    """One row per command, in the answer's order (newest first)."""
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("ID", "NODE", "STATE", "EXIT", "USER", "SENT", "TOOK", "CODE"):
-        right = column in ("ID", "EXIT", "TOOK")
-        table.add_column(column, justify="right" if right else "left", no_wrap=True)
+
+def commands_table(
+    commands: Mapping[str, Mapping[str, Any]], now: datetime | None = None
+) -> FitTable:
+    """One row per command, in the answer's order (newest first); a line a row at any width."""
+    rows: list[list[str | Text]] = []
     for key, info in commands.items():
         duration = info.get("duration")
-        table.add_row(
-            str(info.get("id", key)),
-            str(info.get("node") or "-"),
-            status_text(info.get("state")),
-            exit_text(info),
-            str(info.get("user") or "-"),
-            ago(info.get("created"), now),
-            "-" if duration is None else f"{float(duration):.2f}s",
-            first_line(info.get("code"), 30),
+        rows.append(
+            [
+                str(info.get("id", key)),
+                str(info.get("node") or "-"),
+                status_text(info.get("state")),
+                exit_text(info),
+                str(info.get("user") or "-"),
+                ago(info.get("created"), now),
+                "-" if duration is None else f"{float(duration):.2f}s",
+                first_line(info.get("code"), 30),
+            ]
         )
-    return table
+    return FitTable(COMMAND_COLUMNS, rows)
 
 
 def _seconds(value: object) -> str:

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from syncopate.constraints import label_text
+from syncopate.fit import Column, FitTable
 from syncopate.metrics_text import cpu_cell, metrics_text
 
 STATUS_STYLE = {
@@ -109,12 +110,36 @@ def short(text: object, width: int) -> str:
     return value if len(value) <= width else value[: width - 1] + "…"
 
 
-def projects_table(projects: Mapping[str, Mapping[str, Any]], now: datetime | None = None) -> Table:
-    """One row per project, sorted by name."""
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("NAME", "STATUS", "NODE", "UP", "RAM", "DISK", "RESTARTS", "COMMIT", "REASON"):
-        right = column in ("RAM", "DISK", "RESTARTS")
-        table.add_column(column, justify="right" if right else "left", no_wrap=column != "REASON")
+# The list tables' columns, in their order; `keep` says which go first at narrow widths
+# (fit.py): the name and the status always stay, the reason takes what is left, on one line.
+PROJECT_COLUMNS = (
+    Column("NAME"),
+    Column("STATUS"),
+    Column("NODE", keep=9),
+    Column("UP", keep=6),
+    Column("RAM", "right", keep=7),
+    Column("DISK", "right", keep=3),
+    Column("RESTARTS", "right", keep=5),
+    Column("COMMIT", keep=2),
+    Column("REASON", keep=8, flexible=True, min_width=16),
+)
+NODE_COLUMNS = (
+    Column("NAME"),
+    Column("STATUS"),
+    Column("PROJECTS", "right", keep=8),
+    Column("RAM", keep=7),
+    Column("DISK", keep=4),
+    Column("CPU", "right", keep=6),
+    Column("LAST CONTACT", keep=5),
+    Column("LABELS", keep=3, flexible=True, min_width=10),
+)
+
+
+def projects_table(
+    projects: Mapping[str, Mapping[str, Any]], now: datetime | None = None
+) -> FitTable:
+    """One row per project, sorted by name; fits the width it is drawn at, a line a row."""
+    rows: list[list[str | Text]] = []
     for name in sorted(projects):
         info = projects[name]
         status = info.get("status")
@@ -122,26 +147,26 @@ def projects_table(projects: Mapping[str, Mapping[str, Any]], now: datetime | No
         if info.get("moving-to"):
             node = f"{node} → {info['moving-to']}"
         up = ago(info.get("started-at"), now) if status == "running" else "-"
-        table.add_row(
-            name,
-            project_status(info),
-            node,
-            up.removesuffix(" ago"),
-            size(info.get("ram-usage")),
-            size(info.get("disk-usage")),
-            str(info.get("restarts") or 0),
-            (info.get("commit") or "-")[:10],
-            short(info.get("reason"), 60),
+        rows.append(
+            [
+                name,
+                project_status(info),
+                node,
+                up.removesuffix(" ago"),
+                size(info.get("ram-usage")),
+                size(info.get("disk-usage")),
+                str(info.get("restarts") or 0),
+                (info.get("commit") or "-")[:10],
+                # The flexible column cuts it to the width left; `project show` has it whole.
+                str(info.get("reason") or ""),
+            ]
         )
-    return table
+    return FitTable(PROJECT_COLUMNS, rows)
 
 
-def nodes_table(nodes: Mapping[str, Mapping[str, Any]], now: datetime | None = None) -> Table:
-    """One row per node, sorted by name."""
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("NAME", "STATUS", "PROJECTS", "RAM", "DISK", "CPU", "LAST CONTACT", "LABELS"):
-        right = column in ("PROJECTS", "CPU")
-        table.add_column(column, justify="right" if right else "left", no_wrap=True)
+def nodes_table(nodes: Mapping[str, Mapping[str, Any]], now: datetime | None = None) -> FitTable:
+    """One row per node, sorted by name; fits the width it is drawn at, a line a row."""
+    rows: list[list[str | Text]] = []
     for name in sorted(nodes):
         info = nodes[name]
         shown = status_text(info.get("status"))
@@ -152,18 +177,20 @@ def nodes_table(nodes: Mapping[str, Mapping[str, Any]], now: datetime | None = N
         if info.get("kind") == "lite":
             shown.append(" (lite device)", style="dim")
         labels = info.get("labels") or {}
-        table.add_row(
-            name,
-            shown,
-            str(len(info.get("projects") or ())),
-            f"{size(info.get('ram-usage'))} / {size(info.get('ram'))}",
-            f"{size(info.get('disk-usage'))} / {size(info.get('storage'))}",
-            # A dead node's last figure would pass for a current one.
-            cpu_cell(info.get("metrics")) if info.get("status") == "alive" else "-",
-            ago(info.get("last-contact"), now),
-            label_text(labels, ",") or "-",
+        rows.append(
+            [
+                name,
+                shown,
+                str(len(info.get("projects") or ())),
+                f"{size(info.get('ram-usage'))} / {size(info.get('ram'))}",
+                f"{size(info.get('disk-usage'))} / {size(info.get('storage'))}",
+                # A dead node's last figure would pass for a current one.
+                cpu_cell(info.get("metrics")) if info.get("status") == "alive" else "-",
+                ago(info.get("last-contact"), now),
+                label_text(labels, ",") or "-",
+            ]
         )
-    return table
+    return FitTable(NODE_COLUMNS, rows)
 
 
 HISTORY_SHOWN = 10  # the last changes `project show` lists (all of them under --json)
@@ -262,21 +289,27 @@ def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
     return Group(*parts)
 
 
+COPY_COLUMNS = (
+    Column("COPY ON"),
+    Column("STATUS"),
+    Column("COMMIT", keep=1),
+    Column("VARIABLES", keep=2, flexible=True, min_width=12),
+)
+
+
 def copies_table(copies: Mapping[str, Mapping[str, Any]]) -> RenderableType:
     """An every-node project's copies, one line each: node, status, commit, variables."""
     if not copies:
         return Text("copies: none yet (no live node matches)", style="dim")
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("COPY ON", "STATUS", "COMMIT", "VARIABLES"):
-        table.add_column(column, no_wrap=column != "VARIABLES")
+    rows: list[list[str | Text]] = []
     for node in sorted(copies):
         copy = copies[node]
         variables = json.dumps(copy.get("persistent-variables") or {}, sort_keys=True)
         status = project_status(copy)
         if copy.get("reason"):
             status.append(f" ({short(copy['reason'], 50)})", style="dim")
-        table.add_row(node, status, str(copy.get("commit") or "-")[:10], short(variables, 60))
-    return table
+        rows.append([node, status, str(copy.get("commit") or "-")[:10], variables])
+    return FitTable(COPY_COLUMNS, rows)
 
 
 def _compact(value: Any) -> str:
