@@ -67,7 +67,11 @@ OPTIONS: dict[str, Option] = {
         ),
         Option("--ca-file", str, None, "F", "CA certificate to verify an https manager."),
         Option(
-            "--fingerprint", str, None, "sha256:...", "Pinned sha256: fingerprint of the manager."
+            "--fingerprint",
+            str,
+            None,
+            "sha256:...",
+            "Pinned fingerprint of the manager's certificate.",
         ),
         Option(
             "--label",

@@ -2,7 +2,7 @@
 
     async for message in client.follow_events(logs=["counter"]):
         if isinstance(message, FeedDropped):
-            say(f"{message.error}; trying again in {message.delay:g} s")
+            say(drop_text(message))  # lost the manager (connection refused); trying again in 2 s
         else:
             handle(message)
 
@@ -18,13 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import ssl
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from syncopate.errors import ConnectionFailed, SyncopateError, Unreachable, request_error_for
+from syncopate.errors import (
+    ConnectionFailed,
+    RequestError,
+    SyncopateError,
+    Unreachable,
+    request_error_for,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -32,6 +40,10 @@ if TYPE_CHECKING:
 Message = dict[str, Any]
 # After a drop: quick at first (a manager restart takes a second), then every 5 s.
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)
+
+
+class FeedClosed(ConnectionFailed):
+    """The manager closed the event feed (it stopped or restarted)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,7 @@ async def follow(
             yield snapshot
             async for message in feed:
                 yield message
-            raise ConnectionFailed("the event feed closed")
+            raise FeedClosed("the event feed closed")
         except retry as exc:
             error: SyncopateError = exc
         finally:
@@ -155,15 +167,50 @@ class EventSocket:
                 "pass --ca-file or --fingerprint"
             ) from None
         except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-            raise Unreachable(f"cannot reach the manager at {self.url} ({reason})") from None
+            raise Unreachable(
+                f"cannot reach the manager at {self.url} ({connection_reason(exc)})"
+            ) from None
         async with ws:
             async for message in ws:
                 if message.type == aiohttp.WSMsgType.TEXT:
                     yield json.loads(message.data)
                 elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                     break
-        raise ConnectionFailed(f"the event feed from {self.url} closed")
+        raise FeedClosed(f"the event feed from {self.url} closed")
+
+
+def connection_reason(exc: BaseException) -> str:
+    """Why a connection failed, in a few words (`connection refused`), not the library's text
+    (`Cannot connect to host 127.0.0.1:8470 ssl:default [Connect call failed ...]`)."""
+    cause = getattr(exc, "os_error", None) or exc  # aiohttp's connector errors wrap the OSError
+    if isinstance(cause, TimeoutError):
+        return "timed out"
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, socket.gaierror):
+        return "unknown host"
+    if isinstance(cause, ConnectionResetError):
+        return "connection reset"
+    if isinstance(cause, OSError) and cause.errno:
+        return os.strerror(cause.errno).lower()  # `no route to host`, `network is unreachable`
+    return "the connection closed"
+
+
+def drop_text(drop: FeedDropped) -> str:
+    """A drop as a person reads it: `lost the manager (connection refused); trying again in
+    2 s`."""
+    error = drop.error
+    if isinstance(error, Unreachable):
+        # Its message is `cannot reach the manager at URL (why)`: the why is what is new.
+        message = str(error)
+        why = message[message.rfind("(") + 1 : -1] if message.endswith(")") else message
+    elif isinstance(error, RequestError):
+        why = f"it answered {error.status}: {error}"
+    elif isinstance(error, FeedClosed):
+        why = "it closed the connection"
+    else:
+        why = str(error)
+    return f"lost the manager ({why}); trying again in {drop.delay:g} s"
 
 
 class NumberedLines:

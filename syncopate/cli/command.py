@@ -24,14 +24,17 @@ from syncopate.cli.common import (
     call,
     print_json,
 )
+from syncopate.cli.helpstyle import aliased
 from syncopate.cli.target import find_target
 from syncopate.client import ManagerClient
 from syncopate.command_results import describe_end, exit_status, wait_answered
 from syncopate.errors import ConfigError
-from syncopate.feed import FeedDropped
+from syncopate.feed import FeedDropped, drop_text
 
 app = typer.Typer(
-    help="Send a program to nodes, and follow what became of it.", no_args_is_help=True
+    help="Send a program to nodes, and follow what became of it.",
+    no_args_is_help=True,
+    cls=aliased({"ls": "list"}),
 )
 
 
@@ -72,7 +75,7 @@ def print_responses(commands: Sequence[Mapping[str, Any]]) -> int:
 
 
 def say_dropped(drop: FeedDropped) -> None:
-    typer.secho(f"{drop.error}; trying again in {drop.delay:g} s", err=True)
+    typer.secho(drop_text(drop), err=True)
 
 
 @app.command()
@@ -149,7 +152,9 @@ def list_commands(
         "timed-out, canceled.",
     ),
     user: str = typer.Option(None, "--user", metavar="U", help="Only those sent by this user."),
-    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000, help="How many, newest first."),
+    limit: int = typer.Option(
+        50, "--limit", "-n", min=1, max=1000, metavar="N", help="How many, newest first."
+    ),
     before: int = typer.Option(
         None, "--before", metavar="ID", min=1, help="Older than this id (the next page)."
     ),
@@ -159,7 +164,7 @@ def list_commands(
     ca_file: CaFileOption = None,
     fingerprint: FingerprintOption = None,
 ) -> None:
-    """The command log, newest first."""
+    """The command log, newest first (also: ls)."""
     target = find_target(manager, token, ca_file, fingerprint)
     answer = call(target, lambda c: c.command_list(node, state, user, limit, before))
     commands: dict[str, dict[str, Any]] = answer.get("commands") or {}

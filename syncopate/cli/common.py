@@ -37,32 +37,36 @@ T = TypeVar("T")
 JSON_OPTION: Any = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 
 
-def _manager_option(flag: str, help: str) -> Any:
+def _manager_option(flag: str, metavar: str, help: str) -> Any:
     # The README reference folds the options of this panel into one "[manager options]".
-    return typer.Option(flag, help=help, rich_help_panel=MANAGER_PANEL, show_default=False)
+    return typer.Option(
+        flag, metavar=metavar, help=help, rich_help_panel=MANAGER_PANEL, show_default=False
+    )
 
 
 ManagerOption = Annotated[
     str | None,
     _manager_option(
         "--manager",
+        "URL",
         "The manager's URL (env SYNCOPATE_MANAGER; default: the manager on this machine)",
     ),
 ]
 TokenOption = Annotated[
-    str | None, _manager_option("--token", "Controller token (env SYNCOPATE_TOKEN)")
+    str | None, _manager_option("--token", "T", "Controller token (env SYNCOPATE_TOKEN)")
 ]
 CaFileOption = Annotated[
     str | None,
     _manager_option(
-        "--ca-file", "CA certificate to verify an https manager (env SYNCOPATE_CA_FILE)"
+        "--ca-file", "F", "CA certificate to verify an https manager (env SYNCOPATE_CA_FILE)"
     ),
 ]
 FingerprintOption = Annotated[
     str | None,
     _manager_option(
         "--fingerprint",
-        "Pinned sha256: fingerprint of an https manager (env SYNCOPATE_FINGERPRINT)",
+        "sha256:...",
+        "An https manager's pinned certificate fingerprint (env SYNCOPATE_FINGERPRINT)",
     ),
 ]
 

@@ -28,7 +28,7 @@ from syncopate.cli.output import print_json_line
 from syncopate.cli.target import find_target
 from syncopate.client import ManagerClient
 from syncopate.errors import NotFound
-from syncopate.feed import FeedDropped, NumberedLines
+from syncopate.feed import FeedDropped, NumberedLines, drop_text
 
 
 class Printer(NumberedLines):
@@ -72,7 +72,7 @@ async def _follow(client: ManagerClient, project: str, lines: int, printer: Prin
             if isinstance(message, FeedDropped):
                 if printer.next_seq is None:
                     raise message.error  # never connected: a wrong URL or a stopped manager
-                typer.secho(f"{message.error}; trying again in {message.delay:g} s", err=True)
+                typer.secho(drop_text(message), err=True)
             elif message.get("type") == "logs" and message.get("project") == project:
                 printer.show(int(message["seq"]), list(message["lines"]))
             elif (

@@ -7,9 +7,11 @@ import sys
 import typer
 
 from syncopate import __version__
-from syncopate.cli import command, demo, logs, manager, node, project, tui
+from syncopate.cli import command, demo, helpstyle, logs, manager, node, project, tui
 from syncopate.cli.output import print_error, wants_json
 from syncopate.errors import RequestError, SyncopateError
+
+helpstyle.apply()  # before any help is drawn: NAME URL in usage lines, no <bool>
 
 app = typer.Typer(
     name="syncopate",

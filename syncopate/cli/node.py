@@ -19,11 +19,14 @@ from syncopate.cli.common import (
     print_json,
     print_listing,
 )
+from syncopate.cli.helpstyle import aliased
 from syncopate.cli.target import Target, find_target
 from syncopate.client import ManagerClient
 from syncopate.errors import ConfigError, NotFound
 
-app = typer.Typer(help="Run a node agent, or manage nodes.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run a node agent, or manage nodes.", no_args_is_help=True, cls=aliased({"ls": "list"})
+)
 
 
 def _agent_option(dest: str) -> Any:
@@ -139,7 +142,7 @@ def list_nodes(
     ca_file: CaFileOption = None,
     fingerprint: FingerprintOption = None,
 ) -> None:
-    """Every node: status, projects, RAM and disk, last contact."""
+    """Every node: status, projects, RAM and disk, last contact (also: ls)."""
     target = find_target(manager, token, ca_file, fingerprint)
     from syncopate.render import nodes_table
 

@@ -21,6 +21,7 @@ from syncopate.cli.common import (
     print_json,
     print_listing,
 )
+from syncopate.cli.helpstyle import aliased
 from syncopate.cli.output import named, named_list
 from syncopate.cli.rollout import rollout
 from syncopate.cli.target import find_target
@@ -28,7 +29,11 @@ from syncopate.client import ManagerClient
 from syncopate.errors import ConfigError, NotFound
 from syncopate.variables import parse_var
 
-app = typer.Typer(help="Add, control and inspect projects.", no_args_is_help=True)
+app = typer.Typer(
+    help="Add, control and inspect projects.",
+    no_args_is_help=True,
+    cls=aliased({"ls": "list", "rm": "remove"}),
+)
 
 
 def initial_variables(var: list[str], vars_file: Path | None) -> dict[str, Any]:
@@ -68,6 +73,11 @@ HEALTH_CMD_HELP = "Health check: a command that exits 0 when the project is well
 HEALTH_HTTP_HELP = "Health check: a URL that answers 2xx when the project is well"
 GRACE_HELP = "Seconds a new commit must run well, else the node rolls back to the last good one."
 MAX_RAM_HELP = "Restart it when its processes use more RAM than this, MB"
+# Exactly what validate.check_git_url lets through.
+GIT_URL_HELP = (
+    "Git URL: https://, http://, ssh://, git://, file://, user@host:path, or an absolute "
+    "path (/srv/git/app) that every node can read."
+)
 
 
 async def _named(client: ManagerClient, name: str) -> dict[str, Any]:
@@ -80,7 +90,7 @@ async def _named(client: ManagerClient, name: str) -> dict[str, Any]:
 @app.command()
 def add(
     name: str = typer.Argument(..., help="Project name: letters, digits, '.', '_', '-'."),
-    url: str = typer.Argument(..., help="Git URL: https://, ssh://, git@host:path or file://."),
+    url: str = typer.Argument(..., help=GIT_URL_HELP),
     command: str = typer.Option(
         None,
         metavar="C",
@@ -97,8 +107,21 @@ def add(
     vars_file: Path = typer.Option(
         None, metavar="F", help="Initial variables from a JSON object file."
     ),
-    ram: float = typer.Option(0.0, min=0, metavar="MB", help="RAM the project needs, MB."),
-    disk: float = typer.Option(0.0, min=0, metavar="MB", help="Disk the project needs, MB."),
+    # 0 is "nothing reserved": say that, not `[default: 0.0]`.
+    ram: float = typer.Option(
+        0.0,
+        min=0,
+        metavar="MB",
+        show_default=False,
+        help="RAM the project needs, MB (default: none; what it uses once running counts).",
+    ),
+    disk: float = typer.Option(
+        0.0,
+        min=0,
+        metavar="MB",
+        show_default=False,
+        help="Disk the project needs, MB (default: none; what it uses counts).",
+    ),
     exclusive: bool = typer.Option(
         False, "--exclusive", help="Never run two copies, even when its node is cut off."
     ),
@@ -122,7 +145,9 @@ def add(
         3, min=1, metavar="N", help="Failed checks in a row before it is unhealthy."
     ),
     grace: float = typer.Option(60.0, min=0, metavar="S", help=GRACE_HELP),
-    max_ram: float = typer.Option(0.0, min=0, metavar="MB", help=MAX_RAM_HELP),
+    max_ram: float = typer.Option(
+        0.0, min=0, metavar="MB", show_default=False, help=MAX_RAM_HELP + " (default: no limit)."
+    ),
     as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
@@ -173,7 +198,7 @@ def set_project(
         None, metavar="C", help="Run command ('' for the repository's own)."
     ),
     ref: str = typer.Option(None, metavar="R", help="Branch, tag or commit ('' for the default)."),
-    url: str = typer.Option(None, metavar="U", help="Git URL to run from."),
+    url: str = typer.Option(None, metavar="U", help=GIT_URL_HELP),
     ram: float = typer.Option(None, min=0, metavar="MB", help="RAM the project needs, MB."),
     disk: float = typer.Option(None, min=0, metavar="MB", help="Disk the project needs, MB."),
     exclusive: bool = typer.Option(
@@ -211,9 +236,11 @@ def set_project(
 ) -> None:
     """Change a project in place; its variables, output and history stay.
 
-    It restarts once, on the same node, when its process must see the change (url, ref,
-    command, env, secrets); ram and disk move it only when it no longer fits where it is.
+    It restarts once, on the same node, when its process must see the change
+    (url, ref, command, env, secrets); ram and disk move it only when it no longer
+    fits where it is.
     """
+    # (The lines above are short on purpose: --help keeps a docstring's line breaks.)
     target = find_target(manager, token, ca_file, fingerprint)
     changes: dict[str, Any] = {
         "url": url,
@@ -297,7 +324,7 @@ def remove(
     ca_file: CaFileOption = None,
     fingerprint: FingerprintOption = None,
 ) -> None:
-    """Stop a project and remove it with its checkouts and variables."""
+    """Stop a project and remove it with its checkouts and variables (also: rm)."""
     target = find_target(manager, token, ca_file, fingerprint)
 
     async def run(client: ManagerClient) -> dict[str, Any]:
@@ -364,7 +391,7 @@ def list_projects(
     ca_file: CaFileOption = None,
     fingerprint: FingerprintOption = None,
 ) -> None:
-    """Every project: status, node, uptime, RAM, disk, restarts."""
+    """Every project: status, node, uptime, RAM, disk, restarts (also: ls)."""
     target = find_target(manager, token, ca_file, fingerprint)
     from syncopate.render import projects_table
 

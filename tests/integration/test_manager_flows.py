@@ -21,7 +21,7 @@ async def project(manager: RunningManager, name: str) -> dict[str, Any]:
 
 async def test_join_wrong_password_is_refused(manager: RunningManager) -> None:
     async with manager.client() as client:
-        with pytest.raises(Unauthorized, match="wrong syncopate-password"):
+        with pytest.raises(Unauthorized, match="wrong join password"):
             await client.initialize("not-the-password", "pi")
         assert await client.nodes() == {}
 

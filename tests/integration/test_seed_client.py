@@ -249,7 +249,7 @@ async def test_wrong_password_is_code_1_with_a_reason_not_server_down(
     await wait_for(exited, timeout=30, what="the seed client to give up")
     assert client.returncode == 1
     output = seeds.output("seed-1")
-    assert "join refused 1 wrong syncopate-password" in output, output
+    assert "join refused 1 wrong join password" in output, output
     assert "server down" not in output
     seeds.procs.pop("seed-1")
 

@@ -48,7 +48,7 @@ async def node_initialize(request: web.Request) -> web.Response:
     join = parse(InitializeRequest, body)
     if not secret_matches(join.syncopate_password, state.password_hash):
         state.throttle.failed(address, now)
-        raise Unauthorized("wrong syncopate-password; ask the manager's owner for the password")
+        raise Unauthorized("wrong join password; ask the manager's owner for it")
     state.throttle.succeeded(address)
     name, token = state.cluster.initialize(join, address)
     log.info("node %s joined from %s", name, address)
