@@ -121,7 +121,7 @@ PROJECT_COLUMNS = (
     Column("DISK", "right", keep=3),
     Column("RESTARTS", "right", keep=5),
     Column("COMMIT", keep=2),
-    Column("REASON", keep=8, flexible=True, min_width=16),
+    Column("REASON", keep=8, flexible=True, min_width=12),
 )
 NODE_COLUMNS = (
     Column("NAME"),
