@@ -2,11 +2,12 @@
 
 Typer (0.2x) shows a `<bool>` type beside every flag, `<str>` beside every argument, and
 arguments in the usage line as `{name} {url}`. Here the usage line reads
-`syncopate project add [OPTIONS] NAME URL`, as click and man pages write it, and a type
-shows only where it says something (`<int>`, an option's own metavar such as `MB`).
+`syncopate project add [OPTIONS] NAME URL`, as click and man pages write it, and flags and
+arguments show no type: their names and help say it.
 Typer builds its parameters itself (no hook takes a class of ours), so `apply()` replaces
-those three methods on its parameter classes; tests/integration/test_cli_help.py checks the
-help text itself, which fails if a Typer upgrade moves them.
+those three methods on its parameter classes; tests/integration/test_cli_80.py checks the
+help text itself, which fails if a Typer upgrade moves them. (Help keeps a docstring's line
+breaks: a command's docstring keeps its lines under 78 characters, to read well at 80.)
 
 `aliased(...)` makes a group class that also takes short names (`ls` for `list`) and
 suggests the command a user of docker, pm2 or kubectl typed by another name (`ps`).

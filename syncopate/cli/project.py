@@ -23,17 +23,15 @@ from syncopate.cli.common import (
 )
 from syncopate.cli.helpstyle import aliased
 from syncopate.cli.output import named, named_list
+from syncopate.cli.project_help import GIT_URL_HELP, megabytes
 from syncopate.cli.rollout import rollout
 from syncopate.cli.target import find_target
 from syncopate.client import ManagerClient
 from syncopate.errors import ConfigError, NotFound
 from syncopate.variables import parse_var
 
-app = typer.Typer(
-    help="Add, control and inspect projects.",
-    no_args_is_help=True,
-    cls=aliased({"ls": "list", "rm": "remove"}),
-)
+ALIASES = aliased({"ls": "list", "rm": "remove"})
+app = typer.Typer(help="Add, control and inspect projects.", no_args_is_help=True, cls=ALIASES)
 
 
 def initial_variables(var: list[str], vars_file: Path | None) -> dict[str, Any]:
@@ -73,11 +71,6 @@ HEALTH_CMD_HELP = "Health check: a command that exits 0 when the project is well
 HEALTH_HTTP_HELP = "Health check: a URL that answers 2xx when the project is well"
 GRACE_HELP = "Seconds a new commit must run well, else the node rolls back to the last good one."
 MAX_RAM_HELP = "Restart it when its processes use more RAM than this, MB"
-# Exactly what validate.check_git_url lets through.
-GIT_URL_HELP = (
-    "Git URL: https://, http://, ssh://, git://, file://, user@host:path, or an absolute "
-    "path (/srv/git/app) that every node can read."
-)
 
 
 async def _named(client: ManagerClient, name: str) -> dict[str, Any]:
@@ -107,21 +100,8 @@ def add(
     vars_file: Path = typer.Option(
         None, metavar="F", help="Initial variables from a JSON object file."
     ),
-    # 0 is "nothing reserved": say that, not `[default: 0.0]`.
-    ram: float = typer.Option(
-        0.0,
-        min=0,
-        metavar="MB",
-        show_default=False,
-        help="RAM the project needs, MB (default: none; what it uses once running counts).",
-    ),
-    disk: float = typer.Option(
-        0.0,
-        min=0,
-        metavar="MB",
-        show_default=False,
-        help="Disk the project needs, MB (default: none; what it uses counts).",
-    ),
+    ram: float = megabytes("RAM the project needs, MB", "none; what it uses counts"),
+    disk: float = megabytes("Disk the project needs, MB", "none; what it uses counts"),
     exclusive: bool = typer.Option(
         False, "--exclusive", help="Never run two copies, even when its node is cut off."
     ),
@@ -145,9 +125,7 @@ def add(
         3, min=1, metavar="N", help="Failed checks in a row before it is unhealthy."
     ),
     grace: float = typer.Option(60.0, min=0, metavar="S", help=GRACE_HELP),
-    max_ram: float = typer.Option(
-        0.0, min=0, metavar="MB", show_default=False, help=MAX_RAM_HELP + " (default: no limit)."
-    ),
+    max_ram: float = megabytes(MAX_RAM_HELP, "no limit"),
     as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
@@ -236,11 +214,9 @@ def set_project(
 ) -> None:
     """Change a project in place; its variables, output and history stay.
 
-    It restarts once, on the same node, when its process must see the change
-    (url, ref, command, env, secrets); ram and disk move it only when it no longer
-    fits where it is.
+    It restarts once, on its node, if its process must see the change (url,
+    ref, command, env, secrets); ram and disk move it only if it no longer fits.
     """
-    # (The lines above are short on purpose: --help keeps a docstring's line breaks.)
     target = find_target(manager, token, ca_file, fingerprint)
     changes: dict[str, Any] = {
         "url": url,
