@@ -233,9 +233,7 @@ class SyncopateApp(App[None]):
 
     @on(DataTable.HeaderSelected)
     def _sort_by(self, event: DataTable.HeaderSelected) -> None:
-        kind = str(event.data_table.id)
-        self.table(kind).sort_on(str(event.column_key.value))
-        self.rebuild(kind)
+        self.table(str(event.data_table.id)).sort_on(str(event.column_key.value))
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         widget = event.widget

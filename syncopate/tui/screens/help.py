@@ -12,6 +12,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from syncopate.tui.sort_keys import help_lines
+
 
 class HelpScreen(ModalScreen[None]):
     """Every key and what it does."""
@@ -43,7 +45,11 @@ class HelpScreen(ModalScreen[None]):
         text.append("every action, and go to a node or project\n")
         text.append(f"{'Esc':>8}  ", style="bold")
         text.append(f"{'':<9}clear the filter; close a dialog\n")
-        text.append("Click a column's header to sort by it (again: reverse).", style="dim")
+        # Shift+letter sorts the focused table (tui/sort_keys.py), as a click on its header does.
+        for number, line in enumerate(help_lines()):
+            text.append(f"{'Shift+' if number == 0 else '':>8}  ", style="bold")
+            text.append(f"{'Sort' if number == 0 else '':<9}", style="bold")
+            text.append(line + ("\n" if number == 0 else ""))
         with Vertical(id="dialog", classes="help"):
             yield Label("Keys — Esc closes", id="title")
             yield Static(text)
