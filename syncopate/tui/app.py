@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from textual import events, on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
@@ -39,6 +39,7 @@ from syncopate.tui.screens import (
     remove_question,
     reset_question,
 )
+from syncopate.tui.toasts import FewToastsApp
 from syncopate.tui.widgets.detail_pane import DetailPane
 from syncopate.tui.widgets.filter_box import FilterBox
 from syncopate.tui.widgets.fleet_table import FleetTable
@@ -55,7 +56,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SyncopateApp(App[None]):
+class SyncopateApp(FewToastsApp):
     """`syncopate tui`: the fleet, live, with a key for every action."""
 
     CSS_PATH = "syncopate.tcss"
