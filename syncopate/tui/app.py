@@ -12,7 +12,7 @@ the manager's own words on success and on refusal.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -98,8 +98,10 @@ class SyncopateApp(FewToastsApp):
         fingerprint: str | None = None,
         live: bool = True,
         clock: Clock = utc_now,
+        notes: Sequence[str] = (),  # lines atop `?`, open from the start (the demo's tokens)
     ) -> None:
         super().__init__()
+        self.notes = list(notes)
         self.url = url
         self.client = ManagerClient(url, token, ca_file=ca_file, fingerprint=fingerprint)
         self.live = live
@@ -127,6 +129,8 @@ class SyncopateApp(FewToastsApp):
         self.table("projects").focus()
         self.refresh_bar()
         self.show_detail()
+        if self.notes:
+            self.action_help()
         if self.live:
             self.follow()
             # Contact times first, then the ages: else a stale contact shows a moment older.
@@ -351,7 +355,7 @@ class SyncopateApp(FewToastsApp):
             self.push_screen(CommandScreen(self.client, node))
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.BINDINGS))
+        self.push_screen(HelpScreen(self.BINDINGS, self.notes))
 
     def action_filter(self) -> None:
         self.query_one(FilterBox).open()

@@ -24,12 +24,17 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "close", "Close", show=False),
     ]
 
-    def __init__(self, bindings: Iterable[BindingType]) -> None:
+    def __init__(self, bindings: Iterable[BindingType], notes: Iterable[str] = ()) -> None:
+        """`notes`: lines shown before the keys (the demo's tokens and pids)."""
         super().__init__()
         self.bindings = [b for b in bindings if isinstance(b, Binding) and b.show]
+        self.notes = list(notes)
 
     def compose(self) -> ComposeResult:
         text = Text()
+        if self.notes:
+            # What the demo printed before the TUI covered the terminal: first, so it shows.
+            text.append("\n".join(self.notes) + "\n\n", style="bold")
         for binding in self.bindings:
             key = {"slash": "/", "question_mark": "?", "colon": ":", "escape": "Esc"}.get(
                 binding.key, binding.key
@@ -51,7 +56,8 @@ class HelpScreen(ModalScreen[None]):
             text.append(f"{'Sort' if number == 0 else '':<9}", style="bold")
             text.append(line + ("\n" if number == 0 else ""))
         with Vertical(id="dialog", classes="help"):
-            yield Label("Keys — Esc closes", id="title")
+            title = "This demo, and the keys" if self.notes else "Keys"
+            yield Label(f"{title} — Esc closes", id="title")
             yield Static(text)
 
     def action_close(self) -> None:

@@ -14,7 +14,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, RichLog, Static
 
@@ -24,6 +24,7 @@ from syncopate.feed import FeedDropped, NumberedLines
 
 RECONNECT_DELAYS = (1.0,)  # a person is watching: retry soon, and as often
 KEPT = 5000  # lines kept to filter again, as many as the log shows
+KEYS = "p pause/resume · / filter · Esc close"
 
 
 class LogsScreen(ModalScreen[None]):
@@ -51,21 +52,22 @@ class LogsScreen(ModalScreen[None]):
             yield Label(self.title_text(), id="title")
             yield RichLog(id="log", max_lines=KEPT, wrap=False)
             yield Input(placeholder="show lines containing… — Enter keeps, Esc clears", id="grep")
-            yield Static("", id="state")
+            with Horizontal(id="log-foot"):
+                yield Static("", id="state")
+                yield Static(KEYS, id="log-keys")
 
     def on_mount(self) -> None:
         self.query_one("#grep", Input).display = False
         self.follow()
 
     def title_text(self) -> Text:
-        """`output of NAME`, what is filtered and whether it is paused, and the keys."""
+        """`output of NAME`, what is filtered and whether it is paused (the keys are below)."""
         title = Text(f"output of {self.project}")
         if self.filter:
             title.append(f" — lines with “{self.filter}”", style="bold yellow")
         if self.paused:
             title.append(f" — paused, {self.waiting} new line(s) wait", style="bold yellow")
-            return title.append(" — p resumes · / filter · Esc closes")
-        return title.append(" — p pauses · / filter · Esc closes")
+        return title
 
     def show_title(self) -> None:
         self.query_one("#title", Label).update(self.title_text())
