@@ -22,7 +22,8 @@ class FewToastsApp(App[None]):
     NOTIFICATION_TIMEOUT: ClassVar[float] = 3.0  # seconds; errors ask for longer themselves
 
     def _on_notify(self, event: Notify) -> None:
-        # Textual's own handler adds the toast and shows the lot; make room for it first.
+        # Make room for the new toast. No super() call: Textual runs the handler of every class
+        # in the MRO, so App._on_notify (which adds the toast and shows the lot) runs next.
         new = event.notification
         shown = list(self._notifications)
         repeats = [n for n in shown if (n.title, n.message) == (new.title, new.message)]
@@ -31,4 +32,3 @@ class FewToastsApp(App[None]):
         excess = max(0, len(shown) - (MAX_TOASTS - 1))
         for old in repeats + shown[:excess]:
             self._unnotify(old, refresh=False)
-        super()._on_notify(event)
