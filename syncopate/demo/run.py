@@ -186,11 +186,29 @@ def _announce(fleet: Fleet) -> None:
     say("")
 
 
-async def open_tui(url: str, token: str, stop: asyncio.Event) -> bool:
-    """Run the TUI on the demo's manager until `stop` or the user quits it (which sets `stop`)."""
+def tui_notes(fleet: Fleet) -> list[str]:
+    """What `_start` and `_announce` printed, for the TUI that covers it: its `?` screen
+    (open when the demo starts it) begins with these lines."""
+    env_file = fleet.scratch / "env"
+    nodes = ", ".join(f"{fleet.joined_as(a) or a.name} {a.pid}" for a in fleet.agents)
+    manager = f"manager pid {fleet.manager.pid}" if fleet.manager is not None else "manager"
+    return [
+        f"In another terminal (or `. {env_file}`):",
+        f"export SYNCOPATE_MANAGER={fleet.url}",
+        f"export SYNCOPATE_TOKEN={fleet.token}",
+        f"{manager} · node pids: {nodes}",
+        f"logs in {fleet.logs_dir} · Ctrl-C or q stops the demo",
+    ]
+
+
+async def open_tui(url: str, token: str, stop: asyncio.Event, notes: list[str]) -> bool:
+    """Run the TUI on the demo's manager until `stop` or the user quits it (which sets `stop`).
+
+    `notes`: what the demo printed, which the TUI covers; it shows them (tui_notes).
+    """
     from syncopate.tui.app import SyncopateApp
 
-    app = SyncopateApp(url, token)
+    app = SyncopateApp(url, token, notes=notes)
 
     async def end_with_the_demo() -> None:
         await stop.wait()
@@ -208,7 +226,7 @@ async def open_tui(url: str, token: str, stop: asyncio.Event) -> bool:
 async def _show(fleet: Fleet, client: ManagerClient, stop: asyncio.Event, tui: bool) -> None:
     """Show the fleet until `stop`: the TUI or a live table on a terminal, else plain lines."""
     on_terminal = sys.stdout.isatty()
-    if tui and on_terminal and await open_tui(fleet.url, fleet.token, stop):
+    if tui and on_terminal and await open_tui(fleet.url, fleet.token, stop, tui_notes(fleet)):
         return
     view: View = TableView() if on_terminal else LineView()
     try:

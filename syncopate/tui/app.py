@@ -12,12 +12,12 @@ the manager's own words on success and on refusal.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from textual import events, on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
@@ -39,6 +39,7 @@ from syncopate.tui.screens import (
     remove_question,
     reset_question,
 )
+from syncopate.tui.toasts import FewToastsApp
 from syncopate.tui.widgets.detail_pane import DetailPane
 from syncopate.tui.widgets.filter_box import FilterBox
 from syncopate.tui.widgets.fleet_table import FleetTable
@@ -55,7 +56,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SyncopateApp(App[None]):
+class SyncopateApp(FewToastsApp):
     """`syncopate tui`: the fleet, live, with a key for every action."""
 
     CSS_PATH = "syncopate.tcss"
@@ -97,8 +98,10 @@ class SyncopateApp(App[None]):
         fingerprint: str | None = None,
         live: bool = True,
         clock: Clock = utc_now,
+        notes: Sequence[str] = (),  # lines atop `?`, open from the start (the demo's tokens)
     ) -> None:
         super().__init__()
+        self.notes = list(notes)
         self.url = url
         self.client = ManagerClient(url, token, ca_file=ca_file, fingerprint=fingerprint)
         self.live = live
@@ -126,6 +129,8 @@ class SyncopateApp(App[None]):
         self.table("projects").focus()
         self.refresh_bar()
         self.show_detail()
+        if self.notes:
+            self.action_help()
         if self.live:
             self.follow()
             # Contact times first, then the ages: else a stale contact shows a moment older.
@@ -233,9 +238,7 @@ class SyncopateApp(App[None]):
 
     @on(DataTable.HeaderSelected)
     def _sort_by(self, event: DataTable.HeaderSelected) -> None:
-        kind = str(event.data_table.id)
-        self.table(kind).sort_on(str(event.column_key.value))
-        self.rebuild(kind)
+        self.table(str(event.data_table.id)).sort_on(str(event.column_key.value))
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         widget = event.widget
@@ -352,7 +355,7 @@ class SyncopateApp(App[None]):
             self.push_screen(CommandScreen(self.client, node))
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.BINDINGS))
+        self.push_screen(HelpScreen(self.BINDINGS, self.notes))
 
     def action_filter(self) -> None:
         self.query_one(FilterBox).open()

@@ -101,7 +101,11 @@ class FleetModel:
 
     # filter -----------------------------------------------------------------------------------
     def matches(self, kind: str, name: str) -> bool:
-        """Whether a row passes the filter: its name, node or status contains the text."""
+        """Whether a row passes the filter: its name, node or status contains the text.
+
+        A node also passes when the name of one of its projects does: filtering by a project
+        keeps the node it runs on in sight instead of emptying the nodes table.
+        """
         text = self.filter.strip().lower()
         if not text:
             return True
@@ -109,6 +113,9 @@ class FleetModel:
         fields = [name, str(info.get("status") or "")]
         if kind == "projects":
             fields += [str(info.get("node") or ""), str(info.get("moving-to") or "")]
+        else:
+            # The node's answer names its projects (an every-node copy by its project's name).
+            fields += [str(project) for project in info.get("projects") or ()]
         return any(text in value.lower() for value in fields)
 
     def visible(self, kind: str) -> list[str]:

@@ -85,6 +85,22 @@ def test_the_filter_matches_name_node_and_status() -> None:
     assert model.visible("projects") == ["alpha", "beta", "gamma"]
 
 
+def test_a_node_stays_when_the_filter_matches_one_of_its_projects() -> None:
+    model = FleetModel()
+    fleet = snapshot()
+    fleet["nodes"] = {
+        "pi-1": {"status": "alive", "projects": ["alpha", "mon"]},
+        "pi-2": {"status": "alive", "projects": ["beta", "mon"]},
+    }
+    model.apply(fleet)
+    model.filter = "alph"
+    assert model.visible("projects") == ["alpha"] and model.visible("nodes") == ["pi-1"]
+    model.filter = "mon"  # an every-node project: every node it runs on
+    assert model.visible("nodes") == ["pi-1", "pi-2"]
+    model.filter = "gamma"  # placed nowhere: no node
+    assert model.visible("projects") == ["gamma"] and model.visible("nodes") == []
+
+
 def test_a_nodes_newest_commands_first() -> None:
     model = FleetModel()
     model.apply(snapshot())

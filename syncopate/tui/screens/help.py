@@ -12,6 +12,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from syncopate.tui.sort_keys import help_lines
+
 
 class HelpScreen(ModalScreen[None]):
     """Every key and what it does."""
@@ -22,12 +24,17 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "close", "Close", show=False),
     ]
 
-    def __init__(self, bindings: Iterable[BindingType]) -> None:
+    def __init__(self, bindings: Iterable[BindingType], notes: Iterable[str] = ()) -> None:
+        """`notes`: lines shown before the keys (the demo's tokens and pids)."""
         super().__init__()
         self.bindings = [b for b in bindings if isinstance(b, Binding) and b.show]
+        self.notes = list(notes)
 
     def compose(self) -> ComposeResult:
         text = Text()
+        if self.notes:
+            # What the demo printed before the TUI covered the terminal: first, so it shows.
+            text.append("\n".join(self.notes) + "\n\n", style="bold")
         for binding in self.bindings:
             key = {"slash": "/", "question_mark": "?", "colon": ":", "escape": "Esc"}.get(
                 binding.key, binding.key
@@ -43,9 +50,14 @@ class HelpScreen(ModalScreen[None]):
         text.append("every action, and go to a node or project\n")
         text.append(f"{'Esc':>8}  ", style="bold")
         text.append(f"{'':<9}clear the filter; close a dialog\n")
-        text.append("Click a column's header to sort by it (again: reverse).", style="dim")
+        # Shift+letter sorts the focused table (tui/sort_keys.py), as a click on its header does.
+        for number, line in enumerate(help_lines()):
+            text.append(f"{'Shift+' if number == 0 else '':>8}  ", style="bold")
+            text.append(f"{'Sort' if number == 0 else '':<9}", style="bold")
+            text.append(line + ("\n" if number == 0 else ""))
         with Vertical(id="dialog", classes="help"):
-            yield Label("Keys — Esc closes", id="title")
+            title = "This demo, and the keys" if self.notes else "Keys"
+            yield Label(f"{title} — Esc closes", id="title")
             yield Static(text)
 
     def action_close(self) -> None:

@@ -13,9 +13,12 @@ from typing import Any, ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from syncopate.tui import rows
 from syncopate.tui.model import FleetModel, name_order
+from syncopate.tui.sort_keys import BY_LETTER, header
+from syncopate.tui.sort_keys import SORT_KEYS as LETTERS
 
 # How each column sorts: by the value behind the cell, not its text ("1.5 GB" > "900 MB").
 SORT_KEYS: dict[str, dict[str, Callable[[str, dict[str, Any]], Any]]] = {
@@ -55,6 +58,8 @@ class FleetTable(DataTable[rows.Cell]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
+        # Shift+letter sorts by a column (tui/sort_keys.py); `?` lists them.
+        *(Binding(k.letter, f"sort('{k.letter}')", "Sort", show=False) for k in LETTERS),
     ]
 
     def __init__(self, kind: str, model: FleetModel, clock: Callable[[], datetime]) -> None:
@@ -111,9 +116,24 @@ class FleetTable(DataTable[rows.Cell]):
         return sorted(names, key=lambda n: (key(n, infos[n]), n), reverse=reverse)
 
     def sort_on(self, column: str) -> None:
-        """Sort by a column from the next rebuild; the same column again reverses the order."""
+        """Sort by a column, and mark its header; the same column again reverses the order.
+
+        The default order (by name) is not marked until a key or a click asks for a sort.
+        """
         current, reverse = self.sort_by
         self.sort_by = (column, not reverse if current == column else False)
+        for shown in self.columns_shown:
+            self.columns[ColumnKey(shown.key)].label = header(shown, self.sort_by)
+        self.rebuild()  # sorting moves rows but removes none: the selection stays
+
+    def action_sort(self, letter: str) -> None:
+        """Shift+letter: sort by that letter's column, or say this table has none."""
+        key = BY_LETTER[letter]
+        column = key.column(self.kind)
+        if column is None:
+            self.notify(f"the {self.kind} table has no {key.meaning} column", severity="warning")
+            return
+        self.sort_on(column)
 
     def rebuild(self) -> bool:
         """Fill the table again (rows came or went, or the filter or sort changed).
