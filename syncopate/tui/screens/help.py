@@ -12,6 +12,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+KEY_NAMES = {"slash": "/", "question_mark": "?", "colon": ":", "escape": "Esc", "enter": "Enter"}
+
 
 class HelpScreen(ModalScreen[None]):
     """Every key and what it does."""
@@ -29,9 +31,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         text = Text()
         for binding in self.bindings:
-            key = {"slash": "/", "question_mark": "?", "colon": ":", "escape": "Esc"}.get(
-                binding.key, binding.key
-            )
+            key = KEY_NAMES.get(binding.key, binding.key)
             text.append(f"{key:>8}  ", style="bold")
             text.append(f"{binding.description:<9}", style="bold")
             text.append(f"{binding.tooltip}\n")
@@ -42,7 +42,7 @@ class HelpScreen(ModalScreen[None]):
         text.append(f"{'Palette':<9}", style="bold")
         text.append("every action, and go to a node or project\n")
         text.append(f"{'Esc':>8}  ", style="bold")
-        text.append(f"{'':<9}clear the filter; close a dialog\n")
+        text.append(f"{'':<9}clear the filter; close a dialog or the detail\n")
         text.append("Click a column's header to sort by it (again: reverse).", style="dim")
         with Vertical(id="dialog", classes="help"):
             yield Label("Keys — Esc closes", id="title")
