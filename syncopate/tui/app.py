@@ -383,7 +383,7 @@ class SyncopateApp(App[None]):
     # the command palette ----------------------------------------------------------------------
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield from palette_commands(self)
+        yield from palette_commands(self, screen)
 
 
 def run(url: str, token: str, ca_file: str | None = None, fingerprint: str | None = None) -> None:

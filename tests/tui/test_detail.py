@@ -12,6 +12,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from syncopate.tui.app import SyncopateApp
+from syncopate.tui.palette import palette_commands
 from syncopate.tui.screens import DetailScreen, HelpScreen
 from tests.tui.test_pilot import (
     World,
@@ -195,3 +196,7 @@ async def test_the_palette_and_help_list_the_detail(world: World) -> None:  # no
             pilot, lambda: app.screen if isinstance(app.screen, DetailScreen) else None, "detail"
         )
         assert "project alpha" in text_of(screen.query_one("#detail-title", Static))
+        # Over the detail the palette offers none of the main screen's keys: they would act
+        # behind it.
+        assert not list(palette_commands(app, screen))
+        assert "Detail" in [c.title for c in palette_commands(app, app.screen_stack[0])]
