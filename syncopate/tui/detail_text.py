@@ -10,7 +10,7 @@ for their values.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -173,19 +173,21 @@ def project_full(
 
 
 # node -----------------------------------------------------------------------------------------
-def metric(metrics: Mapping[str, Any], key: str, form: str) -> str:
+def metric(metrics: Mapping[str, Any], key: str, show: Callable[[float], str]) -> str:
+    """One of a node's figures as `show` writes it; `-` when the node does not know it."""
     value = metrics.get(key)
     if not isinstance(value, int | float) or isinstance(value, bool):
         return "-"
-    return duration(value) if form == "duration" else form.format(value)
+    return show(float(value))
 
 
 def node_rows(info: Mapping[str, Any], now: datetime) -> list[Row]:
     shown = status_text(info.get("status"))
     if info.get("drained"):
         shown.append(" (drained)", style="yellow")
-    metrics = info.get("metrics") if isinstance(info.get("metrics"), Mapping) else {}
-    assert isinstance(metrics, Mapping)
+    metrics = info.get("metrics")
+    if not isinstance(metrics, Mapping) or info.get("status") != "alive":
+        metrics = {}  # as in the nodes table: a dead node's last figures would pass for current
     return [
         ("status", shown),
         ("kind", "lite device" if info.get("kind") == "lite" else "agent"),
@@ -194,16 +196,16 @@ def node_rows(info: Mapping[str, Any], now: datetime) -> list[Row]:
         ("joined", f"{info.get('joined-at') or '-'} ({ago(info.get('joined-at'), now)})"),
         ("agent", str(info.get("agent-version") or "-")),
         ("labels", label_text(info.get("labels") or {}, "  ") or "-"),
-        ("cpu", metric(metrics, "cpu", "{:.0f}%")),
-        ("load", metric(metrics, "load", "{:.2f}")),
-        ("temperature", metric(metrics, "temperature", "{:.1f} °C")),
-        ("uptime", metric(metrics, "uptime", "duration")),
+        ("cpu", metric(metrics, "cpu", "{:.0f}%".format)),
+        ("load", metric(metrics, "load", "{:.2f}".format)),
+        ("temperature", metric(metrics, "temperature", "{:.1f} °C".format)),
+        ("uptime", metric(metrics, "uptime", duration)),
         ("ram", f"{size(info.get('ram-usage'))} used of {size(info.get('ram'))}"),
         ("disk", f"{size(info.get('disk-usage'))} used of {size(info.get('storage'))}"),
     ]
 
 
-def placed_grid(names: Iterable[str], model: FleetModel) -> RenderableType:
+def placed_grid(names: Sequence[str], model: FleetModel) -> RenderableType:
     """The projects on the node, one line each: name, status, RAM and disk used."""
     if not names:
         return Text("none", style="dim")
