@@ -128,6 +128,9 @@ async def test_enter_on_a_node_shows_its_metrics_labels_and_projects(world: Worl
         for name in placed:
             assert name in text.split("projects on it")[1]
         assert "node pi-1" in text_of(screen.query_one("#detail-title", Static))
+        await node.poll()
+        await node.report(placed[0], "crashed", {"n": 2})  # live: its project's status
+        await until(pilot, lambda: "crashed" in body(screen), f"{placed[0]} crashed, live")
 
 
 async def test_escape_returns_to_the_same_row(world: World) -> None:  # noqa: F811

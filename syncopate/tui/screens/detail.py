@@ -124,8 +124,16 @@ class DetailScreen(ModalScreen[None]):
                 self.fetch_output()
             if touched or gone:
                 self.show()
-        elif delta.touches("nodes") or delta.touches("projects") or delta.touches("commands"):
-            self.show()
+        else:
+            placed = set((self.model.nodes.get(self.item) or {}).get("projects") or ())
+            # Of the projects, only its own redraw it: in a large fleet one changes every batch.
+            if (
+                delta.full
+                or delta.touches("nodes")
+                or delta.touches("commands")
+                or placed & delta.changed["projects"]
+            ):
+                self.show()
 
     @work(exclusive=True, group="detail-output", exit_on_error=False)
     async def fetch_output(self) -> None:
