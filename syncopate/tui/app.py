@@ -26,14 +26,13 @@ from textual.widgets import DataTable
 from syncopate.client import ManagerClient
 from syncopate.errors import SyncopateError, Unauthorized
 from syncopate.feed import FeedDropped
-from syncopate.tui import node_actions
+from syncopate.tui import node_actions, open_screens
 from syncopate.tui.model import FleetModel
 from syncopate.tui.palette import palette_commands
 from syncopate.tui.screens import (
-    AddProjectScreen,
     CommandScreen,
     ConfirmScreen,
-    EditProjectScreen,
+    DetailScreen,
     HelpScreen,
     LogsScreen,
     remove_question,
@@ -64,6 +63,7 @@ class SyncopateApp(FewToastsApp):
     BINDINGS: ClassVar[list[BindingType]] = [
         # The footer orders these by its own PRIORITY (widgets/key_footer.py); `?` lists them.
         Binding("question_mark", "help", "Help", tooltip="this list of keys"),
+        Binding("enter", "detail", "Detail", tooltip="all of the selected row", priority=True),
         Binding("s", "start", "Start", tooltip="start the selected project"),
         Binding("x", "stop", "Stop", tooltip="stop it (it keeps its checkout and variables)"),
         Binding("r", "restart", "Restart", tooltip="restart its process"),
@@ -213,6 +213,9 @@ class SyncopateApp(FewToastsApp):
             )
             if touched:
                 self.show_detail()
+        for screen in self.screen_stack:  # a full-screen detail keeps up, live
+            if isinstance(screen, DetailScreen):
+                screen.changed(delta)
 
     def rebuild(self, kind: str) -> None:
         """Fill a table again; when the selected row went, select the one the cursor is on."""
@@ -330,21 +333,13 @@ class SyncopateApp(FewToastsApp):
         self.push_screen(ConfirmScreen(f"{verb} {name}?", question, verb), confirmed)
 
     def action_add(self) -> None:
-        async def submit(spec: dict[str, Any]) -> str | None:
-            try:
-                answer = await self.client.add(**spec)
-            except SyncopateError as exc:
-                return str(exc)
-            self.notify(str(answer.get("request-information") or "added"), title="add")
-            return None
-
-        self.push_screen(AddProjectScreen(submit))
+        open_screens.add(self)
 
     def action_edit(self) -> None:
-        if name := self.selected_project(whole=True):
-            info = self.model.projects.get(name, {})
-            send = lambda changes: self.client.set_project(name, **changes)  # noqa: E731
-            self.push_screen(EditProjectScreen(name, info, send))
+        open_screens.edit(self)
+
+    def action_detail(self) -> None:
+        open_screens.detail(self)
 
     def action_logs(self) -> None:
         if name := self.selected_project():
@@ -391,7 +386,7 @@ class SyncopateApp(FewToastsApp):
     # the command palette ----------------------------------------------------------------------
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield from palette_commands(self)
+        yield from palette_commands(self, screen)
 
 
 def run(url: str, token: str, ca_file: str | None = None, fingerprint: str | None = None) -> None:

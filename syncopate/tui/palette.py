@@ -8,13 +8,20 @@ from typing import TYPE_CHECKING
 
 from textual.app import SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 
 if TYPE_CHECKING:
     from syncopate.tui.app import SyncopateApp
 
 
-def palette_commands(app: SyncopateApp) -> Iterable[SystemCommand]:
-    """The palette entries for `app`: its shown bindings, then a "go to" per node and project."""
+def palette_commands(app: SyncopateApp, screen: Screen[object]) -> Iterable[SystemCommand]:
+    """The palette entries for `app`: its shown bindings, then a "go to" per node and project.
+
+    None over a dialog or the full-screen detail (`screen`): they would act on the main screen
+    hidden behind it.
+    """
+    if screen is not app.screen_stack[0]:
+        return
     for binding in app.BINDINGS:
         if isinstance(binding, Binding) and binding.show:
             action = binding.action

@@ -291,6 +291,19 @@ def test_tui_in_a_real_terminal_shows_the_fleet_and_acts_on_keys(tmux: Tmux, fle
     tmux.send("Escape")
     tmux.wait(lambda s: f"output of {PROJECT}" not in s and project_row(s), "the main screen")
 
+    # Enter shows the selected project's whole detail; Esc goes back. (After `l`: before it,
+    # this step's time would give the output dialog more lines than it holds, and the ticks
+    # under its scrollbar would not read.)
+    tmux.send("Enter")
+    detail = tmux.wait(
+        lambda s: f"project {PROJECT}" in s and "Esc returns" in s and "esc Back" in s,
+        "the project's full-screen detail",
+    )
+    print(f"the detail:\n{detail}")
+    assert "status" in detail and "pi-1" in detail and "Traceback" not in detail
+    tmux.send("Escape")
+    tmux.wait(lambda s: "Esc returns" not in s and project_row(s), "the main screen")
+
     # x stops the selected project: the table says so, and so does the manager
     tmux.send("x")
     tmux.wait(

@@ -270,8 +270,8 @@ def test_main_screen(snap_compare: SnapCompare) -> None:
 
 def test_main_screen_small(snap_compare: SnapCompare) -> None:
     """The same main screen in an 80×24 terminal: the tables scroll sideways. The footer shows
-    the keys that matter first, whole: q Quit, ? Help, / Filter, a Add, s Start, x Stop,
-    r Restart, l Logs, D Drain, e Edit; the rest are under `?`."""
+    the keys that matter first, whole: q Quit, ? Help, / Filter, ⏎ Detail, a Add, s Start,
+    x Stop, r Restart, l Logs, D Drain; the rest are under `?`."""
     assert snap_compare(fleet_app(), terminal_size=(80, 24), run_before=load)
 
 

@@ -1,5 +1,5 @@
 """The TUI's dialogs, one per module: confirm, add a project, a project's live output, a
-command, help, edit a project."""
+command, help, edit a project, the full-screen detail."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from syncopate.tui.screens.confirm import (
     reset_question,
     undrain_question,
 )
+from syncopate.tui.screens.detail import DetailScreen
 from syncopate.tui.screens.edit_project import EditProjectScreen
 from syncopate.tui.screens.help import HelpScreen
 from syncopate.tui.screens.logs import LogsScreen
@@ -21,6 +22,7 @@ __all__ = [
     "AddProjectScreen",
     "CommandScreen",
     "ConfirmScreen",
+    "DetailScreen",
     "EditProjectScreen",
     "HelpScreen",
     "LogsScreen",

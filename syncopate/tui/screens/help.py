@@ -14,6 +14,8 @@ from textual.widgets import Label, Static
 
 from syncopate.tui.sort_keys import help_lines
 
+KEY_NAMES = {"slash": "/", "question_mark": "?", "colon": ":", "escape": "Esc", "enter": "Enter"}
+
 
 class HelpScreen(ModalScreen[None]):
     """Every key and what it does."""
@@ -36,9 +38,7 @@ class HelpScreen(ModalScreen[None]):
             # What the demo printed before the TUI covered the terminal: first, so it shows.
             text.append("\n".join(self.notes) + "\n\n", style="bold")
         for binding in self.bindings:
-            key = {"slash": "/", "question_mark": "?", "colon": ":", "escape": "Esc"}.get(
-                binding.key, binding.key
-            )
+            key = KEY_NAMES.get(binding.key, binding.key)
             text.append(f"{key:>8}  ", style="bold")
             text.append(f"{binding.description:<9}", style="bold")
             text.append(f"{binding.tooltip}\n")
@@ -49,7 +49,7 @@ class HelpScreen(ModalScreen[None]):
         text.append(f"{'Palette':<9}", style="bold")
         text.append("every action, and go to a node or project\n")
         text.append(f"{'Esc':>8}  ", style="bold")
-        text.append(f"{'':<9}clear the filter; close a dialog\n")
+        text.append(f"{'':<9}clear the filter; close a dialog or the detail\n")
         # Shift+letter sorts the focused table (tui/sort_keys.py), as a click on its header does.
         for number, line in enumerate(help_lines()):
             text.append(f"{'Shift+' if number == 0 else '':>8}  ", style="bold")
