@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -25,10 +25,11 @@ from syncopate.cli.common import (
     print_json,
 )
 from syncopate.cli.target import find_target
-from syncopate.client import ManagerClient
-from syncopate.command_results import describe_end, exit_status, wait_answered
 from syncopate.errors import ConfigError
-from syncopate.feed import FeedDropped
+
+if TYPE_CHECKING:  # the commands import these when they run: --help needs no asyncio client
+    from syncopate.client import ManagerClient
+    from syncopate.feed import FeedDropped
 
 app = typer.Typer(
     help="Send a program to nodes, and follow what became of it.", no_args_is_help=True
@@ -54,6 +55,8 @@ def read_code(code: str | None, file: Path | None) -> str:
 
 def print_responses(commands: Sequence[Mapping[str, Any]]) -> int:
     """Print each command's response (labelled when there are several); the exit status."""
+    from syncopate.command_results import describe_end, exit_status
+
     labelled = len(commands) > 1
     status = 0
     for info in sorted(commands, key=lambda c: str(c.get("node"))):
@@ -100,6 +103,8 @@ def send(
     fingerprint: FingerprintOption = None,
 ) -> None:
     """Send a program to nodes; print the new command ids (one per node)."""
+    from syncopate.command_results import exit_status, wait_answered
+
     target = find_target(manager, token, ca_file, fingerprint)
     if all_nodes and nodes:
         raise typer.BadParameter("name nodes or give --all, not both")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,15 +24,18 @@ from syncopate.cli.common import (
 from syncopate.cli.output import named, named_list
 from syncopate.cli.rollout import rollout
 from syncopate.cli.target import find_target
-from syncopate.client import ManagerClient
 from syncopate.errors import ConfigError, NotFound
-from syncopate.variables import parse_var
+
+if TYPE_CHECKING:  # the commands import it when they run (syncopate.cli.common.call)
+    from syncopate.client import ManagerClient
 
 app = typer.Typer(help="Add, control and inspect projects.", no_args_is_help=True)
 
 
 def initial_variables(var: list[str], vars_file: Path | None) -> dict[str, Any]:
     """--vars-file's object, then each --var on top of it."""
+    from syncopate.variables import parse_var
+
     result: dict[str, Any] = {}
     if vars_file is not None:
         try:
@@ -266,6 +269,8 @@ def set_variables(
     fingerprint: FingerprintOption = None,
 ) -> None:
     """Write persistent variables into projects; each starts again with them."""
+    from syncopate.variables import parse_var
+
     names = [item for item in items if "=" not in item]
     values = dict(parse_var(item) for item in items if "=" in item)
     if not values:
