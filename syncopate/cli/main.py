@@ -8,7 +8,7 @@ import typer
 
 from syncopate import __version__
 from syncopate.cli import coercion
-from syncopate.cli.lazy import LazyGroup
+from syncopate.cli.lazy import RootGroup
 from syncopate.cli.output import print_error, wants_json
 from syncopate.errors import RequestError, SyncopateError
 
@@ -21,7 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     # Its commands (cli/lazy.py's COMMANDS) are imported and built when a command line uses them.
-    cls=LazyGroup,
+    cls=RootGroup,
 )
 
 
