@@ -33,6 +33,7 @@ class DeferredCoercion:
             type(value) is str
             and self.descriptor.annotation is str
             and self.descriptor.parameter_info.parser is None
+            and getattr(self.descriptor.parameter_info, "click_type", None) is None
             and not param.multiple
             and param.nargs == 1
         ):
