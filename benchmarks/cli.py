@@ -8,7 +8,13 @@ real manager subprocess on 127.0.0.1 in a temporary data dir, adds `--projects` 
 node joins, so they stay unschedulable: the list still carries every field), then times whole
 runs of the `syncopate` console script (or `python -m syncopate` when the script is not on
 PATH) as a person's shell would start them, beside `python -c pass` as the floor. It prints
-medians next to the 400 ms target and asserts nothing.
+medians next to the targets and asserts nothing.
+
+Bytecode: the runs may write and then read Python's bytecode cache, as an installed syncopate
+has it (pip compiles it at install time) and as Python does by default. With
+PYTHONDONTWRITEBYTECODE set (this sandbox sets it), a checkout would compile every one of its
+modules again on every run, about 40 ms of `project list` that no installed copy pays; the
+first run, included in the figures, still does.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from harness.stats import percentile, print_header, print_targets, syncopate_ver
 
 from syncopate.client import ManagerClient
 
-TARGET = 0.400  # seconds, median
+# Seconds, median of whole runs. `--help` imports and builds every command to list them.
+TARGETS = {"syncopate --help": 0.300, "syncopate project list": 0.250}
 
 
 def command_prefix() -> list[str]:
@@ -47,6 +54,8 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
                 f"bench-{i:04d}", "https://example.invalid/x.git", {"n": i}, command="true"
             )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
+    if env.pop("PYTHONDONTWRITEBYTECODE", None):
+        print("  PYTHONDONTWRITEBYTECODE unset for the runs: bytecode cached as installed")
     env |= {"SYNCOPATE_MANAGER": manager.url, "SYNCOPATE_TOKEN": manager.token, "COLUMNS": "120"}
     results = {
         # The floor every command pays: an interpreter that starts and does nothing.
@@ -69,8 +78,9 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
     rows = []
     for name, times in list(results.items())[1:3]:
         median = statistics.median(times)
+        target = next(t for prefix, t in TARGETS.items() if name.startswith(prefix))
         rows.append(
-            (f"{name} <= {TARGET * 1000:.0f} ms", f"{median * 1000:.0f} ms", median <= TARGET)
+            (f"{name} <= {target * 1000:.0f} ms", f"{median * 1000:.0f} ms", median <= target)
         )
     print_targets("\ntargets (median wall time of a whole run)", rows, width=62, value=8)
 

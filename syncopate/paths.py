@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from syncopate.variables import atomic_write
-
 
 def data_home() -> Path:
     """$SYNCOPATE_HOME, else $XDG_DATA_HOME/syncopate, else ~/.local/share/syncopate."""
@@ -30,6 +28,8 @@ def default_node_dir() -> Path:
 
 def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read (mode 0600), atomically."""
+    from syncopate.variables import atomic_write  # here: a controller command seldom writes
+
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, text, mode=0o600)
 

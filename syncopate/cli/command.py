@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -26,10 +26,11 @@ from syncopate.cli.common import (
 )
 from syncopate.cli.helpstyle import aliased
 from syncopate.cli.target import find_target
-from syncopate.client import ManagerClient
-from syncopate.command_results import describe_end, exit_status, wait_answered
 from syncopate.errors import ConfigError
-from syncopate.feed import FeedDropped, drop_text
+
+if TYPE_CHECKING:  # the commands import these when they run: --help needs no asyncio client
+    from syncopate.client import ManagerClient
+    from syncopate.feed import FeedDropped
 
 app = typer.Typer(
     help="Send a program to nodes, and follow what became of it.",
@@ -57,6 +58,8 @@ def read_code(code: str | None, file: Path | None) -> str:
 
 def print_responses(commands: Sequence[Mapping[str, Any]]) -> int:
     """Print each command's response (labelled when there are several); the exit status."""
+    from syncopate.command_results import describe_end, exit_status
+
     labelled = len(commands) > 1
     status = 0
     for info in sorted(commands, key=lambda c: str(c.get("node"))):
@@ -75,6 +78,8 @@ def print_responses(commands: Sequence[Mapping[str, Any]]) -> int:
 
 
 def say_dropped(drop: FeedDropped) -> None:
+    from syncopate.feed import drop_text  # with the feed, which only a running command has
+
     typer.secho(drop_text(drop), err=True)
 
 
@@ -103,6 +108,8 @@ def send(
     fingerprint: FingerprintOption = None,
 ) -> None:
     """Send a program to nodes; print the new command ids (one per node)."""
+    from syncopate.command_results import exit_status, wait_answered
+
     target = find_target(manager, token, ca_file, fingerprint)
     if all_nodes and nodes:
         raise typer.BadParameter("name nodes or give --all, not both")

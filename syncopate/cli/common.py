@@ -18,10 +18,8 @@ resolves them, with the environment and the local manager's controller.json, to 
 
 from __future__ import annotations
 
-import asyncio
-import difflib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -29,8 +27,10 @@ from syncopate.cli.output import named_list
 from syncopate.cli.output import print_json as print_json  # re-exported for the commands
 from syncopate.cli.reference import MANAGER_PANEL
 from syncopate.cli.target import Target
-from syncopate.client import ManagerClient
 from syncopate.errors import NotFound, SyncopateError, TokenRefused, Unreachable
+
+if TYPE_CHECKING:  # imported by the functions that use it: `node join` and --help need neither
+    from syncopate.client import ManagerClient
 
 T = TypeVar("T")
 
@@ -84,6 +84,9 @@ class CommandFailed(SyncopateError):
 
 def call(target: Target, action: Callable[[ManagerClient], Awaitable[T]]) -> T:
     """Run one exchange with the manager; errors come out as one actionable line."""
+    import asyncio
+
+    from syncopate.client import ManagerClient
 
     async def exchange() -> T:
         async with ManagerClient(
@@ -125,6 +128,8 @@ async def explain_first_missing(
     name = next((n for n in names if n not in known), None)
     if name is None:
         return exc
+    import difflib
+
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     if close:
         return NotFound(f"no {kind} named {name!r}; did you mean {close[0]!r}?")

@@ -21,6 +21,8 @@ from typing import Any
 import typer.core
 from typer import _click as click  # Typer carries its own click
 
+from syncopate.cli.lazy import LazyGroup
+
 
 def _argument_name(self: typer.core.TyperArgument) -> str:
     """An argument's name in help and errors: its metavar, else its name in capitals."""
@@ -70,17 +72,21 @@ OTHER_TOOLS = {
 }
 
 
-def aliased(aliases: dict[str, str]) -> type[typer.core.TyperGroup]:
+def aliased(aliases: dict[str, str]) -> type[LazyGroup]:
     """A group class in which each of `aliases` (`ls`) runs the command it names (`list`).
 
     Aliases are not listed in the help (the command's own help line names them) and are not
     offered as "did you mean"; a word another tool uses (`ps`, `delete`) that is not a
-    command here is answered with the command that does it.
+    command here is answered with the command that does it. The group builds each command
+    when it is used (cli/lazy.py).
     """
 
-    class AliasedGroup(typer.core.TyperGroup):
+    class AliasedGroup(LazyGroup):
         def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-            return super().get_command(ctx, aliases.get(cmd_name, cmd_name))
+            command: click.Command | None = super().get_command(
+                ctx, aliases.get(cmd_name, cmd_name)
+            )
+            return command
 
         def resolve_command(
             self, ctx: click.Context, args: list[str]
@@ -91,7 +97,8 @@ def aliased(aliases: dict[str, str]) -> type[typer.core.TyperGroup]:
                 # Typer's own suggestion (resolve_command) would not know the other tools' words.
                 return self._click_resolve_command(ctx, args)
             except click.exceptions.UsageError as exc:
-                exc.message = _suggest(exc.message, args[0] if args else "", list(self.commands))
+                typed = args[0] if args else ""
+                exc.message = _suggest(exc.message, typed, self.list_commands(ctx))
                 raise
 
     return AliasedGroup

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -26,9 +26,11 @@ from syncopate.cli.common import (
 )
 from syncopate.cli.output import print_json_line
 from syncopate.cli.target import find_target
-from syncopate.client import ManagerClient
 from syncopate.errors import NotFound
 from syncopate.feed import FeedDropped, NumberedLines, drop_text
+
+if TYPE_CHECKING:  # the commands import it when they run (syncopate.cli.common.call)
+    from syncopate.client import ManagerClient
 
 
 class Printer(NumberedLines):

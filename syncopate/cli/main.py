@@ -7,25 +7,23 @@ import sys
 import typer
 
 from syncopate import __version__
-from syncopate.cli import command, demo, helpstyle, logs, manager, node, project, tui
+from syncopate.cli import coercion, helpstyle
+from syncopate.cli.lazy import RootGroup
 from syncopate.cli.output import print_error, wants_json
 from syncopate.errors import RequestError, SyncopateError
 
 helpstyle.apply()  # before any help is drawn: NAME URL in usage lines, no <bool>
+# Before any command line is parsed: values that need no coercion skip Typer's pydantic layer.
+coercion.install()
 
 app = typer.Typer(
     name="syncopate",
     help="Run long-lived git projects across a fleet of small computers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Its commands (cli/lazy.py's COMMANDS) are imported and built when a command line uses them.
+    cls=RootGroup,
 )
-app.add_typer(project.app, name="project")
-app.add_typer(node.app, name="node")
-app.add_typer(manager.app, name="manager")
-app.add_typer(command.app, name="command")
-app.command("demo")(demo.demo)
-app.command("logs")(logs.logs)
-app.command("tui")(tui.tui)
 
 
 def _version(value: bool) -> None:

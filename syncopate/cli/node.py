@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -21,8 +21,10 @@ from syncopate.cli.common import (
 )
 from syncopate.cli.helpstyle import aliased
 from syncopate.cli.target import Target, find_target
-from syncopate.client import ManagerClient
 from syncopate.errors import ConfigError, NotFound
+
+if TYPE_CHECKING:  # the commands import it when they run (syncopate.cli.common.call)
+    from syncopate.client import ManagerClient
 
 app = typer.Typer(
     help="Run a node agent, or manage nodes.", no_args_is_help=True, cls=aliased({"ls": "list"})

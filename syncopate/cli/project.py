@@ -3,9 +3,8 @@ from cli/rollout.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -23,54 +22,27 @@ from syncopate.cli.common import (
 )
 from syncopate.cli.helpstyle import aliased
 from syncopate.cli.output import named, named_list
-from syncopate.cli.project_help import GIT_URL_HELP, megabytes
+from syncopate.cli.project_help import (
+    ENV_HELP,
+    GIT_URL_HELP,
+    GRACE_HELP,
+    HEALTH_CMD_HELP,
+    HEALTH_HTTP_HELP,
+    MAX_RAM_HELP,
+    ON_HELP,
+    SECRET_HELP,
+    megabytes,
+)
+from syncopate.cli.project_values import env_pairs, initial_variables
 from syncopate.cli.rollout import rollout
 from syncopate.cli.target import find_target
-from syncopate.client import ManagerClient
 from syncopate.errors import ConfigError, NotFound
-from syncopate.variables import parse_var
+
+if TYPE_CHECKING:  # the commands import it when they run (syncopate.cli.common.call)
+    from syncopate.client import ManagerClient
 
 ALIASES = aliased({"ls": "list", "rm": "remove"})
 app = typer.Typer(help="Add, control and inspect projects.", no_args_is_help=True, cls=ALIASES)
-
-
-def initial_variables(var: list[str], vars_file: Path | None) -> dict[str, Any]:
-    """--vars-file's object, then each --var on top of it."""
-    result: dict[str, Any] = {}
-    if vars_file is not None:
-        try:
-            loaded = json.loads(vars_file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read --vars-file {vars_file}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise ConfigError(f"--vars-file {vars_file} is not JSON: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"--vars-file {vars_file} must hold a JSON object")
-        result.update(loaded)
-    for item in var:
-        key, value = parse_var(item)
-        result[key] = value
-    return result
-
-
-def env_pairs(items: list[str], option: str = "--env") -> dict[str, str]:
-    """`K=V` items (`--env`) as a dict; the value is the text after the first '=', as it is."""
-    result: dict[str, str] = {}
-    for item in items:
-        key, equals, value = item.partition("=")
-        if not equals or not key:
-            raise ConfigError(f"{option} {item!r} is not NAME=VALUE")
-        result[key] = value
-    return result
-
-
-ENV_HELP = "Environment variable NAME=VALUE for the project's process (repeatable)."
-SECRET_HELP = "Secret NAME=VALUE: an environment variable whose value is never shown (repeatable)."
-ON_HELP = "Run only on nodes with label K=V (also K!=V, or K: has the label; repeatable)."
-HEALTH_CMD_HELP = "Health check: a command that exits 0 when the project is well"
-HEALTH_HTTP_HELP = "Health check: a URL that answers 2xx when the project is well"
-GRACE_HELP = "Seconds a new commit must run well, else the node rolls back to the last good one."
-MAX_RAM_HELP = "Restart it when its processes use more RAM than this, MB"
 
 
 async def _named(client: ManagerClient, name: str) -> dict[str, Any]:
@@ -269,6 +241,8 @@ def set_variables(
     fingerprint: FingerprintOption = None,
 ) -> None:
     """Write persistent variables into projects; each starts again with them."""
+    from syncopate.variables import parse_var
+
     names = [item for item in items if "=" not in item]
     values = dict(parse_var(item) for item in items if "=" in item)
     if not values:

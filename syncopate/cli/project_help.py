@@ -1,4 +1,4 @@
-"""`project add` and `project set`: the git URL help, and the MB options whose 0 means none."""
+"""`project add` and `project set`: their options' help, and the MB options whose 0 means none."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ GIT_URL_HELP = (
     "Git URL: https://, http://, ssh://, git://, file://, user@host:path, or an absolute "
     "path (/srv/git/app) that every node can read."
 )
+
+ENV_HELP = "Environment variable NAME=VALUE for the project's process (repeatable)."
+SECRET_HELP = "Secret NAME=VALUE: an environment variable whose value is never shown (repeatable)."
+ON_HELP = "Run only on nodes with label K=V (also K!=V, or K: has the label; repeatable)."
+HEALTH_CMD_HELP = "Health check: a command that exits 0 when the project is well"
+HEALTH_HTTP_HELP = "Health check: a URL that answers 2xx when the project is well"
+GRACE_HELP = "Seconds a new commit must run well, else the node rolls back to the last good one."
+MAX_RAM_HELP = "Restart it when its processes use more RAM than this, MB"
 
 
 def megabytes(help: str, zero: str) -> Any:

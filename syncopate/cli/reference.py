@@ -18,7 +18,9 @@ SKIPPED = {"help", "install_completion", "show_completion", "version"}
 
 
 def _commands(command: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
-    children = getattr(command, "commands", None)
+    from syncopate.cli.lazy import subcommands
+
+    children = subcommands(command)
     if children:
         for name in sorted(children):
             yield from _commands(children[name], [*path, name])

@@ -6,7 +6,7 @@ Registered on the `project` group by cli/project.py (DESIGN section 12).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -21,8 +21,10 @@ from syncopate.cli.common import (
     print_json,
 )
 from syncopate.cli.target import find_target
-from syncopate.client import ManagerClient
 from syncopate.errors import NotFound
+
+if TYPE_CHECKING:  # the commands import it when they run (syncopate.cli.common.call)
+    from syncopate.client import ManagerClient
 
 SHORT = 7
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from syncopate.cli.lazy import subcommands
 from syncopate.cli.output import kebab, named, named_list, wants_json
 
 
@@ -56,7 +57,7 @@ def test_wants_json_reads_options_before_a_double_dash(argv: list[str], wanted: 
 
 
 def _leaves(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
-    children = getattr(command, "commands", None)
+    children = subcommands(command)  # the root group builds its commands on demand
     if not children:
         yield " ".join(path), command
         return

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from syncopate.cli.main import app
-from syncopate.cli.project import initial_variables
+from syncopate.cli.project_values import initial_variables
 from syncopate.errors import ConfigError
 from syncopate.variables import parse_var
 
