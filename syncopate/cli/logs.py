@@ -147,8 +147,10 @@ def logs(
     ca_file: CaFileOption = None,
     fingerprint: FingerprintOption = None,
 ) -> None:
-    """Show a project's recent output with each line's time (the manager keeps its last
-    1,000 lines), or every project's with --all."""
+    """Show recent output, each line with its time: a project's, or every one's with --all.
+
+    The manager keeps each project's last 1,000 lines, with notes of what happened among
+    them: stopped by alice, moved to pi-3 (and why), new commit abc1234 (its subject)."""
     if every == (project is not None):
         raise typer.BadParameter("name a project, or give --all (not both)")
     target = find_target(manager, token, ca_file, fingerprint)
