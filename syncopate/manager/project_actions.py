@@ -93,7 +93,8 @@ class ProjectActions:
         with cluster._write(durable=True):
             project, fields = changes.apply(cluster, cluster._project(spec.name), spec, user)
             if fields and is_parent(project):
-                self.copies.follow(project, fields)  # every copy takes the change
+                # Every copy takes the change, and its log says so.
+                self.copies.follow(project, fields, changes.changed_by(user, fields))
         return project, fields
 
     def set_variables(self, names: list[str], values: dict[str, Any], user: str) -> list[str]:

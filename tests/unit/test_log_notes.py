@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from syncopate.manager.cluster import Cluster
+from syncopate.project_protocol import SetProject
 from tests.unit.test_cluster_timing import TIMEOUT, Clock, add, join, make, report
 
 
@@ -20,14 +21,18 @@ def test_actions_say_who_asked(tmp_path: Path) -> None:
     cluster.start(["p"], "bob")
     cluster.restart(["p"], "alice")
     cluster.reset(["p"])  # no name known: the deed alone
+    cluster.set(SetProject.model_validate({"name": "p", "command": "run", "env": {"A": "1"}}), "cy")
+    cluster.set_variables(["p"], {"count": 5, "b": 1}, "alice")
     assert notes(cluster, "p") == [
         "[syncopate] stopped by alice",
         "[syncopate] started by bob",
         "[syncopate] restarted by alice",
         "[syncopate] reset",
+        "[syncopate] changed by cy: command, env",
+        "[syncopate] variables b, count written by alice",
     ]
     answer = cluster.logs("p", 100)
-    assert len(answer["times"]) == 4 and all(t.endswith("Z") for t in answer["times"])
+    assert len(answer["times"]) == 6 and all(t.endswith("Z") for t in answer["times"])
 
 
 def test_a_dead_nodes_project_says_where_it_went_or_why_not(tmp_path: Path) -> None:
