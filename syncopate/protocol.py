@@ -88,6 +88,7 @@ GitUrl = Annotated[str, BeforeValidator(validate.check_git_url)]
 Megabytes = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
 Count = Annotated[int, BeforeValidator(refuse_bool)]
 LogLines = Annotated[list[str], BeforeValidator(form_literal)]
+LogTimes = Annotated[list[float], BeforeValidator(form_literal)]
 # A node's labels (DESIGN section 12): keys and values as constraints.check_labels allows.
 Labels = Annotated[
     dict[str, str], BeforeValidator(form_literal), AfterValidator(constraints.check_labels)
@@ -171,6 +172,9 @@ class UpdateRequest(NodeAuth):
     log_stream: str | None = Field(default=None, min_length=1, max_length=64)
     log_seq: Count | None = Field(default=None, ge=0)
     log_lines: LogLines | None = Field(default=None, max_length=MAX_LOG_LINES_PER_REPORT)
+    # When the node took each of `log_lines` (seconds since the epoch, one per line); an older
+    # node sends none, and the manager uses the time it received them (logbook.stamp).
+    log_times: LogTimes | None = Field(default=None, max_length=MAX_LOG_LINES_PER_REPORT)
     reason: str | None = Field(default=None, max_length=2000)
     # The rollout (DESIGN section 12): the last commit that ran well for its grace, and the one
     # rolled back from (not run again until a newer one or `rollout --retry`) with why.

@@ -1,16 +1,18 @@
-"""`syncopate logs PROJECT [--follow]`: a project's output as kept by the manager.
+"""`syncopate logs PROJECT [--follow]`, `logs --all`: projects' output as kept by the manager.
 
-The agents ship each project's new output lines with their reports; the manager keeps the last
-1,000 per project and numbers them (`seq`). `--follow` subscribes to those lines on `/events`
-first and then prints the kept ones, so no line falls between the two; the numbers drop the
-lines that come both ways, and after a lost connection it subscribes again and carries on
-from the last line printed.
+The agents ship each project's new output lines, with the time each was produced, in their
+reports; the manager keeps the last 1,000 per project and numbers them (`seq`), its own notes
+(`[syncopate] stopped by alice`) among them. Each line is printed with its time in the local
+zone (`--no-time`: as it is); `--all` prefixes each with its project and puts the projects'
+kept lines in time order. `--follow` subscribes to new lines on `/events` first and then prints
+the kept ones, so no line falls between the two; the numbers drop the lines that come both ways,
+and after a lost connection it subscribes again and carries on from the last line printed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -24,36 +26,15 @@ from syncopate.cli.common import (
     explain_missing,
     print_json,
 )
-from syncopate.cli.output import print_json_line
+from syncopate.cli.log_lines import Line, LinePrinter, lines_of, merged
 from syncopate.cli.target import find_target
 from syncopate.errors import NotFound
-from syncopate.feed import FeedDropped, NumberedLines, drop_text
+from syncopate.feed import FeedDropped, drop_text
 
 if TYPE_CHECKING:  # the commands import it when they run (syncopate.cli.common.call)
     from syncopate.client import ManagerClient
 
-
-class Printer(NumberedLines):
-    """Prints each numbered line once, in order, and says when lines were lost in between.
-
-    With `json_name` each line is a JSON object of its own (JSON Lines): `name`, `seq`, `line`.
-    """
-
-    def __init__(self, json_name: str | None = None) -> None:
-        super().__init__()
-        self.json_name = json_name
-
-    def show(self, seq: int, lines: list[str]) -> None:
-        skipped, new = self.take(seq, lines)
-        if skipped:
-            typer.secho(f"… {skipped} line(s) no longer kept by the manager", err=True)
-        first = (self.next_seq or 0) - len(new)
-        for number, line in enumerate(new, start=first):
-            if self.json_name is None:
-                sys.stdout.write(line + "\n")
-            else:
-                print_json_line({"name": self.json_name, "seq": number, "line": line})
-        sys.stdout.flush()
+EVERY_PROJECT = "*"  # /events?logs=*: every project's output, those added later included
 
 
 async def _kept(client: ManagerClient, project: str, lines: int) -> dict[str, Any]:
@@ -63,20 +44,52 @@ async def _kept(client: ManagerClient, project: str, lines: int) -> dict[str, An
         raise await explain_missing(client, exc, project, "project") from None
 
 
-async def _follow(client: ManagerClient, project: str, lines: int, printer: Printer) -> None:
+def _batch(answer: dict[str, Any], name: str) -> list[Line]:
+    """A `logs` answer or an /events `logs` message as lines."""
+    lines = list(answer.get("lines") or ())
+    times = list(answer.get("times") or ())
+    return lines_of(name, int(answer.get("seq") or 0), lines, times)
+
+
+def with_output(projects: dict[str, Any]) -> list[str]:
+    """The names whose output can be asked for: projects, and an every-node one's copies."""
+    names: list[str] = []
+    for name, info in sorted(projects.items()):
+        copies = info.get("copies") if isinstance(info, dict) else None
+        if isinstance(copies, dict):
+            names.extend(f"{name}@{node}" for node in sorted(copies))
+        else:
+            names.append(name)
+    return names
+
+
+async def _kept_of_all(
+    client: ManagerClient, names: list[str], lines: int, printer: LinePrinter
+) -> list[Line]:
+    """The last `lines` kept lines of all `names` together, in time order, not seen before."""
+
+    async def one(name: str) -> list[Line]:
+        with contextlib.suppress(NotFound):  # removed since the list was read
+            return printer.new(_batch(await client.logs(name, lines), name))
+        return []
+
+    batches = await asyncio.gather(*(one(name) for name in names))
+    return merged(batches)[-lines:]
+
+
+async def _follow(client: ManagerClient, project: str, lines: int, printer: LinePrinter) -> None:
     async def show_kept(snapshot: dict[str, Any]) -> None:
         # Subscribed first: from here on new lines come to us, so none falls in between.
-        answer = await _kept(client, project, lines)
-        printer.show(int(answer.get("seq") or 0), list(answer.get("lines") or ()))
+        printer.print(printer.new(_batch(await _kept(client, project, lines), project)))
 
     async with contextlib.aclosing(client.follow_events([project], on_connect=show_kept)) as feed:
         async for message in feed:
             if isinstance(message, FeedDropped):
-                if printer.next_seq is None:
+                if not printer.started(project) and not printer.numbered:
                     raise message.error  # never connected: a wrong URL or a stopped manager
                 typer.secho(drop_text(message), err=True)
             elif message.get("type") == "logs" and message.get("project") == project:
-                printer.show(int(message["seq"]), list(message["lines"]))
+                printer.print(printer.new(_batch(message, project)))
             elif (
                 message.get("type") == "changes"
                 and (message.get("projects") or {}).get(project, 1) is None
@@ -85,34 +98,97 @@ async def _follow(client: ManagerClient, project: str, lines: int, printer: Prin
                 return
 
 
+async def _follow_all(client: ManagerClient, lines: int, printer: LinePrinter) -> None:
+    connected = False
+
+    async def show_kept(snapshot: dict[str, Any]) -> None:
+        nonlocal connected
+        names = with_output(snapshot.get("projects") or {})
+        printer.width = max([printer.width, *map(len, names)])
+        printer.print(await _kept_of_all(client, names, lines, printer))
+        connected = True
+
+    feed = client.follow_events([EVERY_PROJECT], on_connect=show_kept)
+    async with contextlib.aclosing(feed) as messages:
+        async for message in messages:
+            if isinstance(message, FeedDropped):
+                if not connected:
+                    raise message.error  # never connected: a wrong URL or a stopped manager
+                typer.secho(drop_text(message), err=True)
+            elif message.get("type") == "logs":
+                printer.print(printer.new(_batch(message, str(message.get("project")))))
+            elif message.get("type") == "changes":
+                for name, info in (message.get("projects") or {}).items():
+                    if info is None and name in printer.numbered:
+                        del printer.numbered[name]
+                        typer.secho(f"{name} was removed", err=True)
+
+
 def logs(
-    project: str = typer.Argument(..., help="The project whose output to show."),
+    project: str | None = typer.Argument(
+        None, help="The project whose output to show (not with --all).", show_default=False
+    ),
+    every: bool = typer.Option(
+        False, "--all", help="Every project's output, each line prefixed with its project."
+    ),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
     lines: int = typer.Option(
         200, "--lines", "-n", min=1, max=1000, metavar="N", help="How many lines."
     ),
+    no_time: bool = typer.Option(
+        False, "--no-time", help="Print the lines as they are, without their times."
+    ),
     as_json: bool = typer.Option(
         False,
         "--json",
-        help="Print JSON for scripts: one object (with --follow: one object per line).",
+        help="Print JSON for scripts: one object (--all: a list; with --follow: one object per "
+        "line), with each line's time (ISO 8601 UTC).",
     ),
     manager: ManagerOption = None,
     token: TokenOption = None,
     ca_file: CaFileOption = None,
     fingerprint: FingerprintOption = None,
 ) -> None:
-    """Show a project's recent output (the manager keeps its last 1,000 lines)."""
+    """Show recent output, each line with its time: a project's, or every one's with --all.
+
+    The manager keeps each project's last 1,000 lines, with notes of what happened among
+    them: stopped by alice, moved to pi-3 (and why), new commit abc1234 (its subject)."""
+    if every == (project is not None):
+        raise typer.BadParameter("name a project, or give --all (not both)")
     target = find_target(manager, token, ca_file, fingerprint)
-    printer = Printer(project if as_json else None)
-    if not follow:
-        answer = call(target, lambda c: _kept(c, project, lines))
-        if as_json:
-            kept = {key: answer.get(key) for key in ("node", "seq", "lines")}
-            print_json({"name": answer.get("project") or project, **kept})
-            return
-        printer.show(int(answer.get("seq") or 0), list(answer.get("lines") or ()))
-        if not answer.get("lines"):
-            typer.secho(f"no output from {project} yet", err=True)
+    printer = LinePrinter(times=not no_time, prefix=every, as_json=as_json)
+    if follow:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how following ends
+            if project is None:
+                call(target, lambda c: _follow_all(c, lines, printer))
+            else:
+                call(target, lambda c: _follow(c, project, lines, printer))
         return
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how following ends
-        call(target, lambda c: _follow(c, project, lines, printer))
+    if project is None:
+        _print_all(target, lines, printer)
+        return
+    answer = call(target, lambda c: _kept(c, project, lines))
+    if as_json:
+        kept = {key: answer.get(key) for key in ("node", "seq", "lines", "times")}
+        print_json({"name": answer.get("project") or project, **kept})
+        return
+    printer.print(printer.new(_batch(answer, project)))
+    if not answer.get("lines"):
+        typer.secho(f"no output from {project} yet", err=True)
+
+
+def _print_all(target: Any, lines: int, printer: LinePrinter) -> None:
+    """`logs --all`: the last `lines` lines of every project together, in time order."""
+
+    async def kept(client: ManagerClient) -> list[Line]:
+        names = with_output(await client.status())
+        printer.width = max([0, *map(len, names)])
+        return await _kept_of_all(client, names, lines, printer)
+
+    found = call(target, kept)
+    if printer.as_json:
+        print_json([line.as_json() for line in found])
+        return
+    printer.print(found)
+    if not found:
+        typer.secho("no output from any project yet", err=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from syncopate.errors import OK
-from syncopate.manager import secret_box
+from syncopate.manager import logbook, secret_box
 from syncopate.manager.cluster_state import ClusterState
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.states import Desired, NodeStatus, ProjectStatus
@@ -170,17 +170,19 @@ def node_table(state: ClusterState) -> dict[str, Any]:
     return {name: node_info(state, state.nodes[name]) for name in sorted(state.nodes)}
 
 
-def logs(project: ProjectRecord, rows: list[tuple[int, str]]) -> dict[str, Any]:
+def logs(project: ProjectRecord, rows: list[tuple[int, str, float | None]]) -> dict[str, Any]:
     """The `logs` answer from a project's last output lines as the store gives them, numbered.
 
     `seq` numbers the first of them in the project's log (it counts every line the manager
-    took for the project), so a follower of /events can tell which lines it has seen.
+    took for the project), so a follower of /events can tell which lines it has seen. `times`
+    says when each line was produced (ISO 8601 UTC; null for a line kept before times were).
     """
     return {
         "project": project.name,
         "node": project.node,
         "seq": rows[0][0] if rows else project.log_count,
-        "lines": [line for _, line in rows],
+        "lines": [line for _, line, _ in rows],
+        "times": [logbook.iso(time) for _, _, time in rows],
     }
 
 

@@ -3,7 +3,8 @@
 Its variables, output and history stay. A change the running process must see (url, ref,
 command, env, secrets) asks its node for one restart (the `restart` counter); a change of what
 it asks for (ram, disk) moves it only when it no longer fits where it is. Every change is one
-`Cluster._write`, and is recorded in the project's `history` (who, when, which fields).
+`Cluster._write`, and is recorded in the project's `history` (who, when, which fields) and
+noted in its log (project_log.py).
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def apply(
         for name, value in new.items():
             setattr(project, name, value)
         _record(project, user, fields)
+        cluster.log.note(project, changed_by(user, fields))
         if RESTART_FIELDS & new.keys() and project.node is not None:
             project.restart += 1  # its node restarts it once, with the new values
         node = project.node
@@ -133,9 +135,15 @@ def set_variables(
             if project.node is not None:
                 cluster._set_status(project, ProjectStatus.PENDING)
             _record(project, user, ["variables"])
+            cluster.log.note(project, f"variables {', '.join(sorted(values))} written by {user}")
             cluster.store.save_project(project)
             cluster._changed(project.node)
             cluster._announce("project", project.name)
+
+
+def changed_by(user: str, fields: list[str]) -> str:
+    """The note `set` leaves in a project's log: `changed by alice: command, env`."""
+    return f"changed by {user}: {', '.join(fields)}"
 
 
 def _record(project: ProjectRecord, user: str, fields: list[str]) -> None:

@@ -17,7 +17,8 @@ owns and calls (they call back into the machinery above):
 - project_actions.py: the controller's actions (add, set, set-variables, remove, start, stop,
   restart, reset, rollout --retry); changes.py: what `set` and `set-variables` change;
 - membership.py: nodes joining, authenticating, speaking, leaving, drained and forgotten;
-- reports.py: a node's reports on its projects, and their output lines;
+- reports.py: a node's reports on its projects; project_log.py: their output lines, with
+  times, and the manager's notes in them (stopped by, moved to);
 - placement.py: assigning, failing over and moving projects, around the pure scheduler.py;
 - monitor.py: the periodic tick (liveness, overdue moves, retries, balance);
 - every_node.py: the copies of every-node projects, one per matching node;
@@ -43,6 +44,7 @@ from syncopate.manager.membership import Membership
 from syncopate.manager.monitor import Monitor
 from syncopate.manager.placement import Placement
 from syncopate.manager.project_actions import ProjectActions
+from syncopate.manager.project_log import ProjectLog
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.manager.reports import Reports
 from syncopate.manager.storage import Storage
@@ -53,8 +55,8 @@ from syncopate.states import NodeStatus, ProjectStatus, check_project_transition
 
 Clock = Callable[[], float]
 Notify = Callable[[str, str], None]
-# A project's new output: (project, number of the first line, lines).
-NotifyLines = Callable[[str, int, list[str]], None]
+# A project's new output: (project, number of the first line, lines, their times).
+NotifyLines = Callable[[str, int, list[str], list[float]], None]
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -98,13 +100,16 @@ class Cluster(Undoable):
         clock: Clock = time.monotonic,
         notify: Notify | None = None,
         notify_lines: NotifyLines | None = None,
+        wall_clock: Clock = time.time,
     ) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
         self.notify: Notify = notify or (lambda kind, name: None)
-        self.notify_lines: NotifyLines = notify_lines or (lambda project, first, lines: None)
+        self.notify_lines: NotifyLines = notify_lines or (lambda project, first, lines, times: None)
+        self.wall_clock = wall_clock  # the times of output lines
         self.state = ClusterState()
+        self.log = ProjectLog(self)
         self.polls = LongPoll()
         self.placement = Placement(self)
         self.monitor = Monitor(self, self.placement)
@@ -296,17 +301,17 @@ class Cluster(Undoable):
         """Delete a project, its log and its copies; its URL confirms the name."""
         self.actions.remove(spec)
 
-    def start(self, names: Iterable[str]) -> list[str]:
-        return self.actions.start(names)
+    def start(self, names: Iterable[str], user: str = "") -> list[str]:
+        return self.actions.start(names, user)
 
-    def stop(self, names: Iterable[str]) -> list[str]:
-        return self.actions.stop(names)
+    def stop(self, names: Iterable[str], user: str = "") -> list[str]:
+        return self.actions.stop(names, user)
 
-    def restart(self, names: Iterable[str]) -> list[str]:
-        return self.actions.restart(names)
+    def restart(self, names: Iterable[str], user: str = "") -> list[str]:
+        return self.actions.restart(names, user)
 
-    def reset(self, names: Iterable[str]) -> list[str]:
-        return self.actions.reset(names)
+    def reset(self, names: Iterable[str], user: str = "") -> list[str]:
+        return self.actions.reset(names, user)
 
     def rollout_retry(self, name: str) -> ProjectRecord:
         """`rollout --retry`: its node may try the bad commit it rolled back from again."""

@@ -3,8 +3,9 @@
 A subscriber gets a snapshot first (projects, nodes, and the newest and open commands), then
 `changes` messages naming what changed since the last one: projects and nodes by name, commands
 by id (a removed project or node maps to null). A subscriber that follows projects' output also
-gets, per project and batch, `{"type": "logs", "project": P, "seq": N, "lines": [...]}` (`seq`
-numbers the first line, as in the `logs` answer). A subscriber that cannot keep up is sent a
+gets, per project and batch, `{"type": "logs", "project": P, "seq": N, "lines": [...],
+"times": [...]}` (`seq` numbers the first line and `times` says when each was produced, as in
+the `logs` answer); `*` follows every project's output. A subscriber that cannot keep up is sent a
 fresh snapshot instead of a backlog (and misses the lines that were in it).
 """
 
@@ -17,11 +18,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from syncopate.manager.logbook import iso
+
 Snapshot = Callable[[], dict[str, Any]]
 Lookup = Callable[[str, str], dict[str, Any] | None]
 
 QUEUE_LIMIT = 64
 LINES_PER_BATCH = 1000  # of one project; older ones in the same batch are dropped
+EVERY_PROJECT = "*"  # in a subscriber's `logs`: it follows the output of every project
 log = logging.getLogger("syncopate.manager")
 
 
@@ -32,7 +36,10 @@ class Subscriber:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
         self.needs_snapshot = False
         self.logs = frozenset(logs)
-        """The projects whose new output lines this subscriber gets."""
+        """The projects whose new output lines this subscriber gets (EVERY_PROJECT: all)."""
+
+    def follows(self, project: str) -> bool:
+        return project in self.logs or EVERY_PROJECT in self.logs
 
     def offer(self, message: dict[str, Any]) -> None:
         if self.needs_snapshot:
@@ -50,6 +57,7 @@ class Subscriber:
 class _Lines:
     seq: int
     lines: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
 
 
 class EventHub:
@@ -71,17 +79,20 @@ class EventHub:
             self._dirty[kind].add(name)
             self._wake.set()
 
-    def add_lines(self, project: str, seq: int, lines: list[str]) -> None:
-        """New output of a project (`seq` numbers its first line); free when nobody follows it."""
-        if not self._followed[project]:
+    def add_lines(self, project: str, seq: int, lines: list[str], times: list[float]) -> None:
+        """New output of a project (`seq` numbers its first line, `times` say when each was
+        produced); free when nobody follows it."""
+        if not self._followed[project] and not self._followed[EVERY_PROJECT]:
             return
         pending = self._lines.get(project)
         if pending is None or pending.seq + len(pending.lines) != seq:
             pending = self._lines[project] = _Lines(seq)
         pending.lines.extend(lines)
+        pending.times.extend(times)
         extra = len(pending.lines) - LINES_PER_BATCH
         if extra > 0:
             del pending.lines[:extra]
+            del pending.times[:extra]
             pending.seq += extra
         self._wake.set()
 
@@ -113,9 +124,15 @@ class EventHub:
         # Lines first: then whoever sees a change has also seen the lines that came before it.
         for project in sorted(lines):
             batch = lines[project]
-            output = {"type": "logs", "project": project, "seq": batch.seq, "lines": batch.lines}
+            output = {
+                "type": "logs",
+                "project": project,
+                "seq": batch.seq,
+                "lines": batch.lines,
+                "times": [iso(time) for time in batch.times],
+            }
             for subscriber in list(self.subscribers):
-                if project in subscriber.logs:
+                if subscriber.follows(project):
                     subscriber.offer(output)
         if not projects and not nodes and not commands:
             return

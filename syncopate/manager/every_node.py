@@ -233,13 +233,16 @@ class Copies:
             self.cluster._announce("project", copy.name)
         self.state.copies_needed = True
 
-    def follow(self, parent: ProjectRecord, fields: list[str]) -> None:
+    def follow(self, parent: ProjectRecord, fields: list[str], said: str = "") -> None:
         """After `set` on the parent: every copy takes the new spec (restarting once when the
-        process must see it), and a change of constraints makes or deletes copies."""
+        process must see it), and a change of constraints makes or deletes copies. `said`
+        goes into each copy's log."""
         restart = bool(changes.RESTART_FIELDS & set(fields))
         for copy in self.of(parent):
             self.cluster._keep(copy)
             _take_spec(parent, copy)
+            if said:
+                self.cluster.log.note(copy, said)
             if restart:
                 copy.restart += 1
             self.cluster.store.save_project(copy)

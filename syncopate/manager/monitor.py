@@ -115,7 +115,7 @@ class Monitor:
                             self.cluster._announce("project", project.name)
                     continue
                 with self.cluster._write(durable=True):
-                    self.placement.begin_move(project, placement.node)
+                    self.placement.begin_move(project, placement.node, f"{node.name} is drained")
 
     def _retry_unplaced(self) -> None:
         """Place projects that want to run and have no node, now that something changed."""
@@ -205,7 +205,9 @@ class Monitor:
         )
         for move in moves:
             with self.cluster._write(durable=True):
-                self.placement.begin_move(self.state.projects[move.project], move.target)
+                self.placement.begin_move(
+                    self.state.projects[move.project], move.target, "to even the load"
+                )
         if moves:
             # More may be needed once these have landed.
             self.state.balance_needed = True

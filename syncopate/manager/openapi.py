@@ -246,7 +246,7 @@ def _document() -> dict[str, Any]:
                     {
                         "name": "logs",
                         "in": "query",
-                        "description": "projects whose new output lines to follow",
+                        "description": "projects whose new output lines to follow (*: all)",
                         "schema": {"type": "string"},
                     },
                 ],

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from syncopate.manager.cluster import Cluster
 
 
+def moved(node: str, why: str) -> str:
+    """The note of a project moved to `node` because `why` (none when it was not moved)."""
+    return f"moved to {node}: {why}" if why else ""
+
+
 class Placement:
     """Assignments of projects to nodes, and moves between them."""
 
@@ -63,7 +68,7 @@ class Placement:
         for project, lost_reason in items:
             placement = placements[project.name]
             if placement.node is not None:
-                self.assign(project, placement.node)
+                self.assign(project, placement.node, moved(placement.node, lost_reason))
                 continue
             if lost_reason:
                 status = ProjectStatus.LOST
@@ -76,11 +81,17 @@ class Placement:
                 status,
                 f"{lost_reason}; {placement.reason}" if lost_reason else placement.reason,
             )
+            if lost_reason:
+                self.cluster.log.note(project, f"{lost_reason}; not moved: {placement.reason}")
             self.cluster.store.save_project(project)
 
-    def assign(self, project: ProjectRecord, node_name: str) -> None:
-        """Give a project to a node: a new epoch (so an older copy stops), PENDING there."""
+    def assign(self, project: ProjectRecord, node_name: str, note: str = "") -> None:
+        """Give a project to a node: a new epoch (so an older copy stops), PENDING there.
+
+        `note`: a line for the project's log (`moved to pi-3: ...`); none when empty."""
         self.cluster._keep(project)
+        if note:
+            self.cluster.log.note(project, note)
         self.unassign(project)
         project.node = node_name
         self.set_moving(project, None)
@@ -115,15 +126,18 @@ class Placement:
             self.set_moving(project, None)
             node = self.state.nodes.get(target) if target is not None else None
             if node is not None and self.may_run(project, node):
-                self.assign(project, node.name)
+                self.assign(project, node.name, moved(node.name, why))
             else:
                 unplaced.append((project, why))
         self.place_all(unplaced)
         for project, _ in projects:
             self.cluster._announce("project", project.name)
 
-    def begin_move(self, project: ProjectRecord, target: str) -> None:
-        """Start moving a project: its node is told to stop it (a stopped one moves at once)."""
+    def begin_move(self, project: ProjectRecord, target: str, why: str = "") -> None:
+        """Start moving a project: its node is told to stop it (a stopped one moves at once).
+
+        `why` goes into the project's log with the move (`moving to pi-3: ...`)."""
+        self.cluster.log.note(project, f"moving to {target}" + (f": {why}" if why else ""))
         self.set_moving(project, target)
         project.move_started = self.cluster.clock()
         if project.desired is Desired.STOPPED or project.status in NOT_RUNNING_STATUSES:
@@ -140,7 +154,7 @@ class Placement:
             self.set_moving(project, None)
             node = self.state.nodes.get(target) if target else None
             if node is not None and self.may_run(project, node):
-                self.assign(project, node.name)
+                self.assign(project, node.name, f"moved to {node.name} from {project.node}")
             else:
                 self.unassign(project)
                 self.place(project, lost_reason="its move target went away")
@@ -155,7 +169,7 @@ class Placement:
         others = [v for v in self.state.views() if v.name != project.node]
         target = scheduler.place(need, others).node
         if target is not None:
-            self.begin_move(project, target)
+            self.begin_move(project, target, f"it no longer fits or may run on {project.node}")
             self.cluster.store.save_project(project)
             return
         self.unassign(project)

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from syncopate.manager.cluster import Cluster
 
 
+def by(done: str, user: str) -> str:
+    """The note an action leaves in a project's log: `stopped by alice` (`stopped`: no name)."""
+    return f"{done} by {user}" if user else done
+
+
 def _named_or_top(projects: list[ProjectRecord], names: list[str]) -> list[str]:
     """The names to answer with after an action: top-level projects, and copies named."""
     return [p.name for p in projects if p.copy_of is None or p.name in names]
@@ -88,7 +93,8 @@ class ProjectActions:
         with cluster._write(durable=True):
             project, fields = changes.apply(cluster, cluster._project(spec.name), spec, user)
             if fields and is_parent(project):
-                self.copies.follow(project, fields)  # every copy takes the change
+                # Every copy takes the change, and its log says so.
+                self.copies.follow(project, fields, changes.changed_by(user, fields))
         return project, fields
 
     def set_variables(self, names: list[str], values: dict[str, Any], user: str) -> list[str]:
@@ -117,8 +123,11 @@ class ProjectActions:
             del self.state.projects[project.name]
             cluster._announce("project", project.name)
 
-    def _for_each(self, names: Iterable[str], change: Callable[[ProjectRecord], None]) -> list[str]:
-        """Apply a controller change to the named projects (all when none), durably."""
+    def _for_each(
+        self, names: Iterable[str], change: Callable[[ProjectRecord], None], said: str = ""
+    ) -> list[str]:
+        """Apply a controller change to the named projects (all when none), durably; `said`
+        (`stopped by alice`) goes into each one's log."""
         cluster = self.cluster
         names = list(names)
         projects = self.copies.expand(cluster.select(names))  # a parent acts on every copy
@@ -126,6 +135,8 @@ class ProjectActions:
             for project in projects:
                 cluster._keep(project)
                 change(project)
+                if said:
+                    cluster.log.note(project, said)
                 unplaced = project.node is None and not is_parent(project)  # copies run a parent
                 if unplaced and project.desired is Desired.RUNNING:
                     self.placement.place(project)
@@ -136,37 +147,37 @@ class ProjectActions:
                 cluster._announce("project", project.name)
         return _named_or_top(projects, names)
 
-    def start(self, names: Iterable[str]) -> list[str]:
+    def start(self, names: Iterable[str], user: str = "") -> list[str]:
         def want_running(project: ProjectRecord) -> None:
             project.desired = Desired.RUNNING
             if project.status is ProjectStatus.FAILED and project.node is not None:
                 project.restart += 1  # its node tries again (after a crash loop, say)
 
-        return self._for_each(names, want_running)
+        return self._for_each(names, want_running, by("started", user))
 
-    def stop(self, names: Iterable[str]) -> list[str]:
+    def stop(self, names: Iterable[str], user: str = "") -> list[str]:
         def want_stopped(project: ProjectRecord) -> None:
             project.desired = Desired.STOPPED
             if project.node is None and project.status in MANAGER_STATUSES:
                 self.cluster._set_status(project, ProjectStatus.STOPPED, "")
 
-        return self._for_each(names, want_stopped)
+        return self._for_each(names, want_stopped, by("stopped", user))
 
-    def restart(self, names: Iterable[str]) -> list[str]:
+    def restart(self, names: Iterable[str], user: str = "") -> list[str]:
         def bump(project: ProjectRecord) -> None:
             project.restart += 1
             project.desired = Desired.RUNNING
 
-        return self._for_each(names, bump)
+        return self._for_each(names, bump, by("restarted", user))
 
-    def reset(self, names: Iterable[str]) -> list[str]:
+    def reset(self, names: Iterable[str], user: str = "") -> list[str]:
         def back_to_initial(project: ProjectRecord) -> None:
             project.variables = dict(project.initial_variables)
             project.epoch += 1
             if project.node is not None:
                 self.cluster._set_status(project, ProjectStatus.PENDING)
 
-        return self._for_each(names, back_to_initial)
+        return self._for_each(names, back_to_initial, by("reset", user))
 
     def rollout_retry(self, name: str) -> ProjectRecord:
         """`rollout --retry`: its node may try the bad commit it rolled back from again."""

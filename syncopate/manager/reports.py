@@ -3,8 +3,8 @@
 A report is checked (the project exists, is this node's, same URL, current epoch), then applied
 in one write: the reported status as the node's state machine produced it (not re-checked
 against the manager's transition table: reports coalesce), the usage and variables, and new
-output lines, which are stored with the record that holds the log's cursor. A report that
-says a moving project has stopped completes its move (durably).
+output lines (project_log.py), stored with the record that holds the log's cursor. A report
+that says a moving project has stopped completes its move (durably).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from syncopate.errors import (
     InvalidRequest,
     NotFound,
 )
-from syncopate.manager import logbook, secret_box
+from syncopate.manager import secret_box
 from syncopate.manager.answers import seed_runs
 from syncopate.manager.placement import Placement
 from syncopate.manager.records import NodeRecord, ProjectRecord, utc_now
-from syncopate.protocol import LOG_LINES_KEPT, UpdateRequest
+from syncopate.protocol import UpdateRequest
 from syncopate.states import (
     NOT_RUNNING_STATUSES,
     ProjectStatus,
@@ -165,10 +165,7 @@ class Reports:
 
         self.state.stale_views.add(node)
         if report.log_lines:
-            first, lines = self._take_lines(project, node, report)
-            if lines:
-                assert self.cluster._undo is not None
-                self.cluster._undo.later(self.cluster.notify_lines, project.name, first, lines)
+            self.cluster.log.take(project, node, report)
         if completing:
             self.placement.complete_move(project)
         else:
@@ -185,30 +182,3 @@ class Reports:
         if "bad_reason" in sent:
             reason = report.bad_reason
             project.bad_reason = None if reason is None else secret_box.mask_in(reason, project.url)
-
-    def _take_lines(
-        self, project: ProjectRecord, node: str, report: UpdateRequest
-    ) -> tuple[int, list[str]]:
-        """Store the report's new output lines; the caller saves the project record.
-
-        Returns the number of the first line stored and the lines.
-        """
-        assert report.log_stream is not None and report.log_seq is not None  # validated
-        cursor = logbook.LogCursor(project.log_stream, project.log_next, project.log_node)
-        # A git error quoting a password-bearing URL must not keep the password.
-        reported = [secret_box.mask_in(line, project.url) for line in report.log_lines or []]
-        cursor, lines = logbook.accept(cursor, node, report.log_stream, report.log_seq, reported)
-        project.log_stream, project.log_next, project.log_node = (
-            cursor.stream,
-            cursor.next,
-            cursor.node,
-        )
-        if not lines:
-            return 0, []
-        first = project.log_count
-        project.log_count += len(lines)
-        if len(lines) > LOG_LINES_KEPT:
-            lines = lines[-LOG_LINES_KEPT:]
-            first = project.log_count - LOG_LINES_KEPT
-        self.cluster.store.append_log_lines(project.name, first, lines, LOG_LINES_KEPT)
-        return first, lines

@@ -54,12 +54,21 @@ class Storage(Protocol):
         ...
 
     # a project's output -----------------------------------------------------------------------
-    def append_log_lines(self, project: str, first: int, lines: list[str], keep: int) -> None:
-        """Store lines numbered `first`, `first + 1`, ...; keep the project's last `keep`."""
+    def append_log_lines(
+        self,
+        project: str,
+        first: int,
+        lines: list[str],
+        keep: int,
+        times: list[float] | None = None,
+    ) -> None:
+        """Store lines numbered `first`, `first + 1`, ...; keep the project's last `keep`.
+
+        `times`: when each line was produced (seconds since the epoch); None: not known."""
         ...
 
-    def log_lines(self, project: str, limit: int) -> list[tuple[int, str]]:
-        """The project's last `limit` lines with their numbers, oldest first."""
+    def log_lines(self, project: str, limit: int) -> list[tuple[int, str, float | None]]:
+        """The project's last `limit` lines with their numbers and times, oldest first."""
         ...
 
     def delete_log_lines(self, project: str) -> None: ...

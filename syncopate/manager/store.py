@@ -29,7 +29,8 @@ from syncopate.states import CommandState, Desired, NodeStatus, ProjectStatus
 # 3: the commands table (the command channel), and `kind` in node records.
 # 4: `env` and `history` in project records.
 # 5: `secrets` in project records, sealed with `<data-dir>/secrets.key` (secret_box.py).
-SCHEMA_VERSION = 5
+# 6: `time` in log_lines (when the line was produced; NULL for lines kept before).
+SCHEMA_VERSION = 6
 DB_NAME = "syncopate.db"
 
 _SCHEMA = """
@@ -37,7 +38,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS projects (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS log_lines (
-    project TEXT NOT NULL, seq INTEGER NOT NULL, line TEXT NOT NULL, PRIMARY KEY (project, seq)
+    project TEXT NOT NULL, seq INTEGER NOT NULL, line TEXT NOT NULL, time REAL,
+    PRIMARY KEY (project, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commands (
     id INTEGER PRIMARY KEY, node TEXT NOT NULL, state TEXT NOT NULL, user TEXT NOT NULL,
@@ -88,6 +90,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._add_log_times()
         self._in_tx = False
         self.failed_writes = 0  # since start, for the log and /metrics
         self._failure_logged = -FAILURE_LOG_INTERVAL
@@ -110,6 +113,12 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    def _add_log_times(self) -> None:
+        """Schema 6: a database from before has log_lines without `time`; add it."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(log_lines)")}
+        if "time" not in columns:
+            self._db.execute("ALTER TABLE log_lines ADD COLUMN time REAL")
 
     @contextmanager
     def transaction(self, durable: bool = False) -> Iterator[None]:
@@ -245,29 +254,44 @@ class Store:
         return projects
 
     # output -----------------------------------------------------------------------------------
-    def append_log_lines(self, project: str, first: int, lines: list[str], keep: int) -> None:
+    def append_log_lines(
+        self,
+        project: str,
+        first: int,
+        lines: list[str],
+        keep: int,
+        times: list[float] | None = None,
+    ) -> None:
         """Store lines numbered `first`, `first + 1`, ...; keep the project's last `keep` lines.
 
+        `times`: when each line was produced (seconds since the epoch; None: unknown).
         Only the lines that fall out are deleted (a range of the primary key), so the cost
         follows the number of lines added, not the number kept.
         """
+        stamps: list[float | None] = list(times) if times is not None else [None] * len(lines)
         with self.transaction():
             self._db.executemany(
-                "INSERT OR REPLACE INTO log_lines(project, seq, line) VALUES(?, ?, ?)",
-                [(project, first + index, line) for index, line in enumerate(lines)],
+                "INSERT OR REPLACE INTO log_lines(project, seq, line, time) VALUES(?, ?, ?, ?)",
+                [
+                    (project, first + index, line, stamp)
+                    for index, (line, stamp) in enumerate(zip(lines, stamps, strict=True))
+                ],
             )
             self._db.execute(
                 "DELETE FROM log_lines WHERE project = ? AND seq < ?",
                 (project, first + len(lines) - keep),
             )
 
-    def log_lines(self, project: str, limit: int) -> list[tuple[int, str]]:
-        """The project's last `limit` lines with their numbers, oldest first."""
+    def log_lines(self, project: str, limit: int) -> list[tuple[int, str, float | None]]:
+        """The project's last `limit` lines with their numbers and times, oldest first."""
         rows = self._db.execute(
-            "SELECT seq, line FROM log_lines WHERE project = ? ORDER BY seq DESC LIMIT ?",
+            "SELECT seq, line, time FROM log_lines WHERE project = ? ORDER BY seq DESC LIMIT ?",
             (project, limit),
         ).fetchall()
-        return [(int(seq), str(line)) for seq, line in reversed(rows)]
+        return [
+            (int(seq), str(line), None if time is None else float(time))
+            for seq, line, time in reversed(rows)
+        ]
 
     def delete_log_lines(self, project: str) -> None:
         with self.transaction():

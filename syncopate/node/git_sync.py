@@ -170,6 +170,12 @@ def head_commit(dest: Path) -> str | None:
         return None
 
 
+def subject(dest: Path, commit: str, *, timeout: float = DEFAULT_TIMEOUT) -> str:
+    """The first line of `commit`'s message ("" when git cannot say)."""
+    status, text, _ = _git_status(dest, "log", "-1", "--format=%s", commit, "--", timeout=timeout)
+    return text.strip() if status == 0 else ""
+
+
 def is_checkout(dest: Path) -> bool:
     """Whether `dest` is the top of a non-bare git working tree."""
     try:

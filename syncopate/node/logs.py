@@ -21,8 +21,10 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_BYTES = 1024 * 1024
@@ -42,6 +44,9 @@ class Chunk:
     lines: list[str]
     skipped: int
     """Lines asked for that had already left memory; they are only in the file."""
+    times: list[float] = field(default_factory=list, compare=False)
+    """When each of `lines` was taken (seconds since the epoch); not compared: a chunk is
+    its lines."""
 
 
 class LogSink:
@@ -54,6 +59,7 @@ class LogSink:
         backups: int = BACKUPS,
         tail_lines: int = TAIL_LINES,
         line_chars: int = TAIL_LINE_CHARS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
@@ -69,6 +75,9 @@ class LogSink:
         self.stream = secrets.token_hex(8)
         """This sink's id: sequence numbers count from 0 within it."""
         self._lines: deque[str] = deque(maxlen=max(0, tail_lines))
+        # When each line in memory was taken: the manager shows it beside the line.
+        self._times: deque[float] = deque(maxlen=max(0, tail_lines))
+        self._clock = clock
         self._next_seq = 0
         self._partial = bytearray()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +141,8 @@ class LogSink:
             count = min(count, max(0, limit))
         offset = held - (self._next_seq - start)
         lines = list(itertools.islice(self._lines, offset, offset + count))
-        return Chunk(start, lines, skipped)
+        times = list(itertools.islice(self._times, offset, offset + count))
+        return Chunk(start, lines, skipped, times)
 
     def close(self) -> None:
         """Write a pending partial line and close the file. Closing twice is harmless."""
@@ -151,9 +161,11 @@ class LogSink:
     def _add(self, lines: list[str]) -> None:
         if not lines:
             return
+        now = self._clock()
         for line in lines:
             text = line[:-1] if line.endswith("\r") else line
             self._lines.append(text[: self.line_chars])
+            self._times.append(now)
         self._next_seq += len(lines)
         try:
             self._write_file(lines)

@@ -62,6 +62,7 @@ def build(local: Local, checkout: Path, started: bool) -> dict[str, Any]:
         report["log-stream"] = local.sink.stream
         report["log-seq"] = chunk.seq
         report["log-lines"] = within_budget(chunk.lines, LOG_BYTES_PER_REPORT)
+        report["log-times"] = [round(t, 3) for t in chunk.times[: len(report["log-lines"])]]
     return report
 
 

@@ -30,6 +30,7 @@ from syncopate.paths import write_private_json
 SHORT = 7  # characters of a sha in the lines people read
 # A health check's output can be long; the report's reason must stay within the manager's limit.
 MAX_WHY = 1000
+MAX_SUBJECT = 200  # characters of a commit's subject in its note
 
 
 def short(commit: str | None) -> str:
@@ -62,10 +63,12 @@ class RolloutState:
 @dataclass(frozen=True)
 class Arrived:
     """`commit` is about to run: fetched by a sync, or checked out when the project starts.
-    `pinned`: the project's --ref names a tag or a commit (the checkout follows no branch)."""
+    `pinned`: the project's --ref names a tag or a commit (the checkout follows no branch).
+    `subject`: the first line of its message, for the note of a new commit ("": not known)."""
 
     commit: str
     pinned: bool = False
+    subject: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ def _arrived(state: RolloutState, event: Arrived) -> tuple[RolloutState, Decisio
     # A new commit (a pinned bad one is the user's wish): whatever was bad is history now.
     last = f"last good {short(state.good)}" if state.good else "no commit ran well here yet"
     earlier = state.good is not None or state.trial is not None
-    note = f"new commit {short(commit)} → running (on trial; {last})" if earlier else ""
+    said = f" ({event.subject[:MAX_SUBJECT]})" if event.subject else ""
+    note = f"new commit {short(commit)}{said} → running (on trial; {last})" if earlier else ""
     new = replace(state, trial=commit, bad=None, bad_reason="")
     return new, Decision(Action.RUN, commit, trial=True, note=note)
 

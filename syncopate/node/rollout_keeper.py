@@ -55,7 +55,12 @@ class RolloutKeeper:
             return
         checkout = self.runner.checkout
         self._pinned = not await asyncio.to_thread(git_sync.follows_branch, checkout)
-        decision = self._step(local, rollout.Arrived(local.commit, self._pinned))
+        subject = ""
+        if local.commit not in (self.state.good, self.state.trial, self.state.bad):
+            # A new commit: its note names it by its message too (one git call, only then).
+            subject = await asyncio.to_thread(git_sync.subject, checkout, local.commit)
+        arrived = rollout.Arrived(local.commit, self._pinned, subject)
+        decision = self._step(local, arrived)
         if decision.action is Action.ROLL_BACK and decision.commit is not None:
             await asyncio.to_thread(git_sync.check_out, checkout, decision.commit)
             local.commit = decision.commit

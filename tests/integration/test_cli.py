@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -359,7 +360,9 @@ def test_logs_show_a_real_projects_output_and_follow_new_lines(cli: Cli, tmp_pat
             return lines if out.returncode == 0 and len(lines) == 5 else None
 
         lines = wait_until(printed, "five lines of output at the manager")
-        counts = [int(line.split()[1]) for line in lines]
+        # Each line as `2026-12-03 12:01:02 count 7`: when it was printed, then the line.
+        assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d count ", line) for line in lines)
+        counts = [int(line.split()[3]) for line in lines]
         assert counts == list(range(counts[0], counts[0] + 5))  # consecutive, oldest first
 
         follower = subprocess.Popen(
@@ -371,7 +374,7 @@ def test_logs_show_a_real_projects_output_and_follow_new_lines(cli: Cli, tmp_pat
         )
         try:
             assert follower.stdout is not None
-            seen = [int(follower.stdout.readline().split()[1]) for _ in range(8)]
+            seen = [int(follower.stdout.readline().split()[3]) for _ in range(8)]
             # New lines arrive as the project prints them: each once, in order, none missing.
             assert seen == list(range(seen[0], seen[0] + 8))
             assert seen[-1] > counts[-1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -199,7 +200,9 @@ def test_logs_follow_says_it_lost_the_manager_in_a_sentence(tmp_path: Path) -> N
         )
         try:
             out, err = lines_of(follower.stdout), lines_of(follower.stderr)
-            assert next_line(out, "a line of output").startswith("count ")
+            # `2026-12-03 12:01:02 count 7`: each line with its time.
+            first = next_line(out, "a line of output")
+            assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d count ", first), first
             own.manager.stop()
             said = [next_line(err, "a word about the lost manager")]
             while "(connection refused)" not in said[-1] and len(said) < 5:

@@ -175,7 +175,8 @@ def test_logs_follow_json_prints_one_object_per_line(cli: Cli) -> None:
                 assert follow.wait(10) == 0
     finally:
         assert cli("project", "remove", "follow").returncode == 0
-    assert [set(o) for o in objects] == [{"name", "seq", "line"}] * 3
+    assert [set(o) for o in objects] == [{"name", "seq", "time", "line"}] * 3
+    assert all(o["time"].endswith("Z") for o in objects)  # ISO 8601 UTC
     assert [o["seq"] for o in objects] == list(range(objects[0]["seq"], objects[0]["seq"] + 3))
     assert all(o["name"] == "follow" and o["line"].startswith("count ") for o in objects)
 

@@ -133,7 +133,13 @@ async def test_output_follows_a_project_that_moves(fleet: Fleet) -> None:
         await fleet.start_agent("pi-2")
         await fleet.stop_agent("pi-1")
         on_pi2 = [f"pi-2 line {i}" for i in range(20)]
-        expected = [*on_pi1, "[syncopate] stopped", "[syncopate] now on node pi-2", *on_pi2]
+        expected = [
+            *on_pi1,
+            "[syncopate] stopped",  # pi-1's last report, before it leaves
+            "[syncopate] moved to pi-2: node pi-1 left",  # the manager's decision
+            "[syncopate] now on node pi-2",  # pi-2's first lines
+            *on_pi2,
+        ]
 
         async def printed_on_pi2() -> dict[str, Any] | None:
             answer = await ctl.logs("talker", lines=1000)
@@ -268,6 +274,7 @@ async def test_a_removed_projects_lines_are_gone(manager: RunningManager) -> Non
         "node": None,
         "seq": 0,
         "lines": [],
+        "times": [],
     }
     await node.close()
 
@@ -337,6 +344,8 @@ async def test_events_deliver_followed_lines_live_and_only_to_followers(
         # Live: a line reported now arrives as its own message.
         await node.report("alpha", **output("s1", 3, ["four"]))
         live = await next_message(follower, of_type="logs")
+        (time,) = live.pop("times")  # when the manager took it (the report sent no times)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", time)
         assert live == {"type": "logs", "project": "alpha", "seq": 3, "lines": ["four"]}
         await follower.aclose()
         await plain.aclose()

@@ -208,6 +208,10 @@ def test_the_tour_runs_as_written(tour: Tour) -> None:
     wait_until(lambda: followed.read_text().strip(), "the kept output")
     follower.send_signal(signal.SIGINT)
     assert follower.wait(10) == 0
+    every, everyone = tour.start("syncopate logs --all --follow")
+    wait_until(lambda: " counter | count " in everyone.read_text(), "every project's output")
+    every.send_signal(signal.SIGINT)
+    assert every.wait(10) == 0
 
     missing = set(shown_commands()) - tour.ran - set(CANNOT_RUN_HERE) - set(TWO_COMMANDS)
     assert not missing, f"README commands this tour did not run: {sorted(missing)}"

@@ -86,7 +86,9 @@ async def test_a_failing_commit_is_rolled_back_and_not_retried_until_asked(fleet
         return lines if lines[-1:] == ["version 1"] else None
 
     lines = await wait_for(rolled_back_in_the_log, what="commit 1's output after the rollback")
-    assert f"[syncopate] new commit {c2[:7]} → running (on trial; last good {c1[:7]})" in lines
+    on_trial = f"→ running (on trial; last good {c1[:7]})"
+    new_commit = f"[syncopate] new commit {c2[:7]} (break it) {on_trial}"
+    assert new_commit in lines
     assert any(line.startswith(f"[syncopate] rolled back to {c1[:7]}: {c2[:7]}") for line in lines)
 
     # Later syncs (every 0.3 s) leave commit 1 running: it counts on, in the same process.

@@ -120,7 +120,7 @@ async def known_state(manager: RunningManager) -> AsyncIterator[Known]:
         state = manager.state
         # Every event and wake the manager emits from here on.
         state.cluster.notify = lambda kind, name: known.events.append(("notify", kind, name))
-        state.cluster.notify_lines = lambda p, first, lines: known.events.append(("lines", p))
+        state.cluster.notify_lines = lambda p, *_: known.events.append(("lines", p))
         state.commands.notify = lambda kind, name: known.events.append(("notify", kind, name))
         yield known
     finally:

@@ -73,6 +73,8 @@ def test_controller_commands_offer_the_manager_options() -> None:
         (["project", "add", "only-a-name"], "Missing argument"),
         (["project", "add", "x", "file:///r", "--ram", "-5"], "--ram"),
         (["logs", "x", "--lines", "0"], "--lines"),
+        (["logs"], "name a project, or give --all"),
+        (["logs", "x", "--all"], "name a project, or give --all"),
         (["node", "join"], "Missing argument"),
         (["project", "nonsense"], "No such command"),
     ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncopate.manager.logbook import LogCursor, accept
+from syncopate.manager.logbook import LogCursor, accept, accept_timed, iso, stamp
 
 MOVED = "[syncopate] now on node pi-2"
 
@@ -60,3 +60,29 @@ def test_a_resend_after_a_lost_answer_adds_nothing_twice() -> None:
     again, second = accept(cursor, "pi-1", "s1", 0, ["a", "b", "c"])
     assert first + second == ["a", "b", "c"]
     assert again == LogCursor("s1", 3, "pi-1")
+
+
+NOW = 1_800_000_000.0
+
+
+def test_stamp_believes_the_nodes_times_within_bounds_and_in_order() -> None:
+    a_day = 24 * 3600.0
+    node_times = [NOW - 60, NOW - 90, NOW + 0.5, NOW + 30, NOW - 2 * a_day, float("nan")]
+    assert stamp(node_times, 6, NOW) == [NOW - 60, NOW - 60, NOW, NOW, NOW, NOW]
+    assert stamp(None, 2, NOW) == [NOW, NOW]  # an older node sends none
+    assert stamp([NOW - 1], 2, NOW) == [NOW, NOW]  # one per line, or none believed
+
+
+def test_accept_timed_keeps_times_with_their_lines_and_notes_take_the_next_ones() -> None:
+    cursor, lines, times = accept_timed(
+        AT_S1, "pi-1", "s1", 1, ["b", "c", "d"], [NOW - 3, NOW - 2, NOW - 1], NOW
+    )
+    assert (cursor, lines, times) == (LogCursor("s1", 4, "pi-1"), ["d"], [NOW - 1])
+    _, lines, times = accept_timed(AT_S1, "pi-2", "s2", 0, ["x"], [NOW - 5], NOW)
+    assert lines == [MOVED, "x"] and times == [NOW - 5, NOW - 5]
+    assert accept_timed(AT_S1, "pi-1", "s1", 0, ["a"], None, NOW) == (AT_S1, [], [])
+
+
+def test_iso_is_utc_to_the_millisecond() -> None:
+    assert iso(NOW + 0.25) == "2027-01-15T08:00:00.250Z"
+    assert iso(None) is None

@@ -210,3 +210,20 @@ def test_a_sink_that_keeps_no_lines_still_counts_them(log_path: Path) -> None:
         assert sink.since(0) == Chunk(2, [], 2)
     finally:
         sink.close()
+
+
+def test_each_line_keeps_the_time_it_was_taken(log_path: Path) -> None:
+    now = [100.0]
+    sink = LogSink(log_path, tail_lines=3, clock=lambda: now[0])
+    try:
+        sink.write(b"one\ntw")
+        now[0] = 101.5
+        sink.write(b"o\nthree\n")  # a line is taken when its newline comes
+        now[0] = 102.0
+        sink.note("exited")
+        chunk = sink.since(1)
+        assert chunk.lines == ["two", "three", "[syncopate] exited"]
+        assert chunk.times == [101.5, 101.5, 102.0]
+        assert sink.since(3, 1).times == [102.0]
+    finally:
+        sink.close()

@@ -177,3 +177,10 @@ def test_the_record_survives_a_restart_and_bad_files(tmp_path: Path) -> None:
     for text in ("not json", "[1, 2]", '{"good": 5, "retry_seen": true, "bad": ""}'):
         path.write_text(text, encoding="utf-8")
         assert rollout.load(path) == FRESH
+
+
+def test_a_new_commit_s_note_names_its_subject() -> None:
+    _, arrived = step(GOOD, Arrived(C2, subject="fix the sensor"))
+    assert arrived.note == (
+        f"new commit {C2[:7]} (fix the sensor) → running (on trial; last good {C1[:7]})"
+    )

@@ -1,5 +1,5 @@
 """The store reads what an older manager wrote: schema 3 project rows have no env or history;
-schema 4 ones no secrets, and their data dir no secrets key yet."""
+schema 4 ones no secrets, and their data dir no secrets key yet; schema 5 log lines no time."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_a_schema_3_project_loads_with_no_env_and_no_history(tmp_path: Path) -> 
         (project,) = store.load_projects()
         assert project.env == {} and project.history == [] and project.secrets == {}
         assert project.variables == {"count": 4} and project.epoch == 2
-        assert store.get_meta("schema-version") == str(SCHEMA_VERSION) == "5"
+        assert store.get_meta("schema-version") == str(SCHEMA_VERSION) == "6"
     finally:
         store.close()
 
@@ -44,5 +44,24 @@ def test_a_schema_4_data_dir_gets_a_secrets_key_and_its_projects_load(tmp_path: 
         (project,) = store.load_projects()
         assert project.env == {"A": "1"} and project.secrets == {}
         assert (tmp_path / KEY_FILE).exists() and store.get_meta(CHECK_KEY)
+    finally:
+        store.close()
+
+
+def test_schema_5_log_lines_get_a_time_column_and_keep_their_lines(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        # The table as a schema 5 manager made it, with a line in it.
+        db.execute(
+            "CREATE TABLE log_lines (project TEXT NOT NULL, seq INTEGER NOT NULL, "
+            "line TEXT NOT NULL, PRIMARY KEY (project, seq)) WITHOUT ROWID"
+        )
+        db.execute("INSERT INTO log_lines VALUES('old', 0, 'from before')")
+    store = Store(tmp_path)
+    try:
+        store.append_log_lines("old", 1, ["from now"], 1000, [1_800_000_000.5])
+        assert store.log_lines("old", 10) == [
+            (0, "from before", None),
+            (1, "from now", 1_800_000_000.5),
+        ]
     finally:
         store.close()

@@ -160,11 +160,12 @@ def _project_field(call: ControllerRequest) -> dict[str, Any]:
 
 
 def _lifecycle(done: str) -> Action:
-    """start, stop, restart, reset: the cluster's method of the action's name, on `projects`."""
+    """start, stop, restart, reset: the cluster's method of the action's name, on `projects`
+    (and who asked, for the projects' logs)."""
 
     def handle(call: Call) -> web.Response:
         cluster = call.state.cluster
-        names = getattr(cluster, call.request.action)(call.request.projects)
+        names = getattr(cluster, call.request.action)(call.request.projects, call.user)
         return call.answer(
             information=f"{done} {len(names)} project(s)",
             projects=cluster.status(names) if names else {},

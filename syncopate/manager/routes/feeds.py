@@ -13,15 +13,19 @@ from syncopate import __version__, validate
 from syncopate.errors import InvalidRequest
 from syncopate.manager.auth import bearer, check_controller_token
 from syncopate.manager.context import STATE
+from syncopate.manager.events import EVERY_PROJECT
 from syncopate.manager.openapi import document as openapi_document
 
 
 def followed_logs(request: web.Request) -> frozenset[str]:
-    """The projects named by `logs=` query parameters (repeated, or comma-separated)."""
+    """The projects named by `logs=` query parameters (repeated, or comma-separated); `*`
+    follows every project's output, those added later included."""
     names = set()
     for value in request.query.getall("logs", []):
         for name in value.split(","):
-            if name.strip():
+            if name.strip() == EVERY_PROJECT:
+                names.add(EVERY_PROJECT)
+            elif name.strip():
                 try:
                     names.add(validate.check_project_ref(name.strip()))
                 except ValueError as exc:
