@@ -376,3 +376,17 @@ def node_detail(
             line.append(f"  exit {exit_text(command)}  {first_line(command.get('code'), 40)}")
             parts.append(line)
     return Group(*parts)
+
+
+TIME_WIDTH = 19  # `2026-12-03 12:01:02`
+
+
+def local_time(iso: str | None) -> str:
+    """A manager time as `2026-12-03 12:01:02` in the local zone (blank when not known)."""
+    if not iso:
+        return " " * TIME_WIDTH
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso[:TIME_WIDTH].ljust(TIME_WIDTH)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")

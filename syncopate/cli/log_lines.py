@@ -15,14 +15,12 @@ import heapq
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import typer
 
 from syncopate.cli.output import print_json_line
 from syncopate.feed import NumberedLines
-
-TIME_WIDTH = 19  # `2026-12-03 12:01:02`
+from syncopate.render import local_time
 
 
 @dataclass(frozen=True)
@@ -36,17 +34,6 @@ class Line:
 
     def as_json(self) -> dict[str, object]:
         return {"name": self.name, "seq": self.seq, "time": self.time, "line": self.line}
-
-
-def local_time(iso: str | None) -> str:
-    """A manager time as `2026-12-03 12:01:02` in the local zone (blank when not known)."""
-    if not iso:
-        return " " * TIME_WIDTH
-    try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return iso[:TIME_WIDTH].ljust(TIME_WIDTH)
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def lines_of(name: str, seq: int, lines: Sequence[str], times: Sequence[str | None]) -> list[Line]:

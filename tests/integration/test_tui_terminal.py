@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -241,12 +242,13 @@ def filter_box(screen: str) -> str | None:
 
 
 def output_ticks(screen: str) -> list[int]:
-    """The numbers of the `tick N` lines in the output dialog (inside its border)."""
+    """The numbers of the `HH:MM:SS tick N` lines in the output dialog (inside its border)."""
     found = []
     for line in screen.splitlines():
         words = line.strip("█ ").split()
-        if len(words) == 2 and words[0] == "tick" and words[1].isdigit():
-            found.append(int(words[1]))
+        if len(words) == 3 and words[1] == "tick" and words[2].isdigit():
+            assert re.fullmatch(r"\d\d:\d\d:\d\d", words[0]), f"no time first: {line!r}"
+            found.append(int(words[2]))
     return found
 
 

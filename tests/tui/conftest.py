@@ -18,6 +18,8 @@ plugin's side-by-side pictures) to the current directory.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +89,14 @@ def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
         test_location=snapshot.test_location,
         update_snapshots=snapshot.update_snapshots,
     )
+
+
+@pytest.fixture(autouse=True)
+def utc_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The TUI shows times in the local zone: the screens here are drawn in UTC, so a baseline
+    does not depend on the zone of the machine that runs the tests."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

@@ -4,6 +4,7 @@ that Esc returns to the same row."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from textual.command import CommandList, CommandPalette
@@ -79,6 +80,9 @@ async def test_enter_on_a_project_shows_all_of_it_but_secret_values(world: World
         screen = await opened(pilot, app)
         # The output comes from the manager's kept log, fetched when the screen opens.
         await until(pilot, lambda: "Remote I/O error" in body(screen), "the last output")
+        # The kept lines come with the time each was produced, as in the logs view.
+        timed = r"\d\d:\d\d:\d\d booting the sensor"
+        await until(pilot, lambda: re.search(timed, body(screen)), "the kept output, timed")
         text = body(screen)
         assert " ".join(REASON.split()) in " ".join(text.split()), "the whole reason"
         for shown in ("crashed", "readings = 812", 'place = "hall"', "GREETING", "API_TOKEN"):

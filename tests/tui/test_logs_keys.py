@@ -3,6 +3,7 @@ text (Esc clears it), `p` and space pause following while lines keep arriving.""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -23,7 +24,11 @@ from tests.tui.test_pilot import (
 
 
 def shown(screen: LogsScreen) -> list[str]:
-    return [strip.text.rstrip() for strip in screen.query_one("#log", RichLog).lines]
+    """The lines the view shows, without the time each starts with (checked here)."""
+    lines = [strip.text.rstrip() for strip in screen.query_one("#log", RichLog).lines]
+    for line in lines:
+        assert re.match(r"\d\d:\d\d:\d\d ", line), f"no HH:MM:SS time first: {line!r}"
+    return [line[len("12:01:02 ") :] for line in lines]
 
 
 def title(screen: LogsScreen) -> str:

@@ -219,11 +219,10 @@ COMMANDS: dict[str, dict[str, Any]] = {
 }
 
 SNAPSHOT = {"type": "snapshot", "projects": PROJECTS, "nodes": NODES, "commands": COMMANDS}
-LOG_LINES = [
-    f"11:{m:02d}:{s:02d} pm2.5=7.{(m + s) % 10} pm10=11.0 co2=6{m}"
-    for m in range(50, 60)
-    for s in (0, 30)
-]
+LOG_LINES = [f"pm2.5=7.{(m + s) % 10} pm10=11.0 co2=6{m}" for m in range(50, 60) for s in (0, 30)]
+# When each line was produced, as the manager answers (UTC; the view shows the local zone: the
+# tests run in UTC, tests/tui/conftest.py).
+LOG_TIMES = [f"2026-11-22T11:{m:02d}:{s:02d}Z" for m in range(50, 60) for s in (0, 30)]
 
 
 class ScriptedClient(ManagerClient):
@@ -243,6 +242,7 @@ class ScriptedClient(ManagerClient):
             "node": PROJECTS[project]["node"],
             "seq": 4180,
             "lines": LOG_LINES,
+            "times": LOG_TIMES,
         }
 
 

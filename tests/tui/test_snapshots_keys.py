@@ -55,7 +55,8 @@ async def filtered_and_paused(pilot: Pilot[None]) -> None:
     )
     await until(pilot, lambda: len(screen.query_one(RichLog).lines) == 20, "the kept lines")
     await pilot.press("slash", *":30", "enter", "p")
-    screen.take(4200, ["12:00:00 pm2.5=7.1", "12:00:30 pm2.5=7.2", "12:01:30 pm2.5=7.0"])
+    times = ["2026-11-22T12:00:00Z", "2026-11-22T12:00:30Z", "2026-11-22T12:01:30Z"]
+    screen.take(4200, ["pm2.5=7.1", "pm2.5=7.2", "pm2.5=7.0"], times)
     await pilot.pause()
 
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from syncopate.cli.log_lines import LinePrinter, lines_of, local_time, merged
+from syncopate.cli.log_lines import LinePrinter, lines_of, merged
+from syncopate.render import local_time
 
 
 @pytest.fixture

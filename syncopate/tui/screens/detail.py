@@ -22,7 +22,7 @@ from textual.widgets import Static
 
 from syncopate.client import ManagerClient
 from syncopate.errors import SyncopateError
-from syncopate.render import project_status, status_text
+from syncopate.render import local_time, project_status, status_text
 from syncopate.tui.detail_text import full_detail
 from syncopate.tui.model import Delta, FleetModel
 from syncopate.tui.widgets.key_footer import KeyFooter
@@ -144,7 +144,11 @@ class DetailScreen(ModalScreen[None]):
             answer = await self.client.logs(self.item, OUTPUT_LINES)
         except SyncopateError:
             return  # e.g. a copy of an every-node project: its report's lines are shown
-        self.output = [str(line) for line in answer.get("lines") or ()]
+        lines = [str(line) for line in answer.get("lines") or ()]
+        times = list(answer.get("times") or ())
+        if len(times) == len(lines):  # HH:MM:SS first, as in the logs view
+            lines = [f"{local_time(t)[-8:]} {line}" for t, line in zip(times, lines, strict=True)]
+        self.output = lines
         self.show()
 
     def action_scroll(self, where: str) -> None:

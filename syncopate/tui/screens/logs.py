@@ -1,5 +1,6 @@
 """A project's output, live: the kept lines, then new ones as they come (like `logs -f`).
 
+Each line starts with the time it was produced (the manager's `times`, in this machine's zone).
 `/` filters the lines shown to those containing a text (Esc clears it); `p` or space pauses
 following: new lines are kept but not shown, the title counts them, and resuming shows them.
 """
@@ -21,6 +22,7 @@ from textual.widgets import Input, Label, RichLog, Static
 from syncopate.client import ManagerClient
 from syncopate.errors import SyncopateError
 from syncopate.feed import FeedDropped, NumberedLines
+from syncopate.render import local_time
 
 RECONNECT_DELAYS = (1.0,)  # a person is watching: retry soon, and as often
 KEPT = 5000  # lines kept to filter again, as many as the log shows
@@ -73,13 +75,19 @@ class LogsScreen(ModalScreen[None]):
         self.query_one("#title", Label).update(self.title_text())
 
     def passes(self, line: Text) -> bool:
+        # What the line shows, its time included: `/12:01` finds the lines of that minute.
         return self.filter.lower() in line.plain.lower()
 
-    def take(self, seq: int, lines: list[str]) -> None:
-        """Keep each numbered line once, in order; show it unless paused or filtered out."""
+    def take(self, seq: int, lines: list[str], times: list[str | None] | None = None) -> None:
+        """Keep each numbered line once, in order; show it unless paused or filtered out.
+
+        `times` go with `lines` one for one (a manager that sends none leaves them blank)."""
         skipped, new = self.seen.take(seq, lines)
+        stamps = times[len(lines) - len(new) :] if times and len(times) == len(lines) else []
         texts = [Text(f"… {skipped} line(s) no longer kept", style="dim")] if skipped else []
-        texts += [Text(line) for line in new]
+        for number, line in enumerate(new):
+            clock = local_time(stamps[number] if stamps else None)[-8:]  # HH:MM:SS
+            texts.append(Text.assemble((clock + " ", "dim"), line))
         log = self.query_one("#log", RichLog)
         for text in texts:
             self.kept.append(text)
@@ -97,8 +105,8 @@ class LogsScreen(ModalScreen[None]):
         log = self.query_one("#log", RichLog)
         log.clear()
         shown = [line for line in self.kept if self.passes(line)]
-        for line in shown[: max(0, len(shown) - self.waiting)]:
-            log.write(line, scroll_end=False)
+        for text in shown[: max(0, len(shown) - self.waiting)]:
+            log.write(text, scroll_end=False)
         if not self.paused:
             log.scroll_end(animate=False)
 
@@ -129,7 +137,8 @@ class LogsScreen(ModalScreen[None]):
 
         async def show_kept(snapshot: dict[str, Any]) -> None:
             answer = await self.client.logs(self.project, 200)
-            self.take(int(answer.get("seq") or 0), list(answer.get("lines") or ()))
+            lines, times = list(answer.get("lines") or ()), list(answer.get("times") or ())
+            self.take(int(answer.get("seq") or 0), lines, times)
             state.update(Text(f"following (on {answer.get('node') or 'no node'})", "green"))
 
         feed = self.client.follow_events(
@@ -141,7 +150,8 @@ class LogsScreen(ModalScreen[None]):
                     if isinstance(message, FeedDropped):
                         state.update(Text(f"disconnected: {message.error}; retrying", "red"))
                     elif message.get("type") == "logs" and message.get("project") == self.project:
-                        self.take(int(message["seq"]), list(message["lines"]))
+                        times = list(message.get("times") or ())
+                        self.take(int(message["seq"]), list(message["lines"]), times)
                     elif (message.get("projects") or {}).get(self.project, 1) is None:
                         state.update(Text(f"{self.project} was removed", "yellow"))
                         return
@@ -160,8 +170,8 @@ class LogsScreen(ModalScreen[None]):
         if not self.paused and self.waiting:
             shown = [line for line in self.kept if self.passes(line)]
             log = self.query_one("#log", RichLog)
-            for line in shown[max(0, len(shown) - self.waiting) :]:
-                log.write(line, scroll_end=False)
+            for text in shown[max(0, len(shown) - self.waiting) :]:
+                log.write(text, scroll_end=False)
             self.waiting = 0
         if not self.paused:
             self.query_one("#log", RichLog).scroll_end(animate=False)
