@@ -219,10 +219,16 @@ async def test_a_new_commit_failing_its_health_check_is_rolled_back(fleet: Fleet
     assert back["bad-commit"] == c2
     assert back["bad-reason"].startswith("failed its health check")
     assert back["reason"].startswith(f"rolled back to {c1[:7]}: {c2[:7]} failed its health check")
+
     # One restart for the rollback, not one more for the failed check: commit 1 started
     # twice in all (its first run, the rollback), and the node says it stopped twice (for
     # commit 2, for the rollback).
-    lines = await log_lines(fleet, "sick")
+    # The report with the new pid can come before the one with commit 1's second line.
+    async def commit_1_ran_again() -> list[str] | None:
+        lines = await log_lines(fleet, "sick")
+        return lines if sum(line == "version 1" for line in lines) >= 2 else None
+
+    lines = await wait_for(commit_1_ran_again, what="commit 1's output after the rollback")
     assert sum(line == "version 1" for line in lines) == 2, lines
     assert sum(line == "[syncopate] stopped" for line in lines) == 2, lines
     assert "restarting" not in back["bad-reason"] and "unhealthy: " not in back["bad-reason"]
