@@ -22,7 +22,9 @@ from syncopate.cli.common import (
     ManagerOption,
     TokenOption,
     call,
+    names_or_all,
     print_json,
+    usage_error,
 )
 from syncopate.cli.helpstyle import aliased
 from syncopate.cli.target import find_target
@@ -41,8 +43,10 @@ app = typer.Typer(
 
 def read_code(code: str | None, file: Path | None) -> str:
     """The program from --code or --file (`-` reads standard input); exactly one is needed."""
-    if (code is None) == (file is None):
-        raise typer.BadParameter("give the program with --code C or --file F (one of them)")
+    if code is None and file is None:
+        raise usage_error("give the program with --code C or --file F")
+    if code is not None and file is not None:
+        raise usage_error("give the program with --code C or --file F, not both")
     if code is not None:
         return code
     assert file is not None
@@ -110,12 +114,9 @@ def send(
     """Send a program to nodes; print the new command ids (one per node)."""
     from syncopate.command_results import exit_status, wait_answered
 
+    names_or_all(nodes, all_nodes, "name the nodes to run it on")
+    program = read_code(code, file)  # usage errors before looking for a manager
     target = find_target(manager, token, ca_file, fingerprint)
-    if all_nodes and nodes:
-        raise typer.BadParameter("name nodes or give --all, not both")
-    if not all_nodes and not nodes:
-        raise typer.BadParameter("name the nodes to run it on, or give --all")
-    program = read_code(code, file)
 
     async def run(client: ManagerClient) -> list[dict[str, Any]]:
         # An unknown node is refused with the manager's own "did you mean".

@@ -82,6 +82,25 @@ class CommandFailed(SyncopateError):
         self.code = code
 
 
+def usage_error(message: str) -> Exception:
+    """A usage error to raise: `error: message` and exit 2, as Typer's own (README, "Commands")."""
+    from typer._click.exceptions import UsageError  # Typer carries its own click
+
+    return UsageError(message)
+
+
+def names_or_all(names: Sequence[str] | None, every: bool, what: str) -> None:
+    """Names or --all, exactly one: else a usage error that fits the case.
+
+    `what` says what to name (`name the projects to stop`). Every project only when asked for
+    with --all (DESIGN section 8: the wire's empty list still means all, for the seed's clients).
+    """
+    if names and every:
+        raise usage_error(f"{what} or give --all, not both")
+    if not names and not every:
+        raise usage_error(f"{what}, or give --all")
+
+
 def call(target: Target, action: Callable[[ManagerClient], Awaitable[T]]) -> T:
     """Run one exchange with the manager; errors come out as one actionable line."""
     import asyncio
@@ -138,10 +157,15 @@ async def explain_first_missing(
     return NotFound(f"no {kind} named {name!r}; `syncopate {kind} list` shows them")
 
 
-def print_listing(items: Any, as_json: bool, empty: str, table: Callable[[Any], Any]) -> None:
-    """A `list` command's output: JSON for scripts, `empty` when there is nothing, else a table."""
+def print_listing(
+    items: Any, as_json: bool, empty: str, table: Callable[[Any], Any], kind: str
+) -> None:
+    """A `list` command's output: JSON for scripts, `empty` when there is nothing, else a table.
+
+    `kind` ("project", "node") says which of output.RENAMES the JSON takes.
+    """
     if as_json:
-        print_json(named_list(items))
+        print_json(named_list(items, kind))
         return
     if not items:
         typer.echo(empty)

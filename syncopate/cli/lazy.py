@@ -19,6 +19,7 @@ from typing import Any
 
 import typer
 import typer.main
+from typer._click.exceptions import UsageError  # Typer carries its own click
 from typer.core import TyperGroup
 from typer.models import DefaultPlaceholder
 
@@ -33,6 +34,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "node": ("node", "app"),
     "manager": ("manager", "app"),
     "command": ("command", "app"),
+}
+
+# Words another tool (docker, pm2, kubectl, systemctl) takes at its root, and the command that
+# does it here: `syncopate ls` is answered with `syncopate project list`, not with `logs`,
+# which merely looks like it.
+ROOT_WORDS: dict[str, str] = {
+    **dict.fromkeys(("ls", "ps", "list", "status", "get", "projects"), "project list"),
+    **dict.fromkeys(("rm", "remove", "delete", "del"), "project remove"),
+    **dict.fromkeys(("show", "describe", "info", "inspect"), "project show NAME"),
+    **{verb: f"project {verb}" for verb in ("add", "start", "stop", "restart", "reset", "set")},
+    "run": "project add",
+    "create": "project add",
+    "nodes": "node list",
+    "top": "tui",
+    "monit": "tui",
 }
 
 
@@ -68,6 +84,15 @@ class RootGroup(LazyGroup):
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         self.pending = {name: partial(load, name) for name in COMMANDS}
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:
+            meant = ROOT_WORDS.get(args[0].lower()) if args else None
+            if meant is not None:
+                exc.message = f"No such command {args[0]!r}. Did you mean 'syncopate {meant}'?"
+            raise
 
 
 def load(name: str) -> Any:

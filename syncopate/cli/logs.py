@@ -24,6 +24,7 @@ from syncopate.cli.common import (
     TokenOption,
     call,
     explain_missing,
+    names_or_all,
     print_json,
 )
 from syncopate.cli.log_lines import Line, LinePrinter, lines_of, merged
@@ -153,8 +154,7 @@ def logs(
 
     The manager keeps each project's last 1,000 lines, with notes of what happened among
     them: stopped by alice, moved to pi-3 (and why), new commit abc1234 (its subject)."""
-    if every == (project is not None):
-        raise typer.BadParameter("name a project, or give --all (not both)")
+    names_or_all([project] if project is not None else [], every, "name a project")
     target = find_target(manager, token, ca_file, fingerprint)
     printer = LinePrinter(times=not no_time, prefix=every, as_json=as_json)
     if follow:

@@ -42,40 +42,38 @@ def main(
 
 
 def run() -> None:
-    """Entry point: run the app; a SyncopateError becomes one line on stderr and exit 1.
+    """Entry point: run the app; any failure is one `error: ...` line on stderr (README).
 
-    Typer's standalone mode handles usage errors (exit 2) and Ctrl-C itself. Under --json
-    every failure, usage errors too, is one JSON object on stdout instead (cli/output.py).
+    Not Typer's standalone mode, which draws a usage error in a box: here a usage error (a
+    missing argument, a bad value, no such command) is one line and exit 2, any other failure
+    one line and exit 1. Under --json each failure is also one JSON object on stdout
+    (cli/output.py).
     """
-    if wants_json(sys.argv[1:]):
-        sys.exit(_run_json())
-    try:
-        app()
-    except SyncopateError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    sys.exit(_run(wants_json(sys.argv[1:])))
 
 
-def _run_json() -> int:
-    """Run the app for a --json command line; the exit status.
-
-    Not standalone, so that usage errors come here to be shown as JSON rather than as
-    Typer's box of text.
-    """
+def _run(as_json: bool) -> int:
+    """Run the app; the exit status. Failures are shown as `run` says."""
     try:
         status = app(standalone_mode=False)
     except SyncopateError as exc:
-        print_error(str(exc), error_code(exc))
-        return 1
+        return _failed(str(exc), error_code(exc), 1, as_json)
     except typer.TyperException as exc:  # a usage error: a missing argument, a bad value
         format_message = getattr(exc, "format_message", None)
-        status = int(getattr(exc, "exit_code", 2))
-        print_error(format_message() if format_message else str(exc), status)
-        return status
+        code = int(getattr(exc, "exit_code", 2))
+        return _failed(format_message() if format_message else str(exc), code, code, as_json)
     except typer.Abort:
-        print_error("interrupted", 130)
-        return 130
+        return _failed("interrupted", 130, 130, as_json)
     return status if isinstance(status, int) else 0
+
+
+def _failed(message: str, code: int, status: int, as_json: bool) -> int:
+    """Say what failed (`code` is --json's) and give the exit status, `status`."""
+    if as_json:
+        print_error(message, code)
+    elif message:  # none when a group given no command has printed its help
+        print(f"error: {message}", file=sys.stderr)
+    return status
 
 
 def error_code(exc: SyncopateError) -> int:

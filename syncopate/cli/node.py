@@ -18,6 +18,7 @@ from syncopate.cli.common import (
     explain_missing,
     print_json,
     print_listing,
+    usage_error,
 )
 from syncopate.cli.helpstyle import aliased
 from syncopate.cli.target import Target, find_target
@@ -150,7 +151,7 @@ def list_nodes(
 
     nodes = call(target, lambda c: c.nodes())
     empty = "no nodes yet; on each machine run `syncopate node join URL --password P`"
-    print_listing(nodes, as_json, empty, nodes_table)
+    print_listing(nodes, as_json, empty, nodes_table, "node")
 
 
 @app.command()
@@ -171,7 +172,7 @@ def label(
     """Set or remove a node's labels: projects placed with `--on` follow them."""
     given = check_labels(labels or [])
     if not given and not remove:
-        raise ConfigError("give labels to set (K=V) or --remove K, or both")
+        raise usage_error("give labels to set (K=V) or --remove K, or both")
     target = find_target(manager, token, ca_file, fingerprint)
 
     async def run(client: ManagerClient) -> dict[str, Any]:

@@ -7,6 +7,8 @@
 - One thing (`show`, `add`, an action on one NAME or ID) is one object, `name` (or a command's
   `id`) first; several things (`list`, an action on NAME ... or `--all`) are an array of such
   objects, even for one. Actions add `result`: the line the command prints without `--json`.
+- A few wire names read wrong beside their neighbours (issue 16); RENAMES maps them, per kind
+  of object, and README's `--json` section lists the same table.
 - A failure is `{"error": "...", "code": N}` on standard output (and the usual `error: ...` line
   on standard error); the exit status is non-zero.
 """
@@ -33,6 +35,32 @@ USER_KEYED = frozenset(
 )
 
 
+# The wire's names that --json shows otherwise, per kind of object: wire name -> CLI name, None
+# to leave it out. A project's `ram` is what it needs but a node's is what it has; `restart`
+# counts the restarts asked of its node (beside `restarts`, how often it restarted);
+# `project-name` repeats `name`; a node's `storage` is the total beside `disk-usage`.
+RENAMES: dict[str, dict[str, str | None]] = {
+    "project": {
+        "project-name": None,
+        "restart": "restart-requests",
+        "ram": "ram-needed",
+        "disk": "disk-needed",
+    },
+    "node": {"ram": "ram-total", "storage": "disk-total"},
+}
+
+
+def renamed(info: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """`info` (a wire answer for one `kind` of object) with RENAMES[kind] applied, in order."""
+    names = RENAMES[kind]
+    shaped: dict[str, Any] = {}
+    for key, value in info.items():
+        name = names.get(key, key)
+        if name is not None:
+            shaped[name] = value
+    return shaped
+
+
 def kebab(data: Any) -> Any:
     """`data` with every key kebab-case (`_` -> `-`), except inside the USER_KEYED objects."""
     if isinstance(data, Mapping):
@@ -46,22 +74,27 @@ def kebab(data: Any) -> Any:
     return data
 
 
-def named(name: str, info: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    """One project or node as --json shows it: `name` first, its fields, then `extra` (`result`).
+def named(
+    name: str, info: Mapping[str, Any], kind: str = "project", **extra: Any
+) -> dict[str, Any]:
+    """One project or node (`kind`) as --json shows it: `name` first, its fields (RENAMES
+    applied), then `extra` (`result`).
 
     An every-node project's `copies` (node -> copy on the wire) become an array of objects with
     `node` first, as every listing is an array.
     """
-    shaped = {"name": name, **info, **extra}
+    shaped = {"name": name, **renamed(info, kind), **extra}
     copies = info.get("copies")
     if isinstance(copies, Mapping):
         shaped["copies"] = [{"node": node, **copies[node]} for node in sorted(copies)]
     return shaped
 
 
-def named_list(answer: Mapping[str, Mapping[str, Any]], **extra: Any) -> list[dict[str, Any]]:
+def named_list(
+    answer: Mapping[str, Mapping[str, Any]], kind: str = "project", **extra: Any
+) -> list[dict[str, Any]]:
     """An answer of name -> fields (`projects`, `nodes`) as an array of `named` objects, by name."""
-    return [named(name, answer[name], **extra) for name in sorted(answer)]
+    return [named(name, answer[name], kind, **extra) for name in sorted(answer)]
 
 
 def print_json(data: Any) -> None:

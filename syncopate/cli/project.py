@@ -17,8 +17,10 @@ from syncopate.cli.common import (
     call,
     explain_first_missing,
     explain_missing,
+    names_or_all,
     print_json,
     print_listing,
+    usage_error,
 )
 from syncopate.cli.helpstyle import aliased
 from syncopate.cli.output import named, named_list
@@ -36,7 +38,7 @@ from syncopate.cli.project_help import (
 from syncopate.cli.project_values import env_pairs, initial_variables
 from syncopate.cli.rollout import rollout
 from syncopate.cli.target import find_target
-from syncopate.errors import ConfigError, NotFound
+from syncopate.errors import NotFound
 
 if TYPE_CHECKING:  # the commands import it when they run (syncopate.cli.common.call)
     from syncopate.client import ManagerClient
@@ -212,7 +214,7 @@ def set_project(
         "max-ram": max_ram,
     }
     if no_on and on:
-        raise typer.BadParameter("give --on or --no-on, not both")
+        raise usage_error("give --on or --no-on, not both")
 
     async def run(client: ManagerClient) -> dict[str, Any]:
         try:
@@ -246,9 +248,8 @@ def set_variables(
     names = [item for item in items if "=" not in item]
     values = dict(parse_var(item) for item in items if "=" in item)
     if not values:
-        raise ConfigError("give the variables to write as KEY=VALUE")
-    if bool(names) == every:
-        raise ConfigError("name the projects, or give --all (not both)")
+        raise usage_error("give the variables to write as KEY=VALUE")
+    names_or_all(names, every, "name the projects")
     target = find_target(manager, token, ca_file, fingerprint)
 
     async def run(client: ManagerClient) -> dict[str, Any]:
@@ -299,10 +300,7 @@ def _control(verb: str) -> Any:
         ca_file: CaFileOption = None,
         fingerprint: FingerprintOption = None,
     ) -> None:
-        if bool(names) == every:
-            # DESIGN section 8: every project only when asked for by name (the wire's empty
-            # list still means all, for the seed's clients).
-            raise ConfigError(f"name the projects to {verb}, or give --all (not both)")
+        names_or_all(names, every, f"name the projects to {verb}")
         target = find_target(manager, token, ca_file, fingerprint)
 
         async def run(client: ManagerClient) -> dict[str, Any]:
@@ -347,7 +345,7 @@ def list_projects(
 
     projects = call(target, lambda c: c.status())
     empty = "no projects yet; add one with `syncopate project add NAME GIT-URL`"
-    print_listing(projects, as_json, empty, projects_table)
+    print_listing(projects, as_json, empty, projects_table, "project")
 
 
 @app.command()

@@ -38,9 +38,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    """The single `error: ...` line of a failed command (and nothing else, no traceback)."""
-    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+def one_error_line(done: subprocess.CompletedProcess[str], status: int = 1) -> str:
+    """The single `error: ...` line of a failed command (and nothing else, no traceback);
+    it exits `status` (2 for a usage error)."""
+    assert done.returncode == status, (done.returncode, done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
     assert "Traceback" not in done.stderr + done.stdout
@@ -142,17 +143,21 @@ def test_bad_input_changes_nothing(cli: Cli, tmp_path: Path) -> None:
         (("project", "add", "x", repo.url, "--env", "SYNCOPATE_NODE=x"), "is reserved"),
         (("project", "set", "ghost", "--ram", "1"), "no project named 'ghost'"),
         (("project", "set", "x", "--url", "ext::sh -c id"), "ext:: and others are refused"),
+        (("project", "vars", "ghost", "a=1"), "no project named 'ghost'"),
+    ]:
+        assert reason in one_error_line(cli(*args))
+    # Usage errors: exit 2 (README), and the words fit the case, none given or both.
+    for args, reason in [
         (("project", "vars", "x"), "give the variables to write as KEY=VALUE"),
         *[
             ((("project", verb), f"name the projects to {verb}, or give --all"))
             for verb in ("start", "stop", "restart", "reset")
         ],
-        (("project", "stop", "x", "--all"), "name the projects to stop, or give --all"),
+        (("project", "stop", "x", "--all"), "name the projects to stop or give --all, not both"),
         (("project", "vars", "a=1"), "name the projects, or give --all"),
-        (("project", "vars", "x", "a=1", "--all"), "name the projects, or give --all"),
-        (("project", "vars", "ghost", "a=1"), "no project named 'ghost'"),
+        (("project", "vars", "x", "a=1", "--all"), "name the projects or give --all, not both"),
     ]:
-        assert reason in one_error_line(cli(*args))
+        assert one_error_line(cli(*args), status=2) == f"error: {reason}"
     assert cli.json("project", "list") == before
 
 
@@ -193,12 +198,13 @@ def test_add_list_show_control_and_remove(cli: Cli) -> None:
     )
     assert info["name"] == "counter" and info["node"] == "pi-1"
     assert info["initial-variables"] == {"count": 100, "label": "from-flag", "limits": [1, 2]}
-    assert info["commit"] == repo.head() and info["ram"] == 10
+    assert info["commit"] == repo.head() and info["ram-needed"] == 10
 
     listed = cli.json("project", "list")
     assert isinstance(listed, list)
     row = next(item for item in listed if item["name"] == "counter")
-    assert row["project-name"] == "counter" and row["status"] == "running"
+    assert row["name"] == "counter" and row["status"] == "running"
+    assert "project-name" not in row  # `name` says it (output.RENAMES)
     nodes = cli.json("node", "list")
     assert [n["name"] for n in nodes] == ["pi-1"] and "counter" in nodes[0]["projects"]
 
@@ -266,7 +272,7 @@ def test_env_and_set_in_place(cli: Cli) -> None:
             ),
             "envy to restart with its new env",
         )
-        assert info["env"] == {"B": "x"} and info["ram"] == 2 and info["node"] == "pi-1"
+        assert info["env"] == {"B": "x"} and info["ram-needed"] == 2 and info["node"] == "pi-1"
         assert [h["fields"] for h in info["history"]] == [["env", "ram"]]
         shown = cli("project", "show", "envy").stdout
         assert "B=x" in shown and ": env, ram" in shown

@@ -148,6 +148,41 @@ def test_an_unknown_command_gets_a_did_you_mean(typed: str, meant: str) -> None:
     assert "'ls'" not in done.stderr and "'rm'" not in done.stderr  # aliases are not offered
 
 
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("ls", "project list"),
+        ("ps", "project list"),
+        ("status", "project list"),
+        ("rm", "project remove"),
+        ("nodes", "node list"),
+        ("top", "tui"),
+    ],
+)
+def test_another_tools_word_at_the_root_names_the_command_here(typed: str, meant: str) -> None:
+    done = console_script(typed)
+    assert done.returncode == 2
+    # Not `logs`, which `ls` merely looks like.
+    assert done.stderr == f"error: No such command '{typed}'. Did you mean 'syncopate {meant}'?\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("projct", "list"), "No such command 'projct'. Did you mean 'project'?"),
+        (("logs",), "name a project, or give --all"),
+        (("logs", "x", "--all"), "name a project or give --all, not both"),
+        (("project", "stop"), "name the projects to stop, or give --all"),
+        (("project", "remove"), "Missing argument 'NAME'."),
+        (("command", "send", "pi-1"), "give the program with --code C or --file F"),
+    ],
+)
+def test_a_usage_error_is_one_error_line_and_exit_2(args: tuple[str, ...], line: str) -> None:
+    """README: one `error: ...` line, not Typer's box of usage text."""
+    done = console_script(*args)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"error: {line}\n")
+
+
 # errors in words ------------------------------------------------------------------------------
 def test_a_wrong_join_password_says_so_in_words(cli: Cli, tmp_path: Path) -> None:
     done = subprocess.run(

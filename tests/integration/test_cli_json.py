@@ -27,6 +27,11 @@ KEBAB = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 # The objects whose keys are the user's, named here one by one: nothing else may escape the rule.
 USER_KEYED = {"persistent-variables", "initial-variables", "env", "secrets", "labels"}
 
+# The project keys --json shows for what the wire calls `ram`, `disk` and `restart`; a project
+# shows none of the ambiguous wire names (a node's `ram` is what it has, not what it needs).
+NEW_PROJECT_KEYS = ("ram-needed", "disk-needed", "restart-requests", "restarts")
+OLD_PROJECT_KEYS = {"ram", "disk", "restart", "project-name"}
+
 
 def bad_keys(data: Any, path: str = "") -> list[str]:
     """Every key in `data` that is not kebab-case, with where it is; USER_KEYED objects aside."""
@@ -100,6 +105,10 @@ def test_every_json_command_prints_the_one_shape(cli: Cli) -> None:
     assert [c["node"] for c in shown["copies"]] == ["pi-1"]  # an array of objects, node first
     listed = run("project", "list")
     assert [p["name"] for p in listed] == ["counter", "mon"]
+    for project in [*listed, run("project", "show", "counter")]:
+        # One name for one thing (output.RENAMES): what it needs, restarts asked for and done.
+        assert set(NEW_PROJECT_KEYS) <= set(project), sorted(project)
+        assert not OLD_PROJECT_KEYS & set(project), sorted(project)
     assert run("project", "set", "counter", "--env", "OTHER_ENV=y")["changed"] == ["env"]
     wrote = run("project", "vars", "counter", "c_d=2")
     assert [p["name"] for p in wrote] == ["counter"] and "result" in wrote[0]
@@ -113,7 +122,10 @@ def test_every_json_command_prints_the_one_shape(cli: Cli) -> None:
     )
     assert logs["name"] == "counter" and isinstance(logs["seq"], int) and logs["node"] == "pi-1"
 
-    assert [n["name"] for n in run("node", "list")] == ["pi-1"]
+    nodes = run("node", "list")
+    assert [n["name"] for n in nodes] == ["pi-1"]
+    assert {"ram-total", "disk-total", "ram-usage", "disk-usage"} <= set(nodes[0]), nodes
+    assert not {"ram", "storage", "disk"} & set(nodes[0]), sorted(nodes[0])
     labelled = run("node", "label", "pi-1", "Zone_X=lab")
     assert labelled == {
         "name": "pi-1",
@@ -186,7 +198,10 @@ def test_logs_follow_json_prints_one_object_per_line(cli: Cli) -> None:
     [
         (("project", "show", "ghost"), 404, 1, "no project named 'ghost'"),
         (("node", "drain", "ghost"), 404, 1, "no node named 'ghost'"),
-        (("project", "stop"), 1, 1, "name the projects to stop, or give --all"),
+        (("project", "stop"), 2, 2, "name the projects to stop, or give --all"),
+        (("project", "stop", "x", "--all"), 2, 2, "name the projects to stop or give --all, not"),
+        (("logs",), 2, 2, "name a project, or give --all"),
+        (("ls",), 2, 2, "Did you mean 'syncopate project list'?"),
         (("project", "add", "x", "ext::sh -c id"), 400, 1, "ext:: and others are refused"),
         (("project", "remove", "--token", "wrong"), 2, 2, "Missing argument"),
         (("project", "list", "--token", "wrong"), 401, 1, "refused the controller token"),
