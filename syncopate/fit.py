@@ -4,8 +4,12 @@ Rich, given a table too wide for the terminal, squeezes every column alike: name
 `pi…` and a long reason wraps one word per line. A `FitTable` decides instead, each time it
 is drawn (so the demo's live view follows a resized terminal):
 
-- a column that must stay (`keep=None`: the name, the status) is never cut;
-- the others go, lowest `keep` first, until the rest fits;
+- a column that must stay (`keep=None`: the name, the status) is never dropped, and never cut
+  but for one that may be cut (`cut_before`, a name): a 57-character name would otherwise
+  leave room for the status alone;
+- the others go, lowest `keep` first, until the rest fits; a column that may be cut is cut,
+  with `…`, to keep those with a `keep` of `cut_before` or more (where it runs, why), but never
+  below its `min_width` (`show` and `--json` have it whole);
 - one `flexible` column (a reason, labels, code) takes the width that is left, on one line,
   cut with `…` (`show` has the full text).
 """
@@ -30,7 +34,8 @@ class Column:
 
     `keep`: None for a column that always stays; else the higher, the later it is dropped
     when the table is too wide. `flexible`: takes the width left over (at least `min_width`),
-    cut with `…`.
+    cut with `…`. `cut_before`: a kept column that is cut with `…` (to no less than
+    `min_width`) rather than drop a column whose `keep` is `cut_before` or more.
     """
 
     header: str
@@ -38,6 +43,7 @@ class Column:
     keep: int | None = None
     flexible: bool = False
     min_width: int = 8
+    cut_before: int | None = None
 
 
 def _one_line(cell: Cell) -> Cell:
@@ -70,34 +76,58 @@ class FitTable:
         natural = self.natural_widths()
         shown = list(range(len(self.columns)))
 
-        def needed() -> int:
+        def needed(cut: bool) -> int:
             widths = [
                 min(natural[i], self.columns[i].min_width)
-                if self.columns[i].flexible
+                if self.columns[i].flexible or (cut and self.columns[i].cut_before is not None)
                 else natural[i]
                 for i in shown
             ]
             return sum(widths) + GAP * (len(shown) - 1)
 
-        while needed() > width:
-            droppable = [i for i in shown if self.columns[i].keep is not None]
-            if not droppable:
-                break
+        def drop(cut: bool, below: float) -> None:
             # The least kept goes first; of equals, the rightmost.
-            shown.remove(min(reversed(droppable), key=lambda i: self.columns[i].keep or 0))
+            while needed(cut) > width:
+                droppable = [i for i in shown if (self.columns[i].keep or 0) < below]
+                droppable = [i for i in droppable if self.columns[i].keep is not None]
+                if not droppable:
+                    return
+                shown.remove(min(reversed(droppable), key=lambda i: self.columns[i].keep or 0))
+
+        # Whole first, dropping what ranks below every cut_before; then cut, dropping the rest.
+        limits = [c.cut_before for c in self.columns if c.cut_before is not None]
+        drop(cut=False, below=min(limits, default=float("inf")))
+        drop(cut=True, below=float("inf"))
         return shown
+
+    def widths(self, width: int) -> dict[int, int]:
+        """Each shown column's width at `width` (natural, but for those cut to fit)."""
+        natural = self.natural_widths()
+        shown = self.kept(width)
+        sized = {i: natural[i] for i in shown}
+        flexible = [i for i in shown if self.columns[i].flexible]
+        # A flexible column keeps its least width while a cut one shrinks; then takes the rest.
+        for i in [i for i in shown if self.columns[i].cut_before is not None]:
+            others = sum(
+                min(natural[j], self.columns[j].min_width) if j in flexible else sized[j]
+                for j in shown
+                if j != i
+            )
+            room = width - others - GAP * (len(shown) - 1)
+            sized[i] = max(min(self.columns[i].min_width, natural[i]), min(natural[i], room))
+        for i in flexible:
+            room = width - sum(sized[j] for j in shown if j != i) - GAP * (len(shown) - 1)
+            sized[i] = max(1, min(natural[i], room))
+        return sized
 
     def table(self, width: int) -> Table:
         """The rich Table for `width` columns."""
         natural = self.natural_widths()
-        shown = self.kept(width)
-        fixed = sum(natural[i] for i in shown if not self.columns[i].flexible)
-        left = width - fixed - GAP * (len(shown) - 1)
+        sized = self.widths(width)
         table = Table(box=None, header_style="bold", pad_edge=False)
-        for i in shown:
+        for i, size in sized.items():
             column = self.columns[i]
-            if column.flexible:
-                size = max(1, min(natural[i], left))
+            if size < natural[i]:  # a flexible or a cut column, narrower than its text
                 table.add_column(
                     column.header,
                     justify=column.justify,
@@ -105,13 +135,15 @@ class FitTable:
                     overflow="ellipsis",
                     width=size,
                 )
+            elif column.flexible:
+                table.add_column(column.header, justify=column.justify, no_wrap=True, width=size)
             else:
                 # min_width: rich must not squeeze a kept column (a name cut to `pi…`).
                 table.add_column(
                     column.header, justify=column.justify, no_wrap=True, min_width=natural[i]
                 )
         for row in self.rows:
-            table.add_row(*(row[i] for i in shown))
+            table.add_row(*(row[i] for i in sized))
         return table
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:

@@ -112,8 +112,11 @@ def short(text: object, width: int) -> str:
 
 # The list tables' columns, in their order; `keep` says which go first at narrow widths
 # (fit.py): the name and the status always stay, the reason takes what is left, on one line.
+# A name of up to NAME_WHOLE characters is always whole; a longer one is cut (to no less) rather
+# than drop where a project runs and why, or a node's projects, RAM and CPU.
+NAME_WHOLE = 40
 PROJECT_COLUMNS = (
-    Column("NAME"),
+    Column("NAME", min_width=NAME_WHOLE, cut_before=8),
     Column("STATUS"),
     Column("NODE", keep=9),
     Column("UP", keep=6),
@@ -124,7 +127,7 @@ PROJECT_COLUMNS = (
     Column("REASON", keep=8, flexible=True, min_width=12),
 )
 NODE_COLUMNS = (
-    Column("NAME"),
+    Column("NAME", min_width=NAME_WHOLE, cut_before=6),
     Column("STATUS"),
     Column("PROJECTS", "right", keep=8),
     Column("RAM", keep=7),

@@ -124,6 +124,27 @@ def test_usage_lines_name_arguments_in_capitals() -> None:
     assert done.returncode == 2 and "Missing argument 'URL'" in done.stderr
 
 
+VERY_LONG_NAME = "the-weather-station-logger-in-the-greenhouse-behind-the-barn"  # 60
+
+
+def test_a_very_long_name_is_cut_so_node_status_and_reason_stay(cli: Cli, tmp_path: Path) -> None:
+    """Issue 16's tryout: a 57-character name at 80 columns (piped) left NAME and STATUS alone.
+    The name is cut with `…` instead; --json has it whole."""
+    repo = Repo.create(tmp_path / "repo", {"counter.py": COUNTER})
+    done = cli("project", "add", VERY_LONG_NAME, repo.url, "--on", "gpu=yes")  # a reason
+    assert done.returncode == 0, done.stderr
+    try:
+        listed = at_80(cli, "project", "list")
+        fits(listed, rows=len(cli.json("project", "list")))
+        assert listed[0].split()[:3] == ["NAME", "STATUS", "NODE"] and "REASON" in listed[0]
+        row = next(line for line in listed if line.startswith(VERY_LONG_NAME[:40]))
+        assert row.split()[0].endswith("…") and row.split()[1] == "unschedulable", row
+        assert row.rstrip().endswith("…")  # the reason, cut to the room left
+        assert cli.json("project", "show", VERY_LONG_NAME)["name"] == VERY_LONG_NAME
+    finally:
+        assert cli("project", "remove", VERY_LONG_NAME).returncode == 0
+
+
 # aliases --------------------------------------------------------------------------------------
 def test_ls_and_rm_are_list_and_remove(cli: Cli, tmp_path: Path) -> None:
     repo = Repo.create(tmp_path / "repo", {"counter.py": COUNTER})

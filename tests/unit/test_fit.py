@@ -71,6 +71,48 @@ def test_the_least_kept_column_goes_first_and_the_kept_ones_never() -> None:
     assert line.startswith("x" * 20 + "  " + "a" * 10) and line.endswith("…")
 
 
+VERY_LONG = "the-weather-station-logger-in-the-greenhouse-behind-the-barn"  # 60 characters
+
+
+def test_a_very_long_project_name_is_cut_to_keep_node_status_and_reason() -> None:
+    """A new user's 60-character name at 80 columns left NAME and STATUS alone (issue 16)."""
+    projects = {
+        **PROJECTS,
+        VERY_LONG: {**PROJECTS["big"], "reason": "no live node has enough RAM (needs 900 MB)"},
+    }
+    lines = lines_at(projects_table(projects, NOW), 80)
+    assert len(lines) == 1 + len(projects) and all(len(line) <= 80 for line in lines), lines
+    assert lines[0].split()[:3] == ["NAME", "STATUS", "NODE"] and "REASON" in lines[0]
+    cut = next(line for line in lines if line.startswith(VERY_LONG[:40]))
+    assert VERY_LONG not in cut and "…" in cut.split()[0]
+    assert [line.split()[0] for line in lines[1:] if line is not cut] == sorted(PROJECTS)
+
+
+def test_a_cut_column_gives_way_only_to_what_ranks_at_its_cut_before() -> None:
+    columns = [
+        Column("NAME", min_width=10, cut_before=5),
+        Column("LOW", keep=1),
+        Column("HIGH", keep=5),
+    ]
+    table = FitTable(columns, [["n" * 30, "l" * 10, "h" * 10]])
+    assert table.widths(200) == {0: 30, 1: 10, 2: 10}
+    assert table.widths(42) == {0: 30, 2: 10}  # LOW goes before NAME is cut
+    assert table.widths(30) == {0: 18, 2: 10}  # NAME is cut to keep HIGH
+    assert lines_at(table, 30)[1].startswith("n" * 17 + "…  " + "h" * 10)
+    assert table.widths(15) == {0: 15}  # HIGH would leave NAME below its min_width: it goes
+    assert table.widths(5) == {0: 10}  # never below its min_width
+
+
+def test_a_very_long_node_name_is_cut_to_keep_its_projects() -> None:
+    nodes: dict[str, dict[str, Any]] = {
+        VERY_LONG: {"status": "alive", "projects": ["a"], "ram": 3800.0, "ram-usage": 120.0}
+    }
+    lines = lines_at(nodes_table(nodes, NOW), 80)
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[0].split()[:3] == ["NAME", "STATUS", "PROJECTS"], lines
+    assert lines[1].split()[0].endswith("…")
+
+
 def test_nodes_keep_long_names_whole_at_80_columns() -> None:
     nodes: dict[str, dict[str, Any]] = {
         "raspberrypi-kitchen-cupboard-01": {
