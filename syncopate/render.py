@@ -239,8 +239,11 @@ def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
     rows: list[tuple[str, str | Text]] = [
         ("project", name),
         ("status", project_status(info)),
+        # Why it is not running, right under the status: not below the fold of a small pane.
+        *([("reason", Text(str(info["reason"]), style="yellow"))] if info.get("reason") else []),
         ("desired", str(info.get("desired") or "-")),
         ("node", str(info.get("node") or "-")),
+        *([("moving to", str(info["moving-to"]))] if info.get("moving-to") else []),
         ("url", str(info.get("project-url") or "-")),
         ("ref", str(info.get("ref") or "(default branch)")),
         ("commit", str(info.get("commit") or "-")),
@@ -255,8 +258,6 @@ def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
         ("exclusive", "yes" if info.get("exclusive") else "no"),
         ("epoch", str(info.get("epoch") or 0)),
     ]
-    if info.get("moving-to"):
-        rows.insert(4, ("moving to", str(info["moving-to"])))
     rows.extend(_placement_rows(info))
     env = info.get("env") or {}
     if env:
@@ -265,8 +266,6 @@ def project_detail(info: Mapping[str, Any], now: datetime | None = None) -> Rend
     if secrets:
         # The manager answers `***` for each value; the names are all there is to show.
         rows.append(("secrets", " ".join(f"{k}=***" for k in sorted(secrets))))
-    if info.get("reason"):
-        rows.append(("reason", Text(str(info["reason"]), style="yellow")))
     for key, value in rows:
         grid.add_row(key, value)
     parts: list[RenderableType] = [grid, Text()]

@@ -201,6 +201,7 @@ class SyncopateApp(FewToastsApp):
             else:
                 for name in names:
                     table.update_row(name)
+                table.keep_sorted()  # the chosen sort holds when the values change
         if delta.touches("projects") or delta.touches("nodes"):
             self.refresh_bar()  # its counts walk every project: not for a command's change
         if self.selected is not None:

@@ -2,8 +2,9 @@
 
 Textual stacks every notification until its timeout: a few quick actions put a column of toasts
 over the tables. Here a new toast pushes out the oldest beyond MAX_TOASTS and any earlier one
-with the same words; the stylesheet (syncopate.tcss, `Toast`) makes each one or two lines high,
-so together they stay over the detail pane, above the footer, clear of the tables at 80x24.
+with the same words; the stylesheet (syncopate.tcss, `Toast`) keeps each as high as its text
+(a title line and most messages in one or two more), so together they stay over the detail
+pane, above the footer, clear of the tables at 80x24.
 """
 
 from __future__ import annotations

@@ -62,10 +62,33 @@ async def filtered_and_paused(pilot: Pilot[None]) -> None:
 
 def test_logs_filtered_and_paused_small(snap_compare: SnapCompare) -> None:
     """`l`, `/` `:30` Enter, `p`, then three new lines: the ten kept lines at :30 seconds, the
-    title "lines with “:30” — paused, 2 new line(s) wait"; the keys right of the state line."""
+    title "lines with “:30” — paused, 2 new line(s) wait"; the state line "paused (on pi-2)",
+    the keys right of it."""
     app = fleet_app()
     app.client = ScriptedClient(URL, "token")
     assert snap_compare(app, terminal_size=SMALL, run_before=filtered_and_paused)
+
+
+def test_failed_project_small(snap_compare: SnapCompare) -> None:
+    """`j` `j` to door-sensor, failed: in the detail pane its reason (the repository not found,
+    in yellow) comes right after its status, above desired, node and url."""
+    keys = ["j", "j"]
+    assert snap_compare(fleet_app(), press=keys, terminal_size=SMALL, run_before=load)
+
+
+def test_forget_alive_node_toast_small(snap_compare: SnapCompare) -> None:
+    """Tab to the nodes table, `j` to pi-2 (alive), `F`: the warning toast shows its whole
+    sentence, "pi-2 is alive: only a dead node can be forgotten (drain it and stop its agent
+    first)", on two lines above the footer."""
+    keys = ["tab", "j", "F"]
+    assert snap_compare(fleet_app(), press=keys, terminal_size=SMALL, run_before=load)
+
+
+def test_forget_dialog_small(snap_compare: SnapCompare) -> None:
+    """Tab, `j` `j` to pi-3 (dead, no projects), `F`: the dialog "Forget pi-3?" says "it has
+    no projects" (not "its 0 project(s) move"), Cancel focused."""
+    keys = ["tab", "j", "j", "F"]
+    assert snap_compare(fleet_app(), press=keys, terminal_size=SMALL, run_before=load)
 
 
 def test_demo_help_small(snap_compare: SnapCompare) -> None:

@@ -70,11 +70,14 @@ def remove_question(name: str, info: Mapping[str, Any]) -> str:
 
 
 def drain_question(node: str, info: Mapping[str, Any]) -> str:
-    placed = info.get("projects") or []
-    return (
-        f"Drain {node}: no new projects go there, and its {len(placed)} project(s) "
-        "stop and move to other nodes with their variables."
-    )
+    placed = list(info.get("projects") or [])
+    if not placed:
+        return f"Drain {node}: no new projects go there; it has no projects to move."
+    if len(placed) == 1:
+        moves = f"its project {placed[0]} stops and moves to another node with its variables"
+    else:
+        moves = f"its {len(placed)} projects stop and move to other nodes with their variables"
+    return f"Drain {node}: no new projects go there, and {moves}."
 
 
 def undrain_question(node: str, info: Mapping[str, Any]) -> str:
@@ -85,10 +88,16 @@ def undrain_question(node: str, info: Mapping[str, Any]) -> str:
 
 
 def forget_question(node: str, info: Mapping[str, Any]) -> str:
-    placed = info.get("projects") or []
+    placed = list(info.get("projects") or [])
+    if not placed:
+        moved = "it has no projects"
+    elif len(placed) == 1:
+        moved = f"its project {placed[0]} moves to another node"
+    else:
+        moved = f"its {len(placed)} projects move to other nodes"
     return (
-        f"Forget {node}: its record goes and its token stops working; its {len(placed)} "
-        "project(s) move to other nodes. An agent that comes back must join again."
+        f"Forget {node}: its record goes and its token stops working; {moved}. "
+        "An agent that comes back must join again."
     )
 
 

@@ -48,6 +48,8 @@ class LogsScreen(ModalScreen[None]):
         self.filter = ""
         self.paused = False
         self.waiting = 0  # lines that came (and pass the filter) while paused
+        self.node: str | None = None  # where the output comes from, once the feed is up
+        self.connected = False  # the feed is up: the state line says following or paused
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="logs"):
@@ -73,6 +75,15 @@ class LogsScreen(ModalScreen[None]):
 
     def show_title(self) -> None:
         self.query_one("#title", Label).update(self.title_text())
+
+    def show_following(self) -> None:
+        """The state line while the feed is up: following, or paused (as the title says)."""
+        where = f"(on {self.node or 'no node'})"
+        if self.paused:
+            text = Text(f"paused {where}", "yellow")
+        else:
+            text = Text(f"following {where}", "green")
+        self.query_one("#state", Static).update(text)
 
     def passes(self, line: Text) -> bool:
         # What the line shows, its time included: `/12:01` finds the lines of that minute.
@@ -139,7 +150,9 @@ class LogsScreen(ModalScreen[None]):
             answer = await self.client.logs(self.project, 200)
             lines, times = list(answer.get("lines") or ()), list(answer.get("times") or ())
             self.take(int(answer.get("seq") or 0), lines, times)
-            state.update(Text(f"following (on {answer.get('node') or 'no node'})", "green"))
+            self.node = str(answer.get("node") or "") or None
+            self.connected = True
+            self.show_following()
 
         feed = self.client.follow_events(
             [self.project], on_connect=show_kept, delays=RECONNECT_DELAYS
@@ -148,14 +161,17 @@ class LogsScreen(ModalScreen[None]):
             try:
                 async for message in feed:
                     if isinstance(message, FeedDropped):
+                        self.connected = False  # pausing must not hide this line
                         state.update(Text(f"disconnected: {message.error}; retrying", "red"))
                     elif message.get("type") == "logs" and message.get("project") == self.project:
                         times = list(message.get("times") or ())
                         self.take(int(message["seq"]), list(message["lines"]), times)
                     elif (message.get("projects") or {}).get(self.project, 1) is None:
+                        self.connected = False
                         state.update(Text(f"{self.project} was removed", "yellow"))
                         return
             except SyncopateError as exc:
+                self.connected = False
                 state.update(Text(str(exc), "red"))
 
     def action_filter(self) -> None:
@@ -176,6 +192,8 @@ class LogsScreen(ModalScreen[None]):
         if not self.paused:
             self.query_one("#log", RichLog).scroll_end(animate=False)
         self.show_title()
+        if self.connected:  # else the line says why nothing comes, paused or not
+            self.show_following()
 
     def action_back(self) -> None:
         """Esc: clear the filter first (and close its line); with none, close the screen."""

@@ -27,7 +27,14 @@ def detail_of(model: FleetModel, selected: tuple[str, str] | None, now: datetime
 
 
 class DetailPane(VerticalScroll):
-    """A scrolling pane (`#detail-pane`) around the detail text (`#detail`)."""
+    """A scrolling pane (`#detail-pane`) around the detail text (`#detail`).
+
+    It takes no focus: Tab goes between the two tables only (a third, invisible stop left no
+    row highlighted and j, P, N acting on nothing). The mouse wheel still scrolls it, and Enter
+    shows the whole detail.
+    """
+
+    can_focus = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail")

@@ -70,6 +70,8 @@ class FleetTable(DataTable[rows.Cell]):
         self.columns_shown = rows.PROJECT_COLUMNS if kind == "projects" else rows.NODE_COLUMNS
         self.cells: dict[str, tuple[rows.Cell, ...]] = {}  # what each visible row shows
         self.sort_by: tuple[str, bool] = ("name", False)  # (column, reversed)
+        self.sort_values: dict[str, Any] = {}  # each visible row's value in the sorted column
+        self.unsorted = False  # a sorted value changed since the rows were put in order
 
     def add_kind_columns(self) -> None:
         """The kind's columns, at fixed widths, and the border title (once, from on_mount)."""
@@ -87,7 +89,11 @@ class FleetTable(DataTable[rows.Cell]):
         return rows.node_row(name, info, self.clock())
 
     def update_row(self, name: str) -> None:
-        """Set the cells of one row that changed (a row the filter hides is skipped)."""
+        """Set the cells of one row that changed (a row the filter hides is skipped).
+
+        When its value in the sorted column changed, the table is marked `unsorted`: call
+        `keep_sorted` once the batch of changes is in.
+        """
         if name not in self.cells:
             return
         old = self.cells[name]
@@ -96,6 +102,23 @@ class FleetTable(DataTable[rows.Cell]):
             if before != after:
                 self.update_cell(name, column.key, after)
         self.cells[name] = new
+        value = self.sort_value(name)
+        if value != self.sort_values.get(name):
+            self.sort_values[name] = value
+            self.unsorted = True
+
+    def sort_value(self, name: str) -> Any:
+        column = self.sort_by[0]
+        return SORT_KEYS[self.kind][column](name, self.infos()[name])
+
+    def keep_sorted(self) -> None:
+        """Put the rows back in the chosen order if a change moved one out of it (a drain
+        changed the node's project count): the cursor stays on its row."""
+        if not self.unsorted:
+            return
+        self.unsorted = False
+        if self.order() != list(self.cells):
+            self.rebuild()
 
     def refresh_ages(self, now: datetime) -> None:
         """The "ago" cells age with the clock: only they are made again, and set if changed."""
@@ -112,8 +135,9 @@ class FleetTable(DataTable[rows.Cell]):
         column, reverse = self.sort_by
         infos = self.infos()
         key = SORT_KEYS[self.kind][column]
-        names = self.model.visible(self.kind)
-        return sorted(names, key=lambda n: (key(n, infos[n]), n), reverse=reverse)
+        self.sort_values = {n: key(n, infos[n]) for n in self.model.visible(self.kind)}
+        values = self.sort_values
+        return sorted(values, key=lambda n: (values[n], n), reverse=reverse)
 
     def sort_on(self, column: str) -> None:
         """Sort by a column, and mark its header; the same column again reverses the order.
