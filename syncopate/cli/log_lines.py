@@ -76,7 +76,8 @@ class LinePrinter:
         skipped, texts = numbered.take(batch[0].seq, [line.line for line in batch])
         if skipped:
             where = f" of {name}" if self.prefix else ""
-            typer.secho(f"… {skipped} line(s){where} no longer kept by the manager", err=True)
+            count = "1 line" if skipped == 1 else f"{skipped} lines"
+            typer.secho(f"… {count}{where} no longer kept by the manager", err=True)
         return batch[len(batch) - len(texts) :]
 
     def show(self, name: str, seq: int, lines: Sequence[str], times: Sequence[str | None]) -> None:

@@ -72,3 +72,16 @@ def test_a_long_project_name_is_cut_so_the_prefix_stays_narrow(
         "web              | y",
     ]
     assert len("a-very-long-pro…") == PREFIX_WIDTH
+
+
+def test_lines_no_longer_kept_are_counted_in_words(capsys: pytest.CaptureFixture[str]) -> None:
+    printer = LinePrinter(times=False)
+    printer.show("web", 0, ["a"], [None])
+    printer.show("web", 2, ["c"], [None])
+    printer.show("web", 5, ["f"], [None])
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["a", "c", "f"]
+    assert captured.err.splitlines() == [
+        "… 1 line no longer kept by the manager",
+        "… 2 lines no longer kept by the manager",
+    ]
