@@ -27,20 +27,25 @@ pytestmark = pytest.mark.slow
 class Reader:
     """Collects a stream's lines in a thread, so a test can wait for them with a deadline."""
 
-    def __init__(self, stream: object) -> None:
+    def __init__(self, stream: object, *, prefixed: bool = False) -> None:
         self.lines: list[str] = []
+        self.prefixed = prefixed
         self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
         self._thread.start()
 
     def _read(self, stream: object) -> None:
         for line in stream:  # type: ignore[attr-defined]
-            self.lines.append(line.rstrip("\n"))
+            text = line.rstrip("\n")
+            self.lines.append(text.split(" | ", 1)[1] if self.prefixed else text)
 
     def join(self) -> None:
         self._thread.join(10)
 
 
-async def test_follow_prints_every_line_once_across_a_manager_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("which", [["ticker"], ["--all"]], ids=["project", "all"])
+async def test_follow_prints_every_line_once_across_a_manager_restart(
+    tmp_path: Path, which: list[str]
+) -> None:
     repo = Repo.create(tmp_path / "repos" / "ticker", {"tick.py": TICKER})
     data_dir = tmp_path / "manager"
     async with running_manager(data_dir, node_timeout=30.0) as first:
@@ -52,11 +57,12 @@ async def test_follow_prints_every_line_once_across_a_manager_restart(tmp_path: 
         port = int(first.url.rsplit(":", 1)[1])
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
         env |= {"SYNCOPATE_MANAGER": first.url, "SYNCOPATE_TOKEN": first.token}
-        argv = [sys.executable, "-m", "syncopate", "logs", "ticker", "-f", "-n", "3", "--no-time"]
+        argv = [sys.executable, "-m", "syncopate", "logs", *which, "-f", "-n", "3", "--no-time"]
         follower = subprocess.Popen(
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        out, err = Reader(follower.stdout), Reader(follower.stderr)
+        # --all: `ticker | ticker 7`, the prefix dropped here.
+        out, err = Reader(follower.stdout, prefixed=which == ["--all"]), Reader(follower.stderr)
 
         async def printed(count: int) -> bool:
             return len(out.lines) >= count
