@@ -22,6 +22,10 @@ from syncopate.cli.output import print_json_line
 from syncopate.feed import NumberedLines
 from syncopate.render import local_time
 
+# The widest project prefix of `logs --all`: a longer name is cut (…), so it does not eat the
+# line (a 57-character name would leave an 80-column terminal little room for the output).
+PREFIX_WIDTH = 16
+
 
 @dataclass(frozen=True)
 class Line:
@@ -55,7 +59,7 @@ class LinePrinter:
         self.times = times
         self.prefix = prefix
         self.as_json = as_json
-        self.width = 0  # of the widest project name printed so far, for the prefix
+        self.width = 0  # of the widest project name printed so far (up to PREFIX_WIDTH)
         self.numbered: dict[str, NumberedLines] = {}
 
     def started(self, name: str) -> bool:
@@ -72,7 +76,8 @@ class LinePrinter:
         skipped, texts = numbered.take(batch[0].seq, [line.line for line in batch])
         if skipped:
             where = f" of {name}" if self.prefix else ""
-            typer.secho(f"… {skipped} line(s){where} no longer kept by the manager", err=True)
+            count = "1 line" if skipped == 1 else f"{skipped} lines"
+            typer.secho(f"… {count}{where} no longer kept by the manager", err=True)
         return batch[len(batch) - len(texts) :]
 
     def show(self, name: str, seq: int, lines: Sequence[str], times: Sequence[str | None]) -> None:
@@ -94,6 +99,12 @@ class LinePrinter:
         if self.times:
             head.append(local_time(line.time))
         if self.prefix:
-            self.width = max(self.width, len(line.name))
-            head.append(f"{line.name:<{self.width}} |")
+            name = short_name(line.name)
+            self.width = min(max(self.width, len(name)), PREFIX_WIDTH)
+            head.append(f"{name:<{self.width}} |")
         return " ".join([*head, line.line])
+
+
+def short_name(name: str) -> str:
+    """A project name for the prefix: as it is, or cut to PREFIX_WIDTH with `…`."""
+    return name if len(name) <= PREFIX_WIDTH else name[: PREFIX_WIDTH - 1] + "…"

@@ -6,7 +6,9 @@ reports; the manager keeps the last 1,000 per project and numbers them (`seq`), 
 zone (`--no-time`: as it is); `--all` prefixes each with its project and puts the projects'
 kept lines in time order. `--follow` subscribes to new lines on `/events` first and then prints
 the kept ones, so no line falls between the two; the numbers drop the lines that come both ways,
-and after a lost connection it subscribes again and carries on from the last line printed.
+and after a lost connection (a manager restart) it subscribes again and prints every kept line
+after the last one printed, however many came meanwhile (not just the last `--lines`).
+`--lines 0` with `--follow` prints new lines only; without it, it is a usage error.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from syncopate.cli.common import (
     explain_missing,
     names_or_all,
     print_json,
+    usage_error,
 )
 from syncopate.cli.log_lines import Line, LinePrinter, lines_of, merged
 from syncopate.cli.target import find_target
@@ -35,6 +38,8 @@ from syncopate.feed import FeedDropped, drop_text
 if TYPE_CHECKING:  # the commands import it when they run (syncopate.cli.common.call)
     from syncopate.client import ManagerClient
 
+# protocol.LOG_LINES_KEPT (that module imports pydantic, which the CLI does without)
+LOG_LINES_KEPT = 1000
 EVERY_PROJECT = "*"  # /events?logs=*: every project's output, those added later included
 
 
@@ -67,26 +72,50 @@ def with_output(projects: dict[str, Any]) -> list[str]:
 async def _kept_of_all(
     client: ManagerClient, names: list[str], lines: int, printer: LinePrinter
 ) -> list[Line]:
-    """The last `lines` kept lines of all `names` together, in time order, not seen before."""
+    """The last `lines` kept lines of all `names` together, in time order, not seen before.
 
-    async def one(name: str) -> list[Line]:
+    A project whose lines were printed already (a reconnection) gives every kept line not
+    printed yet, however many: those came while the feed was away."""
+
+    async def one(name: str) -> tuple[bool, list[Line]]:
+        resumed = printer.started(name)
         with contextlib.suppress(NotFound):  # removed since the list was read
-            return printer.new(_batch(await client.logs(name, lines), name))
-        return []
+            answer = await client.logs(name, _asked(lines, resumed))
+            return resumed, printer.new(_batch(answer, name))
+        return resumed, []
 
     batches = await asyncio.gather(*(one(name) for name in names))
-    return merged(batches)[-lines:]
+    fresh = merged(batch for resumed, batch in batches if not resumed)
+    return merged(
+        [
+            fresh[-lines:] if lines else [],  # --lines 0: only where each log stands was taken
+            *(batch for resumed, batch in batches if resumed),
+        ]
+    )
+
+
+def _asked(lines: int, resumed: bool) -> int:
+    """How many kept lines to ask for: all on a reconnection (to print what came meanwhile),
+    one with `--lines 0` (only to learn where the log stands; it is not printed)."""
+    return LOG_LINES_KEPT if resumed else max(lines, 1)
 
 
 async def _follow(client: ManagerClient, project: str, lines: int, printer: LinePrinter) -> None:
+    connected = False
+
     async def show_kept(snapshot: dict[str, Any]) -> None:
         # Subscribed first: from here on new lines come to us, so none falls in between.
-        printer.print(printer.new(_batch(await _kept(client, project, lines), project)))
+        resumed = printer.started(project)
+        kept = printer.new(_batch(await _kept(client, project, _asked(lines, resumed)), project))
+        if resumed or lines:  # --lines 0: only where the log stands was taken
+            printer.print(kept)
+        nonlocal connected
+        connected = True
 
     async with contextlib.aclosing(client.follow_events([project], on_connect=show_kept)) as feed:
         async for message in feed:
             if isinstance(message, FeedDropped):
-                if not printer.started(project) and not printer.numbered:
+                if not connected:
                     raise message.error  # never connected: a wrong URL or a stopped manager
                 typer.secho(drop_text(message), err=True)
             elif message.get("type") == "logs" and message.get("project") == project:
@@ -134,7 +163,11 @@ def logs(
     ),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
     lines: int = typer.Option(
-        200, "--lines", "-n", min=1, max=1000, metavar="N", help="How many lines."
+        200,
+        "--lines",
+        "-n",
+        metavar="N",
+        help="How many of the kept lines (0-1000; 0 with --follow: new lines only).",
     ),
     no_time: bool = typer.Option(
         False, "--no-time", help="Print the lines as they are, without their times."
@@ -155,6 +188,14 @@ def logs(
     The manager keeps each project's last 1,000 lines, with notes of what happened among
     them: stopped by alice, moved to pi-3 (and why), new commit abc1234 (its subject)."""
     names_or_all([project] if project is not None else [], every, "name a project")
+    if not 0 <= lines <= LOG_LINES_KEPT:
+        raise typer.BadParameter(
+            f"{lines} lines: give 0 to {LOG_LINES_KEPT} (the manager keeps the last "
+            f"{LOG_LINES_KEPT} of each project)",
+            param_hint="'--lines' / '-n'",
+        )
+    if lines == 0 and not follow:  # (a missing project would pass in silence)
+        raise usage_error("--lines 0 goes with --follow: new lines only")
     target = find_target(manager, token, ca_file, fingerprint)
     printer = LinePrinter(times=not no_time, prefix=every, as_json=as_json)
     if follow:

@@ -95,7 +95,7 @@ def _accept(
         seq = expected
     elif already < 0:
         notes.append(
-            f"[syncopate] {-already} line(s) missing: they left the node's memory before they "
+            f"[syncopate] {count_lines(-already)} missing: they left the node's memory before they "
             "could be sent (its log file has them)"
         )
     return LogCursor(stream, seq + count - skip, node), notes, skip
@@ -124,6 +124,11 @@ def iso(time: float | None) -> str | None:
         return None
     moment = datetime.fromtimestamp(time, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def count_lines(count: int) -> str:
+    """`1 line`, `2 lines`: a count of lines in a note."""
+    return f"{count} line" if count == 1 else f"{count} lines"
 
 
 def note(message: str) -> str:

@@ -301,7 +301,8 @@ class ProjectProcess:
         """Wait out the backoff and spawn again; False when `stop()` came first."""
         while True:
             delay = restart_delay(self.policy, self._failures - 1)
-            self._note(f"restarting in {delay:.2f}s ({self._failures} failures in a row)")
+            failures = f"{self._failures} failure{'' if self._failures == 1 else 's'}"
+            self._note(f"restarting in {delay:.2f}s ({failures} in a row)")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._stop_asked.wait()
@@ -358,9 +359,10 @@ class ProjectProcess:
     def _write_record(self, pid: int) -> None:
         try:
             write_record(self.record_dir, self.name, pid, self.command)
-        except (OSError, psutil.Error) as error:
-            # It exited already, or the disk is full: the project runs, only unrecorded.
-            self._note(f"could not record the process: {error}")
+        except psutil.Error as error:  # it exited already, and its output says so
+            _logger.debug("could not record the process of %s: %s", self.name, error)
+        except OSError as error:  # a full disk: it runs unrecorded (its marker finds it later)
+            _logger.warning("could not record the process of %s: %s", self.name, error)
 
     def _note(self, message: str) -> None:
         if not self.log.closed:  # the agent may close the log before the last words

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from syncopate.cli.log_lines import LinePrinter, lines_of, merged
+from syncopate.cli.log_lines import PREFIX_WIDTH, LinePrinter, lines_of, merged
 from syncopate.render import local_time
 
 
@@ -58,3 +58,30 @@ def test_merged_is_in_time_order_and_keeps_each_projects_order() -> None:
     web = lines_of("web", 0, ["w0", "w1", "w2"], [t[0], t[3], t[3]])
     db = lines_of("db", 7, ["d0", "d1"], [t[1], t[4]])
     assert [line.line for line in merged([web, db])] == ["w0", "d0", "w1", "w2", "d1"]
+
+
+def test_a_long_project_name_is_cut_so_the_prefix_stays_narrow(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    printer = LinePrinter(times=False, prefix=True)
+    long_name = "a-very-long-project-name-that-would-eat-the-whole-terminal-line"
+    printer.show(long_name, 0, ["x"], [None])
+    printer.show("web", 0, ["y"], [None])
+    assert capsys.readouterr().out.splitlines() == [
+        "a-very-long-pro… | x",
+        "web              | y",
+    ]
+    assert len("a-very-long-pro…") == PREFIX_WIDTH
+
+
+def test_lines_no_longer_kept_are_counted_in_words(capsys: pytest.CaptureFixture[str]) -> None:
+    printer = LinePrinter(times=False)
+    printer.show("web", 0, ["a"], [None])
+    printer.show("web", 2, ["c"], [None])
+    printer.show("web", 5, ["f"], [None])
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["a", "c", "f"]
+    assert captured.err.splitlines() == [
+        "… 1 line no longer kept by the manager",
+        "… 2 lines no longer kept by the manager",
+    ]

@@ -72,7 +72,7 @@ def test_controller_commands_offer_the_manager_options() -> None:
     [
         (["project", "add", "only-a-name"], "Missing argument"),
         (["project", "add", "x", "file:///r", "--ram", "-5"], "--ram"),
-        (["logs", "x", "--lines", "0"], "--lines"),
+        (["logs", "x", "--lines", "-1"], "give 0 to 1000"),  # 0 is fine: new lines only
         (["logs"], "name a project, or give --all"),
         (["logs", "x", "--all"], "name a project or give --all, not both"),
         (["project", "stop"], "name the projects to stop, or give --all"),

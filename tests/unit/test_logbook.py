@@ -10,8 +10,9 @@ MOVED = "[syncopate] now on node pi-2"
 
 
 def missing(count: int) -> str:
+    counted = "1 line" if count == 1 else f"{count} lines"
     return (
-        f"[syncopate] {count} line(s) missing: they left the node's memory before they could "
+        f"[syncopate] {counted} missing: they left the node's memory before they could "
         "be sent (its log file has them)"
     )
 
