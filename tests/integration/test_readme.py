@@ -37,7 +37,8 @@ CANNOT_RUN_HERE = {
 }
 TWO_COMMANDS = [
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && syncopate demo",
-    "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]' && python -m pytest",
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]' "
+    "&& python -m pytest -n 2",
 ]
 
 
@@ -70,7 +71,7 @@ def test_the_two_commands_and_ci() -> None:
     assert commands[:2] == TWO_COMMANDS
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     # CI runs the README's test command: the same install and the same pytest invocation.
-    assert "pip install -q -e '.[test]'" in ci and "\npython -m pytest\n" in ci
+    assert "pip install -q -e '.[test]'" in ci and "\npython -m pytest -n 2\n" in ci
 
 
 class Tour:

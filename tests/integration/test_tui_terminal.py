@@ -45,11 +45,15 @@ while True:
 
 
 def clean_environment() -> dict[str, str]:
-    """The test's environment without manager settings or an enclosing tmux."""
+    """The test's environment without manager settings, an enclosing tmux, or a terminal size.
+
+    pytest-xdist's workers run with COLUMNS=80 and LINES=24 in their environment; a program
+    that inherits them takes them for its terminal's size and never follows a resize.
+    """
     return {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("SYNCOPATE_") and k not in ("TMUX", "TMUX_PANE")
+        if not k.startswith("SYNCOPATE_") and k not in ("TMUX", "TMUX_PANE", "COLUMNS", "LINES")
     }
 
 
