@@ -7,10 +7,11 @@ import contextlib
 import json
 import time
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 
 from syncopate import __version__, validate
 from syncopate.errors import InvalidRequest
+from syncopate.feed import EVENTS_REVOKED_CODE
 from syncopate.manager.auth import bearer, check_controller_token
 from syncopate.manager.context import STATE, ManagerState
 from syncopate.manager.events import EVERY_PROJECT
@@ -77,7 +78,7 @@ async def close_revoked(state: ManagerState) -> int:
     gone = [ws for ws, digest in list(state.sockets.items()) if digest not in live]
     for ws in gone:
         state.sockets.pop(ws, None)
-        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=REVOKED_MESSAGE)
+        await ws.close(code=EVENTS_REVOKED_CODE, message=REVOKED_MESSAGE)
     return len(gone)
 
 
