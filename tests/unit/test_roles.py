@@ -86,7 +86,7 @@ def test_tokens_made_replaced_and_revoked(tmp_path: Path) -> None:
         main_name = store.tokens.main_user()
         with pytest.raises(Conflict, match="--rotate"):
             user_token(store, main_name)
-        with pytest.raises(Conflict, match="cannot be revoked.*--rotate"):
+        with pytest.raises(Conflict, match=r"cannot be revoked.*--rotate"):
             revoke_token(store, main_name)
         with pytest.raises(NotFound, match="no controller token named 'erin'"):
             revoke_token(store, "erin")
