@@ -5,6 +5,7 @@ stream at once, the next request refused."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -19,41 +20,39 @@ import pytest
 from syncopate.feed import EVENTS_REVOKED_CODE
 from syncopate.protocol import ACTIONS
 from syncopate.roles import ACTION_ROLES, ROLE_NAMES, Role
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, SimNode, wait_for
 from tests.procs import ManagerProcess, manager_process
 
-GHOST = {"projects": ["ghost"]}
+GHOST: dict[str, Any] = {"projects": ["ghost"]}
 # One request per action (and rollout with retry): an allowed one fails later, if at all (no
 # such project, node or command), never with 403; a refused one is 403 before anything else.
-CASES: list[tuple[str, dict[str, Any], Role]] = [
-    (a, f, ACTION_ROLES[a])
-    for a, f in [
-        ("add", {"project": {"name": "made", "url": "https://example.com/m.git", "start": False}}),
-        ("set", {"project": {"name": "ghost", "command": "true"}}),
-        ("set-variables", {**GHOST, "variables": {"a": 1}}),
-        ("remove", {"project": {"name": "ghost", "url": "https://example.com/g.git"}}),
-        ("start", GHOST),
-        ("stop", GHOST),
-        ("restart", GHOST),
-        ("reset", GHOST),
-        ("status", {}),
-        ("nodes", {}),
-        ("node-drain", {"node": "ghost"}),
-        ("node-undrain", {"node": "ghost"}),
-        ("node-forget", {"node": "ghost"}),
-        ("node-label", {"node": "ghost", "labels": {"a": "b"}}),
-        ("logs", GHOST),
-        ("rollout", GHOST),
-        ("command-send", {"nodes": ["ghost"], "code": "print(1)"}),
-        ("command-list", {}),
-        ("command-show", {"id": 999}),
-        ("command-analyze", {"id": 999, "analysis": "fine"}),
-        ("command-cancel", {"id": 999}),
-        ("tokens", {}),
-        ("token-make", {"name": "made-remotely", "role": "viewer"}),
-        ("token-revoke", {"name": "ghost"}),
-    ]
-]
+REQUESTS: dict[str, dict[str, Any]] = {
+    "add": {"project": {"name": "made", "url": "https://example.com/m.git", "start": False}},
+    "set": {"project": {"name": "ghost", "command": "true"}},
+    "set-variables": {**GHOST, "variables": {"a": 1}},
+    "remove": {"project": {"name": "ghost", "url": "https://example.com/g.git"}},
+    "start": GHOST,
+    "stop": GHOST,
+    "restart": GHOST,
+    "reset": GHOST,
+    "status": {},
+    "nodes": {},
+    "node-drain": {"node": "ghost"},
+    "node-undrain": {"node": "ghost"},
+    "node-forget": {"node": "ghost"},
+    "node-label": {"node": "ghost", "labels": {"a": "b"}},
+    "logs": GHOST,
+    "rollout": GHOST,
+    "command-send": {"nodes": ["ghost"], "code": "print(1)"},
+    "command-list": {},
+    "command-show": {"id": 999},
+    "command-analyze": {"id": 999, "analysis": "fine"},
+    "command-cancel": {"id": 999},
+    "tokens": {},
+    "token-make": {"name": "made-remotely", "role": "viewer"},
+    "token-revoke": {"name": "ghost"},
+}
+CASES = [(action, fields, ACTION_ROLES[action]) for action, fields in REQUESTS.items()]
 
 
 @dataclass
@@ -93,6 +92,15 @@ def roles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Roles]:
         running = Roles(manager, url, {})
         running.tokens = {role: running.make_token(f"the-{role}", role) for role in ROLE_NAMES}
         yield running
+
+
+async def closing(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    """The close of an /events stream (changes may come first); fails after 10 s."""
+    async with asyncio.timeout(10):
+        while True:
+            message = await ws.receive()
+            if message.type != aiohttp.WSMsgType.TEXT:
+                return message
 
 
 async def post(url: str, token: str, action: str, **fields: Any) -> tuple[int, dict[str, Any]]:
@@ -196,14 +204,55 @@ async def test_revoke_closes_the_tokens_open_event_stream_and_refuses_it_next(
             assert json.loads((await ws.receive(timeout=10)).data)["type"] == "snapshot"
         done = roles.manager_cli("revoke", "eve")
         assert done.returncode == 0 and done.stdout == "revoked eve's token\n", done.stderr
-        closing = await streams[0].receive(timeout=10)  # the manager checks every second
-        assert closing.type == aiohttp.WSMsgType.CLOSE, closing
-        assert closing.data == EVENTS_REVOKED_CODE and "revoked" in closing.extra
+        closed = await closing(streams[0])  # the manager checks every second
+        assert closed.type == aiohttp.WSMsgType.CLOSE, closed
+        assert closed.data == EVENTS_REVOKED_CODE
+        assert closed.extra == "the controller token was revoked"
         assert not streams[1].closed  # another token's stream stays open
         for ws in streams:
             await ws.close()
     status, answer = await post(roles.url, eve, "status")
     assert status == 401, answer
+
+
+async def test_a_secret_a_program_prints_is_masked_in_what_a_viewer_reads(roles: Roles) -> None:
+    """Answers show secrets as `***` already; a program may print its own, though, and its
+    output reaches every role: the manager masks the values in output lines, the log tail and
+    the reason before it keeps or sends them."""
+    value = "tok-" + "5" * 20
+    viewer = roles.tokens["viewer"]
+    async with roles.manager.client() as admin:
+        await admin.add("loud", "https://example.com/loud.git", secrets={"API_TOKEN": value})
+    node = await SimNode.join(roles.url, "pi-loud")
+    try:
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(
+                roles.url + "/events?logs=loud", headers={"Authorization": f"Bearer {viewer}"}
+            )
+            seen = [(await ws.receive(timeout=10)).data]
+
+            async def placed() -> bool:
+                return "loud" in await node.poll(wait=1)
+
+            await wait_for(placed, what="loud to be placed on pi-loud")
+            printed = f"connecting with {value}"
+            await node.report(
+                "loud",
+                log_stream="s1",
+                log_seq=0,
+                log_lines=[printed],
+                log_tail=[printed],
+                reason=f"failed with {value}",
+            )
+            while '"type":"logs"' not in seen[-1]:
+                seen.append((await ws.receive(timeout=10)).data)
+            await ws.close()
+        async with roles.manager.client(viewer) as ctl:
+            answers = [await ctl.logs("loud"), await ctl.status(["loud"])]
+    finally:
+        await node.close()
+    text = repr(seen) + repr(answers)
+    assert "connecting with ***" in text and value not in text
 
 
 async def test_rotating_the_main_token_closes_its_streams(roles: Roles, tmp_path: Path) -> None:
@@ -216,8 +265,8 @@ async def test_rotating_the_main_token_closes_its_streams(roles: Roles, tmp_path
         assert json.loads((await ws.receive(timeout=10)).data)["type"] == "snapshot"
         done = roles.manager_cli("token", "--rotate")
         assert done.returncode == 0, done.stderr
-        closing = await ws.receive(timeout=10)
-        assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == EVENTS_REVOKED_CODE
+        closed = await closing(ws)
+        assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == EVENTS_REVOKED_CODE
         await ws.close()
     assert (await post(roles.url, old, "status"))[0] == 401
     assert (await post(roles.url, done.stdout.strip(), "status"))[0] == 200
