@@ -17,7 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from syncopate.feed import EVENTS_REVOKED_CODE
+from syncopate.client import ManagerClient
+from syncopate.feed import EVENTS_REVOKED_CODE, FeedRevoked
 from syncopate.protocol import ACTIONS
 from syncopate.roles import ACTION_ROLES, ROLE_NAMES, Role
 from tests.helpers import PASSWORD, SimNode, wait_for
@@ -202,6 +203,9 @@ async def test_revoke_closes_the_tokens_open_event_stream_and_refuses_it_next(
         ]
         for ws in streams:
             assert json.loads((await ws.receive(timeout=10)).data)["type"] == "snapshot"
+        client = ManagerClient(roles.url, eve)  # the CLI's and the TUI's way of following
+        followed = client.events()
+        assert (await anext(followed))["type"] == "snapshot"
         done = roles.manager_cli("revoke", "eve")
         assert done.returncode == 0 and done.stdout == "revoked eve's token\n", done.stderr
         closed = await closing(streams[0])  # the manager checks every second
@@ -209,6 +213,11 @@ async def test_revoke_closes_the_tokens_open_event_stream_and_refuses_it_next(
         assert closed.data == EVENTS_REVOKED_CODE
         assert closed.extra == "the controller token was revoked"
         assert not streams[1].closed  # another token's stream stays open
+        with pytest.raises(FeedRevoked, match="the controller token was revoked"):
+            async with asyncio.timeout(10):
+                async for _ in followed:
+                    pass
+        await client.close()
         for ws in streams:
             await ws.close()
     status, answer = await post(roles.url, eve, "status")
