@@ -78,7 +78,11 @@ async def close_revoked(state: ManagerState) -> int:
     gone = [ws for ws, digest in list(state.sockets.items()) if digest not in live]
     for ws in gone:
         state.sockets.pop(ws, None)
-        await ws.close(code=EVENTS_REVOKED_CODE, message=REVOKED_MESSAGE)
+    # Together: each close waits for its client's answer (a slow one must not hold the others).
+    await asyncio.gather(
+        *(ws.close(code=EVENTS_REVOKED_CODE, message=REVOKED_MESSAGE) for ws in gone),
+        return_exceptions=True,
+    )
     return len(gone)
 
 
