@@ -40,10 +40,17 @@ if TYPE_CHECKING:
 Message = dict[str, Any]
 # After a drop: quick at first (a manager restart takes a second), then every 5 s.
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)
+# The close code of an /events stream whose controller token was revoked (or rotated): the
+# manager's routes/feeds.py closes with it, and a follower says so.
+EVENTS_REVOKED_CODE = 4001
 
 
 class FeedClosed(ConnectionFailed):
     """The manager closed the event feed (it stopped or restarted)."""
+
+
+class FeedRevoked(FeedClosed):
+    """The manager closed the event feed because its controller token was revoked."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +183,8 @@ class EventSocket:
                     yield json.loads(message.data)
                 elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                     break
+        if ws.close_code == EVENTS_REVOKED_CODE:
+            raise FeedRevoked(f"{self.url} closed the event feed: the controller token was revoked")
         raise FeedClosed(f"the event feed from {self.url} closed")
 
 
@@ -206,6 +215,8 @@ def drop_text(drop: FeedDropped) -> str:
         why = message[message.rfind("(") + 1 : -1] if message.endswith(")") else message
     elif isinstance(error, RequestError):
         why = f"it answered {error.status}: {error}"
+    elif isinstance(error, FeedRevoked):
+        why = "it closed the feed: the controller token was revoked"
     elif isinstance(error, FeedClosed):
         why = "it closed the connection"
     else:

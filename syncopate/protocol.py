@@ -247,6 +247,9 @@ Action = Literal[
     "command-show",
     "command-analyze",
     "command-cancel",
+    "tokens",
+    "token-make",
+    "token-revoke",
 ]
 ACTIONS: tuple[str, ...] = get_args(Action)
 
@@ -285,6 +288,19 @@ class NodeLabel(WireModel):
         if not self.labels and not self.remove:
             raise ValueError("node-label needs `labels` to set or `remove` (keys), or both")
         return self
+
+
+class TokenRef(WireModel):
+    """`token-revoke`'s field: whose controller token (its name)."""
+
+    name: Annotated[str, AfterValidator(lambda n: validate.check_name(n, "token"))]
+
+
+class TokenMake(TokenRef):
+    """`token-make`'s fields: a person's name and the role of their new token."""
+
+    # None: the role of the token it replaces, else operator.
+    role: Literal["viewer", "operator", "admin"] | None = None
 
 
 def describe_validation_error(exc: ValidationError) -> str:

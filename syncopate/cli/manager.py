@@ -1,4 +1,4 @@
-"""`syncopate manager serve|token|install-service`."""
+"""`syncopate manager serve|token|tokens|revoke|install-service`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import typer
 
 from syncopate.errors import ConfigError
 from syncopate.paths import default_manager_dir
+from syncopate.roles import ROLE_NAMES
 
 app = typer.Typer(
-    help="Run the manager, print its controller token, or install it as a service.",
+    help="Run the manager, manage its controller tokens, or install it as a service.",
     no_args_is_help=True,
 )
 
@@ -108,27 +109,34 @@ def token(
         help="Make a token of NAME's own (commands they send carry their name); "
         "again for the same NAME replaces it.",
     ),
+    role: str = typer.Option(
+        None,
+        "--role",
+        metavar="ROLE",
+        help="With --user: viewer (reads), operator (also acts on projects and commands) or "
+        "admin (also nodes and tokens). Default: NAME's role before, else operator.",
+    ),
 ) -> None:
     """Print the controller token of the manager on this machine."""
+    from syncopate.cli import manager_tokens
+
     directory = (data_dir or default_manager_dir()).expanduser()
     path = directory / "controller.json"
-    if rotate or user:
-        from syncopate.manager.server import rotate_controller_token, user_token
-        from syncopate.manager.store import Store
+    if role is not None:
+        from syncopate.cli.common import usage_error
 
-        if not (directory / "syncopate.db").exists():
-            raise ConfigError(f"no manager database in {directory}; start the manager first")
-        store = Store(directory)
-        try:
-            if user:
-                try:
-                    typer.echo(user_token(store, user))
-                except ValueError as exc:
-                    raise ConfigError(f"--user: {exc}") from None
-            else:
-                typer.echo(rotate_controller_token(directory, store))
-        finally:
-            store.close()
+        if not user:
+            raise usage_error("--role goes with --user: the main token is always an admin's")
+        if role not in ROLE_NAMES:
+            raise usage_error(f"--role: {role!r} is not one of {', '.join(ROLE_NAMES)}")
+    if user:
+        typer.echo(manager_tokens.make(directory, user, role))
+        return
+    if rotate:
+        from syncopate.manager.server import rotate_controller_token
+
+        with manager_tokens.opened_store(directory) as store:
+            typer.echo(rotate_controller_token(directory, store))
         return
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -143,6 +151,35 @@ def token(
             f"cannot read the token from {path} ({exc}); make a new one with "
             "`syncopate manager token --rotate`"
         ) from None
+
+
+@app.command()
+def tokens(
+    data_dir: Path = DATA_DIR_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts instead."),
+) -> None:
+    """List the controller tokens: names, roles, when made and last used (never values)."""
+    from syncopate.cli import manager_tokens
+
+    found = manager_tokens.listing((data_dir or default_manager_dir()).expanduser())
+    if as_json:
+        from syncopate.cli.output import print_json
+
+        print_json(found)
+    else:
+        manager_tokens.print_tokens(found)
+
+
+@app.command()
+def revoke(
+    name: str = typer.Argument(..., metavar="NAME", help="Whose token (`manager tokens`)."),
+    data_dir: Path = DATA_DIR_OPTION,
+) -> None:
+    """End NAME's controller token at once; its open event streams close."""
+    from syncopate.cli import manager_tokens
+
+    manager_tokens.revoke((data_dir or default_manager_dir()).expanduser(), name)
+    typer.echo(f"revoked {name}'s token")
 
 
 @app.command("install-service")

@@ -32,7 +32,7 @@ from syncopate.manager.context import (
 from syncopate.manager.events import EventHub
 from syncopate.manager.routes.controller import controller
 from syncopate.manager.routes.devices import hw_supervisor
-from syncopate.manager.routes.feeds import events, health, metrics, openapi
+from syncopate.manager.routes.feeds import close_revoked, events, health, metrics, openapi
 from syncopate.manager.routes.nodes import (
     node_command_result,
     node_initialize,
@@ -46,6 +46,10 @@ from syncopate.protocol import MAX_BODY_BYTES
 log = logging.getLogger("syncopate.manager")
 # aiohttp's HTTP-level log (a request it could not parse, an exception it caught), see make_runner.
 http_log = logging.getLogger("syncopate.manager.http")
+
+# How often the tokens of open /events streams are checked against the store: a token revoked
+# (by the CLI, in another process too) loses its streams within this.
+TOKEN_CHECK_INTERVAL = 1.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -121,7 +125,19 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             except Exception:
                 log.exception("monitor tick failed")
 
-    tasks = [asyncio.create_task(monitor()), asyncio.create_task(state.hub.run())]
+    async def watch_tokens() -> None:
+        while True:
+            await asyncio.sleep(TOKEN_CHECK_INTERVAL)
+            try:
+                await close_revoked(state)
+            except Exception:
+                log.exception("could not check the tokens of open /events streams")
+
+    tasks = [
+        asyncio.create_task(monitor()),
+        asyncio.create_task(state.hub.run()),
+        asyncio.create_task(watch_tokens()),
+    ]
     yield
     for task in tasks:
         task.cancel()

@@ -1,5 +1,6 @@
 """Secrets: tokens, their hashes, constant-time checks, the wrong-password throttle, and the
-check of a request's controller token (the main one or a person's own, both kept hashed).
+check of a request's controller token (the main one or a person's own, both kept hashed), which
+says who is behind it and with which role (`Caller`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,31 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from syncopate.errors import Unauthorized
+from syncopate.errors import Forbidden, Unauthorized
 from syncopate.manager.store import Store
+from syncopate.manager.token_book import MAIN_HASH_KEY, MAIN_USER_KEY
+from syncopate.roles import Role
 
-# Where the store keeps the controller tokens' hashes (its `meta` table).
-CONTROLLER_TOKEN_KEY = "controller-token-hash"
-CONTROLLER_USER_KEY = "controller-token-user"  # the name behind the main controller token
-USER_TOKEN_PREFIX = "controller-token:"  # + a person's name: the hash of their own token
-DEFAULT_CONTROLLER_USER = "admin"
+# Where the store keeps the main controller token's hash and name (its `meta` table).
+CONTROLLER_TOKEN_KEY = MAIN_HASH_KEY
+CONTROLLER_USER_KEY = MAIN_USER_KEY  # the name behind the main controller token
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a controller token belongs to, and what it may do."""
+
+    name: str
+    role: Role
+    token_hash: str  # to find the open /events streams of a token that is revoked
+    main: bool = False  # the main controller token (controller.json)
+
+    def require(self, needed: Role, what: str) -> None:
+        """Forbidden (403) unless this token's role allows `what`, naming both roles."""
+        if not self.role.allows(needed):
+            raise Forbidden(
+                f"{what} needs the {needed.value} role; {self.name}'s token is {self.role.value}"
+            )
 
 
 def new_token() -> str:
@@ -47,15 +65,20 @@ def secret_matches(secret: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)
 
 
-def check_controller_token(store: Store, token: str | None) -> str:
-    """The name behind a controller token (the main one, or a person's); else Unauthorized."""
+def check_controller_token(store: Store, token: str | None) -> Caller:
+    """Who is behind a controller token (the main one, or a person's); else Unauthorized."""
     if token:
-        stored = store.get_meta(CONTROLLER_TOKEN_KEY) or ""
-        if stored and secret_matches(token, stored):
-            return store.get_meta(CONTROLLER_USER_KEY) or DEFAULT_CONTROLLER_USER
-        for key, user_hash in store.meta_with_prefix(USER_TOKEN_PREFIX):
-            if secret_matches(token, user_hash):
-                return key[len(USER_TOKEN_PREFIX) :]
+        digest = hash_secret(token)
+        tokens = store.tokens
+        main = tokens.main_hash()
+        caller = None
+        if main and hmac.compare_digest(digest, main):
+            caller = Caller(tokens.main_user(), Role.ADMIN, digest, main=True)
+        elif (found := tokens.find(digest)) is not None:
+            caller = Caller(found[0], found[1], digest)
+        if caller is not None:
+            tokens.used(digest, caller.main)
+            return caller
     raise Unauthorized("controller token refused; use the token from `syncopate manager token`")
 
 

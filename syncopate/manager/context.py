@@ -68,7 +68,8 @@ class ManagerState:
     throttle: JoinThrottle = field(init=False)  # these two from the settings: see below
     password_hash: str = field(init=False)
     started: float = field(default_factory=time.monotonic)
-    sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    # The open /events streams, each with its controller token's hash (closed on a revoke).
+    sockets: dict[web.WebSocketResponse, str] = field(default_factory=dict)
     # /node-status answers carry (run, sequence) so that an agent can drop an answer older
     # than one it applied already (one held through a partition and delivered late).
     run: str = field(default_factory=lambda: secrets.token_hex(8))

@@ -38,6 +38,8 @@ from syncopate.protocol import (
     LeaveRequest,
     NodeLabel,
     StatusRequest,
+    TokenMake,
+    TokenRef,
     UpdateRequest,
 )
 
@@ -62,6 +64,8 @@ MODELS: tuple[type[BaseModel], ...] = (
     CommandAnalyze,
     HwRequest,
     NodeLabel,
+    TokenMake,
+    TokenRef,
 )
 # The model whose fields an action adds to the controller request, besides `projects`/`node`.
 ACTION_FIELDS: dict[str, type[BaseModel]] = {
@@ -73,6 +77,8 @@ ACTION_FIELDS: dict[str, type[BaseModel]] = {
     "set-variables": SetVariables,
     "node-label": NodeLabel,
     "rollout": Rollout,
+    "token-make": TokenMake,
+    "token-revoke": TokenRef,
 }
 ACTION_PROJECT: dict[str, type[BaseModel]] = {
     "add": AddProject,
@@ -83,7 +89,7 @@ ANSWERS = {
     "200": "done; the route's result field says success",
     "400": "malformed or invalid input (the reason names the field)",
     "401": "wrong password or token",
-    "403": "not yours",
+    "403": "not yours, or the controller token's role does not allow it (the answer names both)",
     "404": "no such project, node or command",
     "405": "this operation changes state: send it with POST",
     "409": "not valid in the current state",

@@ -29,8 +29,12 @@ class ProjectLog:
         """Store a report's new output lines (those not taken already), with their times."""
         assert report.log_stream is not None and report.log_seq is not None  # validated
         cursor = logbook.LogCursor(project.log_stream, project.log_next, project.log_node)
-        # A git error quoting a password-bearing URL must not keep the password.
-        reported = [secret_box.mask_in(line, project.url) for line in report.log_lines or []]
+        # A git error quoting a password-bearing URL must not keep the password, nor a line a
+        # program printed its secret in (viewers read the output too).
+        reported = [
+            secret_box.mask_in(line, project.url, project.secrets)
+            for line in report.log_lines or []
+        ]
         cursor, lines, times = logbook.accept_timed(
             cursor,
             node,

@@ -154,8 +154,10 @@ class Reports:
         if report.exit_code is not None or "exit_code" in report.model_fields_set:
             project.exit_code = report.exit_code
         if report.log_tail is not None:
-            project.log_tail = [secret_box.mask_in(line, project.url) for line in report.log_tail]
-        project.reason = secret_box.mask_in(report.reason or "", project.url)
+            project.log_tail = [
+                secret_box.mask_in(line, project.url, project.secrets) for line in report.log_tail
+            ]
+        project.reason = secret_box.mask_in(report.reason or "", project.url, project.secrets)
         self._take_rollout(project, report)
         if status in RUNS and not was_running:
             project.started_at = now
@@ -181,4 +183,6 @@ class Reports:
             project.bad_commit = report.bad_commit
         if "bad_reason" in sent:
             reason = report.bad_reason
-            project.bad_reason = None if reason is None else secret_box.mask_in(reason, project.url)
+            if reason is not None:
+                reason = secret_box.mask_in(reason, project.url, project.secrets)
+            project.bad_reason = reason

@@ -12,6 +12,7 @@ later on the first project that has secrets.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -106,6 +107,9 @@ def load_or_create(data_dir: Path, sealed_check: str | None) -> SecretBox:
     return box
 
 
+MIN_MASKED = 4  # the shortest secret value masked in output (mask_in)
+
+
 def masked(secrets: dict[str, str]) -> dict[str, str]:
     """The secrets as answers show them: names, each value `***`."""
     return dict.fromkeys(sorted(secrets), MASK)
@@ -134,8 +138,19 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{user}:{MASK}@{host}{rest[len(netloc) :]}"
 
 
-def mask_in(text: str, url: str) -> str:
-    """`text` with the password of `url` (if it has one) replaced by `***` wherever it occurs:
-    a node's reason or output line may quote the URL it fetched."""
+def mask_in(text: str, url: str, secrets: Mapping[str, str] | None = None) -> str:
+    """`text` with the password of `url` (if it has one) and the values of `secrets` replaced
+    by `***` wherever they occur: a node's reason or output line may quote the URL it fetched,
+    and a program may print its own secret (every role, viewers too, reads the output).
+
+    A value shorter than MIN_MASKED is left: masking every `1` or `on` would garble the output
+    and hide little.
+    """
     password = url_password(url)
-    return text.replace(password, MASK) if password else text
+    if password:
+        text = text.replace(password, MASK)
+    if secrets:
+        for value in sorted(secrets.values(), key=len, reverse=True):
+            if len(value) >= MIN_MASKED and value in text:
+                text = text.replace(value, MASK)
+    return text

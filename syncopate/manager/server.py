@@ -10,6 +10,7 @@ import json
 import logging
 import signal
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +23,16 @@ from syncopate.manager.app import make_app, make_runner
 from syncopate.manager.auth import (
     CONTROLLER_TOKEN_KEY,
     CONTROLLER_USER_KEY,
-    USER_TOKEN_PREFIX,
     hash_secret,
     new_password,
     new_token,
 )
 from syncopate.manager.context import ManagerSettings
 from syncopate.manager.store import Store
+from syncopate.manager.token_book import MAIN_CREATED_KEY
+from syncopate.manager.tokens import make_token
 from syncopate.paths import write_private, write_private_json
+from syncopate.roles import Role
 
 log = logging.getLogger("syncopate.manager")
 
@@ -76,6 +79,7 @@ def rotate_controller_token(data_dir: Path, store: Store, url: str | None = None
     token = new_token()
     with store.transaction(durable=True):
         store.set_meta(CONTROLLER_TOKEN_KEY, hash_secret(token))
+        store.set_meta(MAIN_CREATED_KEY, repr(time.time()))
         if store.get_meta(CONTROLLER_USER_KEY) is None:
             store.set_meta(CONTROLLER_USER_KEY, local_user())
     path = data_dir / CONTROLLER_FILE
@@ -102,12 +106,11 @@ def local_user() -> str:
         return "admin"
 
 
-def user_token(store: Store, user: str) -> str:
-    """Make a controller token of a person's own (replacing theirs); commands record the name."""
-    validate.check_name(user, "user")
-    token = new_token()
-    store.set_meta(USER_TOKEN_PREFIX + user, hash_secret(token), durable=True)
-    return token
+def user_token(store: Store, user: str, role: Role | None = None) -> str:
+    """Make a controller token of a person's own (replacing theirs); commands record the name.
+
+    Its role: `role`, else that of the token it replaces, else operator (manager/tokens.py)."""
+    return make_token(store, user, role)[0]
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:

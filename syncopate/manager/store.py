@@ -23,6 +23,7 @@ from typing import Any
 from syncopate.errors import StoreFailed
 from syncopate.manager import secret_box
 from syncopate.manager.records import CommandRecord, CommandStep, NodeRecord, ProjectRecord
+from syncopate.manager.token_book import TOKENS_SCHEMA, TokenBook
 from syncopate.states import CommandState, Desired, NodeStatus, ProjectStatus
 
 # 2: the log_lines table, and log fields in project records (an older manager cannot read them).
@@ -30,7 +31,9 @@ from syncopate.states import CommandState, Desired, NodeStatus, ProjectStatus
 # 4: `env` and `history` in project records.
 # 5: `secrets` in project records, sealed with `<data-dir>/secrets.key` (secret_box.py).
 # 6: `time` in log_lines (when the line was produced; NULL for lines kept before).
-SCHEMA_VERSION = 6
+# 7: the controller_tokens table (token_book.py): people's tokens with roles; the tokens kept
+#    before in meta (`controller-token:<name>`) move there as admins' (they could do anything).
+SCHEMA_VERSION = 7
 DB_NAME = "syncopate.db"
 
 _SCHEMA = """
@@ -89,9 +92,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA + TOKENS_SCHEMA)
         self._add_log_times()
         self._in_tx = False
+        self.tokens = TokenBook(self._db, self.transaction, self.get_meta, self.set_meta)
         self.failed_writes = 0  # since start, for the log and /metrics
         self._failure_logged = -FAILURE_LOG_INTERVAL
         version = self.get_meta("schema-version")
@@ -100,7 +104,8 @@ class Store:
                 f"{self.path} was written by a newer Syncopate (schema {version}); upgrade first"
             )
         if version is None or int(version) < SCHEMA_VERSION:
-            # The schema script above added what was missing.
+            # The schema script above added what was missing; people's tokens move to theirs.
+            self.tokens.migrate_legacy()
             self.set_meta("schema-version", str(SCHEMA_VERSION), durable=True)
         sealed_check = self.get_meta(secret_box.CHECK_KEY)
         try:

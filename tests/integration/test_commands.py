@@ -13,8 +13,8 @@ import pytest
 
 from syncopate.client import ManagerClient
 from syncopate.errors import Conflict, InvalidRequest, NotFound
-from syncopate.manager.auth import USER_TOKEN_PREFIX
 from syncopate.manager.server import user_token
+from syncopate.roles import Role
 from tests.helpers import PASSWORD, running_manager, wait_for
 from tests.integration.test_agent import Fleet
 
@@ -369,7 +369,7 @@ async def test_events_snapshot_holds_open_commands(fleet: Fleet) -> None:
 async def test_the_user_is_the_name_behind_the_token(fleet: Fleet) -> None:
     """A person's own token (`manager token --user`) puts their name on what they send."""
     token = user_token(fleet.manager.state.store, "alice")
-    assert fleet.manager.state.store.get_meta(USER_TOKEN_PREFIX + "alice")
+    assert fleet.manager.state.store.tokens.role_of("alice") is Role.OPERATOR
     await fleet.start_agent("pi-1")
     async with ManagerClient(fleet.manager.url, token) as alice:
         command_id = await send_one(alice, "pi-1", "print(1)")

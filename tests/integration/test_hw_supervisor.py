@@ -172,7 +172,7 @@ async def test_full_cycle_through_every_state_and_back_to_rest(
     every status field; the rest state keeps the last code, response and analysis; the command
     is an ordinary command whose history says who did each step and when."""
     device = await seed.join("pi", kind)
-    admin = check_controller_token(manager.state.store, manager.token)
+    admin = check_controller_token(manager.state.store, manager.token).name
     assert admin and admin != device.name
 
     rest = await seed.status(device.name, device.token)
@@ -588,7 +588,7 @@ async def test_cancel_while_requested_puts_the_device_at_rest(
     retrieval gets 409, the command is canceled (by the controller user); once collected a
     command can no longer be canceled."""
     device = await seed.join("pi", "lite")
-    admin = check_controller_token(manager.state.store, manager.token)
+    admin = check_controller_token(manager.state.store, manager.token).name
     requested = await seed.request(device.name, manager.token)
 
     async with manager.client() as ctl:

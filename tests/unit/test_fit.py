@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from syncopate.errors import ConnectionFailed, Unavailable, Unreachable
-from syncopate.feed import FeedClosed, FeedDropped, connection_reason, drop_text
+from syncopate.feed import FeedClosed, FeedDropped, FeedRevoked, connection_reason, drop_text
 from syncopate.fit import Column, FitTable
 from syncopate.render import nodes_table, projects_table
 from tests.unit.test_cli_render import NOW, PROJECTS, text_of
@@ -195,6 +195,9 @@ def test_aiohttp_connector_errors_are_told_by_their_os_error() -> None:
          "lost the manager (connection refused); trying again in 2 s"),
         (FeedClosed("the event feed from http://m:8470 closed"),
          "lost the manager (it closed the connection); trying again in 2 s"),
+        (FeedRevoked("http://m:8470 closed the event feed: the controller token was revoked"),
+         "lost the manager (it closed the feed: the controller token was revoked); "
+         "trying again in 2 s"),
         (Unavailable("the manager is shutting down"),
          "lost the manager (it answered 503: the manager is shutting down); trying again in 2 s"),
         (ConnectionFailed("the certificate of http://m:8470 does not match"),

@@ -30,3 +30,9 @@ def test_mask_in_replaces_the_password_wherever_it_is_quoted() -> None:
     url = "https://u:s3cret@host/x.git"
     assert mask_in(f"fatal: '{url}' and s3cret", url) == "fatal: 'https://u:***@host/x.git' and ***"
     assert mask_in("no url here", "https://host/x.git") == "no url here"
+
+
+def test_mask_in_replaces_secret_values_but_not_short_ones() -> None:
+    secrets = {"KEY": "abcd1234", "LONGER": "abcd1234-and-more", "FLAG": "on"}
+    line = "key abcd1234, longer abcd1234-and-more, flag on"
+    assert mask_in(line, "https://host/x.git", secrets) == "key ***, longer ***, flag on"

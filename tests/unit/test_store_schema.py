@@ -24,7 +24,7 @@ def test_a_schema_3_project_loads_with_no_env_and_no_history(tmp_path: Path) -> 
         (project,) = store.load_projects()
         assert project.env == {} and project.history == [] and project.secrets == {}
         assert project.variables == {"count": 4} and project.epoch == 2
-        assert store.get_meta("schema-version") == str(SCHEMA_VERSION) == "6"
+        assert store.get_meta("schema-version") == str(SCHEMA_VERSION) == "7"
     finally:
         store.close()
 

@@ -1,6 +1,7 @@
 """POST /controller: a person's or a tool's actions, one handler per action in `ACTIONS`.
 
 The request carries a controller token (a Bearer header or `access-token`) and an `action`;
+the token's role must allow the action (roles.ACTION_ROLES: else 403 naming both roles), and
 the table maps the action to its handler, which parses any further fields, calls the cluster or
 the command book, and answers.
 """
@@ -16,9 +17,10 @@ from aiohttp import web
 from syncopate.command_protocol import CommandAnalyze, CommandQuery, CommandRef, CommandSend
 from syncopate.constraints import label_text
 from syncopate.errors import InvalidRequest
-from syncopate.manager.auth import bearer, check_controller_token
+from syncopate.manager.auth import Caller, bearer, check_controller_token
 from syncopate.manager.command_wire import commands_info
 from syncopate.manager.context import STATE, ManagerState, parse, read_body, success
+from syncopate.manager.tokens import make_token, revoke_token, token_table
 from syncopate.project_protocol import (
     AddProject,
     RemoveProject,
@@ -26,7 +28,15 @@ from syncopate.project_protocol import (
     SetProject,
     SetVariables,
 )
-from syncopate.protocol import ACTIONS, DEFAULT_LOG_LINES, ControllerRequest, NodeLabel
+from syncopate.protocol import (
+    ACTIONS,
+    DEFAULT_LOG_LINES,
+    ControllerRequest,
+    NodeLabel,
+    TokenMake,
+    TokenRef,
+)
+from syncopate.roles import ACTION_ROLES, Role
 
 
 @dataclass(frozen=True)
@@ -36,8 +46,13 @@ class Call:
     state: ManagerState
     request: ControllerRequest
     body: dict[str, Any]  # the whole body: some actions parse more fields from it
-    user: str  # the name behind the controller token
+    caller: Caller  # who is behind the controller token, and their role
     route: str
+
+    @property
+    def user(self) -> str:
+        """The name behind the controller token (commands and project logs record it)."""
+        return self.caller.name
 
     def answer(self, **data: Any) -> web.Response:
         return success(self.route, **data)
@@ -51,13 +66,14 @@ async def controller(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = await read_body(request)
     call = parse(ControllerRequest, body)
-    user = check_controller_token(state.store, bearer(request.headers) or call.access_token)
+    caller = check_controller_token(state.store, bearer(request.headers) or call.access_token)
     handler = ACTION_HANDLERS.get(call.action)
     if handler is None:
         if call.action.startswith("command-"):
             parse(CommandRef, body)  # a command action's id is checked first, known or not
         raise InvalidRequest(f"unknown action {call.action!r}; one of: {', '.join(ACTIONS)}")
-    return handler(Call(state, call, body, user, request.path))
+    caller.require(ACTION_ROLES[call.action], f"action {call.action}")
+    return handler(Call(state, call, body, caller, request.path))
 
 
 # projects and nodes ---------------------------------------------------------------------------
@@ -94,6 +110,7 @@ def _rollout(call: Call) -> web.Response:
     cluster = call.state.cluster
     if not parse(Rollout, call.body).retry:
         return call.answer(projects=cluster.status([name]))
+    call.caller.require(Role.OPERATOR, "action rollout with retry")
     project = cluster.rollout_retry(name)
     bad = (project.bad_commit or "")[:7]
     return call.answer(
@@ -246,6 +263,29 @@ def _command_cancel(call: Call) -> web.Response:
     )
 
 
+# controller tokens (admins) --------------------------------------------------------------------
+def _tokens(call: Call) -> web.Response:
+    table = token_table(call.state.store)
+    return call.answer(information=f"{len(table)} token(s)", tokens=table)
+
+
+def _token_make(call: Call) -> web.Response:
+    spec = parse(TokenMake, call.body)
+    token, role = make_token(call.state.store, spec.name, Role(spec.role) if spec.role else None)
+    return call.answer(
+        information=f"made {spec.name}'s token ({role.value}); it is shown this once",
+        name=spec.name,
+        role=role.value,
+        token=token,
+    )
+
+
+def _token_revoke(call: Call) -> web.Response:
+    name = parse(TokenRef, call.body).name
+    revoke_token(call.state.store, name)
+    return call.answer(information=f"revoked {name}'s token")
+
+
 # Every action of protocol.ACTIONS, in its order, and its handler (a unit test holds them equal).
 ACTION_HANDLERS: dict[str, Action] = {
     "add": _add,
@@ -269,4 +309,7 @@ ACTION_HANDLERS: dict[str, Action] = {
     "command-show": _command_show,
     "command-analyze": _command_analyze,
     "command-cancel": _command_cancel,
+    "tokens": _tokens,
+    "token-make": _token_make,
+    "token-revoke": _token_revoke,
 }

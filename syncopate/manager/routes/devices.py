@@ -20,10 +20,11 @@ from syncopate.errors import (
     RequestError,
     Unauthorized,
 )
-from syncopate.manager.auth import check_controller_token, secret_matches
+from syncopate.manager.auth import Caller, check_controller_token, secret_matches
 from syncopate.manager.command_wire import blank_device_status
 from syncopate.manager.context import STATE, ManagerState, client_address, parse, read_body
 from syncopate.manager.records import NodeRecord
+from syncopate.roles import HW_ROLES
 
 DEVICE_OPERATIONS = frozenset({"status_query", "hw_command_retrieval", "hw_response_provide"})
 CONTROLLER_OPERATIONS = frozenset({"status_query", "hw_command_request", "server_analysis_provide"})
@@ -44,7 +45,8 @@ async def hw_supervisor(request: web.Request) -> web.Response:
     shown: str | None = None  # the device whose fields the caller may see
     try:
         # Who asks comes first: a caller who may see the device gets its fields on any error.
-        node, who, as_device = authenticate_hw(state, parse(HwCredentials, params))
+        node, who, caller = authenticate_hw(state, parse(HwCredentials, params))
+        as_device = caller is None
         shown = node.name
         hw = parse(HwRequest, params)
         if request.method == "GET" and hw.command != "status_query":
@@ -54,6 +56,8 @@ async def hw_supervisor(request: web.Request) -> web.Response:
             side = "the device" if as_device else "a controller"
             others = ", ".join(sorted(allowed - {"status_query"}))
             raise Forbidden(f"{hw.command} is not for {side}; {side} sends {others}")
+        if caller is not None:
+            caller.require(HW_ROLES[hw.command], hw.command)
         if as_device:
             state.cluster.touch(node, client_address(request))
         # Only now that the request is sound: the node is a device from here on.
@@ -76,8 +80,11 @@ async def hw_supervisor(request: web.Request) -> web.Response:
         return web.json_response(body, status=exc.status)
 
 
-def authenticate_hw(state: ManagerState, hw: HwCredentials) -> tuple[NodeRecord, str, bool]:
-    """(the device, who is asking, whether the device itself asks); Unauthorized otherwise.
+def authenticate_hw(
+    state: ManagerState, hw: HwCredentials
+) -> tuple[NodeRecord, str, Caller | None]:
+    """(the device, who is asking, the controller token's caller or None when the device itself
+    asks); Unauthorized otherwise.
 
     Changes nothing: the caller marks the node a lite device once the request is sound.
     """
@@ -88,9 +95,9 @@ def authenticate_hw(state: ManagerState, hw: HwCredentials) -> tuple[NodeRecord,
             raise Forbidden(
                 f"{node.name} runs the Syncopate agent; /hw_supervisor is for lite devices"
             )
-        return node, node.name, True
+        return node, node.name, None
     try:
-        who = check_controller_token(state.store, hw.pword)
+        caller = check_controller_token(state.store, hw.pword)
     except Unauthorized:
         raise Unauthorized(
             f"wrong pword for {hw.user!r}: a device sends its access token, a controller "
@@ -103,7 +110,7 @@ def authenticate_hw(state: ManagerState, hw: HwCredentials) -> tuple[NodeRecord,
             f"{node.name} runs the Syncopate agent: send it commands with "
             "`syncopate command send`, not /hw_supervisor"
         )
-    return node, who, False
+    return node, caller.name, caller
 
 
 def hw_operation(state: ManagerState, node: NodeRecord, who: str, hw: HwRequest) -> str:

@@ -11,10 +11,14 @@ from aiohttp import WSMsgType, web
 
 from syncopate import __version__, validate
 from syncopate.errors import InvalidRequest
+from syncopate.feed import EVENTS_REVOKED_CODE
 from syncopate.manager.auth import bearer, check_controller_token
-from syncopate.manager.context import STATE
+from syncopate.manager.context import STATE, ManagerState
 from syncopate.manager.events import EVERY_PROJECT
 from syncopate.manager.openapi import document as openapi_document
+
+# The close message of a stream whose token was revoked (the client shows it).
+REVOKED_MESSAGE = b"the controller token was revoked"
 
 
 def followed_logs(request: web.Request) -> frozenset[str]:
@@ -36,12 +40,12 @@ def followed_logs(request: web.Request) -> frozenset[str]:
 async def events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     token = bearer(request.headers) or request.query.get("access-token")
-    check_controller_token(state.store, token)
+    caller = check_controller_token(state.store, token)
     logs = followed_logs(request)
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     subscriber = state.hub.subscribe(logs)
-    state.sockets.add(ws)
+    state.sockets[ws] = caller.token_hash  # closed when that token is revoked (close_revoked)
 
     async def pump() -> None:
         while True:
@@ -54,12 +58,32 @@ async def events(request: web.Request) -> web.StreamResponse:
             if message.type == WSMsgType.ERROR:
                 break
     finally:
-        state.sockets.discard(ws)
+        state.sockets.pop(ws, None)
         state.hub.unsubscribe(subscriber)
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await sender
     return ws
+
+
+async def close_revoked(state: ManagerState) -> int:
+    """Close the open /events streams whose token no longer works (revoked, replaced, or the
+    main one rotated), also when the CLI changed it in another process; how many were closed.
+
+    The manager runs it every second (app.py): a revoke ends a token's streams within that.
+    """
+    if not state.sockets:
+        return 0
+    live = state.store.tokens.live_hashes()
+    gone = [ws for ws, digest in list(state.sockets.items()) if digest not in live]
+    for ws in gone:
+        state.sockets.pop(ws, None)
+    # Together: each close waits for its client's answer (a slow one must not hold the others).
+    await asyncio.gather(
+        *(ws.close(code=EVENTS_REVOKED_CODE, message=REVOKED_MESSAGE) for ws in gone),
+        return_exceptions=True,
+    )
+    return len(gone)
 
 
 async def health(request: web.Request) -> web.Response:
