@@ -112,9 +112,9 @@ class ManagerClient:
             return await self._http.request(
                 method, path, body, headers=headers, timeout=timeout or self.timeout
             )
-        except CertificateMismatch:
+        except CertificateMismatch as exc:
             raise ConnectionFailed(
-                f"the certificate of {self.url} does not match the pinned fingerprint"
+                f"the certificate of {self.url} does not match the pinned fingerprint: {exc}"
             ) from None
         except CertificateInvalid as exc:
             raise ConnectionFailed(
