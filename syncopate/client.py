@@ -20,6 +20,7 @@ from syncopate import __version__
 from syncopate.errors import (
     AGENT_HEADER,
     ConnectionFailed,
+    PinMismatch,
     ProtocolError,
     SyncopateError,
     TokenRefused,
@@ -113,7 +114,7 @@ class ManagerClient:
                 method, path, body, headers=headers, timeout=timeout or self.timeout
             )
         except CertificateMismatch as exc:
-            raise ConnectionFailed(
+            raise PinMismatch(
                 f"the certificate of {self.url} does not match the pinned fingerprint: {exc}"
             ) from None
         except CertificateInvalid as exc:

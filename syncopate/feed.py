@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from syncopate.errors import (
     ConnectionFailed,
+    PinMismatch,
     RequestError,
     SyncopateError,
     Unreachable,
@@ -161,7 +162,7 @@ class EventSocket:
         except aiohttp.ServerFingerprintMismatch as exc:
             from syncopate.http_client import mismatch_message
 
-            raise ConnectionFailed(
+            raise PinMismatch(
                 f"the certificate of {self.url} does not match the pinned fingerprint: "
                 + mismatch_message(exc.expected, getattr(exc, "der", None))
             ) from None

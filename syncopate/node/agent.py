@@ -27,6 +27,7 @@ from syncopate.errors import (
     ConnectionFailed,
     Forbidden,
     NotFound,
+    PinMismatch,
     ProtocolError,
     RequestError,
     SyncopateError,
@@ -164,6 +165,8 @@ class Agent:
                 await action()
                 return
             except (ConnectionFailed, ProtocolError) as exc:
+                if isinstance(exc, PinMismatch) and not self.name:
+                    raise  # the first join: a wrong pin is a mistake to fix, not to wait out
                 delay = next(retries)
                 log.warning("%s; retrying in %.1fs", exc, delay)
             with contextlib.suppress(TimeoutError):
