@@ -17,7 +17,7 @@ import pytest
 import trustme
 
 from syncopate.client import ManagerClient
-from syncopate.errors import ConnectionFailed, Unauthorized
+from syncopate.errors import ConnectionFailed, PinMismatch, Unauthorized
 from syncopate.pins import key_pin
 from tests.helpers import PASSWORD, wait_for
 from tests.procs import ManagerProcess, manager_process
@@ -276,3 +276,22 @@ def test_the_cli_over_https(tls_manager: TlsManager, tmp_path: Path) -> None:
     assert "pass --ca-file or --fingerprint" in done.stderr and "Traceback" not in done.stderr
     env["SYNCOPATE_FINGERPRINT"] = tls_manager.fingerprint  # the environment works too
     assert cli().returncode == 0
+
+
+async def test_events_feed_takes_the_key_pin_and_names_both_on_a_wrong_one(
+    tls_manager: TlsManager,
+) -> None:
+    # /events goes through aiohttp (the TUI's tables, `logs --follow`): the pin of the key,
+    # which controller.json holds, must open it as it opens the plain requests.
+    pin = tls_manager.process.controller_json()["fingerprint"]
+    async with ManagerClient(tls_manager.url, tls_manager.token, fingerprint=pin) as client:
+        feed = client.events()
+        first = await anext(feed)
+        await feed.aclose()
+    assert first["type"] == "snapshot"
+    wrong = "sha256:" + "0f" * 32
+    async with ManagerClient(tls_manager.url, tls_manager.token, fingerprint=wrong) as client:
+        with pytest.raises(PinMismatch) as caught:
+            await anext(client.events())
+    assert wrong in str(caught.value) and pin in str(caught.value)
+    await no_connection_left(tls_manager.url)
