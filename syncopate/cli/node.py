@@ -63,10 +63,11 @@ JOIN_TOKEN_OPTION: Any = typer.Option(
 
 
 def join_credentials(
-    token: str | None, password: str | None, fingerprint: str | None
+    url: str, token: str | None, password: str | None, fingerprint: str | None
 ) -> tuple[str | None, str | None]:
     """(password, fingerprint) from a join string or from --password/--fingerprint; a usage
-    error for a malformed join string, or one that contradicts them."""
+    error for a malformed join string, one that contradicts them, or a plain http:// URL (its
+    pin could not be checked and its secret would cross the network in clear)."""
     if not token:
         return password, fingerprint
     from syncopate.pins import parse_join_token, parse_pin
@@ -75,6 +76,8 @@ def join_credentials(
         parsed = parse_join_token(token)
     except ValueError as exc:
         raise usage_error(f"--token: {exc}") from None
+    if not url.startswith("https://"):
+        raise usage_error(f"--token carries the manager's pin: {url} must be an https:// URL")
     if password and password != parsed.secret:
         raise usage_error("--token carries the join password: give --token or --password")
     if fingerprint:
@@ -110,7 +113,7 @@ def join(
     import os
     import sys
 
-    secret, pin = join_credentials(token, password, fingerprint)
+    secret, pin = join_credentials(url, token, password, fingerprint)
     check_labels(label)
     argv = agent_argv(
         url,
@@ -306,7 +309,7 @@ def install_service(
     """Write a systemd unit that runs this machine's agent at boot, and say how to enable it."""
     from syncopate.cli import service
 
-    secret, pin = join_credentials(token, password, fingerprint)
+    secret, pin = join_credentials(url, token, password, fingerprint)
     if not secret:
         raise usage_error("give --token SYN1-... (or --password) to join with")
     check_labels(label)

@@ -193,3 +193,44 @@ def test_manager_install_service_carries_tls_and_insecure(tmp_path: Path) -> Non
         assert f" {flag}" in done.output.split("ExecStart=", 1)[1].splitlines()[0]
     both = CliRunner().invoke(app, [*base, "--tls", "--insecure"])
     assert both.exit_code == 1 and "--insecure" in str(both.exception)
+
+
+def test_join_command_from_the_data_dir(tmp_path: Path) -> None:
+    from syncopate.errors import ConfigError
+    from syncopate.manager.auth import hash_secret
+    from syncopate.manager.join import JOIN_PASSWORD_KEY, kept_join_command, rotate_join
+    from syncopate.manager.store import Store
+    from syncopate.paths import write_private_json
+
+    store = Store(tmp_path)
+    try:
+        with pytest.raises(ConfigError, match="start the manager first"):
+            kept_join_command(tmp_path, store)
+        url = "https://192.0.2.1:8470"
+        write_private_json(tmp_path / "controller.json", {"join-url": url, "fingerprint": PIN})
+        (tmp_path / "password").write_text("kept-pw\n")
+        store.set_meta(JOIN_PASSWORD_KEY, hash_secret("kept-pw"))
+        line = kept_join_command(tmp_path, store)
+        assert line == f"syncopate node join {url} --token {join_token(PIN, 'kept-pw')}"
+        assert kept_join_command(tmp_path, store, "https://pi-0:8470").startswith(
+            "syncopate node join https://pi-0:8470 --token SYN1-"
+        )
+        # Plain HTTP: no pin to carry, the seed's --password.
+        plain = kept_join_command(tmp_path, store, "http://127.0.0.1:8470")
+        assert plain == "syncopate node join http://127.0.0.1:8470 --password kept-pw"
+        # The manager runs with a password given by --password: not kept, said so.
+        store.set_meta(JOIN_PASSWORD_KEY, hash_secret("given-on-the-command-line"))
+        with pytest.raises(ConfigError, match="not kept"):
+            kept_join_command(tmp_path, store)
+        # rotate-join: a new kept password, its hash in force.
+        new = rotate_join(tmp_path, store)
+        assert new != "kept-pw" and store.get_meta(JOIN_PASSWORD_KEY) == hash_secret(new)
+        assert kept_join_command(tmp_path, store).endswith(f"-{new}")
+    finally:
+        store.close()
+
+
+def test_a_join_string_needs_an_https_url() -> None:
+    token = join_token(PIN, "pw")
+    done = CliRunner().invoke(app, ["node", "join", "http://192.0.2.1:8470", "--token", token])
+    assert done.exit_code == 2 and "https://" in done.output
