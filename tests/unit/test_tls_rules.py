@@ -3,6 +3,7 @@ its renewal, the pin (the key's hash), and the join string that carries it."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
 import ssl
@@ -234,3 +235,39 @@ def test_a_join_string_needs_an_https_url() -> None:
     token = join_token(PIN, "pw")
     done = CliRunner().invoke(app, ["node", "join", "http://192.0.2.1:8470", "--token", token])
     assert done.exit_code == 2 and "https://" in done.output
+
+
+async def test_a_running_server_renews_into_its_own_context(tmp_path: Path) -> None:
+    from syncopate.manager.server import renew_while_running
+    from tests.helpers import wait_for
+
+    own = OwnCertificate(tmp_path / "tls", "127.0.0.1")
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=own.context())
+    port = server.sockets[0].getsockname()[1]
+
+    async def presented() -> bytes:
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client)
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        writer.transport.abort()
+        return bytes(der)
+
+    first = await presented()
+    own.host = "192.0.2.5"  # as if the addresses served changed under it
+    renewing = asyncio.create_task(renew_while_running(own, interval=0.01))
+    try:
+        await wait_for(
+            lambda: _covers(own, "192.0.2.5"), timeout=10, what="the certificate to be renewed"
+        )
+        second = await presented()
+    finally:
+        renewing.cancel()
+        server.close()
+        await server.wait_closed()
+    assert second != first and key_pin(second) == key_pin(first)
+    assert second == ssl.PEM_cert_to_DER_cert(own.cert_path.read_text())
+
+
+async def _covers(own: OwnCertificate, address: str) -> bool:
+    return address in names_of(own.cert_path)[1]
