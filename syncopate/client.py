@@ -20,6 +20,7 @@ from syncopate import __version__
 from syncopate.errors import (
     AGENT_HEADER,
     ConnectionFailed,
+    PinMismatch,
     ProtocolError,
     SyncopateError,
     TokenRefused,
@@ -112,9 +113,9 @@ class ManagerClient:
             return await self._http.request(
                 method, path, body, headers=headers, timeout=timeout or self.timeout
             )
-        except CertificateMismatch:
-            raise ConnectionFailed(
-                f"the certificate of {self.url} does not match the pinned fingerprint"
+        except CertificateMismatch as exc:
+            raise PinMismatch(
+                f"the certificate of {self.url} does not match the pinned fingerprint: {exc}"
             ) from None
         except CertificateInvalid as exc:
             raise ConnectionFailed(

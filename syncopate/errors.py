@@ -105,6 +105,10 @@ class ConnectionFailed(SyncopateError):
     """The manager could not be reached."""
 
 
+class PinMismatch(ConnectionFailed):
+    """The manager's certificate is not the pinned one; nothing was sent to it."""
+
+
 class Unreachable(ConnectionFailed):
     """Nothing answered at the manager's URL (refused, timed out, dropped): is it running?
 

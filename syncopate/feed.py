@@ -17,6 +17,7 @@ overlap.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import socket
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from syncopate.errors import (
     ConnectionFailed,
+    PinMismatch,
     RequestError,
     SyncopateError,
     Unreachable,
@@ -129,7 +131,7 @@ class EventSocket:
 
         ssl_option: ssl.SSLContext | aiohttp.Fingerprint | bool = True
         if self._fingerprint is not None:
-            ssl_option = aiohttp.Fingerprint(self._fingerprint)
+            ssl_option = _pin_check(self._fingerprint)
         elif self._ca is not None:
             ssl_option = self._ca
         connector = aiohttp.TCPConnector(
@@ -164,9 +166,12 @@ class EventSocket:
             )
         except aiohttp.WSServerHandshakeError as exc:
             raise request_error_for(exc.status, f"/events refused: HTTP {exc.status}") from None
-        except aiohttp.ServerFingerprintMismatch:
-            raise ConnectionFailed(
-                f"the certificate of {self.url} does not match the pinned fingerprint"
+        except aiohttp.ServerFingerprintMismatch as exc:
+            from syncopate.http_client import mismatch_message
+
+            raise PinMismatch(
+                f"the certificate of {self.url} does not match the pinned fingerprint: "
+                + mismatch_message(exc.expected, getattr(exc, "der", None))
             ) from None
         except aiohttp.ClientConnectorCertificateError as exc:
             raise ConnectionFailed(
@@ -243,3 +248,28 @@ class NumberedLines:
             seq = max(seq, self.next_seq)
         self.next_seq = seq + len(lines)
         return skipped, lines
+
+
+def _pin_check(pin: bytes) -> aiohttp.Fingerprint:
+    """aiohttp's fingerprint check, taking a pin of the certificate's key as well as of the
+    whole certificate (`syncopate.pins.pin_matches`); aiohttp checks it before the upgrade
+    request is written."""
+    import aiohttp
+
+    from syncopate.pins import pin_matches
+
+    class PinCheck(aiohttp.Fingerprint):
+        def check(self, transport: asyncio.Transport) -> None:
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is None:
+                return
+            der = ssl_object.getpeercert(binary_form=True)
+            if not der or not pin_matches(self.fingerprint, der):
+                host, port, *_ = transport.get_extra_info("peername")
+                mismatch = aiohttp.ServerFingerprintMismatch(
+                    self.fingerprint, hashlib.sha256(der or b"").digest(), host, port
+                )
+                mismatch.der = der  # type: ignore[attr-defined]  # for the message
+                raise mismatch
+
+    return PinCheck(pin)

@@ -13,8 +13,6 @@ Failures raise `HttpError` subclasses; `client.py` turns them into the errors us
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import ssl
 import time
 from collections.abc import Sequence
@@ -24,6 +22,7 @@ from urllib.parse import urlsplit
 import h11
 
 from syncopate.errors import ConnectionFailed
+from syncopate.pins import PIN_PREFIX, key_pin, parse_pin, pin_matches
 
 MAX_HEAD = 16 * 1024  # the status line and headers of one answer
 READ_SIZE = 64 * 1024
@@ -41,7 +40,7 @@ class CannotConnect(HttpError):
 
 
 class CertificateMismatch(HttpError):
-    """The server's certificate is not the pinned one."""
+    """The server's certificate is not the pinned one; the message names both fingerprints."""
 
 
 class CertificateInvalid(HttpError):
@@ -212,7 +211,8 @@ class HttpClient:
         if self.target.tls and ssl_context is None:
             ssl_context = ssl.create_default_context()
         if fingerprint is not None:
-            # The pin replaces the chain check: the certificate is compared byte for byte.
+            # The pin replaces the chain check: the certificate's key (or the certificate) is
+            # compared with it right after the handshake, before a byte of a request is sent.
             ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ssl_context.check_hostname = False
             ssl_context.verify_mode = ssl.CERT_NONE
@@ -305,9 +305,9 @@ class HttpClient:
         if self._fingerprint is not None:
             ssl_object = writer.get_extra_info("ssl_object")
             der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-            if not der or not hmac.compare_digest(hashlib.sha256(der).digest(), self._fingerprint):
+            if not der or not pin_matches(self._fingerprint, der):
                 connection.abort()
-                raise CertificateMismatch("the certificate does not match the pinned fingerprint")
+                raise CertificateMismatch(mismatch_message(self._fingerprint, der))
         return connection
 
 
@@ -319,18 +319,24 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def mismatch_message(pin: bytes, der: bytes | None) -> str:
+    """What a refused pin says: the pin expected and the key fingerprint presented."""
+    try:
+        presented = key_pin(der) if der else "no certificate"
+    except ValueError:
+        presented = "a certificate that cannot be read"
+    return (
+        f"expected {PIN_PREFIX}{pin.hex()}, the server presented {presented}; "
+        "nothing was sent to it"
+    )
+
+
 def parse_fingerprint(fingerprint: str) -> bytes:
     """The 32 bytes of a `sha256:<hex>` pin (colons and upper case allowed)."""
-    digest = fingerprint.removeprefix("sha256:").replace(":", "").strip()
     try:
-        raw = bytes.fromhex(digest)
-    except ValueError:
-        raise ConnectionFailed(
-            f"fingerprint {fingerprint!r} is not sha256:<64 hex digits>"
-        ) from None
-    if len(raw) != 32:
-        raise ConnectionFailed(f"fingerprint {fingerprint!r} is not a SHA-256 digest")
-    return raw
+        return parse_pin(fingerprint)
+    except ValueError as exc:
+        raise ConnectionFailed(str(exc)) from None
 
 
 def ca_context(ca_file: str) -> ssl.SSLContext:

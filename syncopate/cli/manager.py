@@ -1,16 +1,21 @@
-"""`syncopate manager serve|token|tokens|revoke|install-service`."""
+"""`syncopate manager serve|token|tokens|revoke|join-command|rotate-join|install-service`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from syncopate.errors import ConfigError
 from syncopate.paths import default_manager_dir
 from syncopate.roles import ROLE_NAMES
+
+if TYPE_CHECKING:  # imported when a command runs: the CLI starts without the manager's code
+    from syncopate.manager.store import Store
 
 app = typer.Typer(
     help="Run the manager, manage its controller tokens, or install it as a service.",
@@ -37,8 +42,18 @@ NO_BALANCE_OPTION: Any = typer.Option(
     "--no-balance",
     help="Never move projects only to even the load (failover and drain still move them).",
 )
-TLS_CERT_OPTION: Any = typer.Option(None, metavar="F", help="PEM certificate: serve HTTPS.")
+TLS_CERT_OPTION: Any = typer.Option(
+    None, metavar="F", help="PEM certificate to serve HTTPS with (else the manager makes one)."
+)
 TLS_KEY_OPTION: Any = typer.Option(None, metavar="F", help="PEM private key for --tls-cert.")
+TLS_OPTION: Any = typer.Option(
+    False, "--tls", help="HTTPS with the manager's own certificate even on loopback."
+)
+INSECURE_OPTION: Any = typer.Option(
+    False,
+    "--insecure",
+    help="Plain HTTP beyond loopback: passwords and tokens cross the network in clear.",
+)
 LOG_LEVEL_OPTION: Any = typer.Option("info", metavar="LEVEL", help="debug, info, warning or error.")
 
 
@@ -57,13 +72,18 @@ def serve(
     no_balance: bool = NO_BALANCE_OPTION,
     tls_cert: Path = TLS_CERT_OPTION,
     tls_key: Path = TLS_KEY_OPTION,
+    tls: bool = TLS_OPTION,
+    insecure: bool = INSECURE_OPTION,
     log_level: str = LOG_LEVEL_OPTION,
 ) -> None:
-    """Run the manager until Ctrl-C or SIGTERM."""
+    """Run the manager until Ctrl-C or SIGTERM (HTTPS beyond loopback).
+
+    Beyond loopback it serves HTTPS with a certificate of its own unless --tls-cert/--tls-key
+    are given; --insecure serves plain HTTP there, and --tls HTTPS on loopback too."""
     import asyncio
     import logging
 
-    from syncopate.manager.server import ServeOptions
+    from syncopate.manager.server import Listening, ServeOptions
     from syncopate.manager.server import serve as run_server
 
     logging.basicConfig(
@@ -80,15 +100,27 @@ def serve(
         balance=not no_balance,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        tls=tls,
+        insecure=insecure,
     )
 
-    def ready(url: str, shown: str, password_source: str) -> None:
+    def ready(at: Listening) -> None:
+        given = at.password_source == "given"
         lines = [
-            f"Syncopate manager listening on {url}",
+            f"Syncopate manager listening on {at.url}",
             f"data dir:      {directory}",
-            f"join password: {shown if password_source != 'given' else '(as given)'}"
-            + (f"  ({password_source})" if password_source != "given" else ""),
-            f"nodes join:    syncopate node join {url} --password <password>",
+            f"join password: {'(as given)' if given else at.password}"
+            + ("" if given else f"  ({at.password_source})"),
+        ]
+        if at.pin:
+            lines.append(f"fingerprint:   {at.pin}  (of its certificate's key)")
+        if at.insecure:
+            lines.append(
+                "warning:       plain HTTP beyond loopback (--insecure): the join password "
+                "and every token cross the network in clear"
+            )
+        lines += [
+            f"nodes join:    {at.join_command()}",
             f"controller:    token in {directory / 'controller.json'} (`syncopate manager token`)",
         ]
         typer.echo("\n".join(lines), err=False)
@@ -182,6 +214,49 @@ def revoke(
     typer.echo(f"revoked {name}'s token")
 
 
+@app.command("join-command")
+def join_command(
+    data_dir: Path = DATA_DIR_OPTION,
+    url: str = typer.Option(
+        None, metavar="URL", help="The manager's URL as nodes reach it.", show_default="as served"
+    ),
+) -> None:
+    """Print the line a node runs to join the manager on this machine."""
+    from syncopate.manager.join import kept_join_command
+
+    directory = (data_dir or default_manager_dir()).expanduser()
+    with _store(directory) as store:
+        typer.echo(kept_join_command(directory, store, url.rstrip("/") if url else None))
+
+
+@app.command("rotate-join")
+def rotate_join(data_dir: Path = DATA_DIR_OPTION) -> None:
+    """Make a new join secret: the old one is refused at once; joined nodes carry on."""
+    from syncopate.manager.join import kept_join_command
+    from syncopate.manager.join import rotate_join as rotate
+
+    directory = (data_dir or default_manager_dir()).expanduser()
+    with _store(directory) as store:
+        rotate(directory, store)
+        try:
+            typer.echo(kept_join_command(directory, store))
+        except ConfigError:
+            typer.echo(f"a new join password is in {directory / 'password'}")
+
+
+@contextlib.contextmanager
+def _store(directory: Path) -> Iterator[Store]:
+    from syncopate.manager.store import Store
+
+    if not (directory / "syncopate.db").exists():
+        raise ConfigError(f"no manager database in {directory}; start the manager first")
+    store = Store(directory)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 @app.command("install-service")
 def install_service(
     host: str = HOST_OPTION,
@@ -191,6 +266,8 @@ def install_service(
     no_balance: bool = NO_BALANCE_OPTION,
     tls_cert: Path = TLS_CERT_OPTION,
     tls_key: Path = TLS_KEY_OPTION,
+    tls: bool = TLS_OPTION,
+    insecure: bool = INSECURE_OPTION,
     log_level: str = LOG_LEVEL_OPTION,
     user: bool = typer.Option(
         False, "--user", help="A user unit (systemctl --user) instead of a system unit."
@@ -216,6 +293,8 @@ def install_service(
         node_timeout=node_timeout,
         balance=not no_balance,
         tls=tls_files(tls_cert, tls_key),
+        own_tls=tls,
+        insecure=insecure,
         log_level=log_level,
     )
     unit = service.unit_text(argv, plan, f"Syncopate manager ({host}:{port})")
@@ -225,7 +304,8 @@ def install_service(
     service.install(plan, unit)
     typer.echo(f"wrote {plan.unit_path}")
     typer.echo(
-        f"the manager keeps its database, join password and controller token in {plan.data_dir}"
+        f"the manager keeps its database, join password, TLS key and controller token in "
+        f"{plan.data_dir}; `syncopate manager join-command` prints the line nodes run"
     )
     typer.echo(service.next_steps(plan))
 
@@ -253,6 +333,8 @@ def manager_argv(
     balance: bool,
     tls: tuple[Path, Path] | None,
     log_level: str,
+    own_tls: bool = False,
+    insecure: bool = False,
 ) -> list[str]:
     """`syncopate manager serve` with these options, run by this interpreter. Every value is
     spelled out, so the unit says what the manager runs with."""
@@ -265,4 +347,10 @@ def manager_argv(
         argv.append("--no-balance")
     if tls is not None:
         argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+    if insecure and (tls is not None or own_tls):
+        raise ConfigError("--insecure serves plain HTTP: drop it, or --tls/--tls-cert")
+    if own_tls:
+        argv.append("--tls")
+    if insecure:
+        argv.append("--insecure")
     return argv

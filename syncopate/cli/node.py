@@ -52,6 +52,42 @@ SYNC_INTERVAL_OPTION: Any = _agent_option("sync_interval")
 CA_FILE_OPTION: Any = _agent_option("ca_file")
 FINGERPRINT_OPTION: Any = _agent_option("fingerprint")
 LABEL_OPTION: Any = _agent_option("label")
+JOIN_TOKEN_OPTION: Any = typer.Option(
+    None,
+    "--token",
+    envvar="SYNCOPATE_JOIN_TOKEN",
+    metavar="SYN1-...",
+    help="The join string `manager serve` and `manager join-command` print: the manager's "
+    "pin and the join password in one.",
+)
+
+
+def join_credentials(
+    url: str, token: str | None, password: str | None, fingerprint: str | None
+) -> tuple[str | None, str | None]:
+    """(password, fingerprint) from a join string or from --password/--fingerprint; a usage
+    error for a malformed join string, one that contradicts them, or a plain http:// URL (its
+    pin could not be checked and its secret would cross the network in clear)."""
+    if not token:
+        return password, fingerprint
+    from syncopate.pins import parse_join_token, parse_pin
+
+    try:
+        parsed = parse_join_token(token)
+    except ValueError as exc:
+        raise usage_error(f"--token: {exc}") from None
+    if not url.startswith("https://"):
+        raise usage_error(f"--token carries the manager's pin: {url} must be an https:// URL")
+    if password and password != parsed.secret:
+        raise usage_error("--token carries the join password: give --token or --password")
+    if fingerprint:
+        try:
+            differs = parse_pin(fingerprint) != parse_pin(parsed.pin)
+        except ValueError as exc:
+            raise usage_error(f"--fingerprint: {exc}") from None
+        if differs:
+            raise usage_error("--token carries the pin: give --token or --fingerprint")
+    return parsed.secret, parsed.pin
 
 
 @app.command()
@@ -63,6 +99,7 @@ def join(
         metavar="P",
         help="The manager's join password (first join).",
     ),
+    token: str = JOIN_TOKEN_OPTION,
     name: str = NAME_OPTION,
     data_dir: Path = DATA_DIR_OPTION,
     interval: float = INTERVAL_OPTION,
@@ -76,6 +113,7 @@ def join(
     import os
     import sys
 
+    secret, pin = join_credentials(url, token, password, fingerprint)
     check_labels(label)
     argv = agent_argv(
         url,
@@ -84,13 +122,14 @@ def join(
         interval=interval,
         sync_interval=sync_interval,
         ca_file=ca_file,
-        fingerprint=fingerprint,
+        fingerprint=pin,
         label=label,
         log_level=log_level,
     )
     env = dict(os.environ)
-    if password:
-        env["SYNCOPATE_PASSWORD"] = password
+    env.pop("SYNCOPATE_JOIN_TOKEN", None)  # the agent is given its parts, not the string
+    if secret:
+        env["SYNCOPATE_PASSWORD"] = secret
     sys.stdout.flush()
     sys.stderr.flush()
     # Replace this process (same pid, for systemd and for whoever started us) with the light
@@ -244,8 +283,9 @@ def forget(
 def install_service(
     url: str = URL_ARGUMENT,
     password: str = typer.Option(
-        ..., envvar="SYNCOPATE_PASSWORD", metavar="P", help="The manager's join password."
+        None, envvar="SYNCOPATE_PASSWORD", metavar="P", help="The manager's join password."
     ),
+    token: str = JOIN_TOKEN_OPTION,
     name: str = NAME_OPTION,
     user: bool = typer.Option(
         False, "--user", help="A user unit (systemctl --user) instead of a system unit."
@@ -269,6 +309,9 @@ def install_service(
     """Write a systemd unit that runs this machine's agent at boot, and say how to enable it."""
     from syncopate.cli import service
 
+    secret, pin = join_credentials(url, token, password, fingerprint)
+    if not secret:
+        raise usage_error("give --token SYN1-... (or --password) to join with")
     check_labels(label)
     plan = service.plan("node", user=user, data_dir=data_dir, unit_dir=unit_dir)
     argv = agent_argv(
@@ -278,14 +321,16 @@ def install_service(
         interval=interval,
         sync_interval=sync_interval,
         ca_file=ca_file,
-        fingerprint=fingerprint,
+        fingerprint=pin,
         label=label,
     )
     unit = service.unit_text(argv, plan, f"Syncopate node agent (manager {url})")
     if print_only:
         typer.echo(unit, nl=False)
         return
-    service.install(plan, unit, password)
+    service.install(plan, unit, secret)
     typer.echo(f"wrote {plan.unit_path}")
     typer.echo(f"wrote {plan.env_path} (the join password, mode 0600)")
+    if pin:
+        typer.echo(f"the agent pins the manager's certificate: {pin}")
     typer.echo(service.next_steps(plan))

@@ -85,10 +85,17 @@ def find_target(
         )
     url = manager.rstrip("/")
     given, token_source = _given_token(token, env)
-    if given is None:
-        local = read_controller_file(path)
+    if given is None or (url.startswith("https://") and not fingerprint):
+        try:
+            local = read_controller_file(path)
+        except ConfigError:
+            if given is None:
+                raise
+            local = None  # only its pin was looked for: the CA store may verify instead
         if local is not None and str(local["url"]).rstrip("/") == url:
-            given, token_source = str(local["token"]), str(path)
+            # This machine's manager: its pin, with the token given or the one kept there.
+            if given is None:
+                given, token_source = str(local["token"]), str(path)
             fingerprint = fingerprint or local.get("fingerprint")
     if not given:
         raise ConfigError(

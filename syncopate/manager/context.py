@@ -26,6 +26,7 @@ from syncopate.manager.auth import JoinThrottle, hash_secret
 from syncopate.manager.cluster import Cluster
 from syncopate.manager.commands import CommandBook
 from syncopate.manager.events import EventHub
+from syncopate.manager.join import JOIN_PASSWORD_KEY
 from syncopate.manager.metrics import Metrics
 from syncopate.manager.store import Store
 from syncopate.protocol import describe_validation_error
@@ -53,6 +54,8 @@ class ManagerSettings:
     # the node ends the program at the timeout, then needs a moment to send the response.
     command_margin: float = 10.0
     balance: bool = True  # move projects to even the load (`manager serve --no-balance`: not)
+    tls: bool = False  # serving HTTPS (/health says so)
+    insecure: bool = False  # plain HTTP beyond loopback (`manager serve --insecure`)
 
 
 @dataclass
@@ -65,8 +68,7 @@ class ManagerState:
     hub: EventHub
     commands: CommandBook
     metrics: Metrics = field(default_factory=Metrics)
-    throttle: JoinThrottle = field(init=False)  # these two from the settings: see below
-    password_hash: str = field(init=False)
+    throttle: JoinThrottle = field(init=False)  # from the settings: see below
     started: float = field(default_factory=time.monotonic)
     # The open /events streams, each with its controller token's hash (closed on a revoke).
     sockets: dict[web.WebSocketResponse, str] = field(default_factory=dict)
@@ -80,7 +82,14 @@ class ManagerState:
         self.throttle = JoinThrottle(
             max_failures=settings.join_max_failures, lockout=settings.join_lockout
         )
-        self.password_hash = hash_secret(settings.password)  # the password is kept only hashed
+        # The password is kept only hashed, in the store, where `manager rotate-join` (another
+        # process) changes it; every join reads it there.
+        self.store.set_meta(JOIN_PASSWORD_KEY, hash_secret(settings.password), durable=True)
+
+    @property
+    def password_hash(self) -> str:
+        """The hash of the join password in force now."""
+        return self.store.get_meta(JOIN_PASSWORD_KEY) or ""
 
 
 STATE = web.AppKey("state", ManagerState)

@@ -1,11 +1,14 @@
-"""Start the manager: data dir, join password, controller token, TLS, and the listening socket."""
+"""Start the manager: data dir, join password, controller token, TLS, and the listening socket.
+
+TLS: the given --tls-cert/--tls-key, else beyond loopback (or with --tls) a certificate of the
+manager's own (`tls.py`, renewed while it runs), else plain HTTP (loopback, or --insecure).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import getpass
-import hashlib
 import json
 import logging
 import signal
@@ -28,17 +31,25 @@ from syncopate.manager.auth import (
     new_token,
 )
 from syncopate.manager.context import ManagerSettings
+from syncopate.manager.join import PASSWORD_FILE, join_command
 from syncopate.manager.store import Store
+from syncopate.manager.tls import (
+    RENEW_CHECK_INTERVAL,
+    OwnCertificate,
+    join_host,
+    needs_tls,
+    url_host,
+)
 from syncopate.manager.token_book import MAIN_CREATED_KEY
 from syncopate.manager.tokens import make_token
 from syncopate.paths import write_private, write_private_json
+from syncopate.pins import key_pin
 from syncopate.roles import Role
 
 log = logging.getLogger("syncopate.manager")
 
 LISTEN_BACKLOG = 4096  # the kernel caps it at net.core.somaxconn
 CONTROLLER_FILE = "controller.json"
-PASSWORD_FILE = "password"
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,25 @@ class ServeOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     balance: bool = True
+    tls: bool = False  # HTTPS with the manager's own certificate even on loopback
+    insecure: bool = False  # plain HTTP beyond loopback
+
+
+@dataclass(frozen=True)
+class Listening:
+    """What `serve` tells its caller once it listens."""
+
+    url: str  # for this machine's CLI (127.0.0.1 when listening on every address)
+    password: str
+    password_source: str  # "given", or where the generated one is kept
+    join_url: str  # the URL a node elsewhere reaches
+    pin: str | None  # sha256 of the certificate's public key; None over plain HTTP
+    insecure: bool  # plain HTTP beyond loopback
+
+    def join_command(self) -> str:
+        """The line a node runs; a given password is not repeated, only its place shown."""
+        shown = self.password if self.password_source != "given" else "<password>"
+        return join_command(self.join_url, self.pin, shown)
 
 
 def resolve_password(data_dir: Path, given: str | None) -> tuple[str, str]:
@@ -66,12 +96,11 @@ def resolve_password(data_dir: Path, given: str | None) -> tuple[str, str]:
 
 
 def certificate_fingerprint(cert_file: Path) -> str:
-    """`sha256:<hex>` of the first certificate in a PEM file, for pinning by clients."""
+    """The pin of the first certificate in a PEM file: `sha256:<hex>` of its public key."""
     pem = cert_file.read_text(encoding="ascii")
     start = pem.index("-----BEGIN CERTIFICATE-----")
     end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
-    der = ssl.PEM_cert_to_DER_cert(pem[start:end])
-    return "sha256:" + hashlib.sha256(der).hexdigest()
+    return key_pin(ssl.PEM_cert_to_DER_cert(pem[start:end]))
 
 
 def rotate_controller_token(data_dir: Path, store: Store, url: str | None = None) -> str:
@@ -126,20 +155,52 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(
-    options: ServeOptions, ready: Callable[[str, str, str], None] | None = None
-) -> None:
-    """Run the manager until SIGINT or SIGTERM; `ready(url, password, source)` once listening."""
+def server_tls(
+    options: ServeOptions,
+) -> tuple[ssl.SSLContext | None, str | None, OwnCertificate | None]:
+    """(context, pin, own certificate) the manager serves with: see the module's docstring."""
+    given = options.tls_cert is not None or options.tls_key is not None
+    if options.insecure and (given or options.tls):
+        raise ConfigError("--insecure serves plain HTTP: drop it, or --tls/--tls-cert")
+    if given:
+        context = tls_context(options.tls_cert, options.tls_key)
+        assert options.tls_cert is not None  # tls_context checked both are given
+        return context, certificate_fingerprint(options.tls_cert), None
+    if not options.tls and (options.insecure or not needs_tls(options.host)):
+        return None, None, None
+    own = OwnCertificate(options.data_dir / "tls", options.host)
+    try:
+        context = own.context()
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot make or load the TLS certificate in {own.dir}: {exc}") from None
+    return context, own.pin(), own
+
+
+async def renew_while_running(own: OwnCertificate, interval: float = RENEW_CHECK_INTERVAL) -> None:
+    """Check the certificate every `interval` seconds; renew it when due (same key)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            own.renew_if_due()
+        except (OSError, ValueError, ssl.SSLError):
+            log.exception("could not renew the TLS certificate in %s", own.dir)
+
+
+async def serve(options: ServeOptions, ready: Callable[[Listening], None] | None = None) -> None:
+    """Run the manager until SIGINT or SIGTERM; `ready(listening)` once listening."""
     data_dir = options.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     password, password_source = resolve_password(data_dir, options.password)
-    context = tls_context(options.tls_cert, options.tls_key)
+    context, pin, own = server_tls(options)
+    insecure = context is None and needs_tls(options.host)
     store = Store(data_dir)
     settings = ManagerSettings(
         data_dir=data_dir,
         password=password,
         node_timeout=options.node_timeout,
         balance=options.balance,
+        tls=context is not None,
+        insecure=insecure,
     )
     app = make_app(settings, store)
     runner = make_runner(app)
@@ -162,27 +223,37 @@ async def serve(
     scheme = "https" if context else "http"
     host = "127.0.0.1" if options.host in ("0.0.0.0", "", "::") else options.host
     url = f"{scheme}://{host}:{port}"
+    join_url = f"{scheme}://{url_host(join_host(options.host))}:{port}"
+    if insecure:
+        log.warning(
+            "plain HTTP on %s (--insecure): join passwords and tokens cross the network in clear",
+            options.host,
+        )
 
     controller_path = data_dir / CONTROLLER_FILE
-    extra: dict[str, str] = {"url": url}
-    if options.tls_cert is not None:
-        extra["fingerprint"] = certificate_fingerprint(options.tls_cert)
+    extra: dict[str, str] = {"url": url, "join-url": join_url}
     if store.get_meta(CONTROLLER_TOKEN_KEY) is None or not controller_path.exists():
         if store.get_meta(CONTROLLER_TOKEN_KEY) is not None:
             log.warning("%s was missing: a new controller token was made", controller_path)
         rotate_controller_token(data_dir, store, url)
     current = json.loads(controller_path.read_text(encoding="utf-8"))
+    current.pop("fingerprint", None)  # a pin of an earlier run over HTTPS
+    if pin is not None:
+        extra["fingerprint"] = pin
     write_private_json(controller_path, {**current, **extra})
+    renewal = asyncio.create_task(renew_while_running(own)) if own is not None else None
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if ready is not None:
-        ready(url, password, password_source)
+        ready(Listening(url, password, password_source, join_url, pin, insecure))
     try:
         await stop.wait()
     finally:
+        if renewal is not None:
+            renewal.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await runner.cleanup()

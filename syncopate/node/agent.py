@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -26,6 +27,7 @@ from syncopate.errors import (
     ConnectionFailed,
     Forbidden,
     NotFound,
+    PinMismatch,
     ProtocolError,
     RequestError,
     SyncopateError,
@@ -56,8 +58,10 @@ class Agent:
         self.settings = settings
         self.clock = clock
         self.data_dir = settings.data_dir
+        # A pin given now wins; else the one kept in node.json at an earlier start.
+        self.pin = identity.pin_for(settings.data_dir, settings.manager, settings.fingerprint)
         self.client = ManagerClient(
-            settings.manager, ca_file=settings.ca_file, fingerprint=settings.fingerprint
+            settings.manager, ca_file=settings.ca_file, fingerprint=self.pin
         )
         self.name = ""
         self.token = ""
@@ -90,13 +94,15 @@ class Agent:
         saved = identity.load(self.data_dir)
         if saved is not None and saved.manager == self.settings.manager:
             self.name, self.token = saved.name, saved.token
+            if self.pin != saved.fingerprint:
+                identity.save(self.data_dir, dataclasses.replace(saved, fingerprint=self.pin))
             return
         await self._join_with_password()
 
     async def _join_with_password(self) -> None:
         if not self.settings.password:
             raise SyncopateError(
-                "this node has no identity for the manager yet; join with --password"
+                "this node has no identity for the manager yet; join with --token (or --password)"
             )
         storage, ram = probes.capacity(self.data_dir)
         preferred = self.settings.name or (self.name or os.uname().nodename)
@@ -109,7 +115,8 @@ class Agent:
             agent_version=__version__,
         )
         identity.save(
-            self.data_dir, identity.Identity(self.name, self.token, self.settings.manager)
+            self.data_dir,
+            identity.Identity(self.name, self.token, self.settings.manager, self.pin),
         )
         log.info("joined %s as %s", self.settings.manager, self.name)
 
@@ -158,6 +165,8 @@ class Agent:
                 await action()
                 return
             except (ConnectionFailed, ProtocolError) as exc:
+                if isinstance(exc, PinMismatch) and not self.name:
+                    raise  # the first join: a wrong pin is a mistake to fix, not to wait out
                 delay = next(retries)
                 log.warning("%s; retrying in %.1fs", exc, delay)
             with contextlib.suppress(TimeoutError):

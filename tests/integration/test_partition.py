@@ -183,6 +183,7 @@ class ManagerOn(ManagerProcess):
 class Agents:
     tmp: Path
     url: str
+    pin: str  # the manager is beyond loopback: HTTPS with its own certificate, pinned
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, name: str, ns: NetNamespace | None) -> None:
@@ -191,7 +192,7 @@ class Agents:
         command = [
             sys.executable, "-m", "syncopate.node", self.url, "--name", name,
             "--data-dir", str(data_dir), "--interval", "0.2", "--sync-interval", "30",
-            "--log-level", "debug",
+            "--log-level", "debug", "--fingerprint", self.pin,
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
         env["SYNCOPATE_PASSWORD"] = PASSWORD
@@ -242,7 +243,7 @@ async def partitioned_fleet(tmp_path: Path) -> AsyncIterator[tuple[NetNamespace,
     agents: Agents | None = None
     try:
         url = manager.start()
-        agents = Agents(tmp_path, url)
+        agents = Agents(tmp_path, url, manager.controller_json()["fingerprint"])
         yield ns, manager.token, agents
     finally:
         ns.heal()
@@ -293,7 +294,7 @@ async def test_partition_and_heal_never_run_a_project_twice(tmp_path: Path, cut_
     marker = str(tmp_path / "nodes") + os.sep
     sampler = Sampler(marker, EXCLUSIVE)
     async with partitioned_fleet(tmp_path) as (ns, token, agents):
-        ctl = ManagerClient(agents.url, token=token)
+        ctl = ManagerClient(agents.url, token=token, fingerprint=agents.pin)
         try:
             with sampler.running():
                 for name in INNER_NODES:

@@ -137,29 +137,35 @@ def test_the_tour_runs_as_written(tour: Tour) -> None:
 
     def started() -> str | None:
         out = manager_output.read_text()
-        return out if "join password:" in out else None
+        return out if "nodes join:" in out else None
 
     text = wait_until(started, "the manager to start")
-    url = re.search(r"listening on (http://\S+)", text)
-    password = re.search(r"join password: (\S+)", text)
-    assert url and password, text
+    # Beyond loopback: HTTPS, and the join line carries the pin and the password.
+    url = re.search(r"listening on (https://\S+)", text)
+    join_token = re.search(r"nodes join: +syncopate node join \S+ --token (SYN1-\S+)", text)
+    assert url and join_token, text
     tour.substitutions |= {
-        "http://192.168.1.10:8470": url.group(1),
-        "PASSWORD": password.group(1),
+        # The join URL names this machine's main address; the test's node uses loopback.
+        "https://192.168.1.10:8470": url.group(1),
+        "SYN1-...": join_token.group(1),
         "https://github.com/you/counter.git": Repo.from_folder(
             ROOT / "examples" / "counter", tour.tmp / "repos" / "counter"
         ).url,
     }
 
     # A node, joined with the README's line (named, so `node drain pi-2` finds it).
-    join = "syncopate node join http://192.168.1.10:8470 --password PASSWORD"
+    join = "syncopate node join https://192.168.1.10:8470 --token SYN1-..."
     tour.start(join, "--name", "pi-2", "--data-dir", str(tour.tmp / "node"), "--interval", "0.5")
     wait_until(lambda: "alive" in tour.run("syncopate node list").stdout, "the node to join")
 
-    install = "syncopate node install-service http://192.168.1.10:8470 --password PASSWORD"
+    install = "syncopate node install-service https://192.168.1.10:8470 --token SYN1-..."
     service = tour.run(install, "--user", "--data-dir", str(tour.tmp / "service-node"))
     unit = tour.tmp / "config" / "systemd" / "user" / "syncopate-node.service"
     assert f"wrote {unit}" in service.stdout and url.group(1) in unit.read_text()
+    # The unit pins the manager; the password is only in the 0600 file beside the data.
+    pin = "sha256:" + join_token.group(1).split("-")[1]
+    assert f"--fingerprint {pin}" in unit.read_text()
+    assert join_token.group(1).split("-", 2)[2] not in unit.read_text()
     # The manager's unit, with the README's line (a user unit: the test is not root's sudo).
     manager_install = "syncopate manager install-service --host 0.0.0.0"
     manager_data = tour.tmp / "service-manager"

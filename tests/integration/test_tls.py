@@ -17,7 +17,8 @@ import pytest
 import trustme
 
 from syncopate.client import ManagerClient
-from syncopate.errors import ConnectionFailed, Unauthorized
+from syncopate.errors import ConnectionFailed, PinMismatch, Unauthorized
+from syncopate.pins import key_pin
 from tests.helpers import PASSWORD, wait_for
 from tests.procs import ManagerProcess, manager_process
 
@@ -146,11 +147,21 @@ async def test_plain_http_to_the_tls_port_fails_cleanly(tls_manager: TlsManager)
     assert "Traceback" not in tls_manager.process.output
 
 
+def key_pin_of(cert_file: Path) -> str:
+    """The pin of the first certificate in a PEM file: sha256 of its public key."""
+    pem = cert_file.read_text(encoding="ascii")
+    end = pem.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")
+    return key_pin(ssl.PEM_cert_to_DER_cert(pem[:end]))
+
+
 def test_controller_json_has_https_url_and_fingerprint(tls_manager: TlsManager) -> None:
     data = tls_manager.process.controller_json()
     assert data["url"] == tls_manager.url
     assert data["url"].startswith("https://")
-    assert data["fingerprint"] == tls_manager.fingerprint
+    # The pin of the key (DESIGN §15: it survives renewals); the certificate's own hash, which
+    # the other tests pin with, is accepted as well.
+    cert_file = Path(tls_manager.ca_file).parent / "server.pem"
+    assert data["fingerprint"] == key_pin_of(cert_file) != tls_manager.fingerprint
     assert data["token"] == tls_manager.token
 
 
@@ -223,9 +234,14 @@ async def test_self_signed_certificate_by_pin_or_as_its_own_ca(tmp_path: Path) -
         extra_args=["--tls-cert", str(cert_file), "--tls-key", str(key_file)],
     ) as process:
         url = process.start()
-        assert process.controller_json()["fingerprint"] == fingerprint
-        for options in ({"fingerprint": fingerprint}, {"ca_file": str(cert_file)}):
-            async with ManagerClient(url, process.token, **options) as client:  # type: ignore[arg-type]
+        pin = process.controller_json()["fingerprint"]
+        assert pin == key_pin_of(cert_file)
+        for options in (
+            {"fingerprint": fingerprint},
+            {"fingerprint": pin},
+            {"ca_file": str(cert_file)},
+        ):
+            async with ManagerClient(url, process.token, **options) as client:
                 assert await client.status() == {}
         async with ManagerClient(url, process.token) as client:
             with pytest.raises(ConnectionFailed, match="certificate"):
@@ -260,3 +276,22 @@ def test_the_cli_over_https(tls_manager: TlsManager, tmp_path: Path) -> None:
     assert "pass --ca-file or --fingerprint" in done.stderr and "Traceback" not in done.stderr
     env["SYNCOPATE_FINGERPRINT"] = tls_manager.fingerprint  # the environment works too
     assert cli().returncode == 0
+
+
+async def test_events_feed_takes_the_key_pin_and_names_both_on_a_wrong_one(
+    tls_manager: TlsManager,
+) -> None:
+    # /events goes through aiohttp (the TUI's tables, `logs --follow`): the pin of the key,
+    # which controller.json holds, must open it as it opens the plain requests.
+    pin = tls_manager.process.controller_json()["fingerprint"]
+    async with ManagerClient(tls_manager.url, tls_manager.token, fingerprint=pin) as client:
+        feed = client.events()
+        first = await anext(feed)
+        await feed.aclose()
+    assert first["type"] == "snapshot"
+    wrong = "sha256:" + "0f" * 32
+    async with ManagerClient(tls_manager.url, tls_manager.token, fingerprint=wrong) as client:
+        with pytest.raises(PinMismatch) as caught:
+            await anext(client.events())
+    assert wrong in str(caught.value) and pin in str(caught.value)
+    await no_connection_left(tls_manager.url)

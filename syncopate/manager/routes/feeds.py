@@ -96,6 +96,9 @@ async def health(request: web.Request) -> web.Response:
             "uptime": round(time.monotonic() - state.started, 1),
             "nodes": counts["nodes"],
             "projects": counts["projects"],
+            "tls": state.settings.tls,
+            # Present only when so: plain HTTP beyond loopback, asked for with --insecure.
+            **({"insecure": True} if state.settings.insecure else {}),
         }
     )
 
