@@ -19,6 +19,7 @@ from syncopate.errors import InvalidRequest
 from syncopate.manager.auth import bearer, check_controller_token
 from syncopate.manager.command_wire import commands_info
 from syncopate.manager.context import STATE, ManagerState, parse, read_body, success
+from syncopate.manager.guard import guarded
 from syncopate.project_protocol import (
     AddProject,
     RemoveProject,
@@ -51,7 +52,9 @@ async def controller(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = await read_body(request)
     call = parse(ControllerRequest, body)
-    user = check_controller_token(state.store, bearer(request.headers) or call.access_token)
+    user = guarded(
+        request, check_controller_token, state.store, bearer(request.headers) or call.access_token
+    )
     handler = ACTION_HANDLERS.get(call.action)
     if handler is None:
         if call.action.startswith("command-"):

@@ -23,6 +23,7 @@ from syncopate.errors import (
 from syncopate.manager.auth import check_controller_token, secret_matches
 from syncopate.manager.command_wire import blank_device_status
 from syncopate.manager.context import STATE, ManagerState, client_address, parse, read_body
+from syncopate.manager.guard import guarded
 from syncopate.manager.records import NodeRecord
 
 DEVICE_OPERATIONS = frozenset({"status_query", "hw_command_retrieval", "hw_response_provide"})
@@ -44,7 +45,9 @@ async def hw_supervisor(request: web.Request) -> web.Response:
     shown: str | None = None  # the device whose fields the caller may see
     try:
         # Who asks comes first: a caller who may see the device gets its fields on any error.
-        node, who, as_device = authenticate_hw(state, parse(HwCredentials, params))
+        node, who, as_device = guarded(
+            request, authenticate_hw, state, parse(HwCredentials, params)
+        )
         shown = node.name
         hw = parse(HwRequest, params)
         if request.method == "GET" and hw.command != "status_query":

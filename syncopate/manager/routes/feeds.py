@@ -14,6 +14,7 @@ from syncopate.errors import InvalidRequest
 from syncopate.manager.auth import bearer, check_controller_token
 from syncopate.manager.context import STATE
 from syncopate.manager.events import EVERY_PROJECT
+from syncopate.manager.guard import guarded
 from syncopate.manager.openapi import document as openapi_document
 
 
@@ -36,7 +37,7 @@ def followed_logs(request: web.Request) -> frozenset[str]:
 async def events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     token = bearer(request.headers) or request.query.get("access-token")
-    check_controller_token(state.store, token)
+    guarded(request, check_controller_token, state.store, token)
     logs = followed_logs(request)
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
