@@ -144,12 +144,24 @@ REQUEST_ERRORS_BY_STATUS: dict[int, type[RequestError]] = {
 
 
 def request_error_for(
-    status: int, message: str, *, code: int | None = None, **details: Any
+    status: int,
+    message: str,
+    *,
+    code: int | None = None,
+    retry_after: str | None = None,
+    **details: Any,
 ) -> RequestError:
-    """The RequestError subclass for an HTTP status (InvalidRequest for unknown 4xx)."""
+    """The RequestError subclass for an HTTP status (InvalidRequest for unknown 4xx).
+
+    `retry_after` is a 429's Retry-After header: seconds (anything else counts as a minute).
+    """
     cls = REQUEST_ERRORS_BY_STATUS.get(status, InvalidRequest)
     if cls is TooManyAttempts:
-        return TooManyAttempts(message)
+        try:
+            seconds = float(retry_after or "")
+        except ValueError:
+            seconds = 60.0  # none, or an HTTP date: the manager's lockout is a minute
+        return TooManyAttempts(message, seconds if 0 <= seconds <= 3600 else 60.0)
     return cls(message, code=code, **details)
 
 
