@@ -144,7 +144,10 @@ class ManagerClient:
             details = {k: data[k] for k in ("state", "id") if k in data}
             code = data.get("code")
             code = code if isinstance(code, int) and not isinstance(code, bool) else None
-            raise request_error_for(response.status, message, code=code, **details)
+            wait = response.headers.get("retry-after")  # a 429 says when to come back
+            raise request_error_for(
+                response.status, message, code=code, retry_after=wait, **details
+            )
         return data
 
     # node side --------------------------------------------------------------------------------

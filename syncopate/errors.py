@@ -10,7 +10,7 @@ SyncopateError
 │   ├── NotAllowed          405  a method the route does not take (GET that would change state)
 │   ├── Conflict            409  not valid in the current state
 │   ├── TooLarge            413  body or variables over the limit
-│   ├── TooManyAttempts     429  repeated wrong passwords
+│   ├── TooManyAttempts     429  repeated wrong passwords or tokens: this address waits
 │   └── Unavailable         503  the manager cannot do it now (also a ConnectionFailed: retry)
 │       └── StoreFailed          its database refused a write; nothing changed
 ├── ConnectionFailed        the manager could not be reached (or its certificate is wrong)
@@ -97,8 +97,9 @@ class TooManyAttempts(RequestError):
     status = 429
 
     def __init__(self, message: str, retry_after: float = 60.0) -> None:
-        super().__init__(message, code=JOIN_REFUSED)
-        self.retry_after = retry_after
+        # The route's code: 1 (join refused) on /node-initialize, else 429.
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds (the answer's Retry-After)
 
 
 class ConnectionFailed(SyncopateError):
@@ -147,12 +148,24 @@ REQUEST_ERRORS_BY_STATUS: dict[int, type[RequestError]] = {
 
 
 def request_error_for(
-    status: int, message: str, *, code: int | None = None, **details: Any
+    status: int,
+    message: str,
+    *,
+    code: int | None = None,
+    retry_after: str | None = None,
+    **details: Any,
 ) -> RequestError:
-    """The RequestError subclass for an HTTP status (InvalidRequest for unknown 4xx)."""
+    """The RequestError subclass for an HTTP status (InvalidRequest for unknown 4xx).
+
+    `retry_after` is a 429's Retry-After header: seconds (anything else counts as a minute).
+    """
     cls = REQUEST_ERRORS_BY_STATUS.get(status, InvalidRequest)
     if cls is TooManyAttempts:
-        return TooManyAttempts(message)
+        try:
+            seconds = float(retry_after or "")
+        except ValueError:
+            seconds = 60.0  # none, or an HTTP date: the manager's lockout is a minute
+        return TooManyAttempts(message, seconds if 0 <= seconds <= 3600 else 60.0)
     return cls(message, code=code, **details)
 
 

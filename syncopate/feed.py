@@ -32,6 +32,8 @@ from syncopate.errors import (
     PinMismatch,
     RequestError,
     SyncopateError,
+    TooManyAttempts,
+    Unauthorized,
     Unreachable,
     request_error_for,
 )
@@ -63,9 +65,25 @@ class FeedDropped:
     delay: float
 
 
-def reconnect_delay(delays: Sequence[float], attempt: int) -> float:
-    """The wait before reconnection number `attempt` (0 first); the last delay repeats."""
-    return delays[min(attempt, len(delays) - 1)]
+# After a refused token, the next try waits at least this long: the manager counts each refusal
+# from an address as a guess and locks the address out after 5 in a minute (DESIGN §15), which
+# would lock out every agent and client at this address too.
+REFUSED_DELAY = 30.0
+
+
+def reconnect_delay(
+    delays: Sequence[float], attempt: int, error: SyncopateError | None = None
+) -> float:
+    """The wait before reconnection number `attempt` (0 first); the last delay repeats.
+
+    After a refused token at least REFUSED_DELAY; after a 429 at least its Retry-After.
+    """
+    delay = delays[min(attempt, len(delays) - 1)]
+    if isinstance(error, Unauthorized):
+        delay = max(delay, REFUSED_DELAY)
+    if isinstance(error, TooManyAttempts):
+        delay = max(delay, error.retry_after)
+    return delay
 
 
 async def follow(
@@ -100,7 +118,7 @@ async def follow(
             error: SyncopateError = exc
         finally:
             await feed.aclose()
-        delay = reconnect_delay(delays, attempt)
+        delay = reconnect_delay(delays, attempt, error)
         attempt += 1
         yield FeedDropped(error, delay)
         await asyncio.sleep(delay)
@@ -165,7 +183,10 @@ class EventSocket:
                 params=[("logs", name) for name in logs],
             )
         except aiohttp.WSServerHandshakeError as exc:
-            raise request_error_for(exc.status, f"/events refused: HTTP {exc.status}") from None
+            wait = exc.headers.get("Retry-After") if exc.headers else None  # on a 429
+            raise request_error_for(
+                exc.status, f"/events refused: HTTP {exc.status}", retry_after=wait
+            ) from None
         except aiohttp.ServerFingerprintMismatch as exc:
             from syncopate.http_client import mismatch_message
 

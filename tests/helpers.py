@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +55,11 @@ class RunningManager:
 
     def client(self, token: str | None = None) -> ManagerClient:
         return ManagerClient(self.url, token=self.token if token is None else token)
+
+    def end_lockouts(self) -> None:
+        """Forget every lockout of the credential throttle, as if its time had passed: a test
+        that locked 127.0.0.1 out on purpose looks at the manager from that address after."""
+        self.state.throttle = replace(self.state.throttle, _failures={}, _locked_until={})
 
     def db_rows(self, table: str) -> dict[str, dict[str, Any]]:
         """Rows of the store as another process would read them (fresh connection)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -30,6 +31,7 @@ from syncopate.manager.context import (
     seed_dialect,
 )
 from syncopate.manager.events import EventHub
+from syncopate.manager.guard import throttle_middleware
 from syncopate.manager.routes.controller import controller
 from syncopate.manager.routes.devices import hw_supervisor
 from syncopate.manager.routes.feeds import close_revoked, events, health, metrics, openapi
@@ -70,7 +72,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except RequestError as exc:
         headers = {}
         if isinstance(exc, TooManyAttempts):
-            headers["Retry-After"] = str(int(exc.retry_after) + 1)
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         response = failure(
             request.path,
             exc.message,
@@ -199,7 +201,9 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
     )
     book_ref.append(book)
     state = ManagerState(settings, store, cluster, hub, book)
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware, throttle_middleware]
+    )
     app[STATE] = state
     app.router.add_post("/node-initialize", node_initialize)
     app.router.add_post("/node-status", node_status)

@@ -8,9 +8,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from syncopate.errors import Forbidden, Unauthorized
 from syncopate.manager.store import Store
@@ -88,47 +87,3 @@ def bearer(headers: Mapping[str, str]) -> str | None:
     if header.lower().startswith("bearer "):
         return header[7:].strip()
     return None
-
-
-@dataclass
-class JoinThrottle:
-    """Refuses joins from an address after repeated wrong passwords, for a while.
-
-    `max_failures` wrong passwords within `window` seconds lock the address out for
-    `lockout` seconds. Pure: the caller passes the time in.
-    """
-
-    max_failures: int = 5
-    window: float = 60.0
-    lockout: float = 60.0
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
-    _locked_until: dict[str, float] = field(default_factory=dict)
-
-    def retry_after(self, address: str, now: float) -> float:
-        """Seconds until this address may try again; 0 when it may try now."""
-        until = self._locked_until.get(address)
-        if until is None:
-            return 0.0
-        if now >= until:
-            del self._locked_until[address]
-            return 0.0
-        return until - now
-
-    def failed(self, address: str, now: float) -> None:
-        """Record a wrong password from `address`."""
-        history = self._failures.setdefault(address, deque())
-        history.append(now)
-        while history and now - history[0] > self.window:
-            history.popleft()
-        if len(history) >= self.max_failures:
-            self._locked_until[address] = now + self.lockout
-            history.clear()
-        if len(self._failures) > 10_000:
-            self._forget_old(now)
-
-    def succeeded(self, address: str) -> None:
-        self._failures.pop(address, None)
-
-    def _forget_old(self, now: float) -> None:
-        for address in [a for a, h in self._failures.items() if not h or now - h[-1] > self.window]:
-            del self._failures[address]

@@ -22,13 +22,14 @@ from pydantic import BaseModel, ValidationError
 
 from syncopate import errors, literal
 from syncopate.errors import InvalidRequest, TooLarge
-from syncopate.manager.auth import JoinThrottle, hash_secret
+from syncopate.manager.auth import hash_secret
 from syncopate.manager.cluster import Cluster
 from syncopate.manager.commands import CommandBook
 from syncopate.manager.events import EventHub
 from syncopate.manager.join import JOIN_PASSWORD_KEY
 from syncopate.manager.metrics import Metrics
 from syncopate.manager.store import Store
+from syncopate.manager.throttle import LOCKOUT, MAX_FAILURES, WINDOW, CredentialThrottle
 from syncopate.protocol import describe_validation_error
 from syncopate.variables import VariablesTooLarge
 
@@ -47,8 +48,11 @@ class ManagerSettings:
     data_dir: Path
     password: str
     node_timeout: float = 15.0
-    join_max_failures: int = 5
-    join_lockout: float = 60.0
+    # The credential throttle (manager/throttle.py): this many wrong passwords or tokens from
+    # one address within the window lock it out for the lockout, on every route.
+    credential_max_failures: int = MAX_FAILURES
+    credential_window: float = WINDOW
+    credential_lockout: float = LOCKOUT
     events_interval: float = 0.1
     # Extra seconds a collected command gets beyond its run timeout before it is timed out:
     # the node ends the program at the timeout, then needs a moment to send the response.
@@ -68,7 +72,7 @@ class ManagerState:
     hub: EventHub
     commands: CommandBook
     metrics: Metrics = field(default_factory=Metrics)
-    throttle: JoinThrottle = field(init=False)  # from the settings: see below
+    throttle: CredentialThrottle = field(init=False)  # from the settings: see below
     started: float = field(default_factory=time.monotonic)
     # The open /events streams, each with its controller token's hash (closed on a revoke).
     sockets: dict[web.WebSocketResponse, str] = field(default_factory=dict)
@@ -79,8 +83,10 @@ class ManagerState:
 
     def __post_init__(self) -> None:
         settings = self.settings
-        self.throttle = JoinThrottle(
-            max_failures=settings.join_max_failures, lockout=settings.join_lockout
+        self.throttle = CredentialThrottle(
+            max_failures=settings.credential_max_failures,
+            window=settings.credential_window,
+            lockout=settings.credential_lockout,
         )
         # The password is kept only hashed, in the store, where `manager rotate-join` (another
         # process) changes it; every join reads it there.

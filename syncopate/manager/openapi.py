@@ -94,12 +94,13 @@ ANSWERS = {
     "405": "this operation changes state: send it with POST",
     "409": "not valid in the current state",
     "413": "body or variables over the limit",
-    "429": "too many wrong passwords from this address (see Retry-After)",
+    "429": "too many wrong passwords or tokens from this address: locked out (see Retry-After)",
 }
 
 
 def _answers(*statuses: str) -> dict[str, Any]:
-    shown = ("200", "400", *statuses)
+    # Every route that takes a credential (a 401) is throttled too (manager/guard.py).
+    shown = ("200", "400", *statuses, *(("429",) if "401" in statuses else ()))
     return {
         status: {
             "description": ANSWERS[status],

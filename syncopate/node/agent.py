@@ -36,7 +36,8 @@ from syncopate.errors import (
 from syncopate.node import git_sync, identity, probes
 from syncopate.node.backoff import REQUEST_RETRY, delays, jitter
 from syncopate.node.command_channel import CommandChannel
-from syncopate.node.project import Local, StartedEpochs
+from syncopate.node.project import Local, StartedEpochs, assigned_environment, assigned_number
+from syncopate.node.rejoin import Rejoin
 from syncopate.node.runner import ProjectRunner
 from syncopate.node.settings import AgentSettings
 from syncopate.node.supervisor import end_all_leftovers
@@ -87,6 +88,11 @@ class Agent:
             clock,
         )
         self.epochs = StartedEpochs(settings.epochs_file)
+        self.rejoin = Rejoin(
+            self._join_with_password if settings.password else None,
+            lambda: self.client.node_status(self.name, self.token),
+            lambda: self.reconcile({}),
+        )
 
     # identity ---------------------------------------------------------------------------------
     async def join(self) -> None:
@@ -182,19 +188,19 @@ class Agent:
                 answer = await self.client.node_status(
                     self.name, self.token, wait=wait, metrics=probes.node_metrics()
                 )
-            except Unauthorized:
-                log.warning("the manager no longer knows %s; joining again", self.name)
-                await self._retrying(self._join_with_password, stop)
+            except Unauthorized as exc:
+                await self.rejoin.recover(stop, f"the manager no longer knows {self.name} ({exc})")
                 wait = None
                 continue
             except (ConnectionFailed, ProtocolError, RequestError) as exc:
                 # Keep running; back off with jitter so a fleet does not stampede a manager.
-                delay = next(retries)
+                delay = max(next(retries), getattr(exc, "retry_after", 0.0))
                 log.warning("poll failed: %s; retrying in %.1fs", exc, delay)
                 await asyncio.sleep(jitter(delay))
                 wait = None
                 continue
             retries = delays(REQUEST_RETRY)
+            self.rejoin.refused = False  # a report refused meanwhile: the token works after all
             # Contact counts from when the request left: the manager saw it no earlier, so the
             # lease here always runs out before the manager's node-timeout there.
             self.last_contact = max(self.last_contact, sent)
@@ -252,12 +258,12 @@ class Agent:
             local.exclusive = bool(wanted.get("exclusive"))
             local.desired = str(wanted.get("desired") or "running")
             local.manager_variables = dict(wanted.get("persistent-variables") or {})
-            local.env = _environment_variables(wanted)
+            local.env = assigned_environment(wanted)
             health = wanted.get("health")
             local.health = dict(health) if isinstance(health, dict) else None
-            local.grace = _number(wanted.get("grace"), 60.0)
-            local.max_ram = _number(wanted.get("max-ram"), 0.0)
-            local.rollout_retry = int(_number(wanted.get("rollout-retry"), 0.0))
+            local.grace = assigned_number(wanted.get("grace"), 60.0)
+            local.max_ram = assigned_number(wanted.get("max-ram"), 0.0)
+            local.rollout_retry = int(assigned_number(wanted.get("rollout-retry"), 0.0))
             self._runner(name).rollout.retry(local)  # a grown counter tries the bad commit
             restart = int(wanted.get("restart") or 0)
             if restart > local.restart:
@@ -305,6 +311,8 @@ class Agent:
 
     async def send_report(self, local: Local) -> None:
         """Report one project; a refusal stops this copy of it (it is not ours any more)."""
+        if self.rejoin.refused:
+            return  # the manager refused this node's token: see rejoin.py
         runner = self._runner(local.name)
         await runner.measure_disk(local)
         sent = self.clock()
@@ -320,6 +328,8 @@ class Agent:
                 del self.local[local.name]
                 self._retired[local.name] = local
                 self._runner(local.name).retire(local)
+        except Unauthorized:
+            self.rejoin.refused = True  # the poll finds out and joins again (rejoin.py)
         except (ConnectionFailed, ProtocolError, RequestError) as exc:
             log.debug("report for %s failed: %s", local.name, exc)
 
@@ -374,25 +384,12 @@ class Agent:
         for runner, local in zip(runners, locals_, strict=True):
             report = runner.build_report(local)
             with contextlib.suppress(SyncopateError):
-                await self.client.node_update(self.name, self.token, report)
-                local.acknowledged(report)
+                if not self.rejoin.refused:  # a refused token is not sent again: see rejoin.py
+                    await self.client.node_update(self.name, self.token, report)
+                    local.acknowledged(report)
             if local.sink is not None:
                 local.sink.close()
         with contextlib.suppress(SyncopateError):
-            await self.client.node_leave(self.name, self.token)
+            if not self.rejoin.refused:
+                await self.client.node_leave(self.name, self.token)
         await self.client.close()
-
-
-def _environment_variables(wanted: dict[str, Any]) -> dict[str, str]:
-    """A project's `environment-variables`; the manager checked them, the agent keeps strings."""
-    env = wanted.get("environment-variables")
-    if not isinstance(env, dict):
-        return {}
-    return {str(k): str(v) for k, v in env.items() if not str(k).upper().startswith("SYNCOPATE_")}
-
-
-def _number(value: Any, default: float) -> float:
-    """A number the manager sent, or `default` when it sent none (an older manager)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return default
-    return float(value)

@@ -121,3 +121,18 @@ class StartedEpochs:
 
     def _save(self) -> None:
         write_private_json(self.path, dict(self._epochs))
+
+
+def assigned_environment(wanted: dict[str, Any]) -> dict[str, str]:
+    """A project's `environment-variables`; the manager checked them, the agent keeps strings."""
+    env = wanted.get("environment-variables")
+    if not isinstance(env, dict):
+        return {}
+    return {str(k): str(v) for k, v in env.items() if not str(k).upper().startswith("SYNCOPATE_")}
+
+
+def assigned_number(value: Any, default: float) -> float:
+    """A number the manager sent, or `default` when it sent none (an older manager)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from syncopate.errors import ConnectionFailed, NotFound, Unreachable
-from syncopate.feed import FeedDropped, NumberedLines, follow, reconnect_delay
+from syncopate.errors import ConnectionFailed, NotFound, TooManyAttempts, Unauthorized, Unreachable
+from syncopate.feed import REFUSED_DELAY, FeedDropped, NumberedLines, follow, reconnect_delay
 
 DELAYS = (0.001, 0.002, 0.003)
 
@@ -83,3 +83,11 @@ def test_numbered_lines_are_taken_once_and_gaps_counted() -> None:
     assert lines.take(10, ["a", "b"]) == (0, ["a", "b"])
     assert lines.take(11, ["b", "c"]) == (0, ["c"])
     assert lines.take(15, ["f"]) == (2, ["f"])
+
+
+def test_reconnect_delay_after_a_refused_token_or_a_lockout() -> None:
+    """A refused token is not tried again within half a minute (each refusal counts as a guess
+    against the address); a lockout is waited out as its Retry-After says."""
+    assert reconnect_delay(DELAYS, 0, Unauthorized("token refused")) == REFUSED_DELAY
+    assert reconnect_delay(DELAYS, 0, TooManyAttempts("locked", 42.0)) == 42.0
+    assert reconnect_delay(DELAYS, 9, ConnectionFailed("down")) == DELAYS[-1]

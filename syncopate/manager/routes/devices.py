@@ -23,6 +23,7 @@ from syncopate.errors import (
 from syncopate.manager.auth import Caller, check_controller_token, secret_matches
 from syncopate.manager.command_wire import blank_device_status
 from syncopate.manager.context import STATE, ManagerState, client_address, parse, read_body
+from syncopate.manager.guard import guarded
 from syncopate.manager.records import NodeRecord
 from syncopate.roles import HW_ROLES
 
@@ -45,7 +46,7 @@ async def hw_supervisor(request: web.Request) -> web.Response:
     shown: str | None = None  # the device whose fields the caller may see
     try:
         # Who asks comes first: a caller who may see the device gets its fields on any error.
-        node, who, caller = authenticate_hw(state, parse(HwCredentials, params))
+        node, who, caller = guarded(request, authenticate_hw, state, parse(HwCredentials, params))
         as_device = caller is None
         shown = node.name
         hw = parse(HwRequest, params)

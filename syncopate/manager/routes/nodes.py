@@ -1,29 +1,30 @@
 """The agent's and the seed node's routes: join, poll, report, answer a command, leave.
 
-POST /node-initialize (join with the password; a throttle refuses an address after repeated
-wrong ones), /node-status (the long poll that hands out assignments and commands), /node-update
-(what the node runs), /node-command-result and /node-leave. All but the join carry the node's
-name and access token, which the cluster checks.
+POST /node-initialize (join with the password), /node-status (the long poll that hands out
+assignments and commands), /node-update (what the node runs), /node-command-result and
+/node-leave. All but the join carry the node's name and access token, which the cluster checks;
+every credential check goes through the throttle (guard.py), which locks out a guessing address.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 from aiohttp import web
 
 from syncopate.command_protocol import CommandResultRequest
-from syncopate.errors import TooManyAttempts, Unauthorized
+from syncopate.errors import Unauthorized
 from syncopate.manager.auth import secret_matches
 from syncopate.manager.context import (
     STATE,
+    ManagerState,
     client_address,
     parse,
     read_body,
     success,
     transport_open,
 )
+from syncopate.manager.guard import guarded
 from syncopate.protocol import (
     MAX_WAIT_SECONDS,
     InitializeRequest,
@@ -38,28 +39,24 @@ log = logging.getLogger("syncopate.manager")
 async def node_initialize(request: web.Request) -> web.Response:
     state = request.app[STATE]
     address = client_address(request)
-    now = time.monotonic()
-    wait = state.throttle.retry_after(address, now)
-    if wait > 0:
-        raise TooManyAttempts(
-            f"too many wrong passwords from {address}; try again in {wait:.0f}s", wait
-        )
     body = await read_body(request)
     join = parse(InitializeRequest, body)
-    if not secret_matches(join.syncopate_password, state.password_hash):
-        state.throttle.failed(address, now)
-        raise Unauthorized("wrong join password; ask the manager's owner for it")
-    state.throttle.succeeded(address)
+    guarded(request, _check_password, state, join.syncopate_password)
     name, token = state.cluster.initialize(join, address)
     log.info("node %s joined from %s", name, address)
     return success(request.path, name=name, **{"access-token": token})
+
+
+def _check_password(state: ManagerState, password: str) -> None:
+    if not secret_matches(password, state.password_hash):
+        raise Unauthorized("wrong join password; ask the manager's owner for it")
 
 
 async def node_status(request: web.Request) -> web.Response:
     state = request.app[STATE]
     poll = parse(StatusRequest, await read_body(request))
     cluster = state.cluster
-    node = cluster.authenticate_node(poll.name, poll.access_token)
+    node = guarded(request, cluster.authenticate_node, poll.name, poll.access_token)
     cluster.touch(node, client_address(request))
     if poll.metrics is not None:
         cluster.measured(node, poll.metrics)
@@ -85,7 +82,7 @@ async def node_status(request: web.Request) -> web.Response:
 async def node_update(request: web.Request) -> web.Response:
     state = request.app[STATE]
     report = parse(UpdateRequest, await read_body(request))
-    node = state.cluster.authenticate_node(report.name, report.access_token)
+    node = guarded(request, state.cluster.authenticate_node, report.name, report.access_token)
     state.cluster.touch(node, client_address(request))
     state.cluster.update(node, report)
     return success(request.path)
@@ -94,7 +91,7 @@ async def node_update(request: web.Request) -> web.Response:
 async def node_command_result(request: web.Request) -> web.Response:
     state = request.app[STATE]
     result = parse(CommandResultRequest, await read_body(request))
-    node = state.cluster.authenticate_node(result.name, result.access_token)
+    node = guarded(request, state.cluster.authenticate_node, result.name, result.access_token)
     state.cluster.touch(node, client_address(request))
     command = state.commands.respond(node.name, result)
     return success(request.path, information=f"command {command.id} responded")
@@ -103,7 +100,7 @@ async def node_command_result(request: web.Request) -> web.Response:
 async def node_leave(request: web.Request) -> web.Response:
     state = request.app[STATE]
     leave = parse(LeaveRequest, await read_body(request))
-    node = state.cluster.authenticate_node(leave.name, leave.access_token)
+    node = guarded(request, state.cluster.authenticate_node, leave.name, leave.access_token)
     moved = state.cluster.leave(node)
     log.info("node %s left; moving %d project(s)", node.name, len(moved))
     return success(request.path, information=f"moving {len(moved)} project(s)", projects=moved)
