@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
 from syncopate.errors import ConfigError
 from syncopate.paths import default_manager_dir
 from syncopate.roles import ROLE_NAMES
-
-if TYPE_CHECKING:  # imported when a command runs: the CLI starts without the manager's code
-    from syncopate.manager.store import Store
 
 app = typer.Typer(
     help="Run the manager, manage its controller tokens, or install it as a service.",
@@ -225,7 +220,9 @@ def join_command(
     from syncopate.manager.join import kept_join_command
 
     directory = (data_dir or default_manager_dir()).expanduser()
-    with _store(directory) as store:
+    from syncopate.cli.manager_tokens import opened_store
+
+    with opened_store(directory) as store:
         typer.echo(kept_join_command(directory, store, url.rstrip("/") if url else None))
 
 
@@ -236,25 +233,14 @@ def rotate_join(data_dir: Path = DATA_DIR_OPTION) -> None:
     from syncopate.manager.join import rotate_join as rotate
 
     directory = (data_dir or default_manager_dir()).expanduser()
-    with _store(directory) as store:
+    from syncopate.cli.manager_tokens import opened_store
+
+    with opened_store(directory) as store:
         rotate(directory, store)
         try:
             typer.echo(kept_join_command(directory, store))
         except ConfigError:
             typer.echo(f"a new join password is in {directory / 'password'}")
-
-
-@contextlib.contextmanager
-def _store(directory: Path) -> Iterator[Store]:
-    from syncopate.manager.store import Store
-
-    if not (directory / "syncopate.db").exists():
-        raise ConfigError(f"no manager database in {directory}; start the manager first")
-    store = Store(directory)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 @app.command("install-service")
