@@ -185,4 +185,5 @@ class FitTable:
         if sum(sized.values()) + GAP * (len(sized) - 1) > options.max_width:
             yield self.table(options.max_width)
             return
-        yield Text("\n", end="").join(self.lines(options.max_width))
+        # The joined text ends with a newline, as a rich Table does: the prompt goes below it.
+        yield Text("\n").join(self.lines(options.max_width))

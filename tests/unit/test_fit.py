@@ -69,6 +69,15 @@ def test_the_lines_drawn_by_hand_are_what_a_rich_table_draws(width: int) -> None
     assert by_hand == by_rich
 
 
+@pytest.mark.parametrize("width", [80, 200])
+def test_the_last_line_ends_with_a_newline_as_rich_tables_do(width: int) -> None:
+    """Without it a shell's prompt lands on the table's last row."""
+    table = projects_table(PROJECTS, NOW)
+    assert text_of(table, width).endswith("\n")
+    assert text_of(table.table(width), width).endswith("\n")
+    assert not text_of(table, width).endswith("\n\n")
+
+
 def test_a_cell_is_plain_text_not_markup() -> None:
     table = FitTable([Column("NAME"), Column("REASON", flexible=True)], [["x", "[bold]y[/]"]])
     assert lines_at(table, 80)[1].split() == ["x", "[bold]y[/]"]
