@@ -48,8 +48,9 @@ class ManagerSettings:
     data_dir: Path
     password: str
     node_timeout: float = 15.0
-    # The credential throttle (manager/throttle.py): this many wrong passwords or tokens from
-    # one address within the window lock it out for the lockout, on every route.
+    # The credential throttle (manager/throttle.py): this many wrong credentials of one scope
+    # (join, controller, node:<name>) from one address within the window lock that address out
+    # of that scope for the lockout.
     credential_max_failures: int = MAX_FAILURES
     credential_window: float = WINDOW
     credential_lockout: float = LOCKOUT

@@ -94,7 +94,8 @@ ANSWERS = {
     "405": "this operation changes state: send it with POST",
     "409": "not valid in the current state",
     "413": "body or variables over the limit",
-    "429": "too many wrong passwords or tokens from this address: locked out (see Retry-After)",
+    "429": "too many wrong credentials of this kind from this address: locked out of them "
+    "(see Retry-After)",
 }
 
 

@@ -1,16 +1,17 @@
 """When the manager refuses this node's token: join again, or wait without guessing.
 
 The manager refuses a token when it no longer knows the node (`syncopate node forget`, or a
-manager whose data is new). Its credential throttle (DESIGN §15) locks an address out after 5
-wrong credentials within a minute, and other agents may share the address (a NAT, or the demo's
-nodes on one machine): were this agent to keep polling and reporting with the refused token, it
-would lock them out too, and the manager would think them dead. So once refused, the agent sends
-nothing more with that token (no reports, no leave): it joins again with its password at once;
-when it cannot (no password, or the password is refused) it stops its projects (the manager has
-moved them: they would run twice) and tries again after 30 s, then 1, 2, 4... minutes, at most
-every 10 minutes: well below the limit. A 429 is waited out as its Retry-After says. Without a
-password, each try is one poll with the old token, which works again if the manager's data comes
-back from a backup.
+manager whose data is new). Its credential throttle (DESIGN §15) locks an address out of a
+scope after 5 wrong credentials of it within a minute: of this node's token (`node:<name>`), or of
+the join password, which every node at the address shares (a NAT, the demo's nodes on one
+machine). Were this agent to keep polling with a refused token it would only lock itself out,
+and were it to keep joining with a refused password it would lock its neighbours' joins out. So
+once refused, the agent sends nothing more with that token (no reports, no leave): it joins again
+with its password at once; when it cannot (no password, or the password is refused) it stops its
+projects (the manager has moved them: they would run twice) and tries again after 30 s, then 1,
+2, 4... minutes, at most every 10 minutes: well below the limit. A 429 is waited out as its
+Retry-After says. Without a password, each try is one poll with the old token, which works again
+if the manager's data comes back from a backup.
 """
 
 from __future__ import annotations

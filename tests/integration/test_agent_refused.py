@@ -1,5 +1,6 @@
-"""An agent whose token the manager refuses stops using it, so it cannot lock out the other
-nodes on its address (the credential throttle counts per address: manager/throttle.py).
+"""An agent whose token the manager refuses stops using it: it stays well below the credential
+throttle's limit (counted per address and scope: manager/throttle.py), and the other nodes on
+its address are not disturbed.
 
 With its password it joins again at once (test_agent.py: the agent rejoins a new manager);
 without one it stops its projects, which the manager has moved elsewhere, and tries again
@@ -13,6 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from syncopate.manager.throttle import node_scope
 from syncopate.node.agent import Agent
 from tests.helpers import SimNode, running_manager, wait_for
 from tests.integration.test_agent import PY, Fleet, alive, counter_repo
@@ -44,16 +46,16 @@ async def test_a_refused_agent_without_password_stops_and_does_not_lock_others_o
                 what="the refused agent to stop its project",
             )
             assert agent.rejoin.refused and agent.rejoin.gave_up
-            throttle = new.state.throttle
-            failures = len(throttle._failures.get("127.0.0.1", ()))
+            throttle, scope = new.state.throttle, node_scope("pi-1")
+            failures = throttle.failures("127.0.0.1", scope)
             assert 1 <= failures <= 2, failures  # its poll, and at most one report
-            assert throttle.retry_after("127.0.0.1", time.monotonic()) == 0
-            await neighbour.poll()  # the other node is not locked out (and its poll clears)
-            assert "127.0.0.1" not in throttle._failures
+            assert throttle.retry_after("127.0.0.1", scope, time.monotonic()) == 0
+            await neighbour.poll()  # the other node is not locked out
             stop.set()
             await asyncio.wait_for(task, timeout=15)
-            # Leaving, it sent no final report and no leave with the refused token.
-            assert "127.0.0.1" not in throttle._failures
+            # Leaving, it sent no final report and no leave with the refused token: nothing
+            # more was counted (a right credential clears nothing, so the count is still there).
+            assert throttle.failures("127.0.0.1", scope) == failures
         finally:
             stop.set()
             await neighbour.close()

@@ -21,6 +21,7 @@ from syncopate.manager.auth import Caller, bearer, check_controller_token
 from syncopate.manager.command_wire import commands_info
 from syncopate.manager.context import STATE, ManagerState, parse, read_body, success
 from syncopate.manager.guard import guarded
+from syncopate.manager.throttle import CONTROLLER
 from syncopate.manager.tokens import make_token, revoke_token, token_table
 from syncopate.project_protocol import (
     AddProject,
@@ -67,9 +68,8 @@ async def controller(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = await read_body(request)
     call = parse(ControllerRequest, body)
-    caller = guarded(
-        request, check_controller_token, state.store, bearer(request.headers) or call.access_token
-    )
+    token = bearer(request.headers) or call.access_token
+    caller = guarded(request, CONTROLLER, check_controller_token, state.store, token)
     handler = ACTION_HANDLERS.get(call.action)
     if handler is None:
         if call.action.startswith("command-"):

@@ -6,6 +6,8 @@ A device (or a controller acting for it) names the device as `user` and sends it
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 from aiohttp import web
@@ -18,13 +20,15 @@ from syncopate.errors import (
     NotAllowed,
     NotFound,
     RequestError,
+    TooManyAttempts,
     Unauthorized,
 )
 from syncopate.manager.auth import Caller, check_controller_token, secret_matches
 from syncopate.manager.command_wire import blank_device_status
 from syncopate.manager.context import STATE, ManagerState, client_address, parse, read_body
-from syncopate.manager.guard import guarded
+from syncopate.manager.guard import check_locked, count_failure
 from syncopate.manager.records import NodeRecord
+from syncopate.manager.throttle import CONTROLLER, node_scope
 from syncopate.roles import HW_ROLES
 
 DEVICE_OPERATIONS = frozenset({"status_query", "hw_command_retrieval", "hw_response_provide"})
@@ -46,7 +50,7 @@ async def hw_supervisor(request: web.Request) -> web.Response:
     shown: str | None = None  # the device whose fields the caller may see
     try:
         # Who asks comes first: a caller who may see the device gets its fields on any error.
-        node, who, caller = guarded(request, authenticate_hw, state, parse(HwCredentials, params))
+        node, who, caller = authenticate_hw(request, state, parse(HwCredentials, params))
         as_device = caller is None
         shown = node.name
         hw = parse(HwRequest, params)
@@ -78,28 +82,50 @@ async def hw_supervisor(request: web.Request) -> web.Response:
             "request-information": exc.message,
             "error": exc.message,
         }
-        return web.json_response(body, status=exc.status)
+        response = web.json_response(body, status=exc.status)
+        if isinstance(exc, TooManyAttempts):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return response
 
 
 def authenticate_hw(
-    state: ManagerState, hw: HwCredentials
+    request: web.Request, state: ManagerState, hw: HwCredentials
 ) -> tuple[NodeRecord, str, Caller | None]:
     """(the device, who is asking, the controller token's caller or None when the device itself
-    asks); Unauthorized otherwise.
+    asks); Unauthorized, or TooManyAttempts, otherwise.
 
+    The `pword` is tried as the device's token (scope `node:<user>`), then as a controller token
+    (scope `controller`), each only while the address is not locked out of that scope, and a
+    wrong one counts in every scope it was tried in: guessing either goes no faster here than
+    on its own routes, and wrong controller tokens never lock a device out of its own side.
     Changes nothing: the caller marks the node a lite device once the request is sound.
     """
-    cluster = state.cluster
-    node = cluster.nodes.get(hw.user)
-    if node is not None and secret_matches(hw.pword, node.token_hash):
-        if node.agent_version:
-            raise Forbidden(
-                f"{node.name} runs the Syncopate agent; /hw_supervisor is for lite devices"
-            )
-        return node, node.name, None
+    node = state.cluster.nodes.get(hw.user)
+    device = node_scope(hw.user)
+    address, now = client_address(request), time.monotonic()
+    device_locked = node is not None and state.throttle.retry_after(address, device, now) > 0
+    tried = []
+    if node is not None and not device_locked:
+        if secret_matches(hw.pword, node.token_hash):
+            if node.agent_version:
+                raise Forbidden(
+                    f"{node.name} runs the Syncopate agent; /hw_supervisor is for lite devices"
+                )
+            return node, node.name, None
+        tried.append(device)
+    if state.throttle.retry_after(address, CONTROLLER, now) > 0:
+        for scope in tried:
+            count_failure(request, scope)
+        if device_locked:
+            check_locked(request, device)  # both locked: the one the request names is said
+        check_locked(request, CONTROLLER)  # raises: not tried as a controller token
     try:
         caller = check_controller_token(state.store, hw.pword)
     except Unauthorized:
+        for scope in [*tried, CONTROLLER]:
+            count_failure(request, scope)
+        if device_locked:
+            check_locked(request, device)  # the device's own token was not even tried: say so
         raise Unauthorized(
             f"wrong pword for {hw.user!r}: a device sends its access token, a controller "
             "its controller token"

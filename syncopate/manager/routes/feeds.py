@@ -17,6 +17,7 @@ from syncopate.manager.context import STATE, ManagerState
 from syncopate.manager.events import EVERY_PROJECT
 from syncopate.manager.guard import guarded
 from syncopate.manager.openapi import document as openapi_document
+from syncopate.manager.throttle import CONTROLLER
 
 # The close message of a stream whose token was revoked (the client shows it).
 REVOKED_MESSAGE = b"the controller token was revoked"
@@ -41,7 +42,7 @@ def followed_logs(request: web.Request) -> frozenset[str]:
 async def events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     token = bearer(request.headers) or request.query.get("access-token")
-    caller = guarded(request, check_controller_token, state.store, token)
+    caller = guarded(request, CONTROLLER, check_controller_token, state.store, token)
     logs = followed_logs(request)
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)

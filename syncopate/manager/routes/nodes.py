@@ -3,7 +3,8 @@
 POST /node-initialize (join with the password), /node-status (the long poll that hands out
 assignments and commands), /node-update (what the node runs), /node-command-result and
 /node-leave. All but the join carry the node's name and access token, which the cluster checks;
-every credential check goes through the throttle (guard.py), which locks out a guessing address.
+every credential check goes through the throttle (guard.py): the join password in the `join`
+scope, a node's token in its node's (`node:<name>`), so a guesser locks out only what it guesses.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from syncopate.manager.context import (
     transport_open,
 )
 from syncopate.manager.guard import guarded
+from syncopate.manager.throttle import JOIN, node_scope
 from syncopate.protocol import (
     MAX_WAIT_SECONDS,
     InitializeRequest,
@@ -41,7 +43,7 @@ async def node_initialize(request: web.Request) -> web.Response:
     address = client_address(request)
     body = await read_body(request)
     join = parse(InitializeRequest, body)
-    guarded(request, _check_password, state, join.syncopate_password)
+    guarded(request, JOIN, _check_password, state, join.syncopate_password)
     name, token = state.cluster.initialize(join, address)
     log.info("node %s joined from %s", name, address)
     return success(request.path, name=name, **{"access-token": token})
@@ -56,7 +58,9 @@ async def node_status(request: web.Request) -> web.Response:
     state = request.app[STATE]
     poll = parse(StatusRequest, await read_body(request))
     cluster = state.cluster
-    node = guarded(request, cluster.authenticate_node, poll.name, poll.access_token)
+    node = guarded(
+        request, node_scope(poll.name), cluster.authenticate_node, poll.name, poll.access_token
+    )
     cluster.touch(node, client_address(request))
     if poll.metrics is not None:
         cluster.measured(node, poll.metrics)
@@ -82,7 +86,13 @@ async def node_status(request: web.Request) -> web.Response:
 async def node_update(request: web.Request) -> web.Response:
     state = request.app[STATE]
     report = parse(UpdateRequest, await read_body(request))
-    node = guarded(request, state.cluster.authenticate_node, report.name, report.access_token)
+    node = guarded(
+        request,
+        node_scope(report.name),
+        state.cluster.authenticate_node,
+        report.name,
+        report.access_token,
+    )
     state.cluster.touch(node, client_address(request))
     state.cluster.update(node, report)
     return success(request.path)
@@ -91,7 +101,13 @@ async def node_update(request: web.Request) -> web.Response:
 async def node_command_result(request: web.Request) -> web.Response:
     state = request.app[STATE]
     result = parse(CommandResultRequest, await read_body(request))
-    node = guarded(request, state.cluster.authenticate_node, result.name, result.access_token)
+    node = guarded(
+        request,
+        node_scope(result.name),
+        state.cluster.authenticate_node,
+        result.name,
+        result.access_token,
+    )
     state.cluster.touch(node, client_address(request))
     command = state.commands.respond(node.name, result)
     return success(request.path, information=f"command {command.id} responded")
@@ -100,7 +116,13 @@ async def node_command_result(request: web.Request) -> web.Response:
 async def node_leave(request: web.Request) -> web.Response:
     state = request.app[STATE]
     leave = parse(LeaveRequest, await read_body(request))
-    node = guarded(request, state.cluster.authenticate_node, leave.name, leave.access_token)
+    node = guarded(
+        request,
+        node_scope(leave.name),
+        state.cluster.authenticate_node,
+        leave.name,
+        leave.access_token,
+    )
     moved = state.cluster.leave(node)
     log.info("node %s left; moving %d project(s)", node.name, len(moved))
     return success(request.path, information=f"moving {len(moved)} project(s)", projects=moved)
