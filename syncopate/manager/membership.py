@@ -9,6 +9,7 @@ fail over through placement.py. Silence (death) is the monitor's to notice.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,8 @@ from syncopate.manager.placement import Placement
 from syncopate.manager.records import NodeRecord, utc_now
 from syncopate.protocol import InitializeRequest
 from syncopate.states import NodeStatus
+
+log = logging.getLogger("syncopate.manager")
 
 if TYPE_CHECKING:
     from syncopate.manager.cluster import Cluster
@@ -112,6 +115,8 @@ class Membership:
                 self.cluster.store.save_node(node)
                 self.state.balance_needed = self.state.retry_needed = True
                 self.cluster._node_changed(node.name)
+            # The other half of monitor.py's "is dead" line: the log tells a flapping node.
+            log.info("node %s is alive again (from %s)", node.name, node.address or "?")
 
     def mark_lite(self, node: NodeRecord) -> None:
         """The node is a lite device (it spoke /hw_supervisor as one): it runs no projects."""

@@ -7,6 +7,7 @@ themselves are placement.py's, and the choices the pure scheduler's.
 
 from __future__ import annotations
 
+import logging
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,8 @@ from syncopate.states import Desired, NodeStatus, ProjectStatus
 
 if TYPE_CHECKING:
     from syncopate.manager.cluster import Cluster
+
+log = logging.getLogger("syncopate.manager")
 
 
 class Monitor:
@@ -88,12 +91,23 @@ class Monitor:
                 self.cluster.store.save_node(node)
                 self.cluster._node_changed(node.name)
             timeout = self.cluster.settings.node_timeout
+            placed: dict[str, int] = {}
             for node in nodes:
                 why = f"node {node.name} died (silent for {timeout:g}s)"
-                orphans.extend(
-                    (self.state.projects[name], why) for name in self.state.placed_on(node.name)
-                )
+                names = self.state.placed_on(node.name)
+                placed[node.name] = len(names)
+                orphans.extend((self.state.projects[name], why) for name in names)
             self.placement.fail_over(orphans)
+        # Said once the write stands (one the store refused declared nobody dead): without it
+        # an operator cannot tell why a node's projects moved.
+        for node in nodes:
+            log.warning(
+                "node %s is dead: silent for over %gs (last heard from %s), %d project(s) on it",
+                node.name,
+                timeout,
+                node.address or "an unknown address",
+                placed[node.name],
+            )
 
     def move_off_unschedulable(self) -> None:
         """Begin moves for projects on alive nodes that were drained."""

@@ -465,6 +465,9 @@ async def test_the_monitor_keeps_ticking_and_converges_after_the_disk_frees(
             await wait_for(failed_over, timeout=5, what="alpha to fail over")
             assert cluster.nodes[owner].status is NodeStatus.DEAD
             assert cluster.projects["alpha"].epoch == epoch + 1
+            # Said once, when the write stood: not on each refused tick before it.
+            dead = [r.getMessage() for r in caplog.records if " is dead: " in r.getMessage()]
+            assert len(dead) == 1 and dead[0].startswith(f"node {owner} is dead"), dead
             assert_memory_is_stored(manager)
         finally:
             stop.set()
