@@ -100,25 +100,9 @@ def serve(
     )
 
     def ready(at: Listening) -> None:
-        given = at.password_source == "given"
-        lines = [
-            f"Syncopate manager listening on {at.url}",
-            f"data dir:      {directory}",
-            f"join password: {'(as given)' if given else at.password}"
-            + ("" if given else f"  ({at.password_source})"),
-        ]
-        if at.pin:
-            lines.append(f"fingerprint:   {at.pin}  (of its certificate's key)")
-        if at.insecure:
-            lines.append(
-                "warning:       plain HTTP beyond loopback (--insecure): the join password "
-                "and every token cross the network in clear"
-            )
-        lines += [
-            f"nodes join:    {at.join_command()}",
-            f"controller:    token in {directory / 'controller.json'} (`syncopate manager token`)",
-        ]
-        typer.echo("\n".join(lines), err=False)
+        from syncopate.cli.serve_lines import ready_lines
+
+        typer.echo("\n".join(ready_lines(at, host, directory)))
 
     asyncio.run(run_server(options, ready))
 
