@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from syncopate.cli.common import CaFileOption, FingerprintOption, ManagerOption, TokenOption
 from syncopate.errors import ConfigError
 from syncopate.paths import default_manager_dir
 from syncopate.roles import ROLE_NAMES
@@ -127,8 +128,15 @@ def token(
         help="With --user: viewer (reads), operator (also acts on projects and commands) or "
         "admin (also nodes and tokens). Default: NAME's role before, else operator.",
     ),
+    manager: ManagerOption = None,
+    admin_token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
-    """Print the controller token of the manager on this machine."""
+    """Print the controller token of the manager on this machine, or make NAME's own.
+
+    With --user on another machine: through the manager named by --manager (or
+    SYNCOPATE_MANAGER), with an admin's token."""
     from syncopate.cli import manager_tokens
 
     directory = (data_dir or default_manager_dir()).expanduser()
@@ -141,12 +149,14 @@ def token(
         if role not in ROLE_NAMES:
             raise usage_error(f"--role: {role!r} is not one of {', '.join(ROLE_NAMES)}")
     if user:
-        typer.echo(manager_tokens.make(directory, user, role))
+        target = manager_tokens.remote(directory, manager, admin_token, ca_file, fingerprint)
+        typer.echo(manager_tokens.make(directory, user, role, target))
         return
     if rotate:
         from syncopate.manager.server import rotate_controller_token
 
-        with manager_tokens.opened_store(directory) as store:
+        local_only = " (--rotate writes the new token into the controller.json there)"
+        with manager_tokens.opened_store(directory, local_only) as store:
             typer.echo(rotate_controller_token(directory, store))
         return
     try:
@@ -168,11 +178,17 @@ def token(
 def tokens(
     data_dir: Path = DATA_DIR_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts instead."),
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """List the controller tokens: names, roles, when made and last used (never values)."""
     from syncopate.cli import manager_tokens
 
-    found = manager_tokens.listing((data_dir or default_manager_dir()).expanduser())
+    directory = (data_dir or default_manager_dir()).expanduser()
+    target = manager_tokens.remote(directory, manager, token, ca_file, fingerprint)
+    found = manager_tokens.listing(directory, target)
     if as_json:
         from syncopate.cli.output import print_json
 
@@ -185,12 +201,25 @@ def tokens(
 def revoke(
     name: str = typer.Argument(..., metavar="NAME", help="Whose token (`manager tokens`)."),
     data_dir: Path = DATA_DIR_OPTION,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """End NAME's controller token at once; its open event streams close."""
     from syncopate.cli import manager_tokens
 
-    manager_tokens.revoke((data_dir or default_manager_dir()).expanduser(), name)
+    directory = (data_dir or default_manager_dir()).expanduser()
+    target = manager_tokens.remote(directory, manager, token, ca_file, fingerprint)
+    manager_tokens.revoke(directory, name, target)
     typer.echo(f"revoked {name}'s token")
+
+
+# Why join-command and rotate-join have no --manager: the join password is a file on that machine.
+JOIN_LOCAL = (
+    " (with --data-dir if it keeps its data elsewhere): the join password is kept in a file "
+    "there and never sent over the network"
+)
 
 
 @app.command("join-command")
@@ -206,7 +235,7 @@ def join_command(
     directory = (data_dir or default_manager_dir()).expanduser()
     from syncopate.cli.manager_tokens import opened_store
 
-    with opened_store(directory) as store:
+    with opened_store(directory, JOIN_LOCAL) as store:
         typer.echo(kept_join_command(directory, store, url.rstrip("/") if url else None))
 
 
@@ -219,7 +248,7 @@ def rotate_join(data_dir: Path = DATA_DIR_OPTION) -> None:
     directory = (data_dir or default_manager_dir()).expanduser()
     from syncopate.cli.manager_tokens import opened_store
 
-    with opened_store(directory) as store:
+    with opened_store(directory, JOIN_LOCAL) as store:
         rotate(directory, store)
         try:
             typer.echo(kept_join_command(directory, store))
