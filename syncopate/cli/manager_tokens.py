@@ -27,7 +27,8 @@ def no_database(directory: Path, what: str) -> ConfigError:
     """The error of a command that needs the manager's data dir and found no database there.
 
     `what` says what to do instead, after "run this on the manager's machine"."""
-    return ConfigError(f"no manager database in {directory}: run this on the manager's machine{what}")
+    where = "run this on the manager's machine"
+    return ConfigError(f"no manager database in {directory}: {where}{what}")
 
 
 # What the token commands say when neither way is open.
