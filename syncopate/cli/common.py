@@ -32,7 +32,7 @@ from syncopate.errors import (
     NotFound,
     ProtocolError,
     SyncopateError,
-    TokenRefused,
+    Unauthorized,
     Unreachable,
 )
 
@@ -122,7 +122,7 @@ def call(target: Target, action: Callable[[ManagerClient], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(exchange())
-    except TokenRefused:
+    except Unauthorized:  # a refused token: on /controller, or on /events (`--follow`)
         raise CommandFailed(refused_message(target), code=401) from None
     except Unreachable as exc:
         raise CommandFailed(

@@ -149,7 +149,8 @@ class SyncopateApp(FewToastsApp):
         async with contextlib.aclosing(feed):
             async for message in feed:
                 if isinstance(message, FeedDropped):
-                    self.set_class(True, "-stale")  # greys the tables: the last known state
+                    if self.connected:  # grey the tables: they show the last known state
+                        self.set_class(True, "-stale")
                     self.set_connection(False, drop_text(message))
                     continue
                 if message.get("type") == "snapshot":
