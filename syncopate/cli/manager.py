@@ -8,7 +8,13 @@ from typing import Any
 
 import typer
 
-from syncopate.cli.common import CaFileOption, FingerprintOption, ManagerOption, TokenOption
+from syncopate.cli.common import (
+    JSON_OPTION,
+    CaFileOption,
+    FingerprintOption,
+    ManagerOption,
+    TokenOption,
+)
 from syncopate.errors import ConfigError
 from syncopate.paths import default_manager_dir
 from syncopate.roles import ROLE_NAMES
@@ -128,6 +134,7 @@ def token(
         help="With --user: viewer (reads), operator (also acts on projects and commands) or "
         "admin (also nodes and tokens). Default: NAME's role before, else operator.",
     ),
+    as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     admin_token: TokenOption = None,
     ca_file: CaFileOption = None,
@@ -150,18 +157,19 @@ def token(
             raise usage_error(f"--role: {role!r} is not one of {', '.join(ROLE_NAMES)}")
     if user:
         target = manager_tokens.remote(directory, manager, admin_token, ca_file, fingerprint)
-        typer.echo(manager_tokens.make(directory, user, role, target))
+        made, made_role = manager_tokens.make(directory, user, role, target)
+        _say_token(made, as_json, name=user, role=made_role)
         return
     if rotate:
         from syncopate.manager.server import rotate_controller_token
 
         local_only = " (--rotate writes the new token into the controller.json there)"
         with manager_tokens.opened_store(directory, local_only) as store:
-            typer.echo(rotate_controller_token(directory, store))
+            _say_token(rotate_controller_token(directory, store), as_json)
         return
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        typer.echo(data["token"])
+        _say_token(data["token"], as_json)
     except FileNotFoundError:
         raise ConfigError(
             f"no {path}: start the manager first (`syncopate manager serve"
@@ -172,6 +180,16 @@ def token(
             f"cannot read the token from {path} ({exc}); make a new one with "
             "`syncopate manager token --rotate`"
         ) from None
+
+
+def _say_token(value: str, as_json: bool, **fields: str) -> None:
+    """A token on its own line, or with --json an object: `token`, and `name` and `role`."""
+    if as_json:
+        from syncopate.cli.output import print_json
+
+        print_json({**fields, "token": value})
+    else:
+        typer.echo(value)
 
 
 @app.command()
@@ -201,6 +219,7 @@ def tokens(
 def revoke(
     name: str = typer.Argument(..., metavar="NAME", help="Whose token (`manager tokens`)."),
     data_dir: Path = DATA_DIR_OPTION,
+    as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
     ca_file: CaFileOption = None,
@@ -212,7 +231,13 @@ def revoke(
     directory = (data_dir or default_manager_dir()).expanduser()
     target = manager_tokens.remote(directory, manager, token, ca_file, fingerprint)
     manager_tokens.revoke(directory, name, target)
-    typer.echo(f"revoked {name}'s token")
+    result = f"revoked {name}'s token"
+    if as_json:
+        from syncopate.cli.output import print_json
+
+        print_json({"name": name, "result": result})
+    else:
+        typer.echo(result)
 
 
 # Why join-command and rotate-join have no --manager: the join password is a file on that machine.

@@ -72,19 +72,23 @@ def remote(
     return find_target(manager, token, ca_file, fingerprint)
 
 
-def make(directory: Path, user: str, role: str | None, target: Target | None = None) -> str:
-    """A new token of `user`'s own with `role` (None: as before, else operator)."""
+def make(
+    directory: Path, user: str, role: str | None, target: Target | None = None
+) -> tuple[str, str]:
+    """A new token of `user`'s own with `role` (None: as before, else operator), and the role
+    it has."""
     if target is not None:
         from syncopate.cli.common import call
 
         fields = {"name": user, **({"role": role} if role else {})}
         answer = call(target, lambda c: c.controller("token-make", **fields))
-        return str(answer["token"])
+        return str(answer["token"]), str(answer.get("role") or role or "")
     from syncopate.manager.tokens import make_token
     from syncopate.roles import Role
 
     with opened_store(directory) as store:
-        return make_token(store, user, Role(role) if role else None)[0]
+        token, made = make_token(store, user, Role(role) if role else None)
+        return token, made.value
 
 
 def listing(directory: Path, target: Target | None = None) -> list[dict[str, Any]]:

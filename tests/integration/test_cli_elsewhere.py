@@ -108,6 +108,14 @@ def test_token_commands_work_from_elsewhere_through_the_manager(elsewhere: Elsew
     assert refused.stderr == "error: action tokens needs the admin role; carol's token is viewer\n"
     revoked = elsewhere.as_admin("manager", "revoke", "carol")
     assert revoked.returncode == 0 and revoked.stdout == "revoked carol's token\n", revoked.stderr
+    # --json, as every controller command takes it.
+    made_as_json = ("manager", "token", "--user", "fay", "--role", "operator", "--json")
+    as_json = elsewhere.as_admin(*made_as_json)
+    assert as_json.returncode == 0, as_json.stderr
+    made_json = json.loads(as_json.stdout)
+    assert (made_json["name"], made_json["role"]) == ("fay", "operator") and made_json["token"]
+    gone = elsewhere.as_admin("manager", "revoke", "fay", "--json")
+    assert json.loads(gone.stdout) == {"name": "fay", "result": "revoked fay's token"}
     # carol is told to ask the admin, not pointed at the main (admin's) token.
     after = elsewhere.cli("project", "list", **elsewhere.with_token(carol))
     assert after.returncode == 1
