@@ -38,14 +38,13 @@ class Option:
         return self.flag.removeprefix("--").replace("-", "_")
 
 
-URL_HELP = "The manager's URL, e.g. http://192.168.1.10:8470"
+URL_HELP = "The manager's URL, e.g. https://192.168.1.10:8470"
 # In the order of the agent's command line (the unit's ExecStart), after the manager's URL.
 OPTIONS: dict[str, Option] = {
     option.dest: option
     for option in (
-        Option(
-            "--name", str, "", "N", "Preferred node name (default: the host name).", always=True
-        ),
+        # Not `always`: an empty name would be `--name ""` in a unit, which reads as a mistake.
+        Option("--name", str, "", "N", "Preferred node name (default: the host name)."),
         Option("--interval", float, 5.0, "S", "Seconds between reports.", min=0.1, always=True),
         Option(
             "--sync-interval",

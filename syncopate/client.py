@@ -20,6 +20,7 @@ from syncopate import __version__
 from syncopate.errors import (
     AGENT_HEADER,
     ConnectionFailed,
+    HungUp,
     PinMismatch,
     ProtocolError,
     SyncopateError,
@@ -33,6 +34,7 @@ from syncopate.http_client import (
     BadResponse,
     CertificateInvalid,
     CertificateMismatch,
+    ConnectionLost,
     HttpClient,
     HttpError,
     Response,
@@ -124,6 +126,8 @@ class ManagerClient:
             ) from None
         except BadResponse as exc:
             raise ProtocolError(f"{self.url} answered something that is not HTTP: {exc}") from None
+        except ConnectionLost as exc:
+            raise HungUp(f"cannot reach the manager at {self.url} ({exc})") from None
         except HttpError as exc:
             raise Unreachable(f"cannot reach the manager at {self.url} ({exc})") from None
 

@@ -15,6 +15,7 @@ SyncopateError
 │       └── StoreFailed          its database refused a write; nothing changed
 ├── ConnectionFailed        the manager could not be reached (or its certificate is wrong)
 │   └── Unreachable              no connection at all: nothing answered at the URL
+│       └── HungUp                   connected, but it closed before an answer
 ├── ProtocolError           the manager answered something that is not the protocol
 └── ConfigError             local configuration is missing or unreadable
 """
@@ -115,6 +116,11 @@ class Unreachable(ConnectionFailed):
 
     Not a certificate problem, a bad URL or a 503, which are ConnectionFailed too.
     """
+
+
+class HungUp(Unreachable):
+    """A connection was made but closed (or timed out) before an answer: a manager stopping,
+    or plain HTTP to a port that serves HTTPS (its TLS handshake fails on the request)."""
 
 
 class Unavailable(RequestError, ConnectionFailed):

@@ -203,13 +203,24 @@ class EventSocket:
             raise Unreachable(
                 f"cannot reach the manager at {self.url} ({connection_reason(exc)})"
             ) from None
+        closed_with = None  # the code of the manager's close frame
         async with ws:
-            async for message in ws:
+            while True:
+                message = await ws.receive()
                 if message.type == aiohttp.WSMsgType.TEXT:
                     yield json.loads(message.data)
-                elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                elif message.type == aiohttp.WSMsgType.CLOSE:
+                    # Read from the frame, not ws.close_code: over TLS the manager may be gone
+                    # before the answer to its close is sent, and that turns close_code to 1006.
+                    closed_with = message.data
                     break
-        if ws.close_code == EVENTS_REVOKED_CODE:
+                elif message.type in (
+                    aiohttp.WSMsgType.ERROR,
+                    aiohttp.WSMsgType.CLOSED,
+                    aiohttp.WSMsgType.CLOSING,
+                ):
+                    break
+        if EVENTS_REVOKED_CODE in (closed_with, ws.close_code):
             raise FeedRevoked(f"{self.url} closed the event feed: the controller token was revoked")
         raise FeedClosed(f"the event feed from {self.url} closed")
 

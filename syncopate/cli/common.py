@@ -27,7 +27,14 @@ from syncopate.cli.output import named_list
 from syncopate.cli.output import print_json as print_json  # re-exported for the commands
 from syncopate.cli.reference import MANAGER_PANEL
 from syncopate.cli.target import Target
-from syncopate.errors import NotFound, SyncopateError, TokenRefused, Unreachable
+from syncopate.errors import (
+    HungUp,
+    NotFound,
+    ProtocolError,
+    SyncopateError,
+    Unauthorized,
+    Unreachable,
+)
 
 if TYPE_CHECKING:  # imported by the functions that use it: `node join` and --help need neither
     from syncopate.client import ManagerClient
@@ -115,17 +122,44 @@ def call(target: Target, action: Callable[[ManagerClient], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(exchange())
-    except TokenRefused:
-        raise CommandFailed(
-            f"the manager at {target.url} refused the controller token "
-            f"(from {target.token_source}); `syncopate manager token` on the manager's machine "
-            "prints the current one",
-            code=401,
-        ) from None
+    except Unauthorized:  # a refused token: on /controller, or on /events (`--follow`)
+        raise CommandFailed(refused_message(target), code=401) from None
     except Unreachable as exc:
         raise CommandFailed(
-            f"{exc}; is it running? (`syncopate manager serve`; manager from {target.source})"
+            f"{exc}{https_hint(target, exc)}; is it running? (`syncopate manager serve`; "
+            f"manager from {target.source})"
         ) from None
+    except ProtocolError as exc:
+        hint = https_hint(target, exc)
+        if not hint:
+            raise
+        raise CommandFailed(f"{exc}{hint}") from None
+
+
+def refused_message(target: Target) -> str:
+    """What a refused controller token says. The main token, read from this machine's
+    controller.json, was rotated: `manager token` prints the new one. A token given (--token,
+    SYNCOPATE_TOKEN) is a person's, revoked, rotated or mistyped: only an admin makes another
+    (pointing a viewer at the main token would point them at the admin's)."""
+    if target.token_source in ("--token", "SYNCOPATE_TOKEN", ""):
+        return (
+            f"the manager at {target.url} refused the controller token (from "
+            f"{target.token_source or 'the command line'}): it was revoked, rotated or is wrong; "
+            "ask the manager's admin for a token (`syncopate manager token --user NAME`)"
+        )
+    return (
+        f"the manager at {target.url} refused the controller token "
+        f"(from {target.token_source}); `syncopate manager token` on the manager's machine "
+        "prints the current one"
+    )
+
+
+def https_hint(target: Target, exc: SyncopateError) -> str:
+    """`; if it serves HTTPS, use https://...` when plain HTTP met a closed connection or an
+    answer that is not HTTP: what a manager serving HTTPS does to a plain request."""
+    if not target.url.startswith("http://") or not isinstance(exc, HungUp | ProtocolError):
+        return ""
+    return f"; if it serves HTTPS, use https://{target.url.removeprefix('http://')}"
 
 
 async def explain_missing(client: ManagerClient, exc: NotFound, name: str, kind: str) -> NotFound:

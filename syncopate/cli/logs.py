@@ -21,6 +21,7 @@ import typer
 
 from syncopate.cli.common import (
     CaFileOption,
+    CommandFailed,
     FingerprintOption,
     ManagerOption,
     TokenOption,
@@ -33,7 +34,7 @@ from syncopate.cli.common import (
 from syncopate.cli.log_lines import Line, LinePrinter, lines_of, merged
 from syncopate.cli.target import find_target
 from syncopate.errors import NotFound
-from syncopate.feed import FeedDropped, drop_text
+from syncopate.feed import FeedDropped, FeedRevoked, drop_text
 
 if TYPE_CHECKING:  # the commands import it when they run (syncopate.cli.common.call)
     from syncopate.client import ManagerClient
@@ -100,6 +101,16 @@ def _asked(lines: int, resumed: bool) -> int:
     return LOG_LINES_KEPT if resumed else max(lines, 1)
 
 
+def _dropped(drop: FeedDropped, connected: bool) -> None:
+    """Say that the feed was lost (it is opened again); raise when that is pointless: never
+    connected (a wrong URL, a stopped manager), or closed because the token was revoked."""
+    if isinstance(drop.error, FeedRevoked):
+        raise CommandFailed("the controller token was revoked", code=401)
+    if not connected:
+        raise drop.error
+    typer.secho(drop_text(drop), err=True)
+
+
 async def _follow(client: ManagerClient, project: str, lines: int, printer: LinePrinter) -> None:
     connected = False
 
@@ -115,9 +126,7 @@ async def _follow(client: ManagerClient, project: str, lines: int, printer: Line
     async with contextlib.aclosing(client.follow_events([project], on_connect=show_kept)) as feed:
         async for message in feed:
             if isinstance(message, FeedDropped):
-                if not connected:
-                    raise message.error  # never connected: a wrong URL or a stopped manager
-                typer.secho(drop_text(message), err=True)
+                _dropped(message, connected)
             elif message.get("type") == "logs" and message.get("project") == project:
                 printer.print(printer.new(_batch(message, project)))
             elif (
@@ -142,9 +151,7 @@ async def _follow_all(client: ManagerClient, lines: int, printer: LinePrinter) -
     async with contextlib.aclosing(feed) as messages:
         async for message in messages:
             if isinstance(message, FeedDropped):
-                if not connected:
-                    raise message.error  # never connected: a wrong URL or a stopped manager
-                typer.secho(drop_text(message), err=True)
+                _dropped(message, connected)
             elif message.get("type") == "logs":
                 printer.print(printer.new(_batch(message, str(message.get("project")))))
             elif message.get("type") == "changes":

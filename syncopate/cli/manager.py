@@ -8,6 +8,13 @@ from typing import Any
 
 import typer
 
+from syncopate.cli.common import (
+    JSON_OPTION,
+    CaFileOption,
+    FingerprintOption,
+    ManagerOption,
+    TokenOption,
+)
 from syncopate.errors import ConfigError
 from syncopate.paths import default_manager_dir
 from syncopate.roles import ROLE_NAMES
@@ -100,25 +107,9 @@ def serve(
     )
 
     def ready(at: Listening) -> None:
-        given = at.password_source == "given"
-        lines = [
-            f"Syncopate manager listening on {at.url}",
-            f"data dir:      {directory}",
-            f"join password: {'(as given)' if given else at.password}"
-            + ("" if given else f"  ({at.password_source})"),
-        ]
-        if at.pin:
-            lines.append(f"fingerprint:   {at.pin}  (of its certificate's key)")
-        if at.insecure:
-            lines.append(
-                "warning:       plain HTTP beyond loopback (--insecure): the join password "
-                "and every token cross the network in clear"
-            )
-        lines += [
-            f"nodes join:    {at.join_command()}",
-            f"controller:    token in {directory / 'controller.json'} (`syncopate manager token`)",
-        ]
-        typer.echo("\n".join(lines), err=False)
+        from syncopate.cli.serve_lines import ready_lines
+
+        typer.echo("\n".join(ready_lines(at, host, directory)))
 
     asyncio.run(run_server(options, ready))
 
@@ -143,8 +134,16 @@ def token(
         help="With --user: viewer (reads), operator (also acts on projects and commands) or "
         "admin (also nodes and tokens). Default: NAME's role before, else operator.",
     ),
+    as_json: bool = JSON_OPTION,
+    manager: ManagerOption = None,
+    admin_token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
-    """Print the controller token of the manager on this machine."""
+    """Print the controller token of the manager on this machine, or make NAME's own.
+
+    With --user on another machine: through the manager named by --manager (or
+    SYNCOPATE_MANAGER), with an admin's token."""
     from syncopate.cli import manager_tokens
 
     directory = (data_dir or default_manager_dir()).expanduser()
@@ -157,17 +156,20 @@ def token(
         if role not in ROLE_NAMES:
             raise usage_error(f"--role: {role!r} is not one of {', '.join(ROLE_NAMES)}")
     if user:
-        typer.echo(manager_tokens.make(directory, user, role))
+        target = manager_tokens.remote(directory, manager, admin_token, ca_file, fingerprint)
+        made, made_role = manager_tokens.make(directory, user, role, target)
+        _say_token(made, as_json, name=user, role=made_role)
         return
     if rotate:
         from syncopate.manager.server import rotate_controller_token
 
-        with manager_tokens.opened_store(directory) as store:
-            typer.echo(rotate_controller_token(directory, store))
+        local_only = " (--rotate writes the new token into the controller.json there)"
+        with manager_tokens.opened_store(directory, local_only) as store:
+            _say_token(rotate_controller_token(directory, store), as_json)
         return
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        typer.echo(data["token"])
+        _say_token(data["token"], as_json)
     except FileNotFoundError:
         raise ConfigError(
             f"no {path}: start the manager first (`syncopate manager serve"
@@ -180,15 +182,31 @@ def token(
         ) from None
 
 
+def _say_token(value: str, as_json: bool, **fields: str) -> None:
+    """A token on its own line, or with --json an object: `token`, and `name` and `role`."""
+    if as_json:
+        from syncopate.cli.output import print_json
+
+        print_json({**fields, "token": value})
+    else:
+        typer.echo(value)
+
+
 @app.command()
 def tokens(
     data_dir: Path = DATA_DIR_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts instead."),
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """List the controller tokens: names, roles, when made and last used (never values)."""
     from syncopate.cli import manager_tokens
 
-    found = manager_tokens.listing((data_dir or default_manager_dir()).expanduser())
+    directory = (data_dir or default_manager_dir()).expanduser()
+    target = manager_tokens.remote(directory, manager, token, ca_file, fingerprint)
+    found = manager_tokens.listing(directory, target)
     if as_json:
         from syncopate.cli.output import print_json
 
@@ -201,12 +219,32 @@ def tokens(
 def revoke(
     name: str = typer.Argument(..., metavar="NAME", help="Whose token (`manager tokens`)."),
     data_dir: Path = DATA_DIR_OPTION,
+    as_json: bool = JSON_OPTION,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
 ) -> None:
     """End NAME's controller token at once; its open event streams close."""
     from syncopate.cli import manager_tokens
 
-    manager_tokens.revoke((data_dir or default_manager_dir()).expanduser(), name)
-    typer.echo(f"revoked {name}'s token")
+    directory = (data_dir or default_manager_dir()).expanduser()
+    target = manager_tokens.remote(directory, manager, token, ca_file, fingerprint)
+    manager_tokens.revoke(directory, name, target)
+    result = f"revoked {name}'s token"
+    if as_json:
+        from syncopate.cli.output import print_json
+
+        print_json({"name": name, "result": result})
+    else:
+        typer.echo(result)
+
+
+# Why join-command and rotate-join have no --manager: the join password is a file on that machine.
+JOIN_LOCAL = (
+    " (with --data-dir if it keeps its data elsewhere): the join password is kept in a file "
+    "there and never sent over the network"
+)
 
 
 @app.command("join-command")
@@ -222,7 +260,7 @@ def join_command(
     directory = (data_dir or default_manager_dir()).expanduser()
     from syncopate.cli.manager_tokens import opened_store
 
-    with opened_store(directory) as store:
+    with opened_store(directory, JOIN_LOCAL) as store:
         typer.echo(kept_join_command(directory, store, url.rstrip("/") if url else None))
 
 
@@ -235,7 +273,7 @@ def rotate_join(data_dir: Path = DATA_DIR_OPTION) -> None:
     directory = (data_dir or default_manager_dir()).expanduser()
     from syncopate.cli.manager_tokens import opened_store
 
-    with opened_store(directory) as store:
+    with opened_store(directory, JOIN_LOCAL) as store:
         rotate(directory, store)
         try:
             typer.echo(kept_join_command(directory, store))

@@ -18,6 +18,7 @@ import sys
 from syncopate.agent_options import OPTIONS, URL_HELP, parse_labels
 from syncopate.errors import SyncopateError
 from syncopate.node.agent import Agent
+from syncopate.node.identity import remove_unjoined
 from syncopate.node.settings import AgentSettings
 from syncopate.paths import default_node_dir
 
@@ -66,10 +67,13 @@ def main(argv: list[str] | None = None) -> int:
             loop.add_signal_handler(sig, stop.set)
         await Agent(settings).run(stop)
 
+    made_here = not settings.data_dir.exists()  # then a failed first join takes it away
     try:
         asyncio.run(run())
     except SyncopateError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if made_here:
+            remove_unjoined(settings.data_dir)
         return 1
     return 0
 

@@ -5,10 +5,14 @@ without it still checks the manager before sending its token."""
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from syncopate.paths import write_private_json
+
+log = logging.getLogger("syncopate.node")
 
 FILE_NAME = "node.json"
 
@@ -50,5 +54,14 @@ def pin_for(data_dir: Path, manager: str, given: str | None) -> str | None:
         return given
     saved = load(data_dir)
     if saved is not None and saved.manager == manager:
+        if saved.fingerprint:  # said, so a restart without --token visibly still pins
+            log.info("pinned %s (kept in %s)", saved.fingerprint, FILE_NAME)
         return saved.fingerprint
     return None
+
+
+def remove_unjoined(data_dir: Path) -> None:
+    """Remove a data dir this agent made for a first join that failed (a wrong pin, a refused
+    password): it holds only empty folders, and left behind it would look like a node."""
+    if not (data_dir / FILE_NAME).exists():
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable
 
 from syncopate.client import ManagerClient
-from syncopate.errors import SyncopateError, Unauthorized
+from syncopate.errors import SyncopateError
 from syncopate.feed import FeedDropped
 from syncopate.tui import node_actions, open_screens
 from syncopate.tui.model import FleetModel
@@ -43,7 +43,7 @@ from syncopate.tui.widgets.detail_pane import DetailPane
 from syncopate.tui.widgets.filter_box import FilterBox
 from syncopate.tui.widgets.fleet_table import FleetTable
 from syncopate.tui.widgets.key_footer import KeyFooter
-from syncopate.tui.widgets.status_bar import StatusBar
+from syncopate.tui.widgets.status_bar import StatusBar, drop_text
 
 Clock = Callable[[], datetime]
 NODES_REFRESH = 5.0  # seconds: node contact times are not pushed on /events
@@ -149,13 +149,12 @@ class SyncopateApp(FewToastsApp):
         async with contextlib.aclosing(feed):
             async for message in feed:
                 if isinstance(message, FeedDropped):
-                    error = message.error
-                    why = f"token refused ({error})" if isinstance(error, Unauthorized) else error
-                    self.set_connection(
-                        False, f"disconnected — retrying in {message.delay:g}s: {why}"
-                    )
+                    if self.connected:  # grey the tables: they show the last known state
+                        self.set_class(True, "-stale")
+                    self.set_connection(False, drop_text(message))
                     continue
                 if message.get("type") == "snapshot":
+                    self.set_class(False, "-stale")
                     self.set_connection(True, "connected")
                 self.apply(message)
 
@@ -229,7 +228,8 @@ class SyncopateApp(FewToastsApp):
 
     # the header and the detail ----------------------------------------------------------------
     def refresh_bar(self) -> None:
-        self.query_one(StatusBar).show(self.model, self.url, self.connected, self.connection)
+        bar = self.query_one(StatusBar)
+        bar.show(self.model, self.url, self.connected, self.connection, self.has_class("-stale"))
 
     def show_detail(self) -> None:
         self.query_one(DetailPane).show(self.model, self.selected, self.clock())

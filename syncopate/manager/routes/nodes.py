@@ -51,7 +51,10 @@ async def node_initialize(request: web.Request) -> web.Response:
 
 def _check_password(state: ManagerState, password: str) -> None:
     if not secret_matches(password, state.password_hash):
-        raise Unauthorized("wrong join password; ask the manager's owner for it")
+        raise Unauthorized(
+            "wrong join password; ask the manager's owner for it (it may have been rotated: "
+            "`syncopate manager join-command` on the manager's machine prints the current line)"
+        )
 
 
 async def node_status(request: web.Request) -> web.Response:

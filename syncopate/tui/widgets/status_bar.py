@@ -5,16 +5,33 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from syncopate.errors import SyncopateError, Unauthorized
+from syncopate.feed import FeedDropped, FeedRevoked
 from syncopate.tui.model import FleetModel
 
 
-def bar_text(model: FleetModel, url: str, connected: bool, connection: str) -> Text:
-    """Most important first: a narrow terminal cuts the end (the URL)."""
+def drop_text(drop: FeedDropped) -> str:
+    """The header's reason for a lost feed, the reason first (a narrow terminal cuts the end).
+    A revoked token (the feed closed as revoked, or a 401) is not a network problem: it says so,
+    since retrying will not help until the admin gives a new token."""
+    error: SyncopateError = drop.error
+    if isinstance(error, FeedRevoked | Unauthorized):
+        return f"token refused (revoked?) — retrying in {drop.delay:g}s"
+    return f"disconnected — retrying in {drop.delay:g}s: {error}"
+
+
+def bar_text(
+    model: FleetModel, url: str, connected: bool, connection: str, stale: bool = False
+) -> Text:
+    """Most important first: a narrow terminal cuts the end (the URL). `stale`: the feed was
+    lost, the counts are the last known (the tables are greyed too, see syncopate.tcss)."""
     counts = model.counts()
     bar = Text()
     bar.append("● " if connected else "○ ", style="green" if connected else "red")
     if not connected:
         bar.append(connection + "  ", style="bold red")
+    if stale:
+        bar.append("last known: ", style="dim")
     bar.append(f"nodes {counts['alive']}/{counts['nodes']} alive")
     if counts["dead"]:
         bar.append(f" {counts['dead']} dead", style="bold red")
@@ -32,5 +49,7 @@ def bar_text(model: FleetModel, url: str, connected: bool, connection: str) -> T
 class StatusBar(Static):
     """The one-line header (`#bar`)."""
 
-    def show(self, model: FleetModel, url: str, connected: bool, connection: str) -> None:
-        self.update(bar_text(model, url, connected, connection))
+    def show(
+        self, model: FleetModel, url: str, connected: bool, connection: str, stale: bool = False
+    ) -> None:
+        self.update(bar_text(model, url, connected, connection, stale))
