@@ -41,8 +41,7 @@ from syncopate.http_client import (
     ca_context,
     parse_fingerprint,
 )
-
-INFO_FIELDS = ("failure-reasoning", "update-info", "request-information", "error")
+from syncopate.replies import answer_of
 
 
 class ManagerClient:
@@ -94,7 +93,7 @@ class ManagerClient:
         payload = json.dumps(body).encode()
         headers = {"Content-Type": "application/json"}
         response = await self._request("POST", path, payload, headers, timeout)
-        return self._answer(response)
+        return answer_of(self.url, response)
 
     async def get(self, path: str, *, timeout: float | None = None) -> Response:
         """GET a path; the whole answer, whatever its status."""
@@ -130,29 +129,6 @@ class ManagerClient:
             raise HungUp(f"cannot reach the manager at {self.url} ({exc})") from None
         except HttpError as exc:
             raise Unreachable(f"cannot reach the manager at {self.url} ({exc})") from None
-
-    def _answer(self, response: Response) -> dict[str, Any]:
-        text = response.text()
-        try:
-            data = json.loads(text) if text else {}
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            if response.status >= 400:
-                raise request_error_for(response.status, f"HTTP {response.status}: {text[:200]}")
-            raise ProtocolError(f"{self.url} answered something that is not a JSON object")
-        if response.status >= 400:
-            message = next(
-                (str(data[k]) for k in INFO_FIELDS if data.get(k)), f"HTTP {response.status}"
-            )
-            details = {k: data[k] for k in ("state", "id") if k in data}
-            code = data.get("code")
-            code = code if isinstance(code, int) and not isinstance(code, bool) else None
-            wait = response.headers.get("retry-after")  # a 429 says when to come back
-            raise request_error_for(
-                response.status, message, code=code, retry_after=wait, **details
-            )
-        return data
 
     # node side --------------------------------------------------------------------------------
     async def initialize(
@@ -377,7 +353,7 @@ class ManagerClient:
 
     # probes and feeds -------------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
-        return self._answer(await self.get("/health"))
+        return answer_of(self.url, await self.get("/health"))
 
     async def metrics(self) -> str:
         response = await self.get("/metrics")
