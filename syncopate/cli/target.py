@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from syncopate.errors import ConfigError
+from syncopate.hosts import is_loopback
 from syncopate.paths import default_manager_dir
 
 CONTROLLER_FILE = "controller.json"
@@ -102,7 +104,32 @@ def find_target(
             f"no controller token for {url}: pass --token or set SYNCOPATE_TOKEN "
             "(`syncopate manager token` on the manager's machine prints it)"
         )
-    return Target(url, given, ca_file, fingerprint, source, token_source)
+    return _sent_safely(Target(url, given, ca_file, fingerprint, source, token_source), env)
+
+
+def _sent_safely(target: Target, env: Mapping[str, str]) -> Target:
+    """The target, unless talking to it would put its token on the network in clear.
+
+    Beyond loopback a manager serves HTTPS unless it was started with --insecure: an http://
+    URL there is a mistake (or that manager), and the token must not go before anyone notices.
+    A pin with an http:// URL pins nothing. SYNCOPATE_INSECURE=1 allows the --insecure case.
+    """
+    scheme, _, rest = target.url.partition("://")
+    if scheme != "http":
+        return target
+    host = urlsplit(target.url).hostname or rest
+    if target.fingerprint:
+        raise ConfigError(
+            f"a pinned fingerprint needs an https:// URL, not {target.url}: nothing was sent "
+            f"(use https://{rest})"
+        )
+    if not is_loopback(host) and env.get("SYNCOPATE_INSECURE") != "1":
+        raise ConfigError(
+            f"refusing to send the controller token in clear to {target.url}: a manager beyond "
+            f"loopback serves HTTPS (use https://{rest}); for one started with --insecure, "
+            "set SYNCOPATE_INSECURE=1"
+        )
+    return target
 
 
 def _given_token(token: str | None, env: Mapping[str, str]) -> tuple[str | None, str]:

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from syncopate.hosts import is_loopback
 from syncopate.paths import write_private
 from syncopate.pins import key_pin
 
@@ -42,12 +43,7 @@ ANY_ADDRESS = ("0.0.0.0", "::", "")
 
 def needs_tls(host: str) -> bool:
     """Whether a manager listening on `host` serves HTTPS by default: all but loopback."""
-    if host.lower() == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True  # a host name other than localhost: reachable from elsewhere
+    return not is_loopback(host)
 
 
 def interface_addresses() -> list[str]:

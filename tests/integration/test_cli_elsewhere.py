@@ -173,12 +173,17 @@ def _used(elsewhere: Elsewhere, name: str) -> bool:
     return any(t["name"] == name and t["last-used"] for t in json.loads(listed.stdout))
 
 
-def test_plain_http_to_the_https_manager_suggests_https(elsewhere: Elsewhere) -> None:
+def test_plain_http_beyond_loopback_sends_no_token_and_suggests_https(
+    elsewhere: Elsewhere,
+) -> None:
+    """The token would cross the network in clear: refused before anything is sent (the
+    manager's own count of wrong tokens, and its log, see nothing)."""
     https = elsewhere.printed["SYNCOPATE_MANAGER"]
     plain = "http://" + https.removeprefix("https://")
     done = elsewhere.cli("project", "list", "--manager", plain, "--token", elsewhere.manager.token)
     assert done.returncode == 1
-    assert f"if it serves HTTPS, use {https}" in done.stderr, done.stderr
+    assert "refusing to send the controller token in clear" in done.stderr, done.stderr
+    assert f"(use {https})" in done.stderr, done.stderr
 
 
 def test_a_wrong_join_password_may_have_been_rotated_and_leaves_no_data_dir(

@@ -21,16 +21,18 @@ def controller_file(tmp_path: Path) -> Path:
 
 
 def test_flags_come_first(controller_file: Path) -> None:
-    env = {"SYNCOPATE_MANAGER": "http://env:1", "SYNCOPATE_TOKEN": "env-token"}
-    target = find_target("http://flag:2/", "flag-token", env=env, controller_file=controller_file)
-    assert (target.url, target.token) == ("http://flag:2", "flag-token")
+    env = {"SYNCOPATE_MANAGER": "http://127.0.0.3:1", "SYNCOPATE_TOKEN": "env-token"}
+    target = find_target(
+        "http://localhost:2/", "flag-token", env=env, controller_file=controller_file
+    )
+    assert (target.url, target.token) == ("http://localhost:2", "flag-token")
     assert (target.source, target.token_source) == ("--manager", "--token")
 
 
 def test_environment_comes_next(controller_file: Path) -> None:
-    env = {"SYNCOPATE_MANAGER": "http://env:1", "SYNCOPATE_TOKEN": "env-token"}
+    env = {"SYNCOPATE_MANAGER": "http://127.0.0.3:1", "SYNCOPATE_TOKEN": "env-token"}
     target = find_target(env=env, controller_file=controller_file)
-    assert (target.url, target.token) == ("http://env:1", "env-token")
+    assert (target.url, target.token) == ("http://127.0.0.3:1", "env-token")
     assert (target.source, target.token_source) == ("SYNCOPATE_MANAGER", "SYNCOPATE_TOKEN")
 
 
@@ -84,3 +86,31 @@ def test_a_broken_controller_json_is_named(tmp_path: Path, content: str, reason:
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ConfigError, match=reason):
         find_target(env={}, controller_file=path)
+
+
+@pytest.mark.parametrize("url", ["http://192.0.2.7:8470", "http://pi-manager.lan:8470"])
+def test_no_token_goes_in_clear_beyond_loopback(url: str, controller_file: Path) -> None:
+    with pytest.raises(ConfigError, match=r"refusing to send the controller token in clear") as e:
+        find_target(url, "a-token", env={}, controller_file=controller_file)
+    assert f"use https://{url.removeprefix('http://')}" in str(e.value)
+    # A manager started with --insecure: the user says so.
+    target = find_target(url, "a-token", env={"SYNCOPATE_INSECURE": "1"}, controller_file=None)
+    assert target.url == url
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8470", "http://[::1]:8470", "http://localhost:1"]
+)
+def test_loopback_stays_plain(url: str, controller_file: Path) -> None:
+    assert find_target(url, "a-token", env={}, controller_file=controller_file).url == url
+
+
+def test_a_pin_with_an_http_url_is_refused(controller_file: Path) -> None:
+    with pytest.raises(ConfigError, match=r"a pinned fingerprint needs an https:// URL"):
+        find_target(
+            "http://127.0.0.1:8470",
+            "a-token",
+            fingerprint="sha256:" + "ab" * 32,
+            env={},
+            controller_file=controller_file,
+        )
