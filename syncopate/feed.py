@@ -124,6 +124,16 @@ async def follow(
         await asyncio.sleep(delay)
 
 
+def handshake_refusal(status: int, retry_after: str | None) -> str:
+    """Why /events refused to open, in words (a refused handshake carries no JSON reason)."""
+    if status == 401:
+        return "/events refused the controller token (revoked, rotated or wrong)"
+    if status == 429:
+        when = f"; try again in {retry_after} s" if retry_after else ""
+        return f"/events refused: too many wrong controller tokens from this address{when}"
+    return f"/events refused: HTTP {status}"
+
+
 class EventSocket:
     """Opens /events for one client; the HTTP session is made on first use, kept till close."""
 
@@ -185,7 +195,7 @@ class EventSocket:
         except aiohttp.WSServerHandshakeError as exc:
             wait = exc.headers.get("Retry-After") if exc.headers else None  # on a 429
             raise request_error_for(
-                exc.status, f"/events refused: HTTP {exc.status}", retry_after=wait
+                exc.status, handshake_refusal(exc.status, wait), retry_after=wait
             ) from None
         except aiohttp.ServerFingerprintMismatch as exc:
             from syncopate.http_client import mismatch_message

@@ -43,7 +43,7 @@ from syncopate.tui.widgets.detail_pane import DetailPane
 from syncopate.tui.widgets.filter_box import FilterBox
 from syncopate.tui.widgets.fleet_table import FleetTable
 from syncopate.tui.widgets.key_footer import KeyFooter
-from syncopate.tui.widgets.status_bar import StatusBar, drop_text
+from syncopate.tui.widgets.status_bar import StatusBar, drop_text, token_refused
 
 Clock = Callable[[], datetime]
 NODES_REFRESH = 5.0  # seconds: node contact times are not pushed on /events
@@ -152,6 +152,8 @@ class SyncopateApp(FewToastsApp):
                     if self.connected:  # grey the tables: they show the last known state
                         self.set_class(True, "-stale")
                     self.set_connection(False, drop_text(message))
+                    if token_refused(message):
+                        return
                     continue
                 if message.get("type") == "snapshot":
                     self.set_class(False, "-stale")

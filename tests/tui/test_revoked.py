@@ -1,6 +1,7 @@
 """A TUI whose token is revoked while it runs: the manager closes its feed as revoked, the
-header says "token refused (revoked?)" before anything else, and the tables stay on screen,
-greyed, under a header whose counts say they are the last known."""
+header says the token was revoked before anything else, the TUI stops trying it (each try
+would count as a guess against the address), and the tables stay on screen, greyed, under a
+header whose counts say they are the last known."""
 
 from __future__ import annotations
 
@@ -31,8 +32,13 @@ async def test_a_revoked_token_says_so_and_greys_the_last_known_tables(
         assert not app.has_class("-stale")
         assert all(t.styles.text_opacity == 1 for t in tables)
         revoke_token(store, "rhea")  # as `manager revoke rhea` does (another process, or here)
-        shown = await until(pilot, lambda: "token refused" in bar(app) and bar(app), "refusal")
-        assert shown.startswith("○ token refused (revoked?) — retrying in ")
+        shown = await until(pilot, lambda: "token revoked" in bar(app) and bar(app), "refusal")
+        assert shown.startswith("○ token revoked — not retrying; start again with a valid ")
+        await until(
+            pilot,
+            lambda: not [w for w in app.workers if w.group == "feed" and w.is_running],
+            "the feed worker to end",
+        )
         assert "last known: nodes" in shown
         assert app.has_class("-stale") and not app.connected
         assert all(t.styles.text_opacity < 1 for t in tables)

@@ -19,7 +19,7 @@ from syncopate.feed import FeedClosed, FeedDropped, FeedRevoked
 from syncopate.manager.server import Listening
 from syncopate.node import identity
 from syncopate.tui.model import FleetModel
-from syncopate.tui.widgets.status_bar import bar_text, drop_text
+from syncopate.tui.widgets.status_bar import bar_text, drop_text, token_refused
 
 PIN = "sha256:" + "ab" * 32
 
@@ -136,8 +136,14 @@ def test_an_unjoined_data_dir_goes_and_a_joined_one_stays(tmp_path: Path) -> Non
 
 
 def test_the_tui_header_on_a_revoked_token_and_when_stale() -> None:
-    for error in (FeedRevoked("closed: revoked"), Unauthorized("/events refused: HTTP 401")):
-        assert drop_text(FeedDropped(error, 30)) == "token refused (revoked?) — retrying in 30s"
+    revoked = FeedDropped(FeedRevoked("closed: revoked"), 30)
+    assert drop_text(revoked) == "token revoked — not retrying; start again with a valid token"
+    refused = FeedDropped(Unauthorized("/events refused: HTTP 401"), 30)
+    assert drop_text(refused) == (
+        "token refused (revoked, rotated or wrong) — not retrying; start again with a valid one"
+    )
+    assert token_refused(revoked) and token_refused(refused)
+    assert not token_refused(FeedDropped(FeedClosed("the event feed closed"), 2))
     lost = drop_text(FeedDropped(FeedClosed("the event feed closed"), 2))
     assert lost == "disconnected — retrying in 2s: the event feed closed"
     model = FleetModel()

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from syncopate.errors import ConnectionFailed, NotFound, TooManyAttempts, Unauthorized, Unreachable
-from syncopate.feed import REFUSED_DELAY, FeedDropped, NumberedLines, follow, reconnect_delay
+from syncopate.feed import (
+    REFUSED_DELAY,
+    FeedDropped,
+    NumberedLines,
+    follow,
+    handshake_refusal,
+    reconnect_delay,
+)
 
 DELAYS = (0.001, 0.002, 0.003)
 
@@ -91,3 +98,13 @@ def test_reconnect_delay_after_a_refused_token_or_a_lockout() -> None:
     assert reconnect_delay(DELAYS, 0, Unauthorized("token refused")) == REFUSED_DELAY
     assert reconnect_delay(DELAYS, 0, TooManyAttempts("locked", 42.0)) == 42.0
     assert reconnect_delay(DELAYS, 9, ConnectionFailed("down")) == DELAYS[-1]
+
+
+def test_a_refused_handshake_says_why_in_words() -> None:
+    assert handshake_refusal(401, None) == (
+        "/events refused the controller token (revoked, rotated or wrong)"
+    )
+    assert handshake_refusal(429, "41") == (
+        "/events refused: too many wrong controller tokens from this address; try again in 41 s"
+    )
+    assert handshake_refusal(503, None) == "/events refused: HTTP 503"

@@ -12,12 +12,22 @@ from syncopate.tui.model import FleetModel
 
 def drop_text(drop: FeedDropped) -> str:
     """The header's reason for a lost feed, the reason first (a narrow terminal cuts the end).
-    A revoked token (the feed closed as revoked, or a 401) is not a network problem: it says so,
-    since retrying will not help until the admin gives a new token."""
+    A refused token (the feed closed as revoked, or a 401) is not a network problem, and the
+    TUI stops there (`token_refused`): trying the same token again cannot help, and each try
+    counts as a guess against every controller at this address (DESIGN §15)."""
     error: SyncopateError = drop.error
-    if isinstance(error, FeedRevoked | Unauthorized):
-        return f"token refused (revoked?) — retrying in {drop.delay:g}s"
+    if isinstance(error, FeedRevoked):
+        return "token revoked — not retrying; start again with a valid token"
+    if isinstance(error, Unauthorized):
+        return (
+            "token refused (revoked, rotated or wrong) — not retrying; start again with a valid one"
+        )
     return f"disconnected — retrying in {drop.delay:g}s: {error}"
+
+
+def token_refused(drop: FeedDropped) -> bool:
+    """Whether the feed was lost to a refused token: the TUI does not try it again."""
+    return isinstance(drop.error, FeedRevoked | Unauthorized)
 
 
 def bar_text(
