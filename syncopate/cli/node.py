@@ -189,7 +189,10 @@ def list_nodes(
     from syncopate.render import nodes_table
 
     nodes = call(target, lambda c: c.nodes())
-    empty = "no nodes yet; on each machine run `syncopate node join URL --password P`"
+    empty = (
+        "no nodes yet; on each machine run the line `syncopate manager join-command` prints "
+        "on the manager's"
+    )
     print_listing(nodes, as_json, empty, nodes_table, "node")
 
 

@@ -10,8 +10,14 @@ if TYPE_CHECKING:  # serve imports the server when it runs; --help needs neither
     from syncopate.manager.server import Listening
 
 ANY_ADDRESS = ("0.0.0.0", "::", "")
-# What a controller elsewhere puts in SYNCOPATE_TOKEN: a person's own token, made here.
-TOKEN_HINT = "<`syncopate manager token --user NAME` on this machine>"
+
+
+def data_dir_flag(directory: Path) -> str:
+    """` --data-dir D` for a manager whose data dir is not the default (the printed commands
+    run on this machine must find it), else nothing."""
+    from syncopate.paths import default_manager_dir
+
+    return "" if directory == default_manager_dir().expanduser() else f" --data-dir {directory}"
 
 
 def listen_place(host: str) -> str:
@@ -19,13 +25,17 @@ def listen_place(host: str) -> str:
     return "all addresses" if host in ANY_ADDRESS else host
 
 
-def elsewhere_lines(at: Listening) -> list[str]:
+def elsewhere_lines(at: Listening, directory: Path) -> list[str]:
     """The environment a controller on another machine sets, one variable a line (a pin is 71
-    characters, so the three do not fit in 100 columns together)."""
+    characters, so the three do not fit in 100 columns together). Its token is a person's
+    own, made here (an operator's unless `--role` says otherwise)."""
     lines = [f"SYNCOPATE_MANAGER={at.join_url}"]
     if at.pin:
         lines.append(f"SYNCOPATE_FINGERPRINT={at.pin}")
-    lines.append(f"SYNCOPATE_TOKEN={TOKEN_HINT}")
+    if at.insecure:
+        lines.append("SYNCOPATE_INSECURE=1  (else it sends no token over plain HTTP)")
+    made = f"syncopate manager token --user NAME [--role admin]{data_dir_flag(directory)}"
+    lines.append(f"SYNCOPATE_TOKEN=<`{made}` here>")
     return ["  " + line for line in lines]
 
 
@@ -55,9 +65,10 @@ def ready_lines(at: Listening, host: str, directory: Path) -> list[str]:
         )
     lines += [
         f"nodes join:    {at.join_command()}",
-        f"controller:    token in {directory / 'controller.json'} (`syncopate manager token`)",
+        f"controller:    token in {directory / 'controller.json'} "
+        f"(`syncopate manager token{data_dir_flag(directory)}`)",
     ]
     if needs_tls(host) or at.join_url != at.url:
         lines.append("elsewhere:     a controller on another machine sets")
-        lines += elsewhere_lines(at)
+        lines += elsewhere_lines(at, directory)
     return lines

@@ -18,6 +18,7 @@ from syncopate.errors import ConfigError, HungUp, ProtocolError, Unauthorized, U
 from syncopate.feed import FeedClosed, FeedDropped, FeedRevoked
 from syncopate.manager.server import Listening
 from syncopate.node import identity
+from syncopate.paths import default_manager_dir
 from syncopate.tui.model import FleetModel
 from syncopate.tui.widgets.status_bar import bar_text, drop_text, token_refused
 
@@ -43,9 +44,21 @@ def test_serve_on_every_address_names_it_and_what_a_controller_elsewhere_sets() 
         "elsewhere:     a controller on another machine sets",
         "  SYNCOPATE_MANAGER=https://192.168.1.10:8470",
         f"  SYNCOPATE_FINGERPRINT={PIN}",
-        "  SYNCOPATE_TOKEN=<`syncopate manager token --user NAME` on this machine>",
+        "  SYNCOPATE_TOKEN=<`syncopate manager token --user NAME [--role admin] --data-dir /d`"
+        " here>",
     ]
     assert all(len(line) <= 100 for line in lines[-4:])
+    assert (
+        "controller:    token in /d/controller.json (`syncopate manager token --data-dir /d`)"
+        in (lines)
+    )
+
+
+def test_serve_with_the_default_data_dir_prints_commands_without_it() -> None:
+    at = listening("https://127.0.0.1:8470", "https://192.168.1.10:8470", PIN)
+    lines = ready_lines(at, "0.0.0.0", default_manager_dir().expanduser())
+    assert "  SYNCOPATE_TOKEN=<`syncopate manager token --user NAME [--role admin]` here>" in lines
+    assert not any("--data-dir" in line for line in lines)
 
 
 def test_serve_on_loopback_says_nothing_for_elsewhere() -> None:
@@ -59,6 +72,7 @@ def test_serve_insecure_on_an_address_has_no_fingerprint_to_set() -> None:
     at = listening("http://10.0.0.5:8470", "http://10.0.0.5:8470", None, insecure=True)
     lines = ready_lines(at, "10.0.0.5", Path("/d"))
     assert "  SYNCOPATE_MANAGER=http://10.0.0.5:8470" in lines
+    assert "  SYNCOPATE_INSECURE=1  (else it sends no token over plain HTTP)" in lines
     assert not any("SYNCOPATE_FINGERPRINT" in line for line in lines)
 
 
