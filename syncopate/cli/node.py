@@ -190,8 +190,8 @@ def list_nodes(
 
     nodes = call(target, lambda c: c.nodes())
     empty = (
-        "no nodes yet; on each machine run the line `syncopate manager join-command` prints "
-        "on the manager's"
+        "no nodes yet; `syncopate manager join-command` (where the manager runs) prints the line "
+        "to run on each machine"
     )
     print_listing(nodes, as_json, empty, nodes_table, "node")
 
