@@ -62,13 +62,25 @@ JOIN_TOKEN_OPTION: Any = typer.Option(
 )
 
 
+INSECURE_OPTION: Any = typer.Option(
+    False,
+    "--insecure",
+    help="Talk plain HTTP to a manager beyond loopback (one started with --insecure).",
+)
+
+
 def join_credentials(
-    url: str, token: str | None, password: str | None, fingerprint: str | None
+    url: str,
+    token: str | None,
+    password: str | None,
+    fingerprint: str | None,
+    insecure: bool = False,
 ) -> tuple[str | None, str | None]:
     """(password, fingerprint) from a join string or from --password/--fingerprint; a usage
     error for a malformed join string, one that contradicts them, or a plain http:// URL (its
     pin could not be checked and its secret would cross the network in clear)."""
     if not token:
+        check_plain_http(url, insecure)
         return password, fingerprint
     from syncopate.pins import parse_join_token, parse_pin
 
@@ -90,6 +102,24 @@ def join_credentials(
     return parsed.secret, parsed.pin
 
 
+def check_plain_http(url: str, insecure: bool) -> None:
+    """A usage error for http:// beyond loopback without --insecure: the join password and
+    the node's token would cross the network in clear, to a manager no pin can check (a
+    manager there serves HTTPS unless it was started with --insecure)."""
+    from urllib.parse import urlsplit
+
+    from syncopate.hosts import is_loopback
+
+    if not url.startswith("http://") or insecure:
+        return
+    if not is_loopback(urlsplit(url).hostname or ""):
+        raise usage_error(
+            f"refusing to send the join password and the node's token in clear to {url}: a "
+            "manager beyond loopback serves HTTPS (use the line `syncopate manager "
+            "join-command` prints); for a manager started with --insecure, add --insecure"
+        )
+
+
 @app.command()
 def join(
     url: str = URL_ARGUMENT,
@@ -100,6 +130,7 @@ def join(
         help="The manager's join password (first join).",
     ),
     token: str = JOIN_TOKEN_OPTION,
+    insecure: bool = INSECURE_OPTION,
     name: str = NAME_OPTION,
     data_dir: Path = DATA_DIR_OPTION,
     interval: float = INTERVAL_OPTION,
@@ -113,7 +144,7 @@ def join(
     import os
     import sys
 
-    secret, pin = join_credentials(url, token, password, fingerprint)
+    secret, pin = join_credentials(url, token, password, fingerprint, insecure)
     check_labels(label)
     argv = agent_argv(
         url,
@@ -289,6 +320,7 @@ def install_service(
         None, envvar="SYNCOPATE_PASSWORD", metavar="P", help="The manager's join password."
     ),
     token: str = JOIN_TOKEN_OPTION,
+    insecure: bool = INSECURE_OPTION,
     name: str = NAME_OPTION,
     user: bool = typer.Option(
         False, "--user", help="A user unit (systemctl --user) instead of a system unit."
@@ -312,7 +344,7 @@ def install_service(
     """Write a systemd unit that runs this machine's agent at boot, and say how to enable it."""
     from syncopate.cli import service
 
-    secret, pin = join_credentials(url, token, password, fingerprint)
+    secret, pin = join_credentials(url, token, password, fingerprint, insecure)
     if not secret:
         raise usage_error("give --token SYN1-... (or --password) to join with")
     check_labels(label)

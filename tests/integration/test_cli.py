@@ -305,7 +305,7 @@ def test_install_service_writes_a_user_unit_and_a_private_password_file(tmp_path
     env |= {"XDG_CONFIG_HOME": str(tmp_path / "config"), "SYNCOPATE_PASSWORD": "s3cret pw"}
     data_dir = tmp_path / "node data"
     done = run_cli(
-        "node", "install-service", "http://192.168.1.10:8470", "--user", "--name", "pi-7",
+        "node", "install-service", "https://192.168.1.10:8470", "--user", "--name", "pi-7",
         "--data-dir", str(data_dir), "--label", "room=lab", env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -317,7 +317,7 @@ def test_install_service_writes_a_user_unit_and_a_private_password_file(tmp_path
     unit = unit_path.read_text(encoding="utf-8")
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     assert exec_start.startswith(f"ExecStart={sys.executable} -m syncopate.node ")
-    assert "http://192.168.1.10:8470 --name pi-7" in exec_start
+    assert "https://192.168.1.10:8470 --name pi-7" in exec_start
     assert f'--data-dir "{data_dir}"' in exec_start  # quoted: the path has a space
     assert "--label room=lab" in exec_start
     assert "s3cret" not in unit  # the password is not in the world-readable unit
@@ -332,7 +332,7 @@ def test_install_service_writes_a_user_unit_and_a_private_password_file(tmp_path
 def test_install_service_print_writes_nothing(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
     done = run_cli(
-        "node", "install-service", "http://m:8470", "--password", "pw", "--print",
+        "node", "install-service", "https://m:8470", "--password", "pw", "--print",
         "--unit-dir", str(tmp_path / "units"), "--data-dir", str(tmp_path / "data"), env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -346,7 +346,7 @@ def test_install_service_without_permission_says_what_to_do(tmp_path: Path) -> N
     target = Path("/proc/syncopate-test") if os.geteuid() == 0 else Path("/etc/systemd/system")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
     done = run_cli(
-        "node", "install-service", "http://m:8470", "--password", "pw",
+        "node", "install-service", "https://m:8470", "--password", "pw",
         "--unit-dir", str(target), "--data-dir", str(tmp_path / "data"), env=env,
     )  # fmt: skip
     line = one_error_line(done)

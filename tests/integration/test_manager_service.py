@@ -133,7 +133,7 @@ def test_without_permission_says_what_to_do(tmp_path: Path) -> None:
 
 def test_the_node_command_takes_dry_run_too(tmp_path: Path) -> None:
     done = run_cli(
-        "node", "install-service", "http://m:8470", "--password", "pw", "--dry-run",
+        "node", "install-service", "https://m:8470", "--password", "pw", "--dry-run",
         "--unit-dir", str(tmp_path / "units"), "--data-dir", str(tmp_path / "data"),
         env=clean_env(),
     )  # fmt: skip

@@ -167,6 +167,23 @@ def test_node_join_with_a_malformed_token_is_a_usage_error(tmp_path: Path) -> No
     assert "SYN1-<64 hex digits>-<join secret>" in done.output
 
 
+@pytest.mark.parametrize("command", ["join", "install-service"])
+def test_node_join_over_plain_http_beyond_loopback_needs_insecure(
+    command: str, tmp_path: Path
+) -> None:
+    """The join password and the node's token would cross the network in clear."""
+    base = ["node", command, "--password", "pw", "--data-dir", str(tmp_path / "node")]
+    base += ["--user", "--print"] if command == "install-service" else []
+    refused = CliRunner().invoke(app, [*base[:2], "http://192.0.2.1:8470", *base[2:]])
+    assert refused.exit_code == 2
+    assert "refusing to send the join password and the node's token in clear" in refused.output
+    assert "add --insecure" in refused.output
+    if command == "install-service":  # join would start an agent: only its refusal here
+        for url, extra in (("http://192.0.2.1:8470", ["--insecure"]), ("http://127.0.0.1:1", [])):
+            done = CliRunner().invoke(app, [*base[:2], url, *base[2:], *extra])
+            assert done.exit_code == 0, done.output
+
+
 def test_node_install_service_puts_the_pin_in_the_unit_and_the_secret_beside_it(
     tmp_path: Path,
 ) -> None:
