@@ -195,7 +195,7 @@ def _say_token(value: str, as_json: bool, **fields: str) -> None:
 @app.command()
 def tokens(
     data_dir: Path = DATA_DIR_OPTION,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts instead."),
+    as_json: bool = JSON_OPTION,
     manager: ManagerOption = None,
     token: TokenOption = None,
     ca_file: CaFileOption = None,
