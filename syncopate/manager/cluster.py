@@ -39,6 +39,7 @@ from syncopate.errors import NotFound
 from syncopate.manager import answers
 from syncopate.manager.cluster_state import ClusterState
 from syncopate.manager.every_node import Copies, is_parent
+from syncopate.manager.group_commit import GroupCommit
 from syncopate.manager.longpoll import LongPoll
 from syncopate.manager.membership import Membership
 from syncopate.manager.monitor import Monitor
@@ -109,6 +110,7 @@ class Cluster(Undoable):
         self.notify_lines: NotifyLines = notify_lines or (lambda project, first, lines, times: None)
         self.wall_clock = wall_clock  # the times of output lines
         self.state = ClusterState()
+        self._group = self.group = GroupCommit(store, self._put_back)
         self.log = ProjectLog(self)
         self.polls = LongPoll()
         self.placement = Placement(self)
@@ -280,9 +282,16 @@ class Cluster(Undoable):
         )
 
     # node reports: reports.py -----------------------------------------------------------------
-    def update(self, node: NodeRecord, report: UpdateRequest) -> str:
-        """Apply a node's report on one project; refuse one the node should not be sending."""
+    def update(self, node: NodeRecord, report: UpdateRequest) -> bool:
+        """Apply a node's report on one project; refuse one the node should not be sending.
+
+        True when it was written (a report that changes nothing stored is not): the answer
+        then waits for `committed()`."""
         return self.reports.update(node, report)
+
+    async def committed(self) -> None:
+        """Return once the writes grouped so far are committed; raise StoreFailed if refused."""
+        await self.group.committed()
 
     # controller actions: project_actions.py ---------------------------------------------------
     def add(self, spec: AddProject) -> ProjectRecord:

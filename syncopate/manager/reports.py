@@ -5,10 +5,17 @@ in one write: the reported status as the node's state machine produced it (not r
 against the manager's transition table: reports coalesce), the usage and variables, and new
 output lines (project_log.py), stored with the record that holds the log's cursor. A report
 that says a moving project has stopped completes its move (durably).
+
+Reports are the manager's hot path (a fleet sends thousands a second), so a report joins the
+group commit (group_commit.py) rather than committing alone, and one that changes nothing but
+the time of the last report (`updated_at`, kept in memory) is not written at all: an idle
+node's reports cost no write.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from typing import TYPE_CHECKING
 
 from syncopate.errors import (
@@ -36,6 +43,11 @@ if TYPE_CHECKING:
 # Statuses in which the project's process runs: its uptime counts from when it entered one.
 RUNS = frozenset({ProjectStatus.RUNNING, ProjectStatus.ROLLED_BACK})
 
+# A project's fields but the time of its last report: a report that changes none is not stored.
+_WORTH_WRITING = operator.attrgetter(
+    *(f.name for f in dataclasses.fields(ProjectRecord) if f.name != "updated_at")
+)
+
 
 class Reports:
     """Takes the nodes' reports into the records."""
@@ -45,8 +57,10 @@ class Reports:
         self.state = cluster.state
         self.placement = placement
 
-    def update(self, node: NodeRecord, report: UpdateRequest) -> str:
-        """Apply a node's report on one project; refuse one the node should not be sending."""
+    def update(self, node: NodeRecord, report: UpdateRequest) -> bool:
+        """Apply a node's report on one project; refuse one the node should not be sending.
+
+        True when it was written (durably if it completed a move, else in the group commit)."""
         project = self.state.projects.get(report.project_name)
         if project is None:
             raise NotFound(
@@ -87,10 +101,9 @@ class Reports:
 
         completing = project.moving_to is not None and status in NOT_RUNNING_STATUSES
         # The new lines and the record (which holds the log's cursor) commit together.
-        with self.cluster._write(durable=completing):
+        with self.cluster._write(durable=completing, batched=not completing):
             self.cluster._keep(project)
-            self._apply_report(project, node, report, status, completing)
-        return ""
+            return self._apply_report(project, node, report, status, completing)
 
     def seed_poll(self, node: NodeRecord) -> None:
         """A seed-dialect node polls: what it stopped since its last answer is stopped.
@@ -131,9 +144,11 @@ class Reports:
         report: UpdateRequest,
         status: ProjectStatus,
         completing: bool,
-    ) -> None:
+    ) -> bool:
         node = node_record.name
         now = utc_now()
+        before = _WORTH_WRITING(project)
+        usage = (project.ram_usage, project.disk_usage)
         was_running = project.status in RUNS
         self.cluster._take_reported_status(project, status)
         seed_node = node_record.agent_version is None
@@ -165,14 +180,18 @@ class Reports:
             project.started_at = None
         project.updated_at = now
 
-        self.state.stale_views.add(node)
+        if (project.ram_usage, project.disk_usage) != usage:
+            self.state.stale_views.add(node)  # what it takes from its node changed
         if report.log_lines:
             self.cluster.log.take(project, node, report)
+        self.cluster._announce("project", project.name)
         if completing:
             self.placement.complete_move(project)
-        else:
+        elif _WORTH_WRITING(project) != before:
             self.cluster.store.save_project(project)
-        self.cluster._announce("project", project.name)
+        else:
+            return False
+        return True
 
     def _take_rollout(self, project: ProjectRecord, report: UpdateRequest) -> None:
         """The rollout fields, when the node sent them (an older node or the seed's does not)."""

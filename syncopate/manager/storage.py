@@ -10,6 +10,10 @@ The contract an implementation keeps:
   means the commit is on disk (fsync) before it returns. A write the database refuses is rolled
   back and raises `errors.StoreFailed`, at the latest when the outermost transaction commits.
 - Every write method may be called inside or outside a transaction; outside, it commits alone.
+- `batch()` joins the open batch (beginning one): a transaction kept open across joins, each
+  join rolled back alone if refused; `flush()` commits it and calls `batch_ended(None)`, or
+  rolls it back whole and calls `batch_ended(error)`. A `transaction()` flushes first, so
+  writes commit in the order they were made (group commit of node reports: group_commit.py).
 - Records are stored whole; a record's transient fields (monotonic times, a node's address, a
   command's `since`) are not stored, and come back at their defaults from the `load_*` calls.
 
@@ -18,9 +22,11 @@ The contract an implementation keeps:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from syncopate.errors import StoreFailed
 from syncopate.manager.records import CommandRecord, NodeRecord, ProjectRecord
 from syncopate.states import CommandState
 
@@ -30,6 +36,17 @@ class Storage(Protocol):
 
     def transaction(self, durable: bool = False) -> AbstractContextManager[None]:
         """One transaction; nested calls join the outer one. `durable` fsyncs at commit."""
+        ...
+
+    # Told when a batch ends: None once committed, the refusal if rolled back.
+    batch_ended: Callable[[StoreFailed | None], None]
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Join the open batch, beginning one if none is open (inside a transaction: join it)."""
+        ...
+
+    def flush(self) -> None:
+        """Commit the open batch, if any; `batch_ended` hears how it went (nothing raised)."""
         ...
 
     def close(self) -> None:

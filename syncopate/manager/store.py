@@ -6,25 +6,32 @@ oldest lines deleted as new ones come. Two kinds of commit:
 - durable (`synchronous=FULL`): ownership and controller changes; on disk before the answer;
 - ordinary (`synchronous=NORMAL`): node reports; they survive a crash of the manager process
   (kill -9) because the WAL is in the OS's hands when the answer goes out, and cost no fsync.
+
+Node reports come by the thousand a second from a large fleet, so they are grouped: `batch()`
+joins the open batch (one transaction, each join its own savepoint, so one refused join is
+rolled back alone), and `flush()` commits it; the caller answers its reports after that commit
+(cluster.py). Any other write commits the open batch before it begins, so writes still reach
+the disk in the order they were made. The WAL is checkpointed on a thread (checkpoints.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from syncopate.errors import StoreFailed
 from syncopate.manager import secret_box
-from syncopate.manager.records import CommandRecord, CommandStep, NodeRecord, ProjectRecord
+from syncopate.manager.checkpoints import Checkpointer
+from syncopate.manager.command_rows import CommandRows, dump_record
+from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.manager.token_book import TOKENS_SCHEMA, TokenBook
-from syncopate.states import CommandState, Desired, NodeStatus, ProjectStatus
+from syncopate.states import Desired, NodeStatus, ProjectStatus
 
 # 2: the log_lines table, and log fields in project records (an older manager cannot read them).
 # 3: the commands table (the command channel), and `kind` in node records.
@@ -59,25 +66,9 @@ log = logging.getLogger("syncopate.manager")
 _NODE_TRANSIENT = {"last_contact", "alive_since", "address", "metrics"}
 # `secrets` is stored sealed, not as it is (see save_project).
 _PROJECT_TRANSIENT = {"move_started", "secrets"}
-_COMMAND_TRANSIENT = {"since"}
 
 
-_STORED_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _dump(record: Any, transient: set[str], extra: dict[str, Any] | None = None) -> str:
-    kind = type(record)
-    names = _STORED_FIELDS.get(kind)
-    if names is None:
-        names = tuple(f.name for f in dataclasses.fields(record) if f.name not in transient)
-        _STORED_FIELDS[kind] = names
-    fields = {name: getattr(record, name) for name in names}
-    if extra:
-        fields.update(extra)
-    return json.dumps(fields, separators=(",", ":"))
-
-
-class Store:
+class Store(CommandRows):
     """The manager's database (the `storage.Storage` the cluster and the command book use).
 
     Calls are synchronous and short; the event loop makes them.
@@ -92,9 +83,14 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        # Checkpoints fsync: the Checkpointer's thread does them, never a COMMIT on the loop.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(_SCHEMA + TOKENS_SCHEMA)
         self._add_log_times()
         self._in_tx = False
+        self._batch_open = False
+        self.batch_ended: Callable[[StoreFailed | None], None] = lambda error: None
+        self.commits = 0  # transactions committed, batches included (the checkpoints follow it)
         self.tokens = TokenBook(self._db, self.transaction, self.get_meta, self.set_meta)
         self.failed_writes = 0  # since start, for the log and /metrics
         self._failure_logged = -FAILURE_LOG_INTERVAL
@@ -115,8 +111,11 @@ class Store:
             raise
         if sealed_check is None:
             self.set_meta(secret_box.CHECK_KEY, self.secrets.sealed_check(), durable=True)
+        self.checkpointer = Checkpointer(self.path, lambda: self.commits)
 
     def close(self) -> None:
+        self.flush()
+        self.checkpointer.stop()
         self._db.close()
 
     def _add_log_times(self) -> None:
@@ -136,6 +135,7 @@ class Store:
         if self._in_tx:
             yield
             return
+        self.flush()  # what was batched is older: it commits first
         try:
             if durable:
                 self._db.execute("PRAGMA synchronous=FULL")
@@ -154,9 +154,74 @@ class Store:
             raise
         else:
             self._in_tx = False
+            self.commits += 1
             if durable:
                 with suppress(sqlite3.Error):
                     self._db.execute("PRAGMA synchronous=NORMAL")
+
+    @property
+    def batch_open(self) -> bool:
+        """True while a batch holds writes not committed yet."""
+        return self._batch_open
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Join the open batch, beginning one if none is open; `flush()` commits it.
+
+        Inside a transaction it joins that instead. A join the database refuses is rolled back
+        alone (its savepoint) and raises StoreFailed; if SQLite rolled the whole transaction
+        back, the batch ended with it: `batch_ended` hears of the failure.
+        """
+        if self._in_tx:
+            yield
+            return
+        if not self._batch_open:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self._end(False)
+                raise self._failed(exc) from exc
+            self._batch_open = True
+        self._in_tx = True
+        try:
+            self._db.execute("SAVEPOINT joined")
+            yield
+            self._db.execute("RELEASE joined")
+        except BaseException as exc:
+            self._in_tx = False
+            self._undo_join()
+            if isinstance(exc, sqlite3.Error):
+                raise self._failed(exc) from exc
+            raise
+        self._in_tx = False
+
+    def _undo_join(self) -> None:
+        """Roll back the failed join; if the batch itself is gone, it ended in failure."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK TO joined")
+                self._db.execute("RELEASE joined")
+                return
+            except sqlite3.Error:
+                log.warning("could not roll back a failed join in %s", self.path, exc_info=True)
+        self._batch_open = False
+        self._end(False)
+        self.batch_ended(StoreFailed("database write failed: the batch was rolled back"))
+
+    def flush(self) -> None:
+        """Commit the open batch (if any) and tell `batch_ended`; a refusal rolls it back whole
+        and is told as the error (not raised: the caller's own write is another matter)."""
+        if not self._batch_open:
+            return
+        self._batch_open = False
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._end(False)
+            self.batch_ended(self._failed(exc))
+            return
+        self.commits += 1
+        self.batch_ended(None)
 
     def _end(self, durable: bool) -> None:
         """Roll back what is open after a failure, and leave the connection ready for the next."""
@@ -221,7 +286,7 @@ class Store:
             self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
 
     def save_node(self, node: NodeRecord) -> None:
-        self._upsert("nodes", node.name, _dump(node, _NODE_TRANSIENT))
+        self._upsert("nodes", node.name, dump_record(node, _NODE_TRANSIENT))
 
     def delete_node(self, name: str) -> None:
         self._delete("nodes", name)
@@ -241,7 +306,7 @@ class Store:
             # A password in the URL is a secret too: the row shows it masked.
             sealed["url"] = secret_box.mask_url(project.url)
             sealed["url-sealed"] = self.secrets.seal_text(project.url)
-        self._upsert("projects", project.name, _dump(project, _PROJECT_TRANSIENT, sealed))
+        self._upsert("projects", project.name, dump_record(project, _PROJECT_TRANSIENT, sealed))
 
     def delete_project(self, name: str) -> None:
         self._delete("projects", name)
@@ -301,75 +366,3 @@ class Store:
     def delete_log_lines(self, project: str) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM log_lines WHERE project = ?", (project,))
-
-    # commands ---------------------------------------------------------------------------------
-    def save_command(self, command: CommandRecord) -> None:
-        fields = json.loads(_dump(command, _COMMAND_TRANSIENT | {"history"}))
-        fields["history"] = [dataclasses.asdict(step) for step in command.history]
-        with self.transaction():
-            self._db.execute(
-                "INSERT INTO commands(id, node, state, user, data) VALUES(?, ?, ?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET state = excluded.state, data = excluded.data",
-                (
-                    command.id,
-                    command.node,
-                    command.state.value,
-                    command.user,
-                    json.dumps(fields, separators=(",", ":")),
-                ),
-            )
-
-    @staticmethod
-    def _command(data: str) -> CommandRecord:
-        fields = json.loads(data)
-        fields["state"] = CommandState(fields["state"])
-        fields["history"] = [CommandStep(**step) for step in fields.get("history", [])]
-        return CommandRecord(**fields)
-
-    def last_command_id(self) -> int:
-        row = self._db.execute("SELECT MAX(id) FROM commands").fetchone()
-        return int(row[0] or 0)
-
-    def get_command(self, command_id: int) -> CommandRecord | None:
-        row = self._db.execute("SELECT data FROM commands WHERE id = ?", (command_id,)).fetchone()
-        return None if row is None else self._command(row[0])
-
-    def load_commands_in(self, states: frozenset[CommandState]) -> list[CommandRecord]:
-        """The commands in the given states, oldest first."""
-        marks = ",".join("?" * len(states))
-        rows = self._db.execute(
-            f"SELECT data FROM commands WHERE state IN ({marks}) ORDER BY id",
-            [state.value for state in states],
-        )
-        return [self._command(data) for (data,) in rows]
-
-    def last_command_of(self, node: str) -> CommandRecord | None:
-        row = self._db.execute(
-            "SELECT data FROM commands WHERE node = ? ORDER BY id DESC LIMIT 1", (node,)
-        ).fetchone()
-        return None if row is None else self._command(row[0])
-
-    def find_commands(
-        self,
-        *,
-        node: str | None = None,
-        state: str | None = None,
-        user: str | None = None,
-        before: int | None = None,
-        limit: int = 50,
-    ) -> list[CommandRecord]:
-        """Commands matching every filter given, newest first; `before` pages back by id."""
-        where: list[str] = []
-        args: list[str | int] = []
-        for column, value in (("node", node), ("state", state), ("user", user)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if before is not None:
-            where.append("id < ?")
-            args.append(before)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self._db.execute(
-            f"SELECT data FROM commands {clause} ORDER BY id DESC LIMIT ?", [*args, limit]
-        )
-        return [self._command(data) for (data,) in rows]

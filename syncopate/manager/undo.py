@@ -16,7 +16,10 @@ import dataclasses
 import operator
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syncopate.manager.group_commit import GroupCommit
 
 _ABSENT = object()
 _FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
@@ -83,6 +86,7 @@ class Undoable:
     store puts memory back (`_put_back`) and drops the announcements."""
 
     _undo: Undo | None = None  # the open write, if any
+    _group: GroupCommit | None = None  # where batched writes go (group_commit.py), if anywhere
 
     def _transaction(self, durable: bool) -> AbstractContextManager[None]:
         """The store transaction a write runs in."""
@@ -92,15 +96,23 @@ class Undoable:
         undo.restore()
 
     @contextmanager
-    def _write(self, durable: bool = False) -> Iterator[Undo]:
+    def _write(self, durable: bool = False, batched: bool = False) -> Iterator[Undo]:
         """One change of memory and store, whole or not at all; a nested write joins the outer.
 
         Changes to records inside are kept (`Undo.keep`) first. If the store refuses the write
         (or anything else fails in it), memory is put back as it was and nothing is announced.
+        `batched` (a node's report): the write joins the open group commit, if grouping is on,
+        and is committed with it (group_commit.py); any other write commits that batch first.
         """
         if self._undo is not None:
             yield self._undo
             return
+        group = self._group
+        if batched and group is not None and group.enabled:
+            yield from self._batched_write(group)
+            return
+        if group is not None:
+            group.flush()
         undo = self._undo = Undo()
         try:
             with self._transaction(durable):
@@ -111,3 +123,17 @@ class Undoable:
             raise
         self._undo = None
         undo.run_effects()
+
+    def _batched_write(self, group: GroupCommit) -> Iterator[Undo]:
+        undo = self._undo = Undo()
+        group.begin(undo)
+        try:
+            with group.store.batch():
+                yield undo
+        except BaseException:
+            self._undo = None
+            if group.forget(undo):  # else the whole batch ended, and put it back with the rest
+                self._put_back(undo)
+            raise
+        self._undo = None
+        group.joined()

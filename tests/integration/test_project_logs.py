@@ -111,8 +111,15 @@ async def test_a_projects_output_reaches_the_manager_once_and_in_order(fleet: Fl
         last = await ctl.logs("talker", lines=10)
         assert last["lines"] == expected[-10:]
         assert last["seq"] == 40
-        # The agent heard the manager take them, and later reports send nothing again.
-        assert agent.local["talker"].log_next == 50
+
+        # The agent heard the manager take them, and later reports send nothing again. Heard
+        # once the report's group commit is done (group_commit.py), which may be just after
+        # the lines show here: the manager shows what it took at once, and answers a report
+        # only once it is on disk.
+        async def acknowledged() -> bool:
+            return agent.local["talker"].log_next == 50
+
+        await wait_for(acknowledged, timeout=5, what="the agent's log cursor at 50")
         await more_reports(fleet.manager, 3)
         assert (await ctl.logs("talker", lines=1000))["lines"] == expected
     assert stored_lines(fleet.manager.data_dir, "talker") == 50

@@ -30,6 +30,7 @@ from syncopate.client import ManagerClient
 from syncopate.errors import Unavailable
 from syncopate.manager import store as store_module
 from syncopate.manager.cluster import Cluster
+from syncopate.manager.command_rows import dump_record
 from syncopate.manager.store import Store
 from syncopate.states import NodeStatus
 from tests.faults import fill_up, small_tmpfs
@@ -201,7 +202,7 @@ def assert_memory_is_stored(manager: RunningManager) -> None:
     rows = stored(manager)
     projects = {
         n: {
-            **json.loads(store_module._dump(p, store_module._PROJECT_TRANSIENT)),
+            **json.loads(dump_record(p, store_module._PROJECT_TRANSIENT)),
             "secrets": p.secrets,
         }
         for n, p in cluster.projects.items()
@@ -213,7 +214,7 @@ def assert_memory_is_stored(manager: RunningManager) -> None:
         if "url-sealed" in row:
             row["url"] = box.open_text(row.pop("url-sealed"))
     nodes = {
-        n: json.loads(store_module._dump(x, store_module._NODE_TRANSIENT))
+        n: json.loads(dump_record(x, store_module._NODE_TRANSIENT))
         for n, x in cluster.nodes.items()
     }
     for node in (*nodes.values(), *rows["nodes"].values()):

@@ -97,7 +97,8 @@ async def node_update(request: web.Request) -> web.Response:
         report.access_token,
     )
     state.cluster.touch(node, client_address(request))
-    state.cluster.update(node, report)
+    if state.cluster.update(node, report):
+        await state.cluster.committed()  # grouped with others' (group_commit.py)
     return success(request.path)
 
 
