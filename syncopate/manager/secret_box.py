@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -115,6 +116,7 @@ def masked(secrets: dict[str, str]) -> dict[str, str]:
     return dict.fromkeys(sorted(secrets), MASK)
 
 
+@lru_cache(maxsize=4096)  # asked at every write of a project, of the same few URLs
 def url_password(url: str) -> str | None:
     """The password in a git URL (`https://user:pass@host/x.git`), None when it has none."""
     if "://" not in url:
@@ -125,6 +127,7 @@ def url_password(url: str) -> str | None:
         return None
 
 
+@lru_cache(maxsize=4096)
 def mask_url(url: str) -> str:
     """The URL as answers show it: a password in it replaced by `***`."""
     password = url_password(url)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 # Defaults (ManagerSettings can change them): 5 wrong credentials within a minute lock the
 # address for a minute, so a guesser gets at most 5 tries a minute (7,200 a day) per scope
@@ -51,6 +52,7 @@ def scope_credentials(scope: str) -> str:
     return f"{scope} credentials"
 
 
+@lru_cache(maxsize=8192)
 def address_key(address: str) -> str:
     """The key an address is counted under: an IPv4 address as it is, an IPv6 one by its /64.
 
@@ -88,6 +90,8 @@ class CredentialThrottle:
 
     def retry_after(self, address: str, scope: str, now: float) -> float:
         """Seconds until `address` may try credentials of `scope` again; 0 when it may now."""
+        if not self._locked_until:
+            return 0.0  # every request asks: the usual answer costs no parsing of the address
         key = (address_key(address), scope)
         until = self._locked_until.get(key)
         if until is None:
