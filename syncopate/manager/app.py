@@ -117,8 +117,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def _background(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     interval = min(max(state.settings.node_timeout / 20, 0.05), 0.25)
-    if state.settings.group_commit_window > 0:
-        state.cluster.group.start(state.settings.group_commit_window)
+    state.cluster.group.start(state.settings.group_commit_window)
 
     async def monitor() -> None:
         while True:

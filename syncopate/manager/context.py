@@ -55,9 +55,9 @@ class ManagerSettings:
     credential_window: float = WINDOW
     credential_lockout: float = LOCKOUT
     events_interval: float = 0.1
-    # Node reports are committed together, at most this many seconds after the first of a batch
-    # (group_commit.py): each waits up to this for its answer; 0 commits each alone.
-    group_commit_window: float = 0.01
+    # Node reports are committed together (group_commit.py): 0 once the loop has run what was
+    # ready (the reports that came together), else this many seconds after the first of a batch.
+    group_commit_window: float = 0.0
     # Extra seconds a collected command gets beyond its run timeout before it is timed out:
     # the node ends the program at the timeout, then needs a moment to send the response.
     command_margin: float = 10.0
