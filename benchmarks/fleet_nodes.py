@@ -266,16 +266,16 @@ class Worker:
         if failure is None:
             sim.last_contact = end
             if "wait" in body:
-                latency = self.unheld(answer or {}, start, latency)
-        self.record.request(route, start, latency, failure)
+                latency = self.unheld(answer or {}, end, latency)
+        self.record.request(route, end, latency, failure)
         return answer
 
-    def unheld(self, answer: dict[str, Any], start: float, latency: float) -> float:
+    def unheld(self, answer: dict[str, Any], end: float, latency: float) -> float:
         held = answer.get("held")
         if not isinstance(held, int | float):
-            self.record.remark(start, "answer without `held` (an older manager): raw time kept")
+            self.record.remark(end, "answer without `held` (an older manager): raw time kept")
             return latency
-        self.record.held(start, float(held))
+        self.record.held(end, float(held))
         return max(0.0, latency - float(held))
 
 

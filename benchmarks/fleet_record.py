@@ -14,11 +14,13 @@ MAX_NOTES = 20_000  # failures and remarks kept, so a failing fleet cannot eat t
 
 
 class Recorder:
-    """Per-request samples (monotonic start, latency, ok), per-cycle schedule lag, the
-    seconds each long poll was held, and counted remarks."""
+    """Per-request samples (monotonic end, latency, ok), per-cycle schedule lag, the seconds
+    each long poll was held, and counted remarks. A request counts in the window it ENDED in:
+    counted by start, the polls still held at a window's end (a hold's share of it) would be
+    missing from its rate."""
 
     def __init__(self) -> None:
-        self.starts: dict[str, array[float]] = {r: array("d") for r in ROUTES}
+        self.ends: dict[str, array[float]] = {r: array("d") for r in ROUTES}
         self.latencies: dict[str, array[float]] = {r: array("d") for r in ROUTES}
         self.failed: dict[str, array[float]] = {r: array("d") for r in ROUTES}
         self.notes: list[tuple[float, str]] = []  # failures
@@ -28,14 +30,14 @@ class Recorder:
         self.held_times: array[float] = array("d")
         self.helds: array[float] = array("d")
 
-    def request(self, route: str, start: float, latency: float, failure: str | None) -> None:
+    def request(self, route: str, end: float, latency: float, failure: str | None) -> None:
         if failure is None:
-            self.starts[route].append(start)
+            self.ends[route].append(end)
             self.latencies[route].append(latency)
         else:
-            self.failed[route].append(start)
+            self.failed[route].append(end)
             if len(self.notes) < MAX_NOTES:
-                self.notes.append((start, failure))
+                self.notes.append((end, failure))
 
     def remark(self, at: float, text: str) -> None:
         if len(self.remarks) < MAX_NOTES:
@@ -50,13 +52,13 @@ class Recorder:
         self.helds.append(seconds)
 
     def window(self, t0: float, t1: float) -> dict[str, Any]:
-        """Samples that started in [t0, t1)."""
+        """Samples taken in [t0, t1)."""
 
         def inside(times: array[float], values: array[float]) -> list[float]:
             return [v for t, v in zip(times, values, strict=True) if t0 <= t < t1]
 
         return {
-            "latency": {r: inside(self.starts[r], self.latencies[r]) for r in ROUTES},
+            "latency": {r: inside(self.ends[r], self.latencies[r]) for r in ROUTES},
             "failed": {r: sum(1 for t in self.failed[r] if t0 <= t < t1) for r in ROUTES},
             "notes": Counter(note for t, note in self.notes if t0 <= t < t1),
             "remarks": Counter(text for t, text in self.remarks if t0 <= t < t1),

@@ -212,21 +212,22 @@ async def settle(bench: Bench) -> None:
     took = time.monotonic() - started
     setup.settled = running >= setup.added
     state = "all" if setup.settled else "NOT all"
-    print(f"  settle: {state} {running:,}/{setup.added:,} running after {took:.1f} s", end="")
-    if setup.older_manager:
-        print(
-            "\n  NOTE: the manager's /node-status answers carry no `held`: an older manager, "
-            "which ignores `reports` (projects never run) and answers held polls without "
-            "saying how long it held them: latencies below are raw times, hold included",
-            end="",
-        )
     await asyncio.sleep(args.interval)
     _, answer = await bench.controller("status")
     projects = answer.get("projects", {}).values()
     moving = sum(1 for p in projects if p.get("moving-to"))
     per_node = Counter(p.get("node") for p in projects if p.get("node"))
     counts = per_node.values() or [0]
-    print(f"; moving {moving}; projects per node min {min(counts)} max {max(counts)}")
+    print(
+        f"  settle: {state} {running:,}/{setup.added:,} running after {took:.1f} s; moving "
+        f"{moving}; projects per node min {min(counts)} max {max(counts)}"
+    )
+    if setup.older_manager:
+        print(
+            "  NOTE: the manager's /node-status answers carry no `held`: an older manager, "
+            "which ignores `reports` (projects never run) and answers held polls without "
+            "saying how long it held them: latencies below are raw times, hold included"
+        )
 
 
 async def answers_without_held(bench: Bench) -> bool:
