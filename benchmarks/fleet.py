@@ -34,6 +34,7 @@ from fleet_window import measure, print_window
 from harness.procs import Processes, raise_open_file_limit, run_main, start_manager
 from harness.stats import print_header, syncopate_version
 
+import syncopate
 from syncopate.protocol import MAX_WAIT_SECONDS
 
 HOLD_SHARE = 0.3  # the manager holds a poll at most this share of node-timeout
@@ -118,7 +119,9 @@ async def run_size(args: argparse.Namespace, tmp: Path, procs: Processes, nodes:
 
 
 async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
+    where = Path(syncopate.__file__).parent.parent  # the manager subprocess imports the same
     print_header("fleet", f"aiohttp {aiohttp.__version__}", f"syncopate {syncopate_version()}")
+    print(f"  syncopate from {where}")
     load = ", ".join(f"{x:.2f}" for x in psutil.getloadavg())
     print(f"  machine load before the run (1, 5, 15 min): {load}")
     what = (
@@ -160,7 +163,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--connections", type=int, default=256, help="connections per worker (seed pattern)")
     add("--add-concurrency", type=int, default=8, help="adds in flight")
     add("--add-limit", type=float, default=60.0, help="s of adding at most, then go on")
-    add("--join-limit", type=float, default=120.0, help="s of joining at most, then go on")
+    add("--join-limit", type=float, default=180.0, help="s of joining at most, then go on")
     add("--settle-limit", type=float, default=120.0, help="s to wait for projects to run")
     add("--dead-nodes", type=int, default=5, help="nodes silenced at the end")
     add("--dead-poll", type=float, default=0.5, help="'nodes' poll interval, s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -45,6 +46,7 @@ class SizeResult:
             "errors": lambda w: float(w.failed),
             "gen_cpu": lambda w: max(w.client_cpu, default=float("nan")),
             "lag99": lambda w: percentile(w.lag, 0.99),
+            "other": lambda w: w.other_cpu,
         }
         value = values[figure]
         return median([value(w) for w in windows])
@@ -54,8 +56,10 @@ class SizeResult:
         return self.med("bare", "cpu") / self.med("manager", "cpu")
 
     @property
-    def warnings(self) -> list[str]:
-        return [w for window in self.manager + self.bare for w in window.warnings(self.period)]
+    def warnings(self) -> Counter[str]:
+        """How many of this size's windows (manager and bare) had each kind of warning."""
+        windows = self.manager + self.bare
+        return Counter(kind for w in windows for kind in w.warnings(self.period))
 
     @property
     def raw_times(self) -> bool:
@@ -79,7 +83,7 @@ def print_table(results: list[SizeResult], pattern: str) -> None:
     print(
         f"  {'nodes':>6} {'offered':>8} {'achieved':>8} {'p50 ms':>7} {'p99 ms':>8} "
         f"{'errors':>6} {'mgr us':>6} {'bare us':>7} {'ratio':>5} {'bare p99':>8} {'RSS MB':>6} "
-        f"{'gen CPU':>7} {'gen lag99':>9}"
+        f"{'gen CPU':>7} {'gen lag99':>9} {'others':>6}"
     )
     for r in results:
         if r.skipped:
@@ -92,10 +96,11 @@ def print_table(results: list[SizeResult], pattern: str) -> None:
             f"{1e6 * r.med('bare', 'cpu'):>7.0f} {r.ratio:>5.2f} "
             f"{1000 * r.med('bare', 'p99'):>8.1f} {r.med('manager', 'rss') / MB:>6.0f} "
             f"{100 * r.med('manager', 'gen_cpu'):>6.0f}% "
-            f"{1000 * r.med('manager', 'lag99'):>7.1f}ms"
+            f"{1000 * r.med('manager', 'lag99'):>7.1f}ms "
+            f"{100 * r.med('manager', 'other'):>5.0f}%"
         )
-        for warning in sorted(set(r.warnings)):
-            print(f"         WARNING (generator): {warning}")
+        for kind, n in sorted(r.warnings.items()):
+            print(f"         WARNING in {n} of {len(r.manager) + len(r.bare)} windows: {kind}")
         if r.raw_times:
             print("         NOTE: answers without `held` (older manager): raw times, hold included")
     print(
@@ -115,7 +120,8 @@ def print_table(results: list[SizeResult], pattern: str) -> None:
     print(
         "  offered/achieved: req/s; p50/p99: client-side, every route, held polls without "
         "their hold; ratio = bare us / manager us (>= 0.7 wanted); gen: the load generator's "
-        "busiest worker (% of one core) and its lag; 1 add: one add alone under the fleet's "
+        "busiest worker (% of one core) and its lag; others: the rest of the machine's CPU in the "
+        "manager's windows (% of one core); 1 add: one add alone under the fleet's "
         "load (placement + its write), the client's time and the manager's handler time"
     )
 

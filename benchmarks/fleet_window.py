@@ -5,6 +5,7 @@ WARNING when the generator, not the server, may be what limits the figures."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from fleet_setup import Bench
 
 SATURATED_CPU = 0.9  # of one core, per worker process: a worker is one thread
+BUSY_OTHERS = 0.25  # cores the rest of the machine may use before a window gets a WARNING
 NO_HELD = "without `held`"
 
 
@@ -36,6 +38,7 @@ class Window:
     cpu_seconds: float
     rss_max: int
     client_cpu: list[float]  # each worker's CPU, share of one core
+    other_cpu: float  # cores busy with everything else on the machine (other helpers, tests)
     server_time: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -59,15 +62,19 @@ class Window:
         """Answers to held polls that did not say how long they were held."""
         return sum(n for text, n in self.remarks.items() if NO_HELD in text)
 
-    def warnings(self, period: float) -> list[str]:
-        """Why the generator may be what limits this window (`period`: a node's cycle)."""
-        found = []
+    def warnings(self, period: float) -> dict[str, str]:
+        """Why the generator or the machine may be what limits this window (`period`: a
+        node's cycle): {kind: the figures}."""
+        found = {}
         busiest = max(self.client_cpu, default=0.0)
         if busiest >= SATURATED_CPU:
-            found.append(f"a generator worker at {100 * busiest:.0f}% of its core")
+            found["a generator worker >= 90% of its core (saturated)"] = f"{100 * busiest:.0f}%"
         lag = percentile(self.lag, 0.99)
         if lag > period / 10:
-            found.append(f"generator lag p99 {ms(lag)} > {period / 10:g} s")
+            found[f"generator lag p99 > {period / 10:g} s (saturated)"] = ms(lag)
+        if self.other_cpu > BUSY_OTHERS:
+            kind = f"the machine's other processes > {100 * BUSY_OTHERS:.0f}% of a core"
+            found[kind] = f"{100 * self.other_cpu:.0f}%"
         return found
 
 
@@ -77,11 +84,14 @@ async def measure(bench: Bench, label: str, pid: int, metrics: bool) -> Window:
     server = psutil.Process(pid)
     before = {r: await bench.route_time(r) for r in ROUTES} if metrics else {}
     t0, cpu0, client0 = time.monotonic(), cpu_seconds(pid), bench.workers.cpu()
+    busy0, own0 = busy_seconds(), cpu_seconds(os.getpid())
     rss_max = 0
     while time.monotonic() - t0 < args.duration:
         rss_max = max(rss_max, server.memory_info().rss)
         await asyncio.sleep(min(1.0, max(0.0, args.duration - (time.monotonic() - t0))))
     t1, cpu1, client1 = time.monotonic(), cpu_seconds(pid), bench.workers.cpu()
+    busy1, own1 = busy_seconds(), cpu_seconds(os.getpid())
+    ours = (cpu1 - cpu0) + (own1 - own0) + sum(b - a for a, b in zip(client0, client1, strict=True))
     rss_max = max(rss_max, server.memory_info().rss)
     after = {r: await bench.route_time(r) for r in ROUTES} if metrics else {}
     stats = await bench.workers.ask("stats", t0, t1)
@@ -97,12 +107,19 @@ async def measure(bench: Bench, label: str, pid: int, metrics: bool) -> Window:
         cpu_seconds=cpu1 - cpu0,
         rss_max=rss_max,
         client_cpu=[(b - a) / (t1 - t0) for a, b in zip(client0, client1, strict=True)],
+        other_cpu=max(0.0, (busy1 - busy0 - ours) / (t1 - t0)),
     )
     for route in before:
         calls = after[route][1] - before[route][1]
         if calls:
             window.server_time[route] = (after[route][0] - before[route][0]) / calls
     return window
+
+
+def busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy so far (neither idle nor waiting)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
 def print_window(window: Window, offered: float, period: float, pattern: str) -> None:
@@ -140,10 +157,11 @@ def print_window(window: Window, offered: float, period: float, pattern: str) ->
     print(
         f"  generator ({len(window.client_cpu)} worker processes): CPU {cpus} of one core "
         f"each; {what} p50 {ms(percentile(window.lag, 0.5))} "
-        f"p99 {ms(percentile(window.lag, 0.99))}"
+        f"p99 {ms(percentile(window.lag, 0.99))}; the machine's other processes: "
+        f"{100 * window.other_cpu:.0f}% of one core"
     )
-    for warning in window.warnings(period):
-        print(f"  WARNING: the generator may be saturated: {warning}")
+    for kind, figure in window.warnings(period).items():
+        print(f"  WARNING: {kind}: {figure}")
     for note, n in (window.notes + window.remarks).most_common(6):
         if NO_HELD not in note:
             print(f"    {n} x {note}")
