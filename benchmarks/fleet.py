@@ -80,7 +80,7 @@ async def run_size(args: argparse.Namespace, tmp: Path, procs: Processes, nodes:
         )
         print(f"  SKIPPED: {result.skipped}")
         return result
-    traffic = Traffic(args.pattern, args.interval, connections)
+    traffic = Traffic(args.pattern, args.interval, connections, args.vary)
     spawned = [procs.spawn(worker_main, traffic, nofile) for _ in range(args.workers)]
     workers = Workers(spawned)
     folder = tmp / f"manager-{nodes}"
@@ -132,7 +132,8 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
     )
     print(
         f"  pattern {args.pattern}: {what}; node-timeout {args.node_timeout:g} s; window "
-        f"{args.duration:g} s x {args.repeat}; generator: {args.workers} worker processes "
+        f"{args.duration:g} s x {args.repeat}; {100 * args.vary:g}% of reports with changed "
+        f"variables; generator: {args.workers} worker processes "
         "(asyncio + aiohttp, keep-alive), sharing the CPUs with the server"
     )
     if args.pattern == "seed" and args.interval >= args.node_timeout:
@@ -156,6 +157,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--projects", type=int, help="projects to add (default: nodes x --projects-per-node)")
     add("--projects-per-node", type=int, default=1, help="projects per node (default 1)")
     add("--interval", type=float, default=5.0, help="seed: s between polls; agent: the wait")
+    add("--vary", type=float, default=1.0, help="share of reports with changed variables")
     add("--node-timeout", type=float, default=15.0, help="manager's node-timeout")
     add("--duration", type=float, default=30.0, help="measurement window, s")
     add("--repeat", type=int, default=1, help="measurement windows per size (medians printed)")

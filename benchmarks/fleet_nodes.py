@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import signal
 import time
 from collections import Counter
@@ -44,6 +45,7 @@ class Traffic:
     pattern: str  # "seed" or "agent"
     interval: float  # seed: s between polls; agent: the `wait` asked on each poll
     connections: int  # the worker's connection pool; agent: >= its nodes (each holds one)
+    vary: float = 1.0  # share of reports whose persistent variables changed since the last
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Worker:
         self.mix: dict[str, dict[str, dict[str, Any]]] = {}
         self.record = Recorder()
         self.session: aiohttp.ClientSession | None = None
+        self.random = random.Random(1)  # the same reports change in every run
 
     @property
     def interval(self) -> float:
@@ -230,8 +233,10 @@ class Worker:
                 self.record.remark(time.monotonic(), f"report refused on the poll: {code}")
 
     def report(self, sim: SimNode, project: dict[str, Any]) -> dict[str, Any]:
-        """A project's report (a /node-update body without the node's name and token)."""
-        sim.counter += 1
+        """A project's report (a /node-update body without the node's name and token); its
+        variables change in a `vary` share of reports (usage never changes)."""
+        if self.traffic.vary >= 1.0 or self.random.random() < self.traffic.vary:
+            sim.counter += 1
         return {
             "project-name": project["project-name"],
             "project-url": project["project-url"],

@@ -71,7 +71,7 @@ class Window:
             found["a generator worker >= 90% of its core (saturated)"] = f"{100 * busiest:.0f}%"
         lag = percentile(self.lag, 0.99)
         if lag > period / 10:
-            found[f"generator lag p99 > {period / 10:g} s (saturated)"] = ms(lag)
+            found[f"generator lag p99 > {period / 10:g} s (late: busy or starved)"] = ms(lag)
         if self.other_cpu > BUSY_OTHERS:
             kind = f"the machine's other processes > {100 * BUSY_OTHERS:.0f}% of a core"
             found[kind] = f"{100 * self.other_cpu:.0f}%"
