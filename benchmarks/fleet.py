@@ -106,7 +106,8 @@ async def run_size(args: argparse.Namespace, tmp: Path, procs: Processes, nodes:
         procs.stop([manager.proc])  # before the reference, so the two never share the CPUs
         bare, bare_url = start_bare(procs, tmp / f"bare-{nodes}.log", args.hold)
         await workers.ask("retarget", bare_url)
-        await asyncio.sleep(args.interval + 1)
+        # Every node's first cycle (its new connection, a hold) is over before the window.
+        await asyncio.sleep(args.interval + args.period + 1)
         for i in range(args.repeat):
             window = await measure(bench, "bare", bare.pid, metrics=False)
             result.bare.append(window)

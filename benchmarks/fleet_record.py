@@ -29,6 +29,8 @@ class Recorder:
         self.lags: array[float] = array("d")
         self.held_times: array[float] = array("d")
         self.helds: array[float] = array("d")
+        self.gc_times: array[float] = array("d")
+        self.gc_pauses: array[float] = array("d")
 
     def request(self, route: str, end: float, latency: float, failure: str | None) -> None:
         if failure is None:
@@ -51,6 +53,10 @@ class Recorder:
         self.held_times.append(at)
         self.helds.append(seconds)
 
+    def gc_pause(self, at: float, seconds: float) -> None:
+        self.gc_times.append(at)
+        self.gc_pauses.append(seconds)
+
     def window(self, t0: float, t1: float) -> dict[str, Any]:
         """Samples taken in [t0, t1)."""
 
@@ -64,4 +70,5 @@ class Recorder:
             "remarks": Counter(text for t, text in self.remarks if t0 <= t < t1),
             "lag": inside(self.lag_times, self.lags),
             "held": inside(self.held_times, self.helds),
+            "gc": inside(self.gc_times, self.gc_pauses),
         }

@@ -35,6 +35,7 @@ class Window:
     remarks: Counter[str]
     lag: list[float]
     held: list[float]
+    gc: list[float]  # the generator's garbage-collection pauses
     cpu_seconds: float
     rss_max: int
     client_cpu: list[float]  # each worker's CPU, share of one core
@@ -104,6 +105,7 @@ async def measure(bench: Bench, label: str, pid: int, metrics: bool) -> Window:
         remarks=sum((s["remarks"] for s in stats), Counter()),
         lag=[x for s in stats for x in s["lag"]],
         held=[x for s in stats for x in s["held"]],
+        gc=[x for s in stats for x in s["gc"]],
         cpu_seconds=cpu1 - cpu0,
         rss_max=rss_max,
         client_cpu=[(b - a) / (t1 - t0) for a, b in zip(client0, client1, strict=True)],
@@ -157,7 +159,8 @@ def print_window(window: Window, offered: float, period: float, pattern: str) ->
     print(
         f"  generator ({len(window.client_cpu)} worker processes): CPU {cpus} of one core "
         f"each; {what} p50 {ms(percentile(window.lag, 0.5))} "
-        f"p99 {ms(percentile(window.lag, 0.99))}; the machine's other processes: "
+        f"p99 {ms(percentile(window.lag, 0.99))}; its GC pauses: {len(window.gc)}, max "
+        f"{ms(max(window.gc, default=0.0))}; the machine's other processes: "
         f"{100 * window.other_cpu:.0f}% of one core"
     )
     for kind, figure in window.warnings(period).items():
