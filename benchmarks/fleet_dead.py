@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from harness.stats import ms, percentile
 
 if TYPE_CHECKING:
-    from fleet import Bench
+    from fleet_setup import Bench
 
 
 async def silence_nodes(bench: Bench) -> dict[str, float]:

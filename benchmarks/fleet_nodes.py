@@ -1,16 +1,24 @@
 """What runs in the fleet benchmark's worker processes (`fleet.py` spawns them): a share of
-the simulated nodes, each joining by /node-initialize and then polling on its own schedule
-(/node-status, then one /node-update per assigned project), and a `Recorder` of every
-request's latency and every poll's lag, answered per measurement window on the main process's
-command."""
+the simulated nodes, each joining by /node-initialize and then sending one of two traffic
+patterns, and a `Recorder` (fleet_record.py) of what it saw, answered per measurement window on
+the main process's command.
+
+- `seed`: the seed's client. Every interval, on the node's own phase: /node-status without
+  `wait`, then one /node-update per assigned project.
+- `agent`: our agent after issue 18. /node-status with `wait` (the server holds it, up to
+  0.3 x node-timeout) carrying `reports`, one per assigned project; a new poll as soon as the
+  answer arrives, so one request per hold per node and nothing else. A held poll's latency is
+  its time minus the answer's `held`; an answer without `held` is remarked, its raw time kept.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import random
 import signal
 import time
-from array import array
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,86 +26,76 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import aiohttp
+from fleet_record import STATUS, UPDATE, Recorder
 from harness.procs import PASSWORD, raise_open_file_limit, receive
 
-STATUS, UPDATE = "/node-status", "/node-update"
-ROUTES = (STATUS, UPDATE)
 JSON_HEADERS = {"Content-Type": "application/json"}
 NODE_CAPACITY_MB = 1_000_000.0  # every project fits anywhere
 PROJECT_RAM_MB = 25.0
 # Reported disk use drives placement (least disk first); 0 keeps placement even while projects
 # are added, so no balance moves are needed before measuring.
 PROJECT_DISK_MB = 0.0
-MAX_FAILURE_NOTES = 20_000
+TICK = 0.1  # s between the agent pattern's event-loop lag probes
+RETRY = 1.0  # s an agent-pattern node waits after a failed poll (the agent backs off too)
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """How the simulated nodes talk (the same in every worker)."""
+
+    pattern: str  # "seed" or "agent"
+    interval: float  # seed: s between polls; agent: the `wait` asked on each poll
+    connections: int  # the worker's connection pool; agent: >= its nodes (each holds one)
+    vary: float = 1.0  # share of reports whose persistent variables changed since the last
 
 
 @dataclass
 class SimNode:
     preferred: str
-    phase: float  # seconds into each interval at which this node polls
+    phase: float  # seconds into each interval at which this node polls (first polls, agent)
     name: str = ""
     token: str = ""
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)
     counter: int = 0
     last_contact: float = 0.0  # monotonic end of its last answered request
     in_request: bool = False
+    sent: float = 0.0  # monotonic start of its latest request
     task: asyncio.Task[None] | None = None
-
-
-class Recorder:
-    """Per-request samples (monotonic start, latency, ok) and per-cycle schedule lag."""
-
-    def __init__(self) -> None:
-        self.starts: dict[str, array[float]] = {r: array("d") for r in ROUTES}
-        self.latencies: dict[str, array[float]] = {r: array("d") for r in ROUTES}
-        self.failed: dict[str, array[float]] = {r: array("d") for r in ROUTES}
-        self.notes: list[tuple[float, str]] = []
-        self.lag_times: array[float] = array("d")
-        self.lags: array[float] = array("d")
-
-    def request(self, route: str, start: float, latency: float, failure: str | None) -> None:
-        if failure is None:
-            self.starts[route].append(start)
-            self.latencies[route].append(latency)
-        else:
-            self.failed[route].append(start)
-            if len(self.notes) < MAX_FAILURE_NOTES:
-                self.notes.append((start, failure))
-
-    def lag(self, at: float, late: float) -> None:
-        self.lag_times.append(at)
-        self.lags.append(late)
-
-    def window(self, t0: float, t1: float) -> dict[str, Any]:
-        def inside(times: array[float], values: array[float]) -> list[float]:
-            return [v for t, v in zip(times, values, strict=True) if t0 <= t < t1]
-
-        return {
-            "latency": {r: inside(self.starts[r], self.latencies[r]) for r in ROUTES},
-            "failed": {r: sum(1 for t in self.failed[r] if t0 <= t < t1) for r in ROUTES},
-            "notes": Counter(note for t, note in self.notes if t0 <= t < t1),
-            "lag": inside(self.lag_times, self.lags),
-        }
 
 
 class Worker:
     """One process's share of the fleet, driven by commands from the main process."""
 
-    def __init__(self, conn: Connection, connections: int) -> None:
+    def __init__(self, conn: Connection, traffic: Traffic) -> None:
         self.conn = conn
-        self.connections = connections
+        self.traffic = traffic
         self.url = ""
-        self.interval = 5.0
         self.base = 0.0
         self.frozen = False  # reference run: keep the project mix, ignore the answers
         self.nodes: dict[str, SimNode] = {}
         self.mix: dict[str, dict[str, dict[str, Any]]] = {}
         self.record = Recorder()
         self.session: aiohttp.ClientSession | None = None
+        self.random = random.Random(1)  # the same reports change in every run
+        self.gc_started = 0.0
+        gc.callbacks.append(self.gc_timer)
+
+    def gc_timer(self, phase: str, info: dict[str, Any]) -> None:
+        """Time the garbage collector's pauses: a long one stalls every simulated node."""
+        if phase == "start":
+            self.gc_started = time.monotonic()
+        else:
+            now = time.monotonic()
+            self.record.gc_pause(now, now - self.gc_started)
+
+    @property
+    def interval(self) -> float:
+        return self.traffic.interval
 
     async def serve(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=60)
-        timeout = aiohttp.ClientTimeout(total=60)
+        connector = aiohttp.TCPConnector(limit=self.traffic.connections, keepalive_timeout=60)
+        timeout = aiohttp.ClientTimeout(total=120)
+        ticker = asyncio.create_task(self.tick()) if self.traffic.pattern == "agent" else None
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             self.session = session
             while True:
@@ -110,16 +108,33 @@ class Worker:
                 handler: Callable[..., Awaitable[Any]] = getattr(self, f"cmd_{command}")
                 self.conn.send(await handler(*args))
             await self.cancel(list(self.nodes.values()))
+        if ticker is not None:
+            ticker.cancel()
+
+    async def tick(self) -> None:
+        """The agent pattern has no schedule to be late on: probe the event loop's lag."""
+        while True:
+            due = time.monotonic() + TICK
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            self.record.lag(now, now - due)
 
     # commands ---------------------------------------------------------------------------------
     async def cmd_join(
-        self, url: str, nodes: list[tuple[str, float]], interval: float, base: float, limit: int
+        self, url: str, nodes: list[tuple[str, float]], base: float, limit: int, deadline: float
     ) -> dict[str, Any]:
-        self.url, self.interval, self.base = url, interval, base
+        """Join these nodes, `limit` at a time; none starts after `deadline` (monotonic: one
+        clock for every process on the machine)."""
+        self.url, self.base = url, base
         gate = asyncio.Semaphore(limit)
         failures: Counter[str] = Counter()
         sims = [SimNode(preferred, phase) for preferred, phase in nodes]
-        await asyncio.gather(*(self.join(sim, gate, failures) for sim in sims))
+        await asyncio.gather(*(self.join(sim, gate, failures, deadline) for sim in sims))
+        # The fleet's objects live as long as the run: frozen, the collector's full passes
+        # stop walking them (a pause stalls every node of the worker at once). On the loaded
+        # shared machine the pauses (printed per window) did not clearly shrink with it.
+        gc.collect()
+        gc.freeze()
         return {"names": [s.name for s in sims if s.name], "failures": failures}
 
     async def cmd_stats(self, t0: float, t1: float) -> dict[str, Any]:
@@ -128,10 +143,15 @@ class Worker:
         return self.record.window(t0, t1)
 
     async def cmd_silence(self, names: list[str]) -> dict[str, float]:
-        """Stop these nodes; answer when each went silent (end of its last answered request)."""
+        """Stop these nodes; answer when each went silent: the end of its last answered request,
+        or for one in a request now (seed) or when that poll left (agent: a held poll cut off
+        is contact at its arrival only, the manager counts no contact at its end)."""
         now = time.monotonic()
         sims = [self.nodes[n] for n in names if n in self.nodes]
-        silent_at = {s.name: now if s.in_request else s.last_contact for s in sims}
+        held = self.traffic.pattern == "agent"
+        silent_at = {
+            s.name: (s.sent if held else now) if s.in_request else s.last_contact for s in sims
+        }
         await self.cancel(sims)
         return silent_at
 
@@ -146,7 +166,9 @@ class Worker:
         return len(self.nodes)
 
     # the nodes --------------------------------------------------------------------------------
-    async def join(self, sim: SimNode, gate: asyncio.Semaphore, failures: Counter[str]) -> None:
+    async def join(
+        self, sim: SimNode, gate: asyncio.Semaphore, failures: Counter[str], deadline: float
+    ) -> None:
         body = {
             "preferred-name": sim.preferred,
             "syncopate-password": PASSWORD,
@@ -155,6 +177,8 @@ class Worker:
         }
         assert self.session is not None
         async with gate:
+            if time.monotonic() >= deadline:
+                return
             try:
                 async with self.session.post(f"{self.url}/node-initialize", json=body) as resp:
                     answer = await resp.json()
@@ -169,7 +193,8 @@ class Worker:
         self.start(sim)
 
     def start(self, sim: SimNode) -> None:
-        sim.task = asyncio.create_task(self.run_node(sim))
+        run = self.run_agent if self.traffic.pattern == "agent" else self.run_seed
+        sim.task = asyncio.create_task(run(sim))
 
     async def cancel(self, sims: list[SimNode]) -> None:
         tasks = [s.task for s in sims if s.task is not None]
@@ -180,7 +205,7 @@ class Worker:
             sim.task = None
             sim.in_request = False
 
-    async def run_node(self, sim: SimNode) -> None:
+    async def run_seed(self, sim: SimNode) -> None:
         """Poll at base + phase + k * interval; a slot missed while behind is skipped."""
         now = time.monotonic()
         slot = self.base + sim.phase
@@ -190,38 +215,63 @@ class Worker:
             await asyncio.sleep(max(0.0, slot - time.monotonic()))
             began = time.monotonic()
             self.record.lag(began, began - slot)
-            await self.cycle(sim)
+            await self.seed_cycle(sim)
             slot += self.interval
             while slot < time.monotonic():
                 slot += self.interval
 
-    async def cycle(self, sim: SimNode) -> None:
+    async def seed_cycle(self, sim: SimNode) -> None:
         answer = await self.post(sim, STATUS, {"name": sim.name, "access-token": sim.token})
         if answer is not None and not self.frozen:
             sim.projects = answer.get("projects", {})
         for project in list(sim.projects.values()):
-            sim.counter += 1
-            report = {
-                "access-token": sim.token,
-                "name": sim.name,
-                "project-name": project["project-name"],
-                "project-url": project["project-url"],
-                # A move asks the node to stop the project first; the node obeys.
-                "status": "stopped" if project.get("desired") == "stopped" else "running",
-                "disk-usage": PROJECT_DISK_MB,
-                "ram-usage": PROJECT_RAM_MB,
-                "persistent-variables": {"n": sim.counter},
-                "epoch": project.get("epoch"),
-            }
+            report = {"access-token": sim.token, "name": sim.name, **self.report(sim, project)}
             await self.post(sim, UPDATE, report)
 
+    async def run_agent(self, sim: SimNode) -> None:
+        """The first poll at base + phase (spread like the seed's), then one after another."""
+        await asyncio.sleep(max(0.0, self.base + sim.phase - time.monotonic()))
+        while True:
+            body = {
+                "name": sim.name,
+                "access-token": sim.token,
+                "wait": self.interval,
+                "reports": [self.report(sim, p) for p in list(sim.projects.values())],
+            }
+            answer = await self.post(sim, STATUS, body)
+            if answer is None:
+                await asyncio.sleep(RETRY)
+                continue
+            if not self.frozen:
+                sim.projects = answer.get("projects", {})
+            for info in (answer.get("refused") or {}).values():
+                code = info.get("code") if isinstance(info, dict) else info
+                self.record.remark(time.monotonic(), f"report refused on the poll: {code}")
+
+    def report(self, sim: SimNode, project: dict[str, Any]) -> dict[str, Any]:
+        """A project's report (a /node-update body without the node's name and token); its
+        variables change in a `vary` share of reports (usage never changes)."""
+        if self.traffic.vary >= 1.0 or self.random.random() < self.traffic.vary:
+            sim.counter += 1
+        return {
+            "project-name": project["project-name"],
+            "project-url": project["project-url"],
+            # A move asks the node to stop the project first; the node obeys.
+            "status": "stopped" if project.get("desired") == "stopped" else "running",
+            "disk-usage": PROJECT_DISK_MB,
+            "ram-usage": PROJECT_RAM_MB,
+            "persistent-variables": {"n": sim.counter},
+            "epoch": project.get("epoch"),
+        }
+
     async def post(self, sim: SimNode, route: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Send one request and record it; a held poll's latency leaves out the hold."""
         assert self.session is not None
         data = json.dumps(body, separators=(",", ":")).encode()
         failure: str | None = None
         answer: dict[str, Any] | None = None
         sim.in_request = True
-        start = time.monotonic()
+        start = sim.sent = time.monotonic()
         try:
             async with self.session.post(self.url + route, data=data, headers=JSON_HEADERS) as r:
                 raw = await r.read()
@@ -233,14 +283,25 @@ class Worker:
             failure = f"{route} {type(exc).__name__}: {exc}"[:200]
         end = time.monotonic()
         sim.in_request = False
+        latency = end - start
         if failure is None:
             sim.last_contact = end
-        self.record.request(route, start, end - start, failure)
+            if "wait" in body:
+                latency = self.unheld(answer or {}, end, latency)
+        self.record.request(route, end, latency, failure)
         return answer
 
+    def unheld(self, answer: dict[str, Any], end: float, latency: float) -> float:
+        held = answer.get("held")
+        if not isinstance(held, int | float):
+            self.record.remark(end, "answer without `held` (an older manager): raw time kept")
+            return latency
+        self.record.held(end, float(held))
+        return max(0.0, latency - float(held))
 
-def worker_main(conn: Connection, connections: int, nofile: int) -> None:
+
+def worker_main(conn: Connection, traffic: Traffic, nofile: int) -> None:
     """Entry point of a worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process ends us
     raise_open_file_limit(nofile)
-    asyncio.run(Worker(conn, connections).serve())
+    asyncio.run(Worker(conn, traffic).serve())
