@@ -76,9 +76,20 @@ class ClusterState:
                 continue
             if add:
                 index.setdefault(where, set()).add(project.name)
+            elif index is self.incoming:
+                self.not_incoming(where, project.name)
             else:
                 index.get(where, set()).discard(project.name)
             self.stale_views.add(where)
+
+    def not_incoming(self, target: str, project_name: str) -> None:
+        """A project no longer moves to `target`; a target with no move left leaves the index
+        (the monitor reads it on every tick: it holds only the moves in flight)."""
+        names = self.incoming.get(target)
+        if names is not None:
+            names.discard(project_name)
+            if not names:
+                del self.incoming[target]
 
     def placed_on(self, node_name: str) -> list[str]:
         """The names of the projects placed on a node, sorted."""

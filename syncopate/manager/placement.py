@@ -37,7 +37,7 @@ class Placement:
         """Start (target) or end (None) a move, keeping the incoming index and views right."""
         self.cluster._keep(project)
         if project.moving_to is not None:
-            self.state.incoming.get(project.moving_to, set()).discard(project.name)
+            self.state.not_incoming(project.moving_to, project.name)
             self.state.stale_views.add(project.moving_to)
         project.moving_to = target
         if target is not None:

@@ -82,6 +82,7 @@ def assert_views_fresh(cluster: Cluster) -> None:
     assert set(order) == alive
     contacts = [cluster.nodes[n].last_contact for n in order]
     assert contacts == sorted(contacts)
+    assert all(state.incoming.values()), "a target with no move in flight stays indexed"
     # Every alive node that takes no projects is where the monitor looks for drained ones.
     assert {n for n in alive if not cluster.nodes[n].schedulable} <= state.unschedulable
 
