@@ -14,7 +14,9 @@ times, each the median of `--runs` rounds:
 - one placement through the manager's path (`ClusterState.place`, where it exists: the older
   code has none) and through the old scan (`scheduler.place` over `ClusterState.views()`),
   with and without `--on` constraints;
-- one whole `Cluster.add` (its durable write included).
+- one whole `Cluster.add` (its durable write included);
+- a tick that finds one node silent and declares it dead (its project failed over);
+- a tick after one add (an assignment changed: the tick looks for unplaced projects).
 
 Run it on an older checkout for a baseline. It prints figures and asserts nothing.
 """
@@ -22,6 +24,7 @@ Run it on an older checkout for a baseline. It prints figures and asserts nothin
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import sys
 import tempfile
@@ -42,11 +45,22 @@ from syncopate.protocol import InitializeRequest, UpdateRequest
 from syncopate.states import Desired
 
 URL = "https://example.com/project.git"
+TIMEOUT = 15.0
 
 
-def build(data_dir: Path, nodes: int, projects: int) -> Cluster:
+class Clock:
+    """The monotonic clock, moved forward at will (a silent node, without the wait)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.ahead
+
+
+def build(data_dir: Path, nodes: int, projects: int, clock: Clock) -> Cluster:
     """A cluster of `nodes` labelled nodes and `projects` running projects."""
-    cluster = Cluster(Store(data_dir), ClusterSettings(node_timeout=15.0))
+    cluster = Cluster(Store(data_dir), ClusterSettings(node_timeout=TIMEOUT), clock=clock)
     with cluster._write(durable=True):
         for i in range(nodes):
             request = InitializeRequest.model_validate(
@@ -68,7 +82,17 @@ def build(data_dir: Path, nodes: int, projects: int) -> Cluster:
             project.desired = Desired.RUNNING
         cluster.state.retry_needed = True
     cluster.tick()  # the first tick places and reconciles: not an idle one
+    cluster.tick()
+    cluster.state.views()  # the views the placements made stale, recomputed once
     return cluster
+
+
+def silence_one(cluster: Cluster, clock: Clock, alive: list[str]) -> None:
+    """Move past the node-timeout and hear from every alive node but one."""
+    clock.ahead += TIMEOUT + 1
+    alive.pop()
+    for name in alive:
+        cluster.touch(cluster.nodes[name])
 
 
 def spec(name: str, i: int, start: bool = True) -> AddProject:
@@ -124,9 +148,11 @@ def main() -> int:
     parser.add_argument("--projects", type=int, default=10_000)
     args = parser.parse_args()
     print_header("monitor", f"syncopate {syncopate_version()}")
+    logging.getLogger("syncopate").setLevel(logging.ERROR)  # not a line per node declared dead
     with tempfile.TemporaryDirectory(prefix="syncopate-bench-") as tmp:
         started = time.perf_counter()
-        cluster = build(Path(tmp), args.nodes, args.projects)
+        clock = Clock()
+        cluster = build(Path(tmp), args.nodes, args.projects, clock)
         placed = [p for p in cluster.projects.values() if p.node is not None]
         print(
             f"  {args.nodes} nodes, {args.projects} projects (built in "
@@ -167,11 +193,26 @@ def main() -> int:
                         median_time(args.runs, partial(incremental, need)),
                     )
                 )
+        alive = sorted(cluster.nodes)
+        rows.append(
+            (
+                "tick declaring one silent node dead",
+                median_time(args.runs, cluster.tick, partial(silence_one, cluster, clock, alive)),
+            )
+        )
         counter2 = iter(range(10**9))
         rows.append(
             (
                 "one Cluster.add (durable write)",
                 median_time(args.runs, lambda: cluster.add(spec(f"extra-{next(counter2)}", 3))),
+            )
+        )
+        rows.append(
+            (
+                "tick after one add (retries, copies: scans of projects)",
+                median_time(
+                    args.runs, cluster.tick, lambda: cluster.add(spec(f"more-{next(counter2)}", 3))
+                ),
             )
         )
         for what, seconds in rows:
