@@ -39,18 +39,21 @@ class RankIndex:
     def update(self, name: str, view: scheduler.NodeView | None) -> None:
         """Take a node's recomputed view (None: the node is gone)."""
         if view is None or not view.schedulable:
-            self.ranks.pop(name, None)  # its entries go stale
-            return
-        rank = scheduler.rank(view)
-        if self.ranks.get(name) == rank:
-            return  # a report that changed nothing placement sees
-        self.ranks[name] = rank
-        heapq.heappush(self.heap, (rank, name))
+            if self.ranks.pop(name, None) is None:
+                return
+            # Its entries go stale.
+        else:
+            rank = scheduler.rank(view)
+            if self.ranks.get(name) == rank:
+                return  # a report that changed nothing placement sees
+            self.ranks[name] = rank
+            heapq.heappush(self.heap, (rank, name))
         if len(self.heap) > 2 * len(self.ranks) + SLACK:
             self._rebuild()
 
     def _rebuild(self) -> None:
-        """The heap without its stale entries (amortised: at most once in len(ranks) pushes)."""
+        """The heap without its stale entries (amortised: it takes len(ranks) pushes, or half
+        the nodes leaving, to need the next one)."""
         self.heap = [(rank, name) for name, rank in self.ranks.items()]
         heapq.heapify(self.heap)
 
