@@ -169,9 +169,9 @@ def _still_fits(cluster: Cluster, project: ProjectRecord) -> bool:
     assert project.node is not None
     cluster.state.stale_views.add(project.node)
     need = cluster.state.need(project)
-    for view in cluster.state.views():
-        if view.name == project.node:
-            # The view counts the project already; take it out to ask whether it fits.
-            rest = scheduler.with_project(view, need, -1)
-            return rest.free_ram >= need.ram and rest.free_storage >= need.disk
-    return False
+    view = cluster.state.view(project.node)
+    if view is None:
+        return False
+    # The view counts the project already; take it out to ask whether it fits.
+    rest = scheduler.with_project(view, need, -1)
+    return rest.free_ram >= need.ram and rest.free_storage >= need.disk

@@ -175,7 +175,11 @@ class Cluster(Undoable):
         for project in projects:
             if self.projects.get(project.name) is project:
                 self.state.index(project, add=True)
-        self.state.stale_views.update(r.name for r in undo.kept() if isinstance(r, NodeRecord))
+        nodes = [r for r in undo.kept() if isinstance(r, NodeRecord)]
+        self.state.stale_views.update(r.name for r in nodes)
+        # Their status may be back: the monitor's indexes follow (cluster_state.py).
+        self.state.unschedulable.update(r.name for r in nodes)
+        self.state.contact.restored(nodes, self.nodes)
         # Whatever the monitor meant to do is still to do.
         self.state.balance_needed = self.state.retry_needed = True
         self.state.copies_needed = True
@@ -190,8 +194,10 @@ class Cluster(Undoable):
             self.notify(kind, name)
 
     def _node_changed(self, name: str) -> None:
-        """A node record changed: its placement view is stale, and /events hears of it."""
+        """A node record changed: its placement view is stale, the monitor looks whether it
+        was drained (or made lite), and /events hears of it."""
         self.state.stale_views.add(name)
+        self.state.unschedulable.add(name)
         self._announce("node", name)
 
     def _changed(self, node_name: str | None) -> None:

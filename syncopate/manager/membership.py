@@ -69,6 +69,7 @@ class Membership:
             self.state.nodes[name] = node
             undo.keep_entry(self.state.on_node, name)
             self.state.on_node.setdefault(name, set())
+            self.state.contact.heard(name)  # (a refused join leaves a name the tick drops)
             self.state.balance_needed = self.state.retry_needed = True
             self.cluster._node_changed(name)
         return name, token
@@ -105,6 +106,7 @@ class Membership:
         """Record contact from a node; a dead or departed node that speaks again is alive."""
         node.last_contact = self.cluster.clock()
         node.last_contact_wall = utc_now()
+        self.state.contact.heard(node.name)  # last of all now, where the tick looks last
         if address:
             node.address = address
         if node.status is NodeStatus.DEAD or node.left:
@@ -155,8 +157,9 @@ class Membership:
             self.cluster._keep(node)
             node.drained = True
             self.cluster.store.save_node(node)
-            self.monitor.move_off_unschedulable()
+            # Changed first: its view says it takes no projects before any is placed.
             self.cluster._node_changed(name)
+            self.monitor.move_off_unschedulable()
         return self.state.placed_on(name)
 
     def undrain(self, name: str) -> None:

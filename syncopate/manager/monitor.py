@@ -44,11 +44,8 @@ class Monitor:
         # The order matters: the dead are declared before anything is placed onto them.
         now = self.cluster.clock()
         timeout = self.cluster.settings.node_timeout
-        silent = [
-            node
-            for node in self.state.nodes.values()
-            if node.status is NodeStatus.ALIVE and now - node.last_contact > timeout
-        ]
+        # Only the front of the contact order: the silent nodes are there (contact_order.py).
+        silent = self.state.contact.silent(self.state.nodes, now, timeout)
         if silent:
             self._declare_dead(silent)
         for project in self.state.moving():
@@ -111,14 +108,12 @@ class Monitor:
 
     def move_off_unschedulable(self) -> None:
         """Begin moves for projects on alive nodes that were drained."""
-        for node in self.state.nodes.values():
-            if node.status is not NodeStatus.ALIVE or node.schedulable:
-                continue
+        for node in self.state.alive_unschedulable():  # not a scan: see cluster_state.py
             for project_name in self.state.placed_on(node.name):
                 project = self.state.projects[project_name]
                 if project.moving_to is not None or project.copy_of is not None:
                     continue  # a copy is not moved: it goes away (every_node.py)
-                placement = scheduler.place(self.state.need(project), self.state.views())
+                placement = self.state.place(self.state.need(project))
                 if placement.node is None:
                     reason = f"waiting to leave drained node: {placement.reason}"
                     if project.reason != reason:
@@ -147,9 +142,7 @@ class Monitor:
             return
         before = {p.name: (p.status, p.reason) for p in unplaced}
         with self.cluster._write(durable=True):
-            placements = scheduler.place_many(
-                [self.state.need(p) for p in unplaced], self.state.views()
-            )
+            placements = self.state.place_many([self.state.need(p) for p in unplaced])
             for project in unplaced:
                 placement = placements[project.name]
                 if placement.node is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from syncopate import constraints
-from syncopate.manager import scheduler
 from syncopate.manager.cluster_state import parsed_constraints
 from syncopate.manager.records import NodeRecord, ProjectRecord
 from syncopate.states import NOT_RUNNING_STATUSES, Desired, ProjectStatus
@@ -38,7 +37,7 @@ class Placement:
         """Start (target) or end (None) a move, keeping the incoming index and views right."""
         self.cluster._keep(project)
         if project.moving_to is not None:
-            self.state.incoming.get(project.moving_to, set()).discard(project.name)
+            self.state.not_incoming(project.moving_to, project.name)
             self.state.stale_views.add(project.moving_to)
         project.moving_to = target
         if target is not None:
@@ -62,9 +61,7 @@ class Placement:
         """Place unplaced projects in one pass; `lost_reason` (if any) says why each was moved."""
         if not items:
             return
-        placements = scheduler.place_many(
-            [self.state.need(p) for p, _ in items], self.state.views()
-        )
+        placements = self.state.place_many([self.state.need(p) for p, _ in items])
         for project, lost_reason in items:
             placement = placements[project.name]
             if placement.node is not None:
@@ -165,9 +162,7 @@ class Placement:
         """Move a placed project off its node to the best other node it may run on (it outgrew
         its node, or the node's labels or its constraints changed); with none, it is taken off
         at once and waits unplaced, saying why."""
-        need = self.state.need(project)
-        others = [v for v in self.state.views() if v.name != project.node]
-        target = scheduler.place(need, others).node
+        target = self.state.place(self.state.need(project), exclude=project.node).node
         if target is not None:
             self.begin_move(project, target, f"it no longer fits or may run on {project.node}")
             self.cluster.store.save_project(project)

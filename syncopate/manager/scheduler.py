@@ -75,7 +75,9 @@ def fits(project: ProjectNeed, node: NodeView) -> bool:
     )
 
 
-def _rank(node: NodeView) -> tuple[float, int, str]:
+def rank(node: NodeView) -> tuple[float, int, str]:
+    """A node's place in placement's order, lowest first: least disk in use, then fewest
+    projects, then the name (so no two nodes tie)."""
     return (node.disk_used, node.projects, node.name)
 
 
@@ -96,7 +98,7 @@ def place(project: ProjectNeed, nodes: Iterable[NodeView]) -> Placement:
             return Placement(None, unmet_reason(project.constraints, candidates))
     fitting = [n for n in live if fits(project, n)]
     if fitting:
-        return Placement(min(fitting, key=_rank).name)
+        return Placement(min(fitting, key=rank).name)
     return Placement(None, _room_reason(project, live))
 
 
@@ -176,7 +178,7 @@ class _Heaps:
         heap = self.heaps.get(constraints)
         if heap is None:
             members = [v for v in self.live.values() if matches(constraints, v.labels)]
-            heap = [(_rank(v), v.name) for v in members]
+            heap = [(rank(v), v.name) for v in members]
             heapq.heapify(heap)
             self.heaps[constraints] = heap
             self.matching[constraints] = len(members)
@@ -192,7 +194,7 @@ class _Heaps:
         while heap:
             entry = heapq.heappop(heap)
             view = self.live[entry[1]]
-            if entry[0] != _rank(view):
+            if entry[0] != rank(view):
                 continue  # stale: the node took a project since, its newer entry is here too
             if fits(project, view):
                 chosen = view
@@ -204,7 +206,7 @@ class _Heaps:
             return None
         updated = with_project(chosen, project)
         self.live[chosen.name] = updated
-        fresh = (_rank(updated), chosen.name)
+        fresh = (rank(updated), chosen.name)
         for member_heap in self.member_of[chosen.name]:
             heapq.heappush(member_heap, fresh)
         return updated

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from syncopate.manager import scheduler
 from syncopate.manager.cluster import Cluster, ClusterSettings
 from syncopate.manager.store import Store
 from syncopate.project_protocol import AddProject
@@ -64,11 +65,26 @@ def add(cluster: Cluster, name: str, exclusive: bool = False) -> None:
 
 
 def assert_views_fresh(cluster: Cluster) -> None:
-    """The incrementally kept placement views equal views computed from scratch."""
-    kept = sorted(cluster.state.views(), key=lambda v: v.name)
-    cluster.state.stale_views.update(cluster.nodes)
-    fresh = sorted(cluster.state.views(), key=lambda v: v.name)
+    """The incrementally kept placement views equal views computed from scratch, and so do
+    the indexes the monitor and placement keep beside them (cluster_state.py)."""
+    state = cluster.state
+    kept = sorted(state.views(), key=lambda v: v.name)
+    state.stale_views.update(cluster.nodes)
+    fresh = sorted(state.views(), key=lambda v: v.name)
     assert kept == fresh
+    # The rank index: every schedulable node at its rank, with an entry in the heap.
+    ranks = {v.name: scheduler.rank(v) for v in fresh if v.schedulable}
+    assert state.ranks.ranks == ranks
+    assert {(rank, name) for name, rank in ranks.items()} <= set(state.ranks.heap)
+    # The contact order: every alive node, by last contact.
+    alive = {n.name for n in cluster.nodes.values() if n.status is NodeStatus.ALIVE}
+    order = [n for n in state.contact.names() if n in alive]
+    assert set(order) == alive
+    contacts = [cluster.nodes[n].last_contact for n in order]
+    assert contacts == sorted(contacts)
+    assert all(state.incoming.values()), "a target with no move in flight stays indexed"
+    # Every alive node that takes no projects is where the monitor looks for drained ones.
+    assert {n for n in alive if not cluster.nodes[n].schedulable} <= state.unschedulable
 
 
 def test_node_is_dead_only_after_the_timeout(tmp_path: Path) -> None:
