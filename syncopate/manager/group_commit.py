@@ -2,7 +2,7 @@
 
 A fleet of 10,000 nodes sends thousands of reports a second; one transaction each cost more
 than the rest of the report (issue 18). So a report's write joins the open batch (the store's
-`batch()`: one transaction, a savepoint per join) and its answer waits (`committed()`) until
+`batch()`: one transaction) and its answer waits (`committed()`) until
 the batch commits: once the event loop has run what was ready when the batch began (window 0,
 the default: the reports that arrived together, and no wait when they come one at a time), or
 `window` seconds after it began, or as soon as it holds `MAX_JOINS` writes. Nothing is
@@ -74,8 +74,8 @@ class GroupCommit:
         self._undos.append(undo)
 
     def forget(self, undo: Undo) -> bool:
-        """A join failed alone (the batch lives on): take it out; False if the batch ended with
-        it (its records were put back with the batch's)."""
+        """A join failed before it joined (the batch lives on): take it out; False if the batch
+        ended with it (its records were put back with the batch's)."""
         if undo in self._undos:
             self._undos.remove(undo)
             return True

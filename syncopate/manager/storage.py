@@ -10,10 +10,11 @@ The contract an implementation keeps:
   means the commit is on disk (fsync) before it returns. A write the database refuses is rolled
   back and raises `errors.StoreFailed`, at the latest when the outermost transaction commits.
 - Every write method may be called inside or outside a transaction; outside, it commits alone.
-- `batch()` joins the open batch (beginning one): a transaction kept open across joins, each
-  join rolled back alone if refused; `flush()` commits it and calls `batch_ended(None)`, or
-  rolls it back whole and calls `batch_ended(error)`. A `transaction()` flushes first, so
-  writes commit in the order they were made (group commit of node reports: group_commit.py).
+- `batch()` joins the open batch (beginning one): a transaction kept open across joins; a
+  join that fails ends the batch (rolled back whole, `batch_ended(error)`). `flush()` commits
+  it and calls `batch_ended(None)`, or rolls it back whole and calls `batch_ended(error)`. A
+  `transaction()` flushes first, so writes commit in the order they were made (group commit
+  of node reports: group_commit.py).
 - Records are stored whole; a record's transient fields (monotonic times, a node's address, a
   command's `since`) are not stored, and come back at their defaults from the `load_*` calls.
 

@@ -8,10 +8,10 @@ oldest lines deleted as new ones come. Two kinds of commit:
   (kill -9) because the WAL is in the OS's hands when the answer goes out, and cost no fsync.
 
 Node reports come by the thousand a second from a large fleet, so they are grouped: `batch()`
-joins the open batch (one transaction, each join its own savepoint, so one refused join is
-rolled back alone), and `flush()` commits it; the caller answers its reports after that commit
-(cluster.py). Any other write commits the open batch before it begins, so writes still reach
-the disk in the order they were made. The WAL is checkpointed on a thread (checkpoints.py).
+joins the open batch (one transaction), and `flush()` commits it; the caller answers its
+reports after that commit (group_commit.py). Any other write commits the open batch before
+it begins, so writes reach the disk in the order they were made. The WAL is checkpointed on a
+thread (checkpoints.py).
 """
 
 from __future__ import annotations
@@ -168,9 +168,10 @@ class Store(CommandRows):
     def batch(self) -> Iterator[None]:
         """Join the open batch, beginning one if none is open; `flush()` commits it.
 
-        Inside a transaction it joins that instead. A join the database refuses is rolled back
-        alone (its savepoint) and raises StoreFailed; if SQLite rolled the whole transaction
-        back, the batch ended with it: `batch_ended` hears of the failure.
+        Inside a transaction it joins that instead. A join that fails (the database refuses a
+        statement, or the caller raises) ends the whole batch: it is rolled back, `batch_ended`
+        hears of it, and the join raises (StoreFailed for the database's refusal). Rare enough
+        that the batch does not pay a savepoint per join to roll one back alone.
         """
         if self._in_tx:
             yield
@@ -184,29 +185,16 @@ class Store(CommandRows):
             self._batch_open = True
         self._in_tx = True
         try:
-            self._db.execute("SAVEPOINT joined")
             yield
-            self._db.execute("RELEASE joined")
         except BaseException as exc:
-            self._in_tx = False
-            self._undo_join()
-            if isinstance(exc, sqlite3.Error):
-                raise self._failed(exc) from exc
+            self._batch_open = False
+            self._end(False)
+            error = self._failed(exc) if isinstance(exc, sqlite3.Error) else None
+            self.batch_ended(error or StoreFailed(f"a write in the batch failed: {exc!r}"))
+            if error is not None:
+                raise error from exc
             raise
         self._in_tx = False
-
-    def _undo_join(self) -> None:
-        """Roll back the failed join; if the batch itself is gone, it ended in failure."""
-        if self._db.in_transaction:
-            try:
-                self._db.execute("ROLLBACK TO joined")
-                self._db.execute("RELEASE joined")
-                return
-            except sqlite3.Error:
-                log.warning("could not roll back a failed join in %s", self.path, exc_info=True)
-        self._batch_open = False
-        self._end(False)
-        self.batch_ended(StoreFailed("database write failed: the batch was rolled back"))
 
     def flush(self) -> None:
         """Commit the open batch (if any) and tell `batch_ended`; a refusal rolls it back whole

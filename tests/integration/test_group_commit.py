@@ -9,6 +9,7 @@ changes nothing stored is not written at all.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from syncopate.errors import Unavailable
 from tests.helpers import RunningManager, SimNode, running_manager, wait_for
-from tests.integration.test_store_faults import FULL, differences, inject, observe
+from tests.integration.test_store_faults import FULL, FullDisk, differences, inject, observe
 
 NODES = 6
 WINDOW = 0.5  # wide: reports sent at once land in one batch even on a loaded machine
@@ -70,14 +71,27 @@ async def test_reports_sent_together_share_a_commit_and_each_is_stored_when_answ
     assert group.batches - batches < NODES
 
 
+class FailingStatements(FullDisk):
+    """The database refuses the statements of a write (an INSERT needing a new page), before
+    any COMMIT: the batch ends there, with the reports that joined it before."""
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if self.full and sql.startswith("INSERT"):
+            raise sqlite3.OperationalError(FULL)
+        return super().execute(sql, *args)
+
+
+@pytest.mark.parametrize("where", ["at COMMIT", "at a statement"])
 async def test_a_refused_batch_puts_every_report_in_it_back(
-    fleet: tuple[RunningManager, list[SimNode]],
+    fleet: tuple[RunningManager, list[SimNode]], where: str
 ) -> None:
     manager, nodes = fleet
     before = await observe(manager)
     events: list[tuple[str, str]] = []
     manager.state.cluster.notify = lambda kind, name: events.append((kind, name))
-    disk = inject(manager)
+    store = manager.state.store
+    disk = inject(manager) if where == "at COMMIT" else FailingStatements(store._db)
+    store._db = disk  # type: ignore[assignment]
     disk.full = True
 
     async def report(node: SimNode, project: str) -> str:
