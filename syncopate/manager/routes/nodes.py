@@ -92,10 +92,15 @@ async def node_status(request: web.Request) -> web.Response:
     answer["manager-run"], answer["sequence"] = state.run, next(state.answers)
     if commands is not None:
         answer["commands"] = commands
-    # `held` also tells the agent this manager takes reports on the poll (an older one sends
-    # neither field and ignores `reports`: the agent then reports by /node-update).
-    answer["refused"], answer["held"] = refused, round(held, 4)
+    answer.update(_poll_fields(refused, held))
     return web.json_response(answer)
+
+
+def _poll_fields(refused: dict[str, dict[str, Any]], held: float) -> dict[str, Any]:
+    """The answer's fields on its reports. `held` also tells the agent this manager takes
+    reports on the poll: an older one sends neither and ignores `reports`, and the agent then
+    reports by /node-update."""
+    return {"refused": refused, "held": round(held, 4)}
 
 
 def _take_reports(
