@@ -5,7 +5,8 @@ local copy (`project.Local`) and hands the difference to the project's runner (`
 whose steps (git and process work) run per project, so a slow clone never holds up the others.
 Stale poll answers are dropped (`fresh_answer`). The agent keeps its projects running when the
 manager is unreachable, except exclusive ones, which it stops after the lease. Commands the
-manager hands out go to the command channel (`command_channel.py`).
+manager hands out go to the command channel (`command_channel.py`). The reports ride on the
+long poll when the manager takes them there, else go by /node-update (`reporting.py`).
 """
 
 from __future__ import annotations

@@ -109,12 +109,17 @@ class Reporter:
             self.polls.load([])
             return []
         candidates = []
-        for local in list(agent.local.values()):
-            if local.status is ProjectStatus.PENDING:
-                continue
-            runner = agent._runner(local.name)
-            await runner.measure_disk(local)
-            candidates.append((local, runner.build_report(local)))
+        try:
+            for local in list(agent.local.values()):
+                if local.status is ProjectStatus.PENDING:
+                    continue
+                runner = agent._runner(local.name)
+                await runner.measure_disk(local)
+                candidates.append((local, runner.build_report(local)))
+        except Exception:
+            # Nothing may stop the poll (the lease hangs on it): these go by /node-update.
+            log.exception("could not build the reports for the poll; sending it without them")
+            candidates = []
         return self.polls.load(candidates)
 
     def poll_answered(self, answer: dict[str, Any], sent: float) -> None:
