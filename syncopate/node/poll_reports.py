@@ -28,12 +28,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncopate.node.project import Local
-from syncopate.protocol import MAX_BODY_BYTES, MAX_POLL_REPORTS
 
-# Of JSON text on one poll: half the manager's body limit, so a node with many projects that
-# printed a lot never has its poll refused as too large (each report's own output is already
-# bounded by report.LOG_BYTES_PER_REPORT). What does not fit goes by /node-update.
-POLL_REPORT_BYTES = MAX_BODY_BYTES // 2
+# The manager's limits (protocol.MAX_POLL_REPORTS, MAX_BODY_BYTES), not imported: the agent
+# stays free of pydantic (tests/unit/test_poll_reports.py checks they agree).
+MAX_POLL_REPORTS = 1000
+# Of JSON text on one poll: half the manager's 1 MiB body limit, so a node with many projects
+# that printed a lot never has its poll refused as too large (each report's own output is
+# already bounded by report.LOG_BYTES_PER_REPORT). What does not fit goes by /node-update.
+POLL_REPORT_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)

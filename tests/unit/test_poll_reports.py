@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from syncopate import protocol
 from syncopate.node.logs import LogSink
-from syncopate.node.poll_reports import POLL_REPORT_BYTES, PollReports, Refusal
+from syncopate.node.poll_reports import MAX_POLL_REPORTS, POLL_REPORT_BYTES, PollReports, Refusal
 from syncopate.node.project import Local
-from syncopate.protocol import MAX_POLL_REPORTS
 
 INTERVAL = 5.0
 
@@ -160,3 +160,8 @@ def test_reports_that_do_not_fit_on_the_poll_go_by_update() -> None:
     many = [local(f"q{n}") for n in range(MAX_POLL_REPORTS + 5)]
     assert len(polls.load([(c, report(c)) for c in many])) == MAX_POLL_REPORTS
     assert polls.due_by_update(many[-1].name)
+
+
+def test_the_agents_limits_are_the_managers() -> None:
+    assert MAX_POLL_REPORTS == protocol.MAX_POLL_REPORTS
+    assert POLL_REPORT_BYTES == protocol.MAX_BODY_BYTES // 2
