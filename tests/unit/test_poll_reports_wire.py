@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from syncopate.manager.openapi import document
 from syncopate.protocol import (
     MAX_POLL_REPORTS,
     NodeAuth,
@@ -77,3 +78,15 @@ def test_a_polls_reports_are_bounded() -> None:
 def test_a_form_carries_reports_as_json_text() -> None:
     poll = StatusRequest.model_validate({**AUTH, "reports": '[{"project-name": "a"}]'})
     assert poll.reports == [{"project-name": "a"}]
+
+
+def test_the_openapi_document_describes_a_polls_reports() -> None:
+    schemas = document()["components"]["schemas"]
+    reports = schemas["StatusRequest"]["properties"]["reports"]
+    (array,) = [v for v in reports["anyOf"] if v.get("type") == "array"]
+    assert array["items"] == {"$ref": "#/components/schemas/ProjectReport"}
+    assert array["maxItems"] == MAX_POLL_REPORTS
+    report = set(schemas["ProjectReport"]["properties"])
+    assert report | {"name", "access-token"} == set(schemas["UpdateRequest"]["properties"])
+    summary = document()["paths"]["/node-status"]["post"]["summary"]
+    assert "refused" in summary and "held" in summary
