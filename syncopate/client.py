@@ -161,14 +161,17 @@ class ManagerClient:
         token: str,
         wait: float | None = None,
         metrics: dict[str, Any] | None = None,
+        reports: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """This node's assignments (held until they change with `wait`: a long poll); `metrics`
-        (cpu, load, temperature, uptime) tell the manager how the node is doing."""
+        (cpu, load, temperature, uptime) tell the manager how the node is doing; `reports` on
+        its projects (node_update's bodies) ride on the poll, taken before the hold."""
         body: dict[str, Any] = {
             "name": name,
             "access-token": token,
             **({"wait": wait} if wait else {}),
             **({"metrics": metrics} if metrics is not None else {}),
+            **({"reports": reports} if reports else {}),
         }
         return await self.post("/node-status", body, timeout=(wait or 0) + self.timeout)
 

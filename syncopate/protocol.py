@@ -28,6 +28,7 @@ MAX_WAIT_SECONDS = 60.0
 MAX_LOG_TAIL_LINES = 50
 MAX_LOG_LINE_CHARS = 500
 MAX_LOG_LINES_PER_REPORT = 1000
+MAX_POLL_REPORTS = 1000  # project reports on one /node-status poll
 LOG_LINES_KEPT = 1000  # per project, on the manager; the most a `logs` request can ask for
 DEFAULT_LOG_LINES = 200
 # The command channel.
@@ -152,9 +153,18 @@ class StatusRequest(NodeAuth):
     wait: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     # A form carries it as a JSON or Python-literal string; the seed's client sends none.
     metrics: Annotated[NodeMetrics, BeforeValidator(form_literal)] | None = None
+    # Reports on the node's projects, riding on the poll (issue 18): each a ProjectReport's
+    # fields. Checked one by one when applied (manager/routes/nodes.py), so one bad report is
+    # refused alone (in the answer's `refused`) instead of failing the node's poll.
+    reports: Annotated[list[dict[str, Any]], BeforeValidator(form_literal)] | None = Field(
+        default=None, max_length=MAX_POLL_REPORTS
+    )
 
 
-class UpdateRequest(NodeAuth):
+class ProjectReport(WireModel):
+    """What a node says of one of its projects: /node-update's fields besides the node's name
+    and token, and one item of a /node-status poll's `reports`."""
+
     project_name: str = Field(max_length=256)
     project_url: str = Field(max_length=validate.MAX_URL_LENGTH)
     status: str = Field(max_length=64)
@@ -205,7 +215,7 @@ class UpdateRequest(NodeAuth):
         return [line[:MAX_LOG_LINE_CHARS] for line in value]
 
     @model_validator(mode="after")
-    def _seed_usage(self) -> UpdateRequest:
+    def _seed_usage(self) -> ProjectReport:
         """The seed's node client reports usage as `project-ram` (MB), `project-storage` (KB)."""
         if self.project_ram is not None and "ram_usage" not in self.model_fields_set:
             self.ram_usage = self.project_ram
@@ -214,11 +224,15 @@ class UpdateRequest(NodeAuth):
         return self
 
     @model_validator(mode="after")
-    def _log_fields_together(self) -> UpdateRequest:
+    def _log_fields_together(self) -> ProjectReport:
         given = [self.log_stream is not None, self.log_seq is not None, self.log_lines is not None]
         if any(given) and not all(given):
             raise ValueError("log-stream, log-seq and log-lines must be sent together")
         return self
+
+
+class UpdateRequest(ProjectReport, NodeAuth):
+    """A /node-update: one project's report, with the node's name and token."""
 
 
 class LeaveRequest(NodeAuth):

@@ -37,6 +37,7 @@ from syncopate.protocol import (
     InitializeRequest,
     LeaveRequest,
     NodeLabel,
+    ProjectReport,
     StatusRequest,
     TokenMake,
     TokenRef,
@@ -49,6 +50,7 @@ REF = "#/components/schemas/{model}"
 MODELS: tuple[type[BaseModel], ...] = (
     InitializeRequest,
     StatusRequest,
+    ProjectReport,
     UpdateRequest,
     LeaveRequest,
     CommandResultRequest,
@@ -118,6 +120,12 @@ def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = defs["$defs"]
     controller = schemas["ControllerRequest"]
     controller["properties"]["action"]["enum"] = list(ACTIONS)
+    # The poll's reports are checked one by one (a bad one is refused alone), so the model
+    # takes any objects; each must be a ProjectReport to be taken.
+    reports = schemas["StatusRequest"]["properties"]["reports"]
+    for variant in reports["anyOf"]:
+        if variant.get("type") == "array":
+            variant["items"] = {"$ref": REF.format(model="ProjectReport")}
     schemas["Answer"] = {
         "type": "object",
         "description": "Every answer carries the route's result fields (the seed's): "
@@ -197,7 +205,10 @@ def _document() -> dict[str, Any]:
             "A node joins: name, token", _body(schemas, "InitializeRequest"), "401", "413", "429"
         ),
         "/node-status": _post(
-            "A node's assignments and commands (a long poll with `wait`)",
+            "A node's assignments and commands (a long poll with `wait`); the node's "
+            "`reports` on its projects ride on it, each taken as /node-update takes one. The "
+            "answer's `refused` holds each report refused (by project: code, reason and the "
+            "HTTP status /node-update would have answered) and `held` the seconds it was held",
             _body(schemas, "StatusRequest"),
             "401",
             "413",

@@ -5,7 +5,8 @@ local copy (`project.Local`) and hands the difference to the project's runner (`
 whose steps (git and process work) run per project, so a slow clone never holds up the others.
 Stale poll answers are dropped (`fresh_answer`). The agent keeps its projects running when the
 manager is unreachable, except exclusive ones, which it stops after the lease. Commands the
-manager hands out go to the command channel (`command_channel.py`).
+manager hands out go to the command channel (`command_channel.py`). The reports ride on the
+long poll when the manager takes them there, else go by /node-update (`reporting.py`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,7 @@ from typing import Any
 from syncopate import __version__
 from syncopate.client import ManagerClient
 from syncopate.errors import (
-    Conflict,
     ConnectionFailed,
-    Forbidden,
-    NotFound,
     PinMismatch,
     ProtocolError,
     RequestError,
@@ -38,10 +36,10 @@ from syncopate.node.backoff import REQUEST_RETRY, delays, jitter
 from syncopate.node.command_channel import CommandChannel
 from syncopate.node.project import Local, StartedEpochs, assigned_environment, assigned_number
 from syncopate.node.rejoin import Rejoin
+from syncopate.node.reporting import Reporter
 from syncopate.node.runner import ProjectRunner
 from syncopate.node.settings import AgentSettings
 from syncopate.node.supervisor import end_all_leftovers
-from syncopate.states import ProjectStatus
 
 __all__ = ["Agent", "AgentSettings", "Local"]
 
@@ -74,7 +72,6 @@ class Agent:
         self.runners: dict[str, ProjectRunner] = {}
         self.lease = 0.0
         self.last_contact = clock()
-        self._report_now = asyncio.Event()
         self.steps: dict[asyncio.Task[None], str] = {}  # every project step under way
         # The manager run and sequence number of the last /node-status answer applied: an
         # older answer (held through a partition, say) is dropped.
@@ -93,6 +90,7 @@ class Agent:
             lambda: self.client.node_status(self.name, self.token),
             lambda: self.reconcile({}),
         )
+        self.reporter = Reporter(self)  # needs the settings, clock and rejoin above
 
     # identity ---------------------------------------------------------------------------------
     async def join(self) -> None:
@@ -150,7 +148,7 @@ class Agent:
             return
         tasks = [
             asyncio.create_task(self._poll_loop(stop)),
-            asyncio.create_task(self._report_loop()),
+            asyncio.create_task(self.reporter.round_loop()),
             asyncio.create_task(self._sync_loop()),
             asyncio.create_task(self._lease_loop()),
         ]
@@ -183,16 +181,23 @@ class Agent:
         retries = delays(REQUEST_RETRY)
         wait: float | None = None  # the first poll answers at once
         while True:
+            reports = await self.reporter.for_poll()
             sent = self.clock()
             try:
                 answer = await self.client.node_status(
-                    self.name, self.token, wait=wait, metrics=probes.node_metrics()
+                    self.name,
+                    self.token,
+                    wait=wait,
+                    metrics=probes.node_metrics(),
+                    reports=reports,
                 )
             except Unauthorized as exc:
+                self.reporter.poll_failed()
                 await self.rejoin.recover(stop, f"the manager no longer knows {self.name} ({exc})")
                 wait = None
                 continue
             except (ConnectionFailed, ProtocolError, RequestError) as exc:
+                self.reporter.poll_failed()
                 # Keep running; back off with jitter so a fleet does not stampede a manager.
                 delay = max(next(retries), getattr(exc, "retry_after", 0.0))
                 log.warning("poll failed: %s; retrying in %.1fs", exc, delay)
@@ -204,7 +209,9 @@ class Agent:
             # Contact counts from when the request left: the manager saw it no earlier, so the
             # lease here always runs out before the manager's node-timeout there.
             self.last_contact = max(self.last_contact, sent)
-            wait = self.settings.poll_wait
+            # Even a stale answer's manager took the reports (before its hold).
+            self.reporter.poll_answered(answer, sent)
+            wait = self.reporter.polls.wait(self.settings.poll_wait)
             if not self.fresh_answer(answer):
                 log.warning("dropped a /node-status answer older than one already applied")
                 continue
@@ -287,51 +294,18 @@ class Agent:
     def converge(self, local: Local) -> None:
         self._runner(local.name).converge(local)
 
-    def report_soon(self) -> None:
-        self._report_now.set()
+    def report_soon(self, project: str | None = None) -> None:
+        self.reporter.report_soon(project)
 
     def runner_idle(self, runner: ProjectRunner) -> None:
         # Idle, it holds nothing: a later step of the project starts a new chain either way.
         if self.runners.get(runner.name) is runner and runner.name not in self.local:
             del self.runners[runner.name]
 
-    # reports ----------------------------------------------------------------------------------
-    async def _report_loop(self) -> None:
-        while True:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
-            # arrives as the event is set, and the agent's shutdown would wait forever.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.interval):
-                    await self._report_now.wait()
-            self._report_now.clear()
-            await asyncio.sleep(0.02)  # coalesce a burst of changes into one round
-            for local in list(self.local.values()):
-                if local.status is not ProjectStatus.PENDING:  # nothing done yet, nothing to say
-                    await self.send_report(local)
-
+    # reports: reporting.py --------------------------------------------------------------------
     async def send_report(self, local: Local) -> None:
-        """Report one project; a refusal stops this copy of it (it is not ours any more)."""
-        if self.rejoin.refused:
-            return  # the manager refused this node's token: see rejoin.py
-        runner = self._runner(local.name)
-        await runner.measure_disk(local)
-        sent = self.clock()
-        report = runner.build_report(local)
-        try:
-            await self.client.node_update(self.name, self.token, report)
-            self.last_contact = max(self.last_contact, sent)
-            local.acknowledged(report)
-        except (Forbidden, NotFound, Conflict) as exc:
-            # Not ours any more (moved, removed, or reset behind our back): stop this copy.
-            log.warning("%s: the manager refused the report (%s); stopping it", local.name, exc)
-            if self.local.get(local.name) is local:
-                del self.local[local.name]
-                self._retired[local.name] = local
-                self._runner(local.name).retire(local)
-        except Unauthorized:
-            self.rejoin.refused = True  # the poll finds out and joins again (rejoin.py)
-        except (ConnectionFailed, ProtocolError, RequestError) as exc:
-            log.debug("report for %s failed: %s", local.name, exc)
+        """Report one project by /node-update; a refusal stops this copy of it."""
+        await self.reporter.send_report(local)
 
     # git sync ---------------------------------------------------------------------------------
     async def _sync_loop(self) -> None:

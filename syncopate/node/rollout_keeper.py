@@ -177,7 +177,7 @@ class RolloutKeeper:
             return
         if process.status is ProjectStatus.RUNNING and local.status is not ProjectStatus.UNHEALTHY:
             self._step(local, rollout.RanWell(local.commit))
-            self.runner.host.report_soon()
+            self.runner.host.report_soon(self.runner.name)
         elif process.status in (ProjectStatus.STARTING, ProjectStatus.CRASHED):
             self._arm(local, RECHECK)  # between a crash and its restart: not proven either way
         # Stopped or failed: the trial resumes with the next start.

@@ -66,8 +66,9 @@ class RunnerHost(Protocol):
     def converge(self, local: Local) -> None:
         """Converge `local` through the agent's runner of its project."""
 
-    def report_soon(self) -> None:
-        """Something changed: send the reports now rather than at the next interval."""
+    def report_soon(self, project: str | None = None) -> None:
+        """Something changed in `project` (None: in any): send its report now rather than
+        at the next interval."""
 
     def runner_idle(self, runner: ProjectRunner) -> None:
         """`runner` has no step under way and its project is not assigned here."""
@@ -136,11 +137,15 @@ class ProjectRunner:
             if previous is not None and not previous.done():
                 # wait(), not await: the earlier step's failure is its own; our cancel is ours.
                 await asyncio.wait([previous])
+            said = _said(local)
             try:
                 await step(local)
             except Exception as exc:
                 self._step_failed(local, step.__name__, exc)
-            self.host.report_soon()
+            # A step may have changed what the report says; the periodic fetch that found
+            # nothing new did not, and its report waits for the interval (on the poll).
+            if step != self._sync or _said(local) != said:
+                self.host.report_soon(self.name)
             if self._last is asyncio.current_task():
                 self._last = None
                 # The project's current Local may be a successor (a new epoch, a return after
@@ -206,7 +211,7 @@ class ProjectRunner:
         local.status = status
         if reason is not None:
             local.reason = reason
-        self.host.report_soon()
+        self.host.report_soon(self.name)
 
     def process_changed(self, local: Local) -> None:
         """The supervisor's status changed: mirror it, and give up after a crash loop."""
@@ -221,7 +226,7 @@ class ProjectRunner:
                 self.set_status(local, process.status, None if keep else "")
         if self._watch is not None and self._watch.process is process:
             self._watch.changed()
-        self.host.report_soon()
+        self.host.report_soon(self.name)
 
     def is_current(self, local: Local) -> bool:
         """True while `local` is what this node holds for its project (not a replaced epoch)."""
@@ -334,6 +339,11 @@ class ProjectRunner:
         """The /node-update body for one project (without name and token)."""
         started = self.host.epochs.get(local.name) == local.epoch
         return report.build(local, self.checkout, started) | self.rollout.report()
+
+
+def _said(local: Local) -> tuple[object, ...]:
+    """What a step can change of a report that must be sent at once when it does."""
+    return (local.status, local.commit, local.reason, local.step_failures)
 
 
 def _describe_error(exc: Exception) -> str:

@@ -62,7 +62,8 @@ def stored_lines(data_dir: Path, project: str) -> int:
 
 
 async def more_reports(manager: RunningManager, count: int) -> None:
-    """Wait until the manager answered `count` more /node-update requests."""
+    """Wait until the manager answered `count` more requests that carry reports: /node-update,
+    and /node-status (the agent's reports ride on its polls: issue 18)."""
     target = await updates_answered(manager) + count
 
     async def enough() -> bool:
@@ -72,13 +73,14 @@ async def more_reports(manager: RunningManager, count: int) -> None:
 
 
 async def updates_answered(manager: RunningManager) -> int:
-    """How many /node-update requests the manager answered with 200 (its /metrics)."""
+    """How many /node-update and /node-status requests the manager answered with 200."""
     async with manager.client() as ctl:
         text = await ctl.metrics()
-    found = re.search(
-        r'syncopate_http_requests_total\{route="/node-update",status="200"\} (\d+)', text
+    found = re.findall(
+        r'syncopate_http_requests_total\{route="/node-(?:update|status)",status="200"\} (\d+)',
+        text,
     )
-    return int(found.group(1)) if found else 0
+    return sum(int(count) for count in found)
 
 
 async def placed_node(manager: RunningManager, *projects: str) -> SimNode:
@@ -112,14 +114,13 @@ async def test_a_projects_output_reaches_the_manager_once_and_in_order(fleet: Fl
         assert last["lines"] == expected[-10:]
         assert last["seq"] == 40
 
-        # The agent heard the manager take them, and later reports send nothing again. Heard
-        # once the report's group commit is done (group_commit.py), which may be just after
-        # the lines show here: the manager shows what it took at once, and answers a report
-        # only once it is on disk.
+        # The agent hears the manager took them (with the answer to the poll or report that
+        # carried them: after the poll's hold, and after the group commit, group_commit.py),
+        # and later reports send nothing again.
         async def acknowledged() -> bool:
             return agent.local["talker"].log_next == 50
 
-        await wait_for(acknowledged, timeout=5, what="the agent's log cursor at 50")
+        await wait_for(acknowledged, what="the agent to hear its lines were taken")
         await more_reports(fleet.manager, 3)
         assert (await ctl.logs("talker", lines=1000))["lines"] == expected
     assert stored_lines(fleet.manager.data_dir, "talker") == 50

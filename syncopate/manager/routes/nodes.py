@@ -10,11 +10,13 @@ scope, a node's token in its node's (`node:<name>`), so a guesser locks out only
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 from aiohttp import web
 
 from syncopate.command_protocol import CommandResultRequest
-from syncopate.errors import Unauthorized
+from syncopate.errors import RequestError, Unauthorized, Unavailable
 from syncopate.manager.auth import secret_matches
 from syncopate.manager.context import (
     STATE,
@@ -26,11 +28,13 @@ from syncopate.manager.context import (
     transport_open,
 )
 from syncopate.manager.guard import guarded
+from syncopate.manager.records import NodeRecord
 from syncopate.manager.throttle import JOIN, node_scope
 from syncopate.protocol import (
     MAX_WAIT_SECONDS,
     InitializeRequest,
     LeaveRequest,
+    ProjectReport,
     StatusRequest,
     UpdateRequest,
 )
@@ -67,9 +71,14 @@ async def node_status(request: web.Request) -> web.Response:
     cluster.touch(node, client_address(request))
     if poll.metrics is not None:
         cluster.measured(node, poll.metrics)
+    # Before the hold: what the node says now is taken now, as a /node-update would be.
+    refused = _take_reports(state, node, poll)
+    held = 0.0
     if poll.wait:
         limit = min(poll.wait, MAX_WAIT_SECONDS, cluster.settings.longest_hold)
+        began = time.monotonic()
         await cluster.wait_for_change(node.name, limit)
+        held = time.monotonic() - began
         if not transport_open(request):
             # The node went away while we held its request; do not count this as contact.
             return web.json_response({}, status=499)
@@ -83,7 +92,50 @@ async def node_status(request: web.Request) -> web.Response:
     answer["manager-run"], answer["sequence"] = state.run, next(state.answers)
     if commands is not None:
         answer["commands"] = commands
+    answer.update(_poll_fields(refused, held))
     return web.json_response(answer)
+
+
+def _poll_fields(refused: dict[str, dict[str, Any]], held: float) -> dict[str, Any]:
+    """The answer's fields on its reports. `held` also tells the agent this manager takes
+    reports on the poll: an older one sends neither and ignores `reports`, and the agent then
+    reports by /node-update."""
+    return {"refused": refused, "held": round(held, 4)}
+
+
+def _take_reports(
+    state: ManagerState, node: NodeRecord, poll: StatusRequest
+) -> dict[str, dict[str, Any]]:
+    """Apply each report riding on a poll exactly as /node-update would; the refused ones by
+    project name, each with what /node-update would have answered (code, reason, status).
+
+    A report the manager cannot take now (503: its store refused the write) fails the whole
+    poll, as it would fail a /node-update, so the node sends it again.
+    """
+    refused: dict[str, dict[str, Any]] = {}
+    for index, item in enumerate(poll.reports or ()):
+        name = item.get("project-name")
+        try:
+            report = parse(ProjectReport, item)
+            state.cluster.update(node, _as_update(poll, report))
+        except Unavailable:
+            raise
+        except RequestError as exc:
+            key = name if isinstance(name, str) else f"reports[{index}]"
+            code = exc.code if exc.code is not None else exc.status
+            refused[key] = {"code": code, "reason": exc.message, "status": exc.status}
+    return refused
+
+
+def _as_update(poll: StatusRequest, report: ProjectReport) -> UpdateRequest:
+    """The /node-update request a poll-borne report stands for, without validating it again
+    (it was); which fields were sent is kept, as applying a report reads it."""
+    return UpdateRequest.model_construct(
+        _fields_set={"name", "access_token", *report.model_fields_set},
+        name=poll.name,
+        access_token=poll.access_token,
+        **dict(report),
+    )
 
 
 async def node_update(request: web.Request) -> web.Response:
