@@ -119,7 +119,7 @@ async def test_a_report_refused_on_the_poll_stops_that_copy_only(fleet: Fleet) -
 def older_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """The manager as one from before issue 18 answers: `reports` ignored (it does not know
     the field: its models ignore unknown fields), no `held` or `refused` in the answer."""
-    monkeypatch.setattr(nodes, "_take_reports", lambda state, node, poll: {})
+    monkeypatch.setattr(nodes, "_take_reports", lambda state, node, poll: ({}, False))
     monkeypatch.setattr(nodes, "_poll_fields", lambda refused, held: {})
     yield monkeypatch
 

@@ -171,7 +171,10 @@ async def test_overlapping_output_from_a_held_poll_and_an_update_is_kept_once(
         await pi2.close()
 
 
-async def test_a_refused_write_fails_the_whole_poll(manager: RunningManager) -> None:
+@pytest.mark.parametrize("wait", [0, 2.0])
+async def test_a_refused_write_fails_the_whole_poll(manager: RunningManager, wait: float) -> None:
+    """Held or not: a poll whose reports the store refused (at the group commit's COMMIT, just
+    after they were taken) is refused, never answered as if they were taken."""
     pi1, pi2 = await two_nodes(manager)
     try:
         before = await projects(manager)
@@ -179,7 +182,7 @@ async def test_a_refused_write_fails_the_whole_poll(manager: RunningManager) -> 
         disk.full = True
         both = [report("beta", BETA, "crashed"), report("alpha", ALPHA, "crashed")]
         with pytest.raises(Unavailable):
-            await poll(pi1, both)
+            await poll(pi1, both, wait=wait)
         assert await projects(manager) == before  # nothing taken: the node sends them again
         disk.full = False
         answer = await poll(

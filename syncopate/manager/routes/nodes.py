@@ -71,8 +71,11 @@ async def node_status(request: web.Request) -> web.Response:
     cluster.touch(node, client_address(request))
     if poll.metrics is not None:
         cluster.measured(node, poll.metrics)
-    # Before the hold: what the node says now is taken now, as a /node-update would be.
-    refused = _take_reports(state, node, poll)
+    # Before the hold: what the node says now is taken now, as a /node-update would be, and
+    # committed before the hold (a refused commit fails this poll, not a later one).
+    refused, wrote = _take_reports(state, node, poll)
+    if wrote:
+        await cluster.committed()
     held = 0.0
     if poll.wait:
         limit = min(poll.wait, MAX_WAIT_SECONDS, cluster.settings.longest_hold)
@@ -105,26 +108,28 @@ def _poll_fields(refused: dict[str, dict[str, Any]], held: float) -> dict[str, A
 
 def _take_reports(
     state: ManagerState, node: NodeRecord, poll: StatusRequest
-) -> dict[str, dict[str, Any]]:
+) -> tuple[dict[str, dict[str, Any]], bool]:
     """Apply each report riding on a poll exactly as /node-update would; the refused ones by
-    project name, each with what /node-update would have answered (code, reason, status).
+    project name, each with what /node-update would have answered (code, reason, status), and
+    whether any was written (the caller then waits for its commit, group_commit.py).
 
     A report the manager cannot take now (503: its store refused the write) fails the whole
     poll, as it would fail a /node-update, so the node sends it again.
     """
     refused: dict[str, dict[str, Any]] = {}
+    wrote = False
     for index, item in enumerate(poll.reports or ()):
         name = item.get("project-name")
         try:
             report = parse(ProjectReport, item)
-            state.cluster.update(node, _as_update(poll, report))
+            wrote = state.cluster.update(node, _as_update(poll, report)) or wrote
         except Unavailable:
             raise
         except RequestError as exc:
             key = name if isinstance(name, str) else f"reports[{index}]"
             code = exc.code if exc.code is not None else exc.status
             refused[key] = {"code": code, "reason": exc.message, "status": exc.status}
-    return refused
+    return refused, wrote
 
 
 def _as_update(poll: StatusRequest, report: ProjectReport) -> UpdateRequest:
