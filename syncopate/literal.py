@@ -12,6 +12,8 @@ import ast
 import json
 from typing import Any
 
+from syncopate import fast_json
+
 # Deeper than any dictionary a project keeps, far shallower than the interpreter's stack.
 MAX_DEPTH = 64
 
@@ -52,12 +54,9 @@ def check_depth(value: Any, limit: int = MAX_DEPTH) -> Any:
 
 def loads_json(text: str | bytes) -> Any:
     """Parse JSON; LiteralError naming the problem when it is not JSON or is nested too deep."""
-    try:
-        value = json.loads(text, parse_constant=_no_constant)
-    except RecursionError:
-        raise TooDeep(f"nested deeper than {MAX_DEPTH} levels") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an over-long number
-        raise LiteralError(str(exc)) from None
+    parsed, value = fast_json.loads_fast(text)  # orjson refuses NaN and Infinity as we do
+    if not parsed:
+        value = _loads_standard(text)
     opened = (
         text.count("[") + text.count("{")
         if isinstance(text, str)
@@ -66,6 +65,16 @@ def loads_json(text: str | bytes) -> Any:
     if opened <= MAX_DEPTH:
         return value  # each level opens a bracket: counted in C, cheaper than the walk
     return check_depth(value)
+
+
+def _loads_standard(text: str | bytes) -> Any:
+    """What orjson refused, by the standard library: a value it takes, or the error to say."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise TooDeep(f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an over-long number
+        raise LiteralError(str(exc)) from None
 
 
 def parse_literal(text: str) -> Any:

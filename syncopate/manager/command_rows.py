@@ -10,6 +10,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from syncopate import fast_json
 from syncopate.manager.records import CommandRecord, CommandStep
 from syncopate.states import CommandState
 
@@ -27,7 +28,7 @@ def dump_record(record: Any, transient: set[str], extra: dict[str, Any] | None =
     fields = {name: getattr(record, name) for name in names}
     if extra:
         fields.update(extra)
-    return json.dumps(fields, separators=(",", ":"))
+    return fast_json.dumps_text(fields)
 
 
 class CommandRows:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from syncopate import errors, literal
+from syncopate import errors, fast_json, literal
 from syncopate.errors import InvalidRequest, TooLarge
 from syncopate.manager.auth import hash_secret
 from syncopate.manager.cluster import Cluster
@@ -134,7 +134,7 @@ def failure(
         "code": code,
         **extra,
     }
-    return web.json_response(body, status=200 if seed and status < 500 else status)
+    return json_answer(body, status=200 if seed and status < 500 else status)
 
 
 def seed_dialect(request: web.Request) -> bool:
@@ -144,6 +144,13 @@ def seed_dialect(request: web.Request) -> bool:
     return request.path in SEED_NODE_ROUTES and errors.AGENT_HEADER not in request.headers
 
 
+def json_answer(body: Any, status: int = 200) -> web.Response:
+    """A JSON answer (fast_json: the same JSON as aiohttp's json_response, made faster)."""
+    return web.Response(
+        body=fast_json.dumps(body), status=status, content_type="application/json", charset="utf-8"
+    )
+
+
 def success(route: str, **data: Any) -> web.Response:
     result_key, info_key = RESULT_FIELDS.get(route, DEFAULT_RESULT_FIELDS)
     info = data.pop("information", "")
@@ -151,7 +158,7 @@ def success(route: str, **data: Any) -> web.Response:
     if info_key != "failure-reasoning":
         body[info_key] = info
     body.update(data)
-    return web.json_response(body)
+    return json_answer(body)
 
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

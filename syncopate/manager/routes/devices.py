@@ -25,7 +25,14 @@ from syncopate.errors import (
 )
 from syncopate.manager.auth import Caller, check_controller_token, secret_matches
 from syncopate.manager.command_wire import blank_device_status
-from syncopate.manager.context import STATE, ManagerState, client_address, parse, read_body
+from syncopate.manager.context import (
+    STATE,
+    ManagerState,
+    client_address,
+    json_answer,
+    parse,
+    read_body,
+)
 from syncopate.manager.guard import check_locked, count_failure
 from syncopate.manager.records import NodeRecord
 from syncopate.manager.throttle import CONTROLLER, node_scope
@@ -73,7 +80,7 @@ async def hw_supervisor(request: web.Request) -> web.Response:
             "request-status": "success",
             "request-information": information,
         }
-        return web.json_response(body)
+        return json_answer(body)
     except RequestError as exc:
         fields = state.commands.device_status(shown) if shown else blank_device_status(user_field)
         body = {
@@ -82,7 +89,7 @@ async def hw_supervisor(request: web.Request) -> web.Response:
             "request-information": exc.message,
             "error": exc.message,
         }
-        response = web.json_response(body, status=exc.status)
+        response = json_answer(body, status=exc.status)
         if isinstance(exc, TooManyAttempts):
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         return response

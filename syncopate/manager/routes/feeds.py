@@ -13,7 +13,7 @@ from syncopate import __version__, validate
 from syncopate.errors import InvalidRequest
 from syncopate.feed import EVENTS_REVOKED_CODE
 from syncopate.manager.auth import bearer, check_controller_token
-from syncopate.manager.context import STATE, ManagerState
+from syncopate.manager.context import STATE, ManagerState, json_answer
 from syncopate.manager.events import EVERY_PROJECT
 from syncopate.manager.guard import guarded
 from syncopate.manager.openapi import document as openapi_document
@@ -91,7 +91,7 @@ async def close_revoked(state: ManagerState) -> int:
 async def health(request: web.Request) -> web.Response:
     state = request.app[STATE]
     counts = state.cluster.counts()
-    return web.json_response(
+    return json_answer(
         {
             "status": "ok",
             "version": __version__,
@@ -126,4 +126,4 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     """GET /openapi.json: the API's description (no auth: it holds no secrets)."""
-    return web.json_response(openapi_document())
+    return json_answer(openapi_document())

@@ -22,6 +22,7 @@ from syncopate.manager.context import (
     STATE,
     ManagerState,
     client_address,
+    json_answer,
     parse,
     read_body,
     success,
@@ -84,7 +85,7 @@ async def node_status(request: web.Request) -> web.Response:
         held = time.monotonic() - began
         if not transport_open(request):
             # The node went away while we held its request; do not count this as contact.
-            return web.json_response({}, status=499)
+            return json_answer({}, status=499)
         cluster.touch(node)
     # Only Syncopate's agent runs commands; a seed node would drop them unanswered, so
     # for one they stay requested and time out as not collected, which says what happened.
@@ -96,7 +97,7 @@ async def node_status(request: web.Request) -> web.Response:
     if commands is not None:
         answer["commands"] = commands
     answer.update(_poll_fields(refused, held))
-    return web.json_response(answer)
+    return json_answer(answer)
 
 
 def _poll_fields(refused: dict[str, dict[str, Any]], held: float) -> dict[str, Any]:
