@@ -31,6 +31,7 @@ from syncopate.manager.context import (
     seed_dialect,
 )
 from syncopate.manager.events import EventHub
+from syncopate.manager.gc_pauses import settle_heap, stop_timing
 from syncopate.manager.guard import throttle_middleware
 from syncopate.manager.routes.controller import controller
 from syncopate.manager.routes.devices import hw_supervisor
@@ -118,6 +119,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     interval = min(max(state.settings.node_timeout / 20, 0.05), 0.25)
     state.cluster.group.start(state.settings.group_commit_window)
+    if state.settings.settle_heap:
+        settle_heap(state.gc_pauses)
 
     async def monitor() -> None:
         while True:
@@ -148,6 +151,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     state.cluster.group.stop()
+    stop_timing(state.gc_pauses)
     state.store.close()
 
 

@@ -26,6 +26,7 @@ from syncopate.manager.auth import hash_secret
 from syncopate.manager.cluster import Cluster
 from syncopate.manager.commands import CommandBook
 from syncopate.manager.events import EventHub
+from syncopate.manager.gc_pauses import GcPauses
 from syncopate.manager.join import JOIN_PASSWORD_KEY
 from syncopate.manager.metrics import Metrics
 from syncopate.manager.store import Store
@@ -58,6 +59,10 @@ class ManagerSettings:
     # Node reports are committed together (group_commit.py): 0 once the loop has run what was
     # ready (the reports that came together), else this many seconds after the first of a batch.
     group_commit_window: float = 0.0
+    # Freeze the loaded heap and make the collector's pauses rare (gc_pauses.py): `manager
+    # serve` does; tests that start many managers in one process do not (a frozen heap is
+    # never freed).
+    settle_heap: bool = False
     # Extra seconds a collected command gets beyond its run timeout before it is timed out:
     # the node ends the program at the timeout, then needs a moment to send the response.
     command_margin: float = 10.0
@@ -76,6 +81,7 @@ class ManagerState:
     hub: EventHub
     commands: CommandBook
     metrics: Metrics = field(default_factory=Metrics)
+    gc_pauses: GcPauses = field(default_factory=GcPauses)
     throttle: CredentialThrottle = field(init=False)  # from the settings: see below
     started: float = field(default_factory=time.monotonic)
     # The open /events streams, each with its controller token's hash (closed on a revoke).

@@ -201,6 +201,7 @@ async def serve(options: ServeOptions, ready: Callable[[Listening], None] | None
         balance=options.balance,
         tls=context is not None,
         insecure=insecure,
+        settle_heap=True,
     )
     app = make_app(settings, store)
     runner = make_runner(app)

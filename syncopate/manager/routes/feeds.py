@@ -117,6 +117,7 @@ async def metrics(request: web.Request) -> web.Response:
             (("state", s),): float(n) for s, n in state.commands.waiting_counts().items()
         },
         "syncopate_uptime_seconds": {(): time.monotonic() - state.started},
+        **state.gc_pauses.gauges(),
         **state.cluster.node_gauges(),
     }
     return web.Response(

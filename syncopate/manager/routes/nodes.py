@@ -78,8 +78,11 @@ async def node_status(request: web.Request) -> web.Response:
     if wrote:
         await cluster.committed()
     held = 0.0
-    if poll.wait:
-        limit = min(poll.wait, MAX_WAIT_SECONDS, cluster.settings.longest_hold)
+    wait = poll.wait
+    # Held for seconds by thousands of nodes: the parsed body (its reports) is not kept.
+    del poll
+    if wait:
+        limit = min(wait, MAX_WAIT_SECONDS, cluster.settings.longest_hold)
         began = time.monotonic()
         await cluster.wait_for_change(node.name, limit)
         held = time.monotonic() - began

@@ -1,0 +1,46 @@
+"""The manager's collector settings and pause timing (gc_pauses.py)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from syncopate.manager.gc_pauses import YOUNG_THRESHOLD, GcPauses, settle_heap, stop_timing
+
+
+@pytest.fixture
+def collector() -> Iterator[None]:
+    """Put the process's collector back as it was (the settings are process-wide)."""
+    thresholds = gc.get_threshold()
+    yield
+    gc.set_threshold(*thresholds)
+    gc.unfreeze()
+
+
+def test_every_collection_is_timed_by_generation(collector: None) -> None:
+    pauses = GcPauses()
+    settle_heap(pauses)
+    try:
+        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+        assert gc.get_freeze_count() > 0  # what was loaded is never walked again
+        before = list(pauses.count)
+        gc.collect(0)
+        gc.collect(2)
+        assert pauses.count[0] == before[0] + 1
+        assert pauses.count[2] == before[2] + 1
+        assert pauses.total[2] > 0 and pauses.longest[2] > 0
+    finally:
+        stop_timing(pauses)
+    counted = list(pauses.count)
+    gc.collect()
+    assert pauses.count == counted  # stopped: no longer called
+
+
+def test_the_pauses_are_metrics_gauges() -> None:
+    pauses = GcPauses(count=[3, 2, 1], total=[0.1, 0.2, 0.3], longest=[0.01, 0.02, 0.25])
+    gauges = pauses.gauges()
+    assert gauges["syncopate_gc_collections"][(("generation", "2"),)] == 1.0
+    assert gauges["syncopate_gc_pause_seconds_total"][(("generation", "1"),)] == 0.2
+    assert gauges["syncopate_gc_pause_seconds_max"][(("generation", "2"),)] == 0.25
