@@ -32,7 +32,7 @@ from syncopate.manager.context import (
 )
 from syncopate.manager.events import EventHub
 from syncopate.manager.gc_pauses import settle_heap, stop_timing
-from syncopate.manager.guard import throttle_middleware
+from syncopate.manager.guard import refuse_locked_route
 from syncopate.manager.routes.controller import controller
 from syncopate.manager.routes.devices import hw_supervisor
 from syncopate.manager.routes.feeds import close_revoked, events, health, metrics, openapi
@@ -69,6 +69,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     started = time.perf_counter()
     response: web.StreamResponse
     try:
+        refuse_locked_route(request)
         response = await handler(request)
     except RequestError as exc:
         headers = {}
@@ -207,9 +208,7 @@ def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Appli
     )
     book_ref.append(book)
     state = ManagerState(settings, store, cluster, hub, book)
-    app = web.Application(
-        client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware, throttle_middleware]
-    )
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
     app[STATE] = state
     app.router.add_post("/node-initialize", node_initialize)
     app.router.add_post("/node-status", node_status)

@@ -8,8 +8,9 @@ a failure, a right one counts nothing (it does not clear the count either). Anyt
 check raises (a malformed field, an unknown device after a right token) is not about the
 credential and counts nothing.
 
-`throttle_middleware` refuses even earlier, before the body is read, where the route alone says
-the scope: /node-initialize (join), /controller and /events (controller). The node routes name
+`refuse_locked_route` (called by the error middleware) refuses even earlier, before the body
+is read, where the route alone says the scope: /node-initialize (join), /controller and /events
+(controller). The node routes name
 their node in the body, and /hw_supervisor's scope depends on which credential its `pword`
 is, so those are refused by `guarded` (or devices.py) once the body is parsed.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from aiohttp import web
@@ -35,7 +36,6 @@ ROUTE_SCOPES = {"/node-initialize": JOIN, "/controller": CONTROLLER, "/events": 
 
 P = ParamSpec("P")
 T = TypeVar("T")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def refuse_if_locked(throttle: CredentialThrottle, address: str, scope: str, now: float) -> None:
@@ -84,10 +84,9 @@ def guarded(
         raise
 
 
-@web.middleware
-async def throttle_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse a locked-out address before its request is read, where the route is the scope."""
+def refuse_locked_route(request: web.Request) -> None:
+    """Refuse a locked-out address before its request is read, where the route is the scope
+    (the error middleware calls this first: one middleware less on every request)."""
     scope = ROUTE_SCOPES.get(request.path)
     if scope is not None:
         check_locked(request, scope)
-    return await handler(request)
