@@ -33,7 +33,7 @@ class Checkpointer:
         self.db_path = db_path
         self.commits = commits
         self.interval = interval
-        self.checkpoints = 0  # done so far (for /metrics and the tests)
+        self.checkpoints = 0  # done so far (the tests read it)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"checkpoint {db_path.name}", daemon=True

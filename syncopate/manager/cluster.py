@@ -94,6 +94,8 @@ class ClusterSettings:
 class Cluster(Undoable):
     """The manager's state: in memory for speed, mirrored in the store for durability."""
 
+    group: GroupCommit  # always there (off until the manager starts it)
+
     def __init__(
         self,
         store: Storage,
@@ -110,7 +112,7 @@ class Cluster(Undoable):
         self.notify_lines: NotifyLines = notify_lines or (lambda project, first, lines, times: None)
         self.wall_clock = wall_clock  # the times of output lines
         self.state = ClusterState()
-        self._group = self.group = GroupCommit(store, self._put_back)
+        self.group = GroupCommit(store, self._put_back)
         self.log = ProjectLog(self)
         self.polls = LongPoll()
         self.placement = Placement(self)

@@ -20,8 +20,8 @@ write commits the open batch before it begins (`flush()`, also called by the sto
 writers outside the cluster), so the batch's records are never changed by a write that could
 end before it, and putting them back restores what was committed.
 
-Off (the default, and in the tests that build a cluster without a running loop) a batched
-write is an ordinary one.
+Off until `start()` (the manager starts it on its loop; a cluster built without a running loop,
+as in the unit tests, never does) a batched write is an ordinary one.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class GroupCommit:
         self.store = store
         self.put_back = put_back
         self.window: float | None = None  # seconds a batch stays open; None: batching is off
-        self.batches = 0  # committed so far, and the writes in them (for /metrics)
+        self.batches = 0  # committed so far, and the writes in them (the tests read them)
         self.grouped = 0
         self._undos: list[Undo] = []
         self._done: asyncio.Future[None] | None = None

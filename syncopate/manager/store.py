@@ -159,11 +159,6 @@ class Store(CommandRows):
                 with suppress(sqlite3.Error):
                     self._db.execute("PRAGMA synchronous=NORMAL")
 
-    @property
-    def batch_open(self) -> bool:
-        """True while a batch holds writes not committed yet."""
-        return self._batch_open
-
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Join the open batch, beginning one if none is open; `flush()` commits it.

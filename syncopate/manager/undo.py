@@ -86,7 +86,7 @@ class Undoable:
     store puts memory back (`_put_back`) and drops the announcements."""
 
     _undo: Undo | None = None  # the open write, if any
-    _group: GroupCommit | None = None  # where batched writes go (group_commit.py), if anywhere
+    group: GroupCommit | None = None  # where batched writes go (group_commit.py), if anywhere
 
     def _transaction(self, durable: bool) -> AbstractContextManager[None]:
         """The store transaction a write runs in."""
@@ -107,7 +107,7 @@ class Undoable:
         if self._undo is not None:
             yield self._undo
             return
-        group = self._group
+        group = self.group
         if batched and group is not None and group.enabled:
             yield from self._batched_write(group)
             return
