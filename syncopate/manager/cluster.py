@@ -51,7 +51,7 @@ from syncopate.manager.reports import Reports
 from syncopate.manager.storage import Storage
 from syncopate.manager.undo import Undo, Undoable
 from syncopate.project_protocol import AddProject, RemoveProject, SetProject
-from syncopate.protocol import InitializeRequest, NodeMetrics, UpdateRequest
+from syncopate.protocol import InitializeRequest, NodeMetrics, ProjectReport
 from syncopate.states import NodeStatus, ProjectStatus, check_project_transition
 
 Clock = Callable[[], float]
@@ -290,7 +290,7 @@ class Cluster(Undoable):
         )
 
     # node reports: reports.py -----------------------------------------------------------------
-    def update(self, node: NodeRecord, report: UpdateRequest) -> bool:
+    def update(self, node: NodeRecord, report: ProjectReport) -> bool:
         """Apply a node's report on one project; refuse one the node should not be sending.
 
         True when it was written (a report that changes nothing stored is not): the answer

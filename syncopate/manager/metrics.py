@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 # Latency buckets in seconds: a long poll lands in +Inf, a report should land under 0.05.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -13,7 +15,13 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 class RouteStats:
     count: int = 0
     total: float = 0.0
-    buckets: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
+    # Per bucket, the requests that landed in it and no lower one (one increment a request,
+    # on the hot path); `cumulative()` gives the histogram's counts, each with all below.
+    landed: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
+
+    def cumulative(self) -> list[int]:
+        """Requests answered within each of BUCKETS (the exposition's `le` counts)."""
+        return list(accumulate(self.landed[: len(BUCKETS)]))
 
 
 class Metrics:
@@ -28,9 +36,7 @@ class Metrics:
         stats = self.latency[route]
         stats.count += 1
         stats.total += seconds
-        for index, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                stats.buckets[index] += 1
+        stats.landed[bisect_left(BUCKETS, seconds)] += 1
 
     def render(self, gauges: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> str:
         """The exposition text: request counters, latency histograms, and the given gauges."""
@@ -47,7 +53,7 @@ class Metrics:
             "# TYPE syncopate_http_request_duration_seconds histogram",
         ]
         for route, stats in sorted(self.latency.items()):
-            for bound, count in zip(BUCKETS, stats.buckets, strict=True):
+            for bound, count in zip(BUCKETS, stats.cumulative(), strict=True):
                 bucket = f'route="{route}",le="{bound}"'
                 lines.append(f"syncopate_http_request_duration_seconds_bucket{{{bucket}}} {count}")
             lines.append(

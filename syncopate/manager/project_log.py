@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from syncopate.manager import logbook, secret_box
 from syncopate.manager.records import ProjectRecord
-from syncopate.protocol import LOG_LINES_KEPT, UpdateRequest
+from syncopate.protocol import LOG_LINES_KEPT, ProjectReport
 
 if TYPE_CHECKING:
     from syncopate.manager.cluster import Cluster
@@ -25,7 +25,7 @@ class ProjectLog:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 
-    def take(self, project: ProjectRecord, node: str, report: UpdateRequest) -> None:
+    def take(self, project: ProjectRecord, node: str, report: ProjectReport) -> None:
         """Store a report's new output lines (those not taken already), with their times."""
         assert report.log_stream is not None and report.log_seq is not None  # validated
         cursor = logbook.LogCursor(project.log_stream, project.log_next, project.log_node)

@@ -30,7 +30,7 @@ from syncopate.manager import secret_box
 from syncopate.manager.answers import seed_runs
 from syncopate.manager.placement import Placement
 from syncopate.manager.records import NodeRecord, ProjectRecord, utc_now
-from syncopate.protocol import UpdateRequest
+from syncopate.protocol import ProjectReport
 from syncopate.states import (
     NOT_RUNNING_STATUSES,
     ProjectStatus,
@@ -57,7 +57,7 @@ class Reports:
         self.state = cluster.state
         self.placement = placement
 
-    def update(self, node: NodeRecord, report: UpdateRequest) -> bool:
+    def update(self, node: NodeRecord, report: ProjectReport) -> bool:
         """Apply a node's report on one project; refuse one the node should not be sending.
 
         True when it was written (durably if it completed a move, else in the group commit)."""
@@ -141,7 +141,7 @@ class Reports:
         self,
         project: ProjectRecord,
         node_record: NodeRecord,
-        report: UpdateRequest,
+        report: ProjectReport,
         status: ProjectStatus,
         completing: bool,
     ) -> bool:
@@ -193,7 +193,7 @@ class Reports:
             return False
         return True
 
-    def _take_rollout(self, project: ProjectRecord, report: UpdateRequest) -> None:
+    def _take_rollout(self, project: ProjectRecord, report: ProjectReport) -> None:
         """The rollout fields, when the node sent them (an older node or the seed's does not)."""
         sent = report.model_fields_set
         if "good_commit" in sent:

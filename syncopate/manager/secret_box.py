@@ -116,7 +116,12 @@ def masked(secrets: dict[str, str]) -> dict[str, str]:
     return dict.fromkeys(sorted(secrets), MASK)
 
 
-@lru_cache(maxsize=4096)  # asked at every write of a project, of the same few URLs
+# Asked at every write and every answer of a project: as many entries as the fleet has project
+# URLs (an LRU smaller than that misses on every call when reports come round-robin).
+URL_CACHE_SIZE = 1 << 16
+
+
+@lru_cache(maxsize=URL_CACHE_SIZE)
 def url_password(url: str) -> str | None:
     """The password in a git URL (`https://user:pass@host/x.git`), None when it has none."""
     if "://" not in url:
@@ -127,7 +132,7 @@ def url_password(url: str) -> str | None:
         return None
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=URL_CACHE_SIZE)
 def mask_url(url: str) -> str:
     """The URL as answers show it: a password in it replaced by `***`."""
     password = url_password(url)

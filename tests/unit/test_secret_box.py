@@ -36,3 +36,16 @@ def test_mask_in_replaces_secret_values_but_not_short_ones() -> None:
     secrets = {"KEY": "abcd1234", "LONGER": "abcd1234-and-more", "FLAG": "on"}
     line = "key abcd1234, longer abcd1234-and-more, flag on"
     assert mask_in(line, "https://host/x.git", secrets) == "key ***, longer ***, flag on"
+
+
+def test_a_fleet_of_project_urls_stays_cached() -> None:
+    """Every report and answer asks for each project's URL masked: a fleet's worth of distinct
+    URLs (10,000 here) must fit the cache, or round-robin reports miss every time."""
+    mask_url.cache_clear()
+    url_password.cache_clear()
+    urls = [f"https://user:pw{i}@example.com/p-{i}.git" for i in range(10_000)]
+    for _ in range(2):
+        for url in urls:
+            mask_url(url)
+    info = mask_url.cache_info()
+    assert info.misses == len(urls) and info.hits == len(urls)

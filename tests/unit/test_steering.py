@@ -15,6 +15,7 @@ from syncopate.errors import InvalidRequest, NotFound
 from syncopate.manager.app import make_app
 from syncopate.manager.cluster import Cluster, ClusterSettings
 from syncopate.manager.context import STATE, ManagerSettings
+from syncopate.manager.monitor import BALANCE_GRAIN
 from syncopate.manager.server import ServeOptions
 from syncopate.manager.store import Store
 from syncopate.project_protocol import AddProject, SetProject
@@ -284,3 +285,53 @@ def test_serve_no_balance_reaches_the_cluster(
         assert state.cluster.settings.balance is balance
     finally:
         state.store.close()
+
+
+def test_nodes_coming_of_age_one_after_another_share_balance_passes(tmp_path: Path) -> None:
+    """Nodes that joined a moment apart come of age a moment apart; the monitor looks again
+    no sooner than a grain (monitor.BALANCE_GRAIN) later, not on every tick (a pass scans every
+    node and project: tens of ms at 10,000)."""
+    clock = Clock()
+    cluster = make(tmp_path, clock)
+    busy_fleet(cluster)
+    settle(cluster, clock, 2 * TIMEOUT + 1)  # a is of age
+    for i in range(4):
+        join(cluster, f"young-{i}")
+        clock.now += 0.05
+    cluster.state.balance_needed = True
+    cluster.tick()
+    grain = min(BALANCE_GRAIN, TIMEOUT / 4)
+    first_ready = cluster.nodes["young-0"].alive_since + cluster.settings.balance_after
+    assert cluster.state.balance_at == pytest.approx(max(first_ready, clock.now + grain))
+    # Once the first has come of age: the next look is a grain on, though young-1 is ready
+    # 0.05 s later.
+    clock.now = first_ready
+    touch_all(cluster)
+    cluster.tick()
+    assert cluster.state.balance_at == pytest.approx(clock.now + grain)
+    assert grain > 0.15  # the four nodes' ages all fall within one grain of the first
+
+
+def test_balance_moves_when_counts_differ_by_two_and_not_when_by_one(tmp_path: Path) -> None:
+    """The quick check before a balance pass (counts within one of each other: no pass) must
+    not hide a move the scheduler would make."""
+    clock = Clock()
+    cluster = make(tmp_path, clock)
+    join(cluster, "a")
+    add(cluster, "p0")
+    add(cluster, "p1")
+    for name in cluster.projects:
+        report(cluster, "a", name)
+    join(cluster, "b")
+    settle(cluster, clock, 2 * TIMEOUT + 1)
+    assert sorted(cluster.state.incoming.get("b", ())) in (["p0"], ["p1"])  # 2 and 0: one moves
+
+    clock2 = Clock()
+    cluster2 = make(tmp_path / "two", clock2)
+    join(cluster2, "a")
+    add(cluster2, "p0")
+    report(cluster2, "a", "p0")
+    join(cluster2, "b")
+    settle(cluster2, clock2, 2 * TIMEOUT + 1)
+    assert not cluster2.state.incoming  # 1 and 0: nothing to even
+    assert node_of(cluster2, "p0") == "a"

@@ -125,8 +125,8 @@ def _take_reports(
     for index, item in enumerate(poll.reports or ()):
         name = item.get("project-name")
         try:
-            report = parse(ProjectReport, item)
-            wrote = state.cluster.update(node, _as_update(poll, report)) or wrote
+            # Taken as /node-update takes one (its name and token are the poll's, checked).
+            wrote = state.cluster.update(node, parse(ProjectReport, item)) or wrote
         except Unavailable:
             raise
         except RequestError as exc:
@@ -134,17 +134,6 @@ def _take_reports(
             code = exc.code if exc.code is not None else exc.status
             refused[key] = {"code": code, "reason": exc.message, "status": exc.status}
     return refused, wrote
-
-
-def _as_update(poll: StatusRequest, report: ProjectReport) -> UpdateRequest:
-    """The /node-update request a poll-borne report stands for, without validating it again
-    (it was); which fields were sent is kept, as applying a report reads it."""
-    return UpdateRequest.model_construct(
-        _fields_set={"name", "access_token", *report.model_fields_set},
-        name=poll.name,
-        access_token=poll.access_token,
-        **dict(report),
-    )
 
 
 async def node_update(request: web.Request) -> web.Response:
