@@ -16,7 +16,18 @@ import orjson
 
 
 def dumps(value: Any) -> bytes:
-    """Compact JSON as UTF-8 bytes."""
+    """Compact JSON as UTF-8 bytes, in a bytes object of its own size.
+
+    orjson's own bytes keep the buffer it wrote into, 4 KiB at the least (measured with
+    tracemalloc: 4,098 bytes for a 356-byte answer). aiohttp keeps a connection's last answer
+    until its next request is answered, which for a node's long poll is the whole hold: under
+    5,000 agents tracemalloc found 25.8 MiB in 5,019 such buffers (issue 18). The copy costs
+    ~0.13 µs for an answer of that size.
+    """
+    return memoryview(_dumps(value)).tobytes()
+
+
+def _dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except TypeError:  # orjson.JSONEncodeError: a big integer, a non-string key
@@ -25,7 +36,7 @@ def dumps(value: Any) -> bytes:
 
 def dumps_text(value: Any) -> str:
     """Compact JSON as text (what a database row holds)."""
-    return dumps(value).decode()
+    return _dumps(value).decode()
 
 
 def loads_fast(text: str | bytes) -> tuple[bool, Any]:
