@@ -11,6 +11,7 @@ monitor owes. It changes no record itself: the cluster's writes do
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 
 from syncopate import constraints
@@ -49,6 +50,10 @@ class ClusterState:
         # Seed-dialect node -> the projects placed there that its last /node-status answer
         # left out (it should not run them): see Reports.seed_poll. Memory only.
         self.seed_omitted: dict[str, set[str]] = {}
+        # Placements of one project (`place`) so far and their time, s: /metrics shows them,
+        # the manager's own placement time under load (issue 18: < 1 ms at 10,000 nodes).
+        self.placements = 0
+        self.placement_seconds = 0.0
 
     def load(self, storage: Storage, now: float) -> None:
         """Read every record from the store and build the indexes (at start)."""
@@ -122,12 +127,17 @@ class ClusterState:
         the first fitting node in rank order is looked for in the rank index, and only when
         it finds none (none fits, or only rare ones) are all the views scanned, which also
         says why none fits."""
+        started = time.perf_counter()
         views = self.refresh()
         found = self.ranks.first_fit(need, views, exclude)
         if found is not None:
-            return scheduler.Placement(found)
-        candidates = [v for v in views.values() if v.name != exclude]
-        return scheduler.place(need, candidates)
+            placement = scheduler.Placement(found)
+        else:
+            candidates = [v for v in views.values() if v.name != exclude]
+            placement = scheduler.place(need, candidates)
+        self.placements += 1
+        self.placement_seconds += time.perf_counter() - started
+        return placement
 
     def place_many(self, needs: list[scheduler.ProjectNeed]) -> dict[str, scheduler.Placement]:
         """`scheduler.place_many(needs, views)`: one project through `place` (an add, a

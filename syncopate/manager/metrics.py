@@ -70,10 +70,19 @@ class Metrics:
             lines.append(f"# TYPE {name} gauge")
             for labels, value in sorted(series.items()):
                 label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+                number = _number(value)
                 lines.append(
-                    f"{name}{{{label_text}}} {value:g}" if label_text else f"{name} {value:g}"
+                    f"{name}{{{label_text}}} {number}" if label_text else f"{name} {number}"
                 )
         return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """A sample value, exact: `:g` keeps 6 digits, so a counter past 999,999 (or an uptime past
+    11 days) would print rounded."""
+    if value.is_integer() and abs(value) < 1e15:
+        return f"{value:.0f}"
+    return repr(float(value))
 
 
 def _escape(value: str) -> str:

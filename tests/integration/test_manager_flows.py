@@ -351,5 +351,9 @@ async def test_health_and_metrics(manager: RunningManager) -> None:
     assert 'syncopate_nodes{status="alive"} 1' in text
     assert 'syncopate_http_requests_total{route="/controller",status="200"} 1' in text
     assert "syncopate_http_request_duration_seconds_count" in text
+    # The add placed one project, and its time is counted (the fleet benchmark's figure).
+    assert "syncopate_placements_total 1\n" in text
+    placing = float(text.split("\nsyncopate_placement_seconds_total ", 1)[1].split()[0])
+    assert 0 < placing < 1
     assert manager.token not in text and node.token not in text
     await node.close()

@@ -33,3 +33,16 @@ def test_routes_keep_their_own_counts() -> None:
     text = metrics.render({})
     assert buckets(text, "/a")["0.0025"] == 1 and buckets(text, "/b")["0.0025"] == 0
     assert 'syncopate_http_requests_total{route="/b",status="503"} 1' in text
+
+
+def test_gauges_print_exact_values() -> None:
+    text = Metrics().render(
+        {
+            "big": {(): 1_234_567.0},
+            "small": {(("route", "x"),): 0.000123456789},
+            "whole": {(): 2.0},
+        }
+    )
+    assert "big 1234567\n" in text
+    assert 'small{route="x"} 0.000123456789\n' in text
+    assert "whole 2\n" in text

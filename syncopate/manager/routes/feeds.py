@@ -117,6 +117,9 @@ async def metrics(request: web.Request) -> web.Response:
             (("state", s),): float(n) for s, n in state.commands.waiting_counts().items()
         },
         "syncopate_uptime_seconds": {(): time.monotonic() - state.started},
+        # Counters (they only grow): one project placed at a time, and the time it took.
+        "syncopate_placements_total": {(): float(state.cluster.state.placements)},
+        "syncopate_placement_seconds_total": {(): state.cluster.state.placement_seconds},
         **state.gc_pauses.gauges(),
         **state.cluster.node_gauges(),
     }
