@@ -31,7 +31,7 @@ from syncopate.manager.context import (
     seed_dialect,
 )
 from syncopate.manager.events import EventHub
-from syncopate.manager.gc_pauses import settle_heap, stop_timing
+from syncopate.manager.gc_pauses import FULL_EVERY, collect_everything, settle_heap, stop_timing
 from syncopate.manager.guard import refuse_locked_route
 from syncopate.manager.routes.controller import controller
 from syncopate.manager.routes.devices import hw_supervisor
@@ -140,11 +140,21 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             except Exception:
                 log.exception("could not check the tokens of open /events streams")
 
+    async def collect_frozen() -> None:
+        # The survivors of young collections are frozen (gc_pauses.py): look at them all now
+        # and then, so that any cyclic garbage frozen among them is freed.
+        while True:
+            await asyncio.sleep(FULL_EVERY)
+            found = collect_everything()
+            log.debug("full collection: %d unreachable objects freed", found)
+
     tasks = [
         asyncio.create_task(monitor()),
         asyncio.create_task(state.hub.run()),
         asyncio.create_task(watch_tokens()),
     ]
+    if state.settings.settle_heap:
+        tasks.append(asyncio.create_task(collect_frozen()))
     yield
     for task in tasks:
         task.cancel()

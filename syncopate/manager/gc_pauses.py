@@ -11,7 +11,15 @@ runs full collections every few seconds, each walking every object on the heap: 
   objects are promoted (measured at 10,000 held polls: no full collection in 14 s, where
   CPython's default threshold gave ten of ~660 ms; the young ones still take ~230 ms each,
   walking the live held requests);
-- every pause timed by generation, for /metrics (`syncopate_gc_pause_seconds`).
+- the survivors of every young collection frozen too (`freeze_survivors`): a held poll's
+  objects outlive a young collection, and then the middle generation's collection (every
+  tenth) walked all 10,000 held requests: one of 608 ms in a 14 s window of the fleet
+  benchmark, about its p99 (issue 18). Frozen, they are walked no more, and they are still
+  freed when they die (by reference count: a held poll leaves no cycles). Cyclic garbage
+  frozen with them would stay, so every `FULL_EVERY` seconds the manager runs one full
+  collection over everything (`collect_everything`, once in ten minutes);
+- every pause timed by generation, for /metrics (`syncopate_gc_pause_seconds`), and the
+  objects each found unreachable (`syncopate_gc_collected`).
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from typing import Any
 
 # Allocations minus deallocations before a young collection (CPython's default is 700).
 YOUNG_THRESHOLD = 50_000
+# Seconds between the times the frozen survivors go back to be looked at by a full collection.
+FULL_EVERY = 600.0
 
 
 @dataclass
@@ -32,6 +42,8 @@ class GcPauses:
     count: list[int] = field(default_factory=lambda: [0, 0, 0])
     total: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     longest: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    collected: list[int] = field(default_factory=lambda: [0, 0, 0])
+    freeze_survivors: bool = False
     _began: float = 0.0
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
@@ -43,6 +55,9 @@ class GcPauses:
         self.count[generation] += 1
         self.total[generation] += took
         self.longest[generation] = max(self.longest[generation], took)
+        self.collected[generation] += int(info.get("collected", 0))
+        if self.freeze_survivors:
+            gc.freeze()  # the collection has just ended: what is left is alive
 
     def gauges(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
         """The pauses as /metrics gauges, by generation."""
@@ -56,20 +71,36 @@ class GcPauses:
             "syncopate_gc_pause_seconds_max": {
                 (("generation", str(g)),): t for g, t in enumerate(self.longest)
             },
+            "syncopate_gc_collected": {
+                (("generation", str(g)),): float(n) for g, n in enumerate(self.collected)
+            },
         }
 
 
 def settle_heap(pauses: GcPauses) -> None:
-    """Freeze what is loaded, raise the young threshold and time every pause from now on."""
+    """Freeze what is loaded, raise the young threshold, freeze the survivors of young
+    collections and time every pause from now on."""
     gc.collect()
     gc.freeze()
+    pauses.freeze_survivors = True
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
     if pauses not in gc.callbacks:
         gc.callbacks.append(pauses)
 
 
+def collect_everything() -> int:
+    """One full collection over every object, the frozen ones too (cyclic garbage that was
+    frozen is freed), then freeze what is left again; the number of objects found unreachable."""
+    gc.unfreeze()
+    found = gc.collect()
+    gc.freeze()
+    return found
+
+
 def stop_timing(pauses: GcPauses) -> None:
-    """Stop timing pauses (the manager stopped; tests start many in one process)."""
+    """Stop timing pauses and freezing (the manager stopped; tests start many in one
+    process)."""
+    pauses.freeze_survivors = False
     if pauses in gc.callbacks:
         gc.callbacks.remove(pauses)

@@ -7,7 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from syncopate.manager.gc_pauses import YOUNG_THRESHOLD, GcPauses, settle_heap, stop_timing
+from syncopate.manager.gc_pauses import (
+    YOUNG_THRESHOLD,
+    GcPauses,
+    collect_everything,
+    settle_heap,
+    stop_timing,
+)
 
 
 @pytest.fixture
@@ -44,3 +50,36 @@ def test_the_pauses_are_metrics_gauges() -> None:
     assert gauges["syncopate_gc_collections"][(("generation", "2"),)] == 1.0
     assert gauges["syncopate_gc_pause_seconds_total"][(("generation", "1"),)] == 0.2
     assert gauges["syncopate_gc_pause_seconds_max"][(("generation", "2"),)] == 0.25
+
+
+class Cyclic:
+    """An object in a reference cycle with itself: only the collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_survivors_of_a_young_collection_are_frozen_until_a_full_collection(
+    collector: None,
+) -> None:
+    pauses = GcPauses()
+    settle_heap(pauses)
+    try:
+        frozen = gc.get_freeze_count()
+        kept = [Cyclic() for _ in range(1000)]  # alive through the next young collection
+        gc.collect(0)
+        assert gc.get_freeze_count() >= frozen + 1000  # walked no more
+        del kept  # now cyclic garbage, but frozen: a young collection does not see it
+        assert gc.collect(0) < 1000
+        # The full collection looks at the frozen objects too, frees the cycles, and freezes
+        # what is left again.
+        assert collect_everything() >= 1000
+        assert gc.get_freeze_count() > 0
+    finally:
+        stop_timing(pauses)
+    assert not pauses.freeze_survivors
+    frozen = gc.get_freeze_count()
+    kept = [Cyclic() for _ in range(1000)]
+    gc.collect(0)
+    # Stopped: survivors are no longer frozen (frozen objects may die meanwhile: at most).
+    assert gc.get_freeze_count() < frozen + len(kept)
