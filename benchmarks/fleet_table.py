@@ -124,7 +124,7 @@ def print_table(results: list[SizeResult], pattern: str) -> None:
         "manager's windows (% of one core); 1 add: one add alone under the fleet's "
         "load (placement, its write, and any wait for the loop), the client's time and the "
         "manager's handler time; place: the manager's own time placing one project (/metrics), "
-        "mean over the size's adds"
+        "mean over those single adds"
     )
 
 
@@ -147,7 +147,7 @@ def print_verdicts(results: list[SizeResult], pattern: str, node_timeout: float)
             limit = node_timeout + 1
             dead = r.detection
             rows.append((f"{n:,} nodes: detection <= {limit:g} s", f"{dead:.2f} s", dead <= limit))
-            # The manager's own placement time (/metrics), mean over this size's adds.
+            # The manager's own placement time (/metrics), mean over the single adds.
             one = r.setup.placement
             what = f"{n:,} nodes: placement of one project < 1 ms"
             rows.append((what, f"{1e6 * one:.1f} us", one < 1e-3))

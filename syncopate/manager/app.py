@@ -146,7 +146,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(FULL_EVERY)
             found = collect_everything()
-            log.debug("full collection: %d unreachable objects freed", found)
+            log.info("full collection: %d unreachable objects freed", found)
 
     tasks = [
         asyncio.create_task(monitor()),

@@ -80,9 +80,10 @@ class Metrics:
 def _number(value: float) -> str:
     """A sample value, exact: `:g` keeps 6 digits, so a counter past 999,999 (or an uptime past
     11 days) would print rounded."""
+    value = float(value)  # an int has no is_integer() before Python 3.12
     if value.is_integer() and abs(value) < 1e15:
         return f"{value:.0f}"
-    return repr(float(value))
+    return repr(value)
 
 
 def _escape(value: str) -> str:

@@ -110,8 +110,8 @@ class ProjectActions:
         # Answers show a password in the URL masked; that form confirms too.
         if spec.url not in (project.url, secret_box.mask_url(project.url)):
             raise Conflict(
-                f"URL {secret_box.mask_url(spec.url)!r} does not match project {project.name!r} "
-                "(remove needs the project's URL to confirm)"
+                f"URL {secret_box.mask_any_url(spec.url)!r} does not match project "
+                f"{project.name!r} (remove needs the project's URL to confirm)"
             )
         with cluster._write(durable=True) as undo:
             cluster.store.delete_project(project.name)

@@ -83,7 +83,7 @@ class Reports:
                 code=NOT_THIS_NODES,
             )
         if report.project_url != project.url:
-            shown = secret_box.mask_url(report.project_url)
+            shown = secret_box.mask_any_url(report.project_url)  # the node's: not cached
             raise Conflict(
                 f"project-url {shown!r} does not match {project.name!r}'s URL",
                 code=URL_MISMATCH,

@@ -117,12 +117,13 @@ def masked(secrets: dict[str, str]) -> dict[str, str]:
 
 
 # Asked at every write and every answer of a project: as many entries as the fleet has project
-# URLs (an LRU smaller than that misses on every call when reports come round-robin).
+# URLs (an LRU smaller than that misses on every call when reports come round-robin). Only for
+# the URLs of projects the manager holds: a URL someone sent goes through the uncached
+# `password_of`/`mask_any_url`, so nobody can fill the caches with URLs of their own.
 URL_CACHE_SIZE = 1 << 16
 
 
-@lru_cache(maxsize=URL_CACHE_SIZE)
-def url_password(url: str) -> str | None:
+def password_of(url: str) -> str | None:
     """The password in a git URL (`https://user:pass@host/x.git`), None when it has none."""
     if "://" not in url:
         return None
@@ -132,10 +133,9 @@ def url_password(url: str) -> str | None:
         return None
 
 
-@lru_cache(maxsize=URL_CACHE_SIZE)
-def mask_url(url: str) -> str:
+def mask_any_url(url: str) -> str:
     """The URL as answers show it: a password in it replaced by `***`."""
-    password = url_password(url)
+    password = password_of(url)
     if password is None:
         return url
     scheme, rest = url.split("://", 1)
@@ -144,6 +144,11 @@ def mask_url(url: str) -> str:
     userinfo, _, host = netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
     return f"{scheme}://{user}:{MASK}@{host}{rest[len(netloc) :]}"
+
+
+# The same, cached: for the URL of a project the manager holds.
+url_password = lru_cache(maxsize=URL_CACHE_SIZE)(password_of)
+mask_url = lru_cache(maxsize=URL_CACHE_SIZE)(mask_any_url)
 
 
 def mask_in(text: str, url: str, secrets: Mapping[str, str] | None = None) -> str:

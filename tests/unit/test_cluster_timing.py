@@ -237,3 +237,21 @@ def test_a_held_poll_leaves_the_node_half_its_lease(node_timeout: float) -> None
     settings = ClusterSettings(node_timeout=node_timeout)
     assert settings.longest_hold <= settings.lease / 2
     assert settings.lease < settings.node_timeout
+
+
+def test_a_tick_recomputes_the_views_reports_made_stale(tmp_path: Path) -> None:
+    """A placement then finds the views fresh: it pays for the reports since the last tick,
+    not for every node whose usage changed since the last placement."""
+    clock = Clock()
+    cluster = make(tmp_path, clock)
+    for name in ("a", "b", "c"):
+        join(cluster, name)
+    add(cluster, "p")
+    report(cluster, cluster.projects["p"].node or "", "p")
+    cluster.projects["p"].ram_usage = 300.0  # as a report with new usage leaves it
+    cluster.state.stale_views.update(cluster.nodes)
+    cluster.tick()
+    assert not cluster.state.stale_views
+    node = cluster.projects["p"].node
+    assert cluster.state.view_cache[node or ""].ram_used == 300.0
+    assert_views_fresh(cluster)

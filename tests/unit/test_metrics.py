@@ -41,8 +41,9 @@ def test_gauges_print_exact_values() -> None:
             "big": {(): 1_234_567.0},
             "small": {(("route", "x"),): 0.000123456789},
             "whole": {(): 2.0},
+            "count": {(): 3},  # an int (no is_integer() before Python 3.12)
         }
     )
     assert "big 1234567\n" in text
     assert 'small{route="x"} 0.000123456789\n' in text
-    assert "whole 2\n" in text
+    assert "whole 2\n" in text and "count 3\n" in text

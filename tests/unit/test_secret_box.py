@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncopate.manager.secret_box import mask_in, mask_url, url_password
+from syncopate.manager.secret_box import mask_any_url, mask_in, mask_url, url_password
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,12 @@ def test_a_fleet_of_project_urls_stays_cached() -> None:
             mask_url(url)
     info = mask_url.cache_info()
     assert info.misses == len(urls) and info.hits == len(urls)
+
+
+def test_a_url_someone_sent_is_masked_without_filling_the_caches() -> None:
+    """A node or a controller may send any URL (refused as a mismatch): masked uncached, so
+    nobody fills the fleet-sized caches with URLs of their own."""
+    mask_url.cache_clear()
+    url_password.cache_clear()
+    assert mask_any_url("https://u:secret@example.com/x.git") == "https://u:***@example.com/x.git"
+    assert mask_url.cache_info().currsize == 0 and url_password.cache_info().currsize == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from syncopate import variables
@@ -101,3 +103,24 @@ def test_variables_load_absent_is_empty(tmp_path: object) -> None:
     from pathlib import Path
 
     assert variables.load(Path(str(tmp_path)) / "nothing") == {}
+
+
+def test_variables_are_sized_as_the_utf8_json_they_are_stored_as() -> None:
+    """orjson sizes them on the hot path; what it refuses (an integer beyond 64 bits) is sized
+    by the standard library the same way: UTF-8, not \\u escapes."""
+    text = "caf\u00e9 \u6f22\u5b57 \U0001f600"
+    for value in ({"t": text}, {"n": 2**70, "t": text}):
+        assert variables.encoded_size(value) == len(
+            json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        )
+    # Just under and just over the limit with a big integer and non-ASCII text.
+    wide = "\u6f22" * ((variables.MAX_BYTES - 40) // 3)
+    variables.check_size({"n": 2**70, "t": wide})
+    with pytest.raises(variables.VariablesTooLarge):
+        variables.check_size({"n": 2**70, "t": wide + "\u6f22" * 20})
+
+
+def test_variables_with_a_lone_surrogate_are_refused() -> None:
+    """No file could hold them (the node writes UTF-8): refused as before, not stored."""
+    with pytest.raises(ValueError):
+        variables.check_size({"t": "\ud800"})
