@@ -9,8 +9,8 @@ runs full collections every few seconds, each walking every object on the heap: 
   walked again;
 - a larger first threshold, so young collections come less often and fewer short-lived
   objects are promoted (measured at 10,000 held polls: no full collection in 14 s, where
-  CPython's default threshold gave ten of ~660 ms; the young ones still take ~230 ms each,
-  walking the live held requests);
+  CPython's default threshold gave ten of ~660 ms; the young ones still took ~230 ms each,
+  walking the live held requests, until their survivors were frozen too: next point);
 - the survivors of every young collection frozen too (`freeze_survivors`): a held poll's
   objects outlive a young collection, and then the middle generation's collection (every
   tenth) walked all 10,000 held requests: one of 608 ms in a 14 s window of the fleet
