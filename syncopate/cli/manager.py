@@ -56,6 +56,14 @@ INSECURE_OPTION: Any = typer.Option(
     "--insecure",
     help="Plain HTTP beyond loopback: passwords and tokens cross the network in clear.",
 )
+STORE_OPTION: Any = typer.Option(
+    None,
+    envvar="SYNCOPATE_STORE",
+    metavar="URL",
+    help="postgresql://USER@HOST/DB: keep the state there, where several managers may share "
+    "it (else SQLite in the data dir). Kept in the data dir's store.json for the commands "
+    "run beside the manager.",
+)
 LOG_LEVEL_OPTION: Any = typer.Option("info", metavar="LEVEL", help="debug, info, warning or error.")
 
 
@@ -76,6 +84,7 @@ def serve(
     tls_key: Path = TLS_KEY_OPTION,
     tls: bool = TLS_OPTION,
     insecure: bool = INSECURE_OPTION,
+    store: str = STORE_OPTION,
     log_level: str = LOG_LEVEL_OPTION,
 ) -> None:
     """Run the manager until Ctrl-C or SIGTERM (HTTPS beyond loopback).
@@ -104,6 +113,7 @@ def serve(
         tls_key=tls_key,
         tls=tls,
         insecure=insecure,
+        store=store or None,
     )
 
     def ready(at: Listening) -> None:

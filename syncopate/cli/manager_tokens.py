@@ -18,9 +18,16 @@ from syncopate.errors import ConfigError
 
 if TYPE_CHECKING:  # the store is opened only by the commands that need it
     from syncopate.cli.target import Target
-    from syncopate.manager.store import Store
+    from syncopate.manager.sql_store import SqlStore
 
 DATABASE = "syncopate.db"
+STORE_FILE = "store.json"  # sql_store.STORE_FILE: a manager on PostgreSQL
+
+
+def has_store(directory: Path) -> bool:
+    """Whether `directory` is a manager's data dir: its SQLite database, or the store.json
+    naming its PostgreSQL one."""
+    return (directory / DATABASE).exists() or (directory / STORE_FILE).exists()
 
 
 def no_database(directory: Path, what: str) -> ConfigError:
@@ -39,14 +46,18 @@ BOTH_WAYS = (
 
 
 @contextmanager
-def opened_store(directory: Path, what: str = BOTH_WAYS) -> Iterator[Store]:
-    """The manager's store in `directory`; ConfigError when there is no manager database
-    (`what`: the way out the error names, see `no_database`)."""
-    from syncopate.manager.store import Store
+def opened_store(directory: Path, what: str = BOTH_WAYS) -> Iterator[SqlStore]:
+    """The manager's store in `directory` (or the PostgreSQL database its store.json names);
+    ConfigError when there is no manager database (`what`: the way out the error names, see
+    `no_database`)."""
+    from syncopate.manager.sql_store import open_store
 
-    if not (directory / DATABASE).exists():
+    if not has_store(directory):
         raise no_database(directory, what)
-    store = Store(directory)
+    try:
+        store = open_store(directory)
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(str(exc)) from None
     try:
         yield store
     finally:
@@ -63,7 +74,7 @@ def remote(
     """The manager to manage tokens through: None when `directory` holds the manager's
     database (this is its machine), else the one named by --manager or SYNCOPATE_MANAGER.
     ConfigError saying both ways when there is neither."""
-    if (directory / DATABASE).exists():
+    if has_store(directory):
         return None
     if not manager and not os.environ.get("SYNCOPATE_MANAGER"):
         raise no_database(directory, BOTH_WAYS)

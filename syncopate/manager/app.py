@@ -43,7 +43,7 @@ from syncopate.manager.routes.nodes import (
     node_status,
     node_update,
 )
-from syncopate.manager.store import Store
+from syncopate.manager.sql_store import SqlStore, open_store
 from syncopate.protocol import MAX_BODY_BYTES
 
 log = logging.getLogger("syncopate.manager")
@@ -174,9 +174,9 @@ async def _on_shutdown(app: web.Application) -> None:
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"manager shutting down")
 
 
-def make_app(settings: ManagerSettings, store: Store | None = None) -> web.Application:
+def make_app(settings: ManagerSettings, store: SqlStore | None = None) -> web.Application:
     """Build the manager application on a data dir (the store is opened there unless given)."""
-    store = store or Store(settings.data_dir)
+    store = store or open_store(settings.data_dir, settings.store)
     cluster_ref: list[Cluster] = []
     book_ref: list[CommandBook] = []
 

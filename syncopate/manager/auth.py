@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from syncopate.errors import Forbidden, Unauthorized
-from syncopate.manager.store import Store
+from syncopate.manager.sql_store import SqlStore
 from syncopate.manager.token_book import MAIN_HASH_KEY, MAIN_USER_KEY
 from syncopate.roles import Role
 
@@ -64,7 +64,7 @@ def secret_matches(secret: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)
 
 
-def check_controller_token(store: Store, token: str | None) -> Caller:
+def check_controller_token(store: SqlStore, token: str | None) -> Caller:
     """Who is behind a controller token (the main one, or a person's); else Unauthorized."""
     if token:
         digest = hash_secret(token)

@@ -1,17 +1,17 @@
-"""The commands table (the command channel's records) of the SQLite store, and how a record
-becomes a row: `Store` (store.py) takes these methods from `CommandRows`."""
+"""The commands table (the command channel's records) of the SQL stores, and how a record
+becomes a row: `SqlStore` (sql_store.py) takes these methods from `CommandRows`."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
 from syncopate import fast_json
 from syncopate.manager.records import CommandRecord, CommandStep
+from syncopate.manager.storage import Connection
 from syncopate.states import CommandState
 
 _COMMAND_TRANSIENT = {"since"}
@@ -34,7 +34,7 @@ def dump_record(record: Any, transient: set[str], extra: dict[str, Any] | None =
 class CommandRows:
     """The command channel's rows; the store provides `_db` and `transaction`."""
 
-    _db: sqlite3.Connection
+    _db: Connection
     transaction: Callable[..., AbstractContextManager[None]]
 
     def save_command(self, command: CommandRecord) -> None:
@@ -42,7 +42,7 @@ class CommandRows:
         fields["history"] = [dataclasses.asdict(step) for step in command.history]
         with self.transaction():
             self._db.execute(
-                "INSERT INTO commands(id, node, state, user, data) VALUES(?, ?, ?, ?, ?) "
+                'INSERT INTO commands(id, node, state, "user", data) VALUES(?, ?, ?, ?, ?) '
                 "ON CONFLICT(id) DO UPDATE SET state = excluded.state, data = excluded.data",
                 (
                     command.id,
@@ -97,7 +97,7 @@ class CommandRows:
         args: list[str | int] = []
         for column, value in (("node", node), ("state", state), ("user", user)):
             if value is not None:
-                where.append(f"{column} = ?")
+                where.append(f'"{column}" = ?')  # "user": reserved in PostgreSQL
                 args.append(value)
         if before is not None:
             where.append("id < ?")

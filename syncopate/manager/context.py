@@ -29,7 +29,7 @@ from syncopate.manager.events import EventHub
 from syncopate.manager.gc_pauses import GcPauses
 from syncopate.manager.join import JOIN_PASSWORD_KEY
 from syncopate.manager.metrics import Metrics
-from syncopate.manager.store import Store
+from syncopate.manager.sql_store import SqlStore
 from syncopate.manager.throttle import LOCKOUT, MAX_FAILURES, WINDOW, CredentialThrottle
 from syncopate.protocol import describe_validation_error
 from syncopate.variables import VariablesTooLarge
@@ -69,6 +69,7 @@ class ManagerSettings:
     balance: bool = True  # move projects to even the load (`manager serve --no-balance`: not)
     tls: bool = False  # serving HTTPS (/health says so)
     insecure: bool = False  # plain HTTP beyond loopback (`manager serve --insecure`)
+    store: str | None = None  # postgresql://... (make_app opens it); None: SQLite, data dir
 
 
 @dataclass
@@ -76,7 +77,7 @@ class ManagerState:
     """What the handlers share; one per application."""
 
     settings: ManagerSettings
-    store: Store
+    store: SqlStore
     cluster: Cluster
     hub: EventHub
     commands: CommandBook

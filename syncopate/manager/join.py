@@ -13,7 +13,7 @@ from pathlib import Path
 
 from syncopate.errors import ConfigError
 from syncopate.manager.auth import hash_secret, new_password, secret_matches
-from syncopate.manager.store import Store
+from syncopate.manager.sql_store import SqlStore
 from syncopate.paths import write_private
 from syncopate.pins import join_token
 
@@ -29,7 +29,7 @@ def join_command(url: str, pin: str | None, password: str) -> str:
     return f"syncopate node join {url} --password {password}"
 
 
-def rotate_join(data_dir: Path, store: Store) -> str:
+def rotate_join(data_dir: Path, store: SqlStore) -> str:
     """A new join password: into the password file and, durably, its hash into the store."""
     password = new_password()
     write_private(data_dir / PASSWORD_FILE, password + "\n")
@@ -37,7 +37,7 @@ def rotate_join(data_dir: Path, store: Store) -> str:
     return password
 
 
-def kept_join_command(data_dir: Path, store: Store, url: str | None = None) -> str:
+def kept_join_command(data_dir: Path, store: SqlStore, url: str | None = None) -> str:
     """The join command of the manager whose data dir this is, from what it keeps there;
     ConfigError says why there is none (not started yet, or a password that is not kept)."""
     path = data_dir / CONTROLLER_FILE

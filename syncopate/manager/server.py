@@ -32,7 +32,7 @@ from syncopate.manager.auth import (
 )
 from syncopate.manager.context import ManagerSettings
 from syncopate.manager.join import PASSWORD_FILE, join_command
-from syncopate.manager.store import Store
+from syncopate.manager.sql_store import STORE_FILE, SqlStore, open_store
 from syncopate.manager.tls import (
     RENEW_CHECK_INTERVAL,
     OwnCertificate,
@@ -64,6 +64,7 @@ class ServeOptions:
     balance: bool = True
     tls: bool = False  # HTTPS with the manager's own certificate even on loopback
     insecure: bool = False  # plain HTTP beyond loopback
+    store: str | None = None  # postgresql://...; None: SQLite in the data dir
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def certificate_fingerprint(cert_file: Path) -> str:
     return key_pin(ssl.PEM_cert_to_DER_cert(pem[start:end]))
 
 
-def rotate_controller_token(data_dir: Path, store: Store, url: str | None = None) -> str:
+def rotate_controller_token(data_dir: Path, store: SqlStore, url: str | None = None) -> str:
     """Make a new controller token: its hash into the store, the token into controller.json."""
     token = new_token()
     with store.transaction(durable=True):
@@ -135,7 +136,7 @@ def local_user() -> str:
         return "admin"
 
 
-def user_token(store: Store, user: str, role: Role | None = None) -> str:
+def user_token(store: SqlStore, user: str, role: Role | None = None) -> str:
     """Make a controller token of a person's own (replacing theirs); commands record the name.
 
     Its role: `role`, else that of the token it replaces, else operator (manager/tokens.py)."""
@@ -193,7 +194,12 @@ async def serve(options: ServeOptions, ready: Callable[[Listening], None] | None
     password, password_source = resolve_password(data_dir, options.password)
     context, pin, own = server_tls(options)
     insecure = context is None and needs_tls(options.host)
-    store = Store(data_dir)
+    try:
+        store = open_store(data_dir, options.store)
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(str(exc)) from None
+    if options.store is not None:
+        write_private_json(data_dir / STORE_FILE, {"store": options.store})
     settings = ManagerSettings(
         data_dir=data_dir,
         password=password,

@@ -19,13 +19,16 @@ The contract an implementation keeps:
   command's `since`) are not stored, and come back at their defaults from the `load_*` calls.
 
 (Opening the store, and its meta table, belong to whoever makes it: server.py and app.py.)
+
+Both implementations are SQL (sql_store.py); `Connection` is what they need of a database
+connection: sqlite3's, or psycopg's behind an adapter (pg_store.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from syncopate.errors import StoreFailed
 from syncopate.manager.records import CommandRecord, NodeRecord, ProjectRecord
@@ -117,3 +120,26 @@ class Storage(Protocol):
     ) -> list[CommandRecord]:
         """Commands matching every filter given, newest first; `before` pages back by id."""
         ...
+
+
+class Cursor(Protocol):
+    """The result of a statement, as sqlite3 gives it."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """A database connection in sqlite3's terms: `?` parameters, statements run at once."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+
+    def close(self) -> None: ...

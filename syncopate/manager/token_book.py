@@ -11,13 +11,13 @@ cost a database write each time, and a minute is as precise as "when was it last
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 
 from syncopate.errors import StoreFailed
+from syncopate.manager.storage import Connection
 from syncopate.roles import Role
 
 TOKENS_SCHEMA = """
@@ -55,7 +55,7 @@ class TokenBook:
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Connection,
         transaction: Callable[[bool], AbstractContextManager[None]],
         get_meta: Callable[[str], str | None],
         set_meta: Callable[[str, str, bool], None],
@@ -77,8 +77,8 @@ class TokenBook:
         with self._transaction(True):
             for key, digest in rows:
                 self._db.execute(
-                    "INSERT OR IGNORE INTO controller_tokens(name, hash, role, created) "
-                    "VALUES(?, ?, ?, ?)",
+                    "INSERT INTO controller_tokens(name, hash, role, created) "
+                    "VALUES(?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (str(key)[len(LEGACY_PREFIX) :], str(digest), Role.ADMIN.value, now),
                 )
                 self._db.execute("DELETE FROM meta WHERE key = ?", (key,))

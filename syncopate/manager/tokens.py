@@ -10,13 +10,13 @@ from syncopate import validate
 from syncopate.errors import Conflict, InvalidRequest, NotFound
 from syncopate.manager.auth import hash_secret, new_token
 from syncopate.manager.logbook import iso
-from syncopate.manager.store import Store
+from syncopate.manager.sql_store import SqlStore
 from syncopate.roles import DEFAULT_ROLE, Role
 
 ROTATE_HINT = "`syncopate manager token --rotate` replaces it"
 
 
-def make_token(store: Store, name: str, role: Role | None = None) -> tuple[str, Role]:
+def make_token(store: SqlStore, name: str, role: Role | None = None) -> tuple[str, Role]:
     """A new controller token for `name` (replacing theirs) and its role.
 
     Without `role`: the role of the token it replaces, else the operator's (DEFAULT_ROLE).
@@ -37,7 +37,7 @@ def make_token(store: Store, name: str, role: Role | None = None) -> tuple[str, 
     return token, role
 
 
-def revoke_token(store: Store, name: str) -> None:
+def revoke_token(store: SqlStore, name: str) -> None:
     """End `name`'s token at once (the manager closes its open /events streams within a
     second); NotFound when there is none, Conflict for the main token."""
     book = store.tokens
@@ -49,7 +49,7 @@ def revoke_token(store: Store, name: str) -> None:
     raise NotFound(f"no controller token named {name!r}; there are: {known}")
 
 
-def token_table(store: Store) -> list[dict[str, Any]]:
+def token_table(store: SqlStore) -> list[dict[str, Any]]:
     """Every token as `manager tokens --json` and the `tokens` action show it: name, role,
     created, last use (ISO 8601 UTC, or null) and whether it is the main one; never a value
     or a hash."""

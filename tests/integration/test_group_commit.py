@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from syncopate.errors import Unavailable
+from syncopate.manager.store import Store
 from tests.helpers import RunningManager, SimNode, running_manager, wait_for
 from tests.integration.test_store_faults import FULL, FullDisk, differences, inject, observe
 
@@ -90,8 +91,9 @@ async def test_a_refused_batch_puts_every_report_in_it_back(
     events: list[tuple[str, str]] = []
     manager.state.cluster.notify = lambda kind, name: events.append((kind, name))
     store = manager.state.store
-    disk = inject(manager) if where == "at COMMIT" else FailingStatements(store._db)
-    store._db = disk  # type: ignore[assignment]
+    assert isinstance(store, Store)
+    disk = inject(manager) if where == "at COMMIT" else FailingStatements(store._sqlite)
+    store._db = disk
     disk.full = True
 
     async def report(node: SimNode, project: str) -> str:
@@ -140,6 +142,7 @@ async def test_the_wal_is_checkpointed_off_the_event_loop(
 ) -> None:
     manager, nodes = fleet
     store = manager.state.store
+    assert isinstance(store, Store)
     # The manager's own connection never checkpoints inside a COMMIT (on the loop's thread).
     assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
     done = store.checkpointer.checkpoints

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from syncopate.manager.store import Store
+from syncopate.manager.sql_store import SqlStore
 from tests.gitrepos import Repo
 from tests.helpers import running_manager, wait_for
 from tests.integration.test_agent import Fleet, alive
@@ -95,7 +95,7 @@ async def test_labels_steer_projects_with_real_agents(tmp_path: Path) -> None:
         assert fleet.manager.db_rows("nodes")["hall"]["labels"] == {"zone": "lab"}
 
 
-def moves_to(store: Store, node: str, names: list[str]) -> list[tuple[float, float]]:
+def moves_to(store: SqlStore, node: str, names: list[str]) -> list[tuple[float, float]]:
     """(began, ended) of each finished move to `node`, from the manager's notes in the logs."""
     moves = []
     for name in names:

@@ -28,7 +28,7 @@ import pytest
 
 from syncopate.client import ManagerClient
 from syncopate.errors import Unavailable
-from syncopate.manager import store as store_module
+from syncopate.manager import sql_store
 from syncopate.manager.cluster import Cluster
 from syncopate.manager.command_rows import dump_record
 from syncopate.manager.store import Store
@@ -69,8 +69,9 @@ class FullDisk:
 
 def inject(manager: RunningManager) -> FullDisk:
     store = manager.state.store
-    disk = FullDisk(store._db)
-    store._db = disk  # type: ignore[assignment]
+    assert isinstance(store, Store)
+    disk = FullDisk(store._sqlite)
+    store._db = disk
     return disk
 
 
@@ -202,7 +203,7 @@ def assert_memory_is_stored(manager: RunningManager) -> None:
     rows = stored(manager)
     projects = {
         n: {
-            **json.loads(dump_record(p, store_module._PROJECT_TRANSIENT)),
+            **json.loads(dump_record(p, sql_store._PROJECT_TRANSIENT)),
             "secrets": p.secrets,
         }
         for n, p in cluster.projects.items()
@@ -214,8 +215,7 @@ def assert_memory_is_stored(manager: RunningManager) -> None:
         if "url-sealed" in row:
             row["url"] = box.open_text(row.pop("url-sealed"))
     nodes = {
-        n: json.loads(dump_record(x, store_module._NODE_TRANSIENT))
-        for n, x in cluster.nodes.items()
+        n: json.loads(dump_record(x, sql_store._NODE_TRANSIENT)) for n, x in cluster.nodes.items()
     }
     for node in (*nodes.values(), *rows["nodes"].values()):
         del node["last_contact_wall"]
@@ -401,8 +401,9 @@ async def test_a_statement_that_fails_is_refused_the_same_way(manager: RunningMa
                 raise sqlite3.OperationalError(FULL)
             return super().execute(sql, *args)
 
-    disk = FailingInsert(store._db)
-    store._db = disk  # type: ignore[assignment]
+    assert isinstance(store, Store)
+    disk = FailingInsert(store._sqlite)
+    store._db = disk
     async with known_state(manager) as k:
         before = await observe(manager)
         disk.full = True

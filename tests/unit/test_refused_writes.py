@@ -95,8 +95,8 @@ class FullDisk:
 
 def failing_store(tmp_path: Path) -> tuple[Store, FullDisk]:
     store = Store(tmp_path)
-    disk = FullDisk(store._db)
-    store._db = disk  # type: ignore[assignment]
+    disk = FullDisk(store._sqlite)
+    store._db = disk
     return store, disk
 
 
@@ -109,7 +109,7 @@ def test_the_store_rolls_back_and_names_the_cause(tmp_path: Path) -> None:
         store.set_meta("k", "refused too")
         store._db.execute("INSERT INTO nowhere VALUES (1)")
     disk.full = False
-    assert not store._db.in_transaction
+    assert not store._sqlite.in_transaction
     assert store.get_meta("k") is None
     store.set_meta("k", "kept")
     assert Store(tmp_path).get_meta("k") == "kept"

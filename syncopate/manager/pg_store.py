@@ -1,0 +1,190 @@
+"""PostgreSQL, the store several managers can share (DESIGN §13): `--store postgresql://...`.
+
+What the store does is sql_store.py's; this is how PostgreSQL does it:
+
+- one connection (psycopg 3) in autocommit mode, transactions begun and ended by statement as
+  with SQLite; the statements are sqlite3's, their `?` made psycopg's `%s` (`PgConnection`);
+- ordinary commits (node reports) with `synchronous_commit` off, the session's default: the
+  database server has them when the answer goes out, so they survive the loss of any manager,
+  and they cost no wait for its disk; durable ones (`SET LOCAL synchronous_commit TO on`) are
+  on its disk before the answer;
+- the schema, from version 7 on (migrations.py), under an advisory lock, so managers that start
+  together do not run a step twice;
+- no checkpoints of ours: the server does its own.
+
+The data dir still holds what is the manager's own: secrets.key, controller.json, the join
+password's file. psycopg comes with the `postgresql` extra (`pip install 'syncopate[postgresql]'`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from syncopate.errors import StoreFailed
+from syncopate.manager import secret_box
+from syncopate.manager.migrations import Migration, migrate, statements
+from syncopate.manager.sql_store import SqlStore
+
+if TYPE_CHECKING:
+    import psycopg
+
+SCHEMES = ("postgresql", "postgres")
+# pg_advisory_xact_lock's key while a migration runs: "syncopat" in ASCII.
+SCHEMA_LOCK = 0x73796E636F706174
+
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+STEPS = (
+    Migration(
+        7,
+        "every table, as SQLite's schema 7 has them",
+        statements(
+            _META,
+            "CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, data TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS projects (name TEXT PRIMARY KEY, data TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS log_lines (project TEXT NOT NULL, seq BIGINT NOT NULL,"
+            " line TEXT NOT NULL, time DOUBLE PRECISION, PRIMARY KEY (project, seq))",
+            "CREATE TABLE IF NOT EXISTS commands (id BIGINT PRIMARY KEY, node TEXT NOT NULL, "
+            'state TEXT NOT NULL, "user" TEXT NOT NULL, data TEXT NOT NULL)',
+            "CREATE INDEX IF NOT EXISTS commands_by_node ON commands(node, id)",
+            "CREATE INDEX IF NOT EXISTS commands_by_state ON commands(state, id)",
+            "CREATE TABLE IF NOT EXISTS controller_tokens (name TEXT PRIMARY KEY, "
+            "hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,"
+            " last_used DOUBLE PRECISION)",
+        ),
+    ),
+)
+
+
+def is_postgresql(store: str | None) -> bool:
+    """Whether a `--store` value names a PostgreSQL database."""
+    return store is not None and urlsplit(store).scheme in SCHEMES
+
+
+def shown(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+_MARK = re.compile(r"\?|%")
+
+
+def _placeholders(sql: str) -> str:
+    """sqlite3's `?` as psycopg's `%s` (and a `%` as `%%`); no statement of ours has either
+    inside a string literal."""
+    return _MARK.sub(lambda m: "%s" if m.group() == "?" else "%%", sql)
+
+
+class PgConnection:
+    """A psycopg connection in sqlite3's terms (storage.Connection), connected again when the
+    link broke (the server restarted, the network failed) before the next statement outside a
+    transaction; one that cannot reach the server raises StoreFailed (503, nothing changed)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.url = url
+        self._psycopg = psycopg
+        self._sql: dict[str, str] = {}
+        self.connection = self._open()
+
+    def _open(self) -> psycopg.Connection[Any]:
+        try:
+            connection = self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            # Reports: the server has them when the answer goes out (durable ones say more).
+            connection.execute("SET synchronous_commit TO off")
+        except self._psycopg.Error as exc:
+            raise StoreFailed(f"cannot reach the database {shown(self.url)}: {exc}") from None
+        return connection
+
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (a broken link has none left to roll back)."""
+        from psycopg.pq import TransactionStatus
+
+        if self.connection.broken or self.connection.closed:
+            return False
+        return self.connection.info.transaction_status != TransactionStatus.IDLE
+
+    def _ready(self) -> psycopg.Connection[Any]:
+        if (self.connection.broken or self.connection.closed) and not self.in_transaction():
+            self.connection.close()
+            self.connection = self._open()
+        return self.connection
+
+    def _query(self, sql: str) -> str:
+        query = self._sql.get(sql)
+        if query is None:
+            query = self._sql[sql] = _placeholders(sql)
+        return query
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
+        connection = self._ready()
+        try:
+            # psycopg prepares a statement on the server once it has run 5 times (a report's).
+            return connection.execute(self._query(sql), parameters or None)
+        except self._psycopg.Error as exc:
+            # In a transaction the store rolls back and says why; a lost link or a refused
+            # read is said here.
+            if connection.broken or not self.in_transaction():
+                raise StoreFailed(f"database {shown(self.url)}: {exc}") from exc
+            raise
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
+        cursor = self._ready().cursor()
+        cursor.executemany(self._query(sql), parameters)
+        return cursor
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class PgStore(SqlStore):
+    """The manager's state in a PostgreSQL database."""
+
+    def __init__(self, url: str, data_dir: Path) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise RuntimeError(
+                "the PostgreSQL store needs psycopg: pip install 'syncopate[postgresql]'"
+            ) from None
+        self.errors = (psycopg.Error,)
+        self.where = shown(url)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self._pg = PgConnection(url)
+        except StoreFailed as exc:
+            raise RuntimeError(str(exc)) from None
+        self._db = self._pg
+        try:
+            self._open_common()
+            with self.transaction(durable=True):
+                self._lock_schema()  # CREATE IF NOT EXISTS races with itself in PostgreSQL
+                self._db.execute(_META)
+            migrate(self, STEPS)
+            sealed_check = self.get_meta(secret_box.CHECK_KEY)
+            self.secrets = secret_box.load_or_create(data_dir, sealed_check)
+            if sealed_check is None:
+                self.set_meta(secret_box.CHECK_KEY, self.secrets.sealed_check(), durable=True)
+        except BaseException:
+            self._pg.close()
+            raise
+
+    def _begin(self, durable: bool) -> None:
+        self._pg.execute("BEGIN")
+        if durable:
+            self._pg.execute("SET LOCAL synchronous_commit TO on")
+
+    def _in_transaction(self) -> bool:
+        return self._pg.in_transaction()
+
+    def _lock_schema(self) -> None:
+        self._pg.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
