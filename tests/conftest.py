@@ -1,15 +1,43 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import RunningManager, running_manager
+from tests.pg import PgServer, why_not
+
+STORES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server for this test process (skips, saying why, where none can run)."""
+    reason = why_not()
+    if reason is not None:
+        pytest.skip(reason)
+    server = PgServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """The manager's store, each in turn: None (SQLite in the data dir), then a new database
+    on the test process's PostgreSQL server."""
+    if request.param == "sqlite":
+        return None
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.database()
 
 
 @pytest.fixture
-async def manager(tmp_path: Path) -> AsyncIterator[RunningManager]:
-    """A real manager on 127.0.0.1 with a 1 s node-timeout."""
-    async with running_manager(tmp_path / "manager", node_timeout=1.0) as running:
+async def manager(tmp_path: Path, store_url: str | None) -> AsyncIterator[RunningManager]:
+    """A real manager on 127.0.0.1 with a 1 s node-timeout, on each store."""
+    async with running_manager(
+        tmp_path / "manager", node_timeout=1.0, store_url=store_url
+    ) as running:
         yield running

@@ -17,7 +17,7 @@ from syncopate.client import ManagerClient
 from syncopate.manager.app import make_app, make_runner
 from syncopate.manager.context import STATE, ManagerSettings, ManagerState
 from syncopate.manager.server import rotate_controller_token
-from syncopate.manager.store import Store
+from syncopate.manager.sql_store import open_store
 
 PASSWORD = "test-password"
 T = TypeVar("T")
@@ -52,6 +52,7 @@ class RunningManager:
     data_dir: Path
     runner: web.AppRunner
     state: ManagerState
+    store_url: str | None = None  # its PostgreSQL database; None: SQLite in the data dir
 
     def client(self, token: str | None = None) -> ManagerClient:
         return ManagerClient(self.url, token=self.token if token is None else token)
@@ -63,14 +64,23 @@ class RunningManager:
 
     def db_rows(self, table: str) -> dict[str, dict[str, Any]]:
         """Rows of the store as another process would read them (fresh connection)."""
+        rows = self.db_query(f"SELECT name, data FROM {table}")
+        return {name: json.loads(data) for name, data in rows}
+
+    def db_query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """A query's rows, read from the store as another process would (fresh connection,
+        whichever database; `?` for parameters)."""
+        if self.store_url is not None:
+            import psycopg
+
+            with psycopg.connect(self.store_url) as pg:
+                cursor = pg.execute(sql.replace("?", "%s"), parameters)
+                return [tuple(row) for row in cursor]
         import sqlite3
 
         db = sqlite3.connect(self.data_dir / "syncopate.db")
         try:
-            return {
-                name: json.loads(data)
-                for name, data in db.execute(f"SELECT name, data FROM {table}")
-            }
+            return [tuple(row) for row in db.execute(sql, parameters)]
         finally:
             db.close()
 
@@ -81,13 +91,15 @@ async def running_manager(
     node_timeout: float = 1.0,
     port: int = 0,
     keep_token: bool = False,
+    store_url: str | None = None,
     **settings: Any,
 ) -> AsyncIterator[RunningManager]:
     """Start a real manager on an ephemeral port (or `port`); stop it on exit.
 
     A new controller token each time, unless `keep_token` (a restart: clients keep theirs).
+    `store_url`: a PostgreSQL database to keep its state in (else SQLite in `data_dir`).
     """
-    store = Store(data_dir)
+    store = open_store(data_dir, store_url)
     controller = data_dir / "controller.json"
     if keep_token and controller.exists():
         token = json.loads(controller.read_text(encoding="utf-8"))["token"]
@@ -105,7 +117,9 @@ async def running_manager(
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield RunningManager(f"http://127.0.0.1:{port}", token, data_dir, runner, app[STATE])
+        yield RunningManager(
+            f"http://127.0.0.1:{port}", token, data_dir, runner, app[STATE], store_url
+        )
     finally:
         await runner.cleanup()
 

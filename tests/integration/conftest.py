@@ -12,8 +12,11 @@ from tests.integration.test_agent import Fleet
 
 
 @pytest.fixture
-async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
-    async with running_manager(tmp_path / "manager", node_timeout=3.0) as manager:
+async def fleet(tmp_path: Path, store_url: str | None) -> AsyncIterator[Fleet]:
+    """A real manager (on each store) and the agents a test starts."""
+    async with running_manager(
+        tmp_path / "manager", node_timeout=3.0, store_url=store_url
+    ) as manager:
         running = Fleet(manager, tmp_path)
         try:
             yield running

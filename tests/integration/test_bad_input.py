@@ -17,7 +17,6 @@ import dataclasses
 import io
 import json
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -130,22 +129,12 @@ async def snapshot(manager: RunningManager) -> dict[str, Any]:
     }
 
 
-def db_log_lines(manager: RunningManager) -> list[tuple[str, int, str]]:
-    db = sqlite3.connect(manager.data_dir / "syncopate.db")
-    try:
-        return db.execute(
-            "SELECT project, seq, line FROM log_lines ORDER BY project, seq"
-        ).fetchall()
-    finally:
-        db.close()
+def db_log_lines(manager: RunningManager) -> list[tuple[Any, ...]]:
+    return manager.db_query("SELECT project, seq, line FROM log_lines ORDER BY project, seq")
 
 
-def db_commands(manager: RunningManager) -> list[tuple[int, str, str, str, str]]:
-    db = sqlite3.connect(manager.data_dir / "syncopate.db")
-    try:
-        return db.execute("SELECT id, node, state, user, data FROM commands ORDER BY id").fetchall()
-    finally:
-        db.close()
+def db_commands(manager: RunningManager) -> list[tuple[Any, ...]]:
+    return manager.db_query('SELECT id, node, state, "user", data FROM commands ORDER BY id')
 
 
 # logs -----------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,16 +48,10 @@ def output(stream: str, seq: int, lines: list[str]) -> dict[str, Any]:
     return {"log-stream": stream, "log-seq": seq, "log-lines": lines}
 
 
-def stored_lines(data_dir: Path, project: str) -> int:
+def stored_lines(manager: RunningManager, project: str) -> int:
     """How many output lines of `project` the database holds (read as another process would)."""
-    db = sqlite3.connect(data_dir / "syncopate.db")
-    try:
-        (count,) = db.execute(
-            "SELECT COUNT(*) FROM log_lines WHERE project = ?", (project,)
-        ).fetchone()
-        return int(count)
-    finally:
-        db.close()
+    [(count,)] = manager.db_query("SELECT COUNT(*) FROM log_lines WHERE project = ?", (project,))
+    return int(count)
 
 
 async def more_reports(manager: RunningManager, count: int) -> None:
@@ -123,7 +116,7 @@ async def test_a_projects_output_reaches_the_manager_once_and_in_order(fleet: Fl
         await wait_for(acknowledged, what="the agent to hear its lines were taken")
         await more_reports(fleet.manager, 3)
         assert (await ctl.logs("talker", lines=1000))["lines"] == expected
-    assert stored_lines(fleet.manager.data_dir, "talker") == 50
+    assert stored_lines(fleet.manager, "talker") == 50
 
 
 async def test_output_follows_a_project_that_moves(fleet: Fleet) -> None:
@@ -232,7 +225,7 @@ async def test_the_manager_keeps_the_last_1000_lines(manager: RunningManager) ->
         default = await ctl.logs("alpha")
         assert default["lines"] == [f"line {i}" for i in range(1300, 1500)]
         assert default["seq"] == 1300
-    assert stored_lines(manager.data_dir, "alpha") == 1000
+    assert stored_lines(manager, "alpha") == 1000
     await node.close()
 
 
@@ -249,7 +242,7 @@ async def test_a_resent_report_adds_no_line_twice(manager: RunningManager) -> No
         await node.report("alpha", **output("s2", 0, ["d"]))
         await node.report("alpha", **output("s2", 0, ["d"]))
         assert (await ctl.logs("alpha"))["lines"] == ["a", "b", "c", "d"]
-    assert stored_lines(manager.data_dir, "alpha") == 4
+    assert stored_lines(manager, "alpha") == 4
     await node.close()
 
 
@@ -269,7 +262,7 @@ async def test_a_removed_projects_lines_are_gone(manager: RunningManager) -> Non
     await node.report("alpha", **output("s1", 0, ["secret output"]))
     async with manager.client() as ctl:
         await ctl.remove("alpha", ALPHA_URL)
-        assert stored_lines(manager.data_dir, "alpha") == 0
+        assert stored_lines(manager, "alpha") == 0
         with pytest.raises(NotFound, match="no project named 'alpha'"):
             await ctl.logs("alpha")
         await ctl.add("alpha", ALPHA_URL, start=False)

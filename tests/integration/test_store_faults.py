@@ -159,16 +159,12 @@ def memory(manager: RunningManager) -> dict[str, Any]:
 
 def stored(manager: RunningManager) -> dict[str, Any]:
     """The database as another process reads it."""
-    db = sqlite3.connect(manager.data_dir / "syncopate.db")
-    try:
-        return {
-            "projects": manager.db_rows("projects"),
-            "nodes": manager.db_rows("nodes"),
-            "commands": db.execute("SELECT id, node, state, data FROM commands").fetchall(),
-            "log-lines": db.execute("SELECT * FROM log_lines ORDER BY project, seq").fetchall(),
-        }
-    finally:
-        db.close()
+    return {
+        "projects": manager.db_rows("projects"),
+        "nodes": manager.db_rows("nodes"),
+        "commands": manager.db_query("SELECT id, node, state, data FROM commands"),
+        "log-lines": manager.db_query("SELECT * FROM log_lines ORDER BY project, seq"),
+    }
 
 
 async def observe(manager: RunningManager) -> dict[str, Any]:
