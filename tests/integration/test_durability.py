@@ -22,6 +22,7 @@ import pytest
 
 from syncopate.client import ManagerClient
 from syncopate.errors import ConnectionFailed, Forbidden, Unauthorized
+from syncopate.manager.sql_store import remembered_store
 from tests.helpers import PASSWORD, SimNode, wait_for
 from tests.procs import ManagerProcess, manager_process
 
@@ -43,9 +44,13 @@ KEPT_NODE_FIELDS = (
 
 
 @pytest.fixture
-def manager(tmp_path: Path) -> Iterator[ManagerProcess]:
-    """A manager process (not started) on tmp_path/manager with the test password."""
-    with manager_process(tmp_path / "manager", password=PASSWORD, node_timeout=30) as running:
+def manager(tmp_path: Path, store_url: str | None) -> Iterator[ManagerProcess]:
+    """A manager process (not started) on tmp_path/manager with the test password, on each
+    store (`--store` for PostgreSQL)."""
+    extra = ["--store", store_url] if store_url else []
+    with manager_process(
+        tmp_path / "manager", password=PASSWORD, node_timeout=30, extra_args=extra
+    ) as running:
         yield running
 
 
@@ -63,7 +68,23 @@ def mode(path: Path) -> int:
 
 
 def database_bytes(data_dir: Path) -> bytes:
-    """syncopate.db and, when there is one, its write-ahead log, raw."""
+    """syncopate.db and, when there is one, its write-ahead log, raw; for a manager on
+    PostgreSQL (its store.json), every row of every table of its database, as text."""
+    kept = remembered_store(data_dir)
+    if kept is not None:
+        import psycopg
+
+        with psycopg.connect(kept) as pg:
+            tables = pg.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+            rows = [
+                str(value)
+                for (table,) in tables
+                for row in pg.execute(f"SELECT * FROM {table}")
+                for value in row
+            ]
+        return "\n".join(rows).encode()
     raw = (data_dir / "syncopate.db").read_bytes()
     wal = data_dir / "syncopate.db-wal"
     if wal.exists():
