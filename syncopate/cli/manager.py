@@ -24,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+STORE_FILE = "store.json"  # sql_store.STORE_FILE (not imported: the CLI starts fast)
 DATA_DIR_HELP = "Where the manager keeps its database and secrets."
 
 # Options `serve` and `install-service` share: the manager's command line.
@@ -121,7 +122,9 @@ def serve(
 
         typer.echo("\n".join(ready_lines(at, host, directory)))
 
-    asyncio.run(run_server(options, ready))
+    status = asyncio.run(run_server(options, ready))
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command()
@@ -302,6 +305,7 @@ def install_service(
     tls_key: Path = TLS_KEY_OPTION,
     tls: bool = TLS_OPTION,
     insecure: bool = INSECURE_OPTION,
+    store: str = STORE_OPTION,
     log_level: str = LOG_LEVEL_OPTION,
     user: bool = typer.Option(
         False, "--user", help="A user unit (systemctl --user) instead of a system unit."
@@ -332,10 +336,18 @@ def install_service(
         log_level=log_level,
     )
     unit = service.unit_text(argv, plan, f"Syncopate manager ({host}:{port})")
+    if store:
+        from syncopate.manager.pg_store import is_postgresql
+
+        if not is_postgresql(store):
+            raise ConfigError(f"--store: give a postgresql://USER@HOST/DB URL, not {store!r}")
     if print_only:
         typer.echo(unit, nl=False)
         return
-    service.install(plan, unit)
+    # The database URL (it may hold a password) goes to the data dir's store.json, where
+    # `serve` finds it, not into the unit everyone can read.
+    kept = {STORE_FILE: json.dumps({"store": store}) + "\n"} if store else None
+    service.install(plan, unit, private=kept)
     typer.echo(f"wrote {plan.unit_path}")
     typer.echo(
         f"the manager keeps its database, join password, TLS key and controller token in "

@@ -110,11 +110,12 @@ def check_plain_http(url: str, insecure: bool) -> None:
 
     from syncopate.hosts import is_loopback
 
-    if not url.startswith("http://") or insecure:
-        return
-    if not is_loopback(urlsplit(url).hostname or ""):
+    for one in url.split(","):  # several managers sharing a database: each
+        one = one.strip()
+        if not one.startswith("http://") or insecure or is_loopback(urlsplit(one).hostname or ""):
+            continue
         raise usage_error(
-            f"refusing to send the join password and the node's token in clear to {url}: a "
+            f"refusing to send the join password and the node's token in clear to {one}: a "
             "manager beyond loopback serves HTTPS (use the line `syncopate manager "
             "join-command` prints); for a manager started with --insecure, add --insecure"
         )

@@ -105,9 +105,15 @@ def unit_text(argv: list[str], plan: ServicePlan, description: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def install(plan: ServicePlan, unit: str, password: str | None = None) -> None:
-    """Write the data dir, the password file if the plan has one (0600), and the unit; as root,
-    the folders it made and the password file belong to the account the program runs as."""
+def install(
+    plan: ServicePlan,
+    unit: str,
+    password: str | None = None,
+    private: dict[str, str] | None = None,
+) -> None:
+    """Write the data dir, the password file if the plan has one (0600), `private` files into
+    the data dir (name: text, 0600), and the unit; as root, the folders it made and those
+    files belong to the account the program runs as."""
     if password is not None and any(c in password for c in "\n\r\0"):
         raise ConfigError("the password may not hold a line break")
     try:
@@ -119,6 +125,9 @@ def install(plan: ServicePlan, unit: str, password: str | None = None) -> None:
         if plan.env_path is not None and password is not None:
             write_private(plan.env_path, f"SYNCOPATE_PASSWORD={password}\n")
             owned.append(plan.env_path)
+        for name, text in (private or {}).items():
+            write_private(plan.data_dir / name, text)
+            owned.append(plan.data_dir / name)
         plan.unit_path.parent.mkdir(parents=True, exist_ok=True)
         plan.unit_path.write_text(unit, encoding="utf-8")
         if os.geteuid() == 0 and plan.run_as != "root":

@@ -114,22 +114,27 @@ def _sent_safely(target: Target, env: Mapping[str, str]) -> Target:
     URL there is a mistake (or that manager), and the token must not go before anyone notices.
     A pin with an http:// URL pins nothing. SYNCOPATE_INSECURE=1 allows the --insecure case.
     """
-    scheme, _, rest = target.url.partition("://")
+    for url in target.url.split(","):  # several managers sharing a database: each
+        _check_one(url.strip(), target.fingerprint, env)
+    return target
+
+
+def _check_one(url: str, fingerprint: str | None, env: Mapping[str, str]) -> None:
+    scheme, _, rest = url.partition("://")
     if scheme != "http":
-        return target
-    host = urlsplit(target.url).hostname or rest
-    if target.fingerprint:
+        return
+    host = urlsplit(url).hostname or rest
+    if fingerprint:
         raise ConfigError(
-            f"a pinned fingerprint needs an https:// URL, not {target.url}: nothing was sent "
+            f"a pinned fingerprint needs an https:// URL, not {url}: nothing was sent "
             f"(use https://{rest})"
         )
     if not is_loopback(host) and env.get("SYNCOPATE_INSECURE") != "1":
         raise ConfigError(
-            f"refusing to send the controller token in clear to {target.url}: a manager beyond "
+            f"refusing to send the controller token in clear to {url}: a manager beyond "
             f"loopback serves HTTPS (use https://{rest}); for one started with --insecure, "
             "set SYNCOPATE_INSECURE=1"
         )
-    return target
 
 
 def _given_token(token: str | None, env: Mapping[str, str]) -> tuple[str | None, str]:

@@ -26,8 +26,10 @@ from syncopate.manager.auth import hash_secret
 from syncopate.manager.cluster import Cluster
 from syncopate.manager.commands import CommandBook
 from syncopate.manager.events import EventHub
+from syncopate.manager.forward import forwarded_for
 from syncopate.manager.gc_pauses import GcPauses
 from syncopate.manager.join import JOIN_PASSWORD_KEY
+from syncopate.manager.leadership import Leadership
 from syncopate.manager.metrics import Metrics
 from syncopate.manager.sql_store import SqlStore
 from syncopate.manager.throttle import LOCKOUT, MAX_FAILURES, WINDOW, CredentialThrottle
@@ -91,6 +93,11 @@ class ManagerState:
     # than one it applied already (one held through a partition and delivered late).
     run: str = field(default_factory=lambda: secrets.token_hex(8))
     answers: Iterator[int] = field(default_factory=itertools.count)
+    # What a standby manager forwarding to this one proves itself with (forward.py); None
+    # when no other manager shares the database.
+    forward_proof: str | None = None
+    # On a shared database: this manager's leadership (it serves only while it leads).
+    leadership: Leadership | None = None
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -226,7 +233,9 @@ def parse(model: type[M], data: Any) -> M:
 
 
 def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """Who sent the request: its peer, or the client a fellow manager forwarded it for."""
+    forwarded = forwarded_for(request, request.app[STATE].forward_proof)
+    return forwarded or request.remote or "unknown"
 
 
 def transport_open(request: web.Request) -> bool:

@@ -36,6 +36,7 @@ SCHEMES = ("postgresql", "postgres")
 # pg_advisory_xact_lock's key while a migration runs: "syncopat" in ASCII.
 SCHEMA_LOCK = 0x73796E636F706174
 
+KEEPALIVES = {"tcp_keepalives_idle": 5, "tcp_keepalives_interval": 2, "tcp_keepalives_count": 3}
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 STEPS = (
     Migration(
@@ -94,6 +95,8 @@ class PgConnection:
         self.url = url
         self._psycopg = psycopg
         self._sql: dict[str, str] = {}
+        self.leading = False  # this session holds the leader lock (leadership.py)
+        self.lost_lead = False
         self.connection = self._open()
 
     def _open(self) -> psycopg.Connection[Any]:
@@ -101,6 +104,10 @@ class PgConnection:
             connection = self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
             # Reports: the server has them when the answer goes out (durable ones say more).
             connection.execute("SET synchronous_commit TO off")
+            # A manager's machine that dies sends no FIN: the server finds its session (and
+            # frees its leader lock) within ~11 s, not the system's default two hours.
+            for setting, value in KEEPALIVES.items():
+                connection.execute(f"SET {setting} = {value}")
         except self._psycopg.Error as exc:
             raise StoreFailed(f"cannot reach the database {shown(self.url)}: {exc}") from None
         return connection
@@ -115,6 +122,11 @@ class PgConnection:
 
     def _ready(self) -> psycopg.Connection[Any]:
         if (self.connection.broken or self.connection.closed) and not self.in_transaction():
+            if self.leading:
+                # The leadership was this session's lock: a new session does not hold it, and
+                # another manager may lead by now. Nothing more is written (fencing).
+                self.lost_lead = True
+                raise StoreFailed("lost the database session that held the leadership")
             self.connection.close()
             self.connection = self._open()
         return self.connection
@@ -133,6 +145,8 @@ class PgConnection:
         except self._psycopg.Error as exc:
             # In a transaction the store rolls back and says why; a lost link or a refused
             # read is said here.
+            if connection.broken and self.leading:
+                self.lost_lead = True  # see _ready
             if connection.broken or not self.in_transaction():
                 raise StoreFailed(f"database {shown(self.url)}: {exc}") from exc
             raise
@@ -188,3 +202,23 @@ class PgStore(SqlStore):
 
     def _lock_schema(self) -> None:
         self._pg.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
+
+    # leadership (leadership.py) --------------------------------------------------------------
+    def try_lock(self, key: int) -> bool:
+        """Take the session-level advisory lock `key` if free: held until this session ends,
+        and every later write is refused if the session is lost (PgConnection.leading)."""
+        taken = self._db.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0]
+        if taken:
+            self._pg.leading = True
+        return bool(taken)
+
+    @property
+    def lost_lock(self) -> bool:
+        """The session that held the lock is gone (it cannot come back)."""
+        return self._pg.lost_lead
+
+    def server_time(self) -> float:
+        """The database server's clock (seconds since the epoch): the one clock every manager
+        shares."""
+        now = self._db.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()
+        return float(now[0])

@@ -11,6 +11,8 @@ later on the first project that has secrets.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from functools import lru_cache
@@ -33,6 +35,7 @@ class SecretBox:
 
     def __init__(self, key: bytes, path: Path) -> None:
         self.path = path
+        self._key = key
         try:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
@@ -40,6 +43,10 @@ class SecretBox:
                 f"{path} is not a secrets key (a Fernet key: 44 url-safe base64 characters); "
                 "restore the file this manager's database was used with"
             ) from None
+
+    def derived(self, purpose: bytes) -> str:
+        """A secret for `purpose` that only holders of this key can make (HMAC-SHA256)."""
+        return hmac.new(self._key, purpose, hashlib.sha256).hexdigest()
 
     def seal(self, secrets: dict[str, str]) -> str:
         """The secrets as one token to store (empty text for none: nothing to hide)."""

@@ -15,7 +15,7 @@ import signal
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aiohttp import web
@@ -30,8 +30,17 @@ from syncopate.manager.auth import (
     new_password,
     new_token,
 )
-from syncopate.manager.context import ManagerSettings
+from syncopate.manager.context import STATE, ManagerSettings
+from syncopate.manager.forward import forward_proof
 from syncopate.manager.join import PASSWORD_FILE, join_command
+from syncopate.manager.leadership import Leadership
+from syncopate.manager.pg_store import PgStore
+from syncopate.manager.shared_serve import (
+    LOST_LEAD_EXIT,
+    lead_when_free,
+    listening_socket,
+    watch_leadership,
+)
 from syncopate.manager.sql_store import STORE_FILE, SqlStore, open_store
 from syncopate.manager.tls import (
     RENEW_CHECK_INTERVAL,
@@ -187,8 +196,9 @@ async def renew_while_running(own: OwnCertificate, interval: float = RENEW_CHECK
             log.exception("could not renew the TLS certificate in %s", own.dir)
 
 
-async def serve(options: ServeOptions, ready: Callable[[Listening], None] | None = None) -> None:
-    """Run the manager until SIGINT or SIGTERM; `ready(listening)` once listening."""
+async def serve(options: ServeOptions, ready: Callable[[Listening], None] | None = None) -> int:
+    """Run the manager until SIGINT or SIGTERM; `ready(listening)` once listening. The exit
+    status: 0, or LOST_LEAD_EXIT for a leader that lost its leadership (shared_serve.py)."""
     data_dir = options.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     password, password_source = resolve_password(data_dir, options.password)
@@ -209,58 +219,138 @@ async def serve(options: ServeOptions, ready: Callable[[Listening], None] | None
         insecure=insecure,
         settle_heap=True,
     )
-    app = make_app(settings, store)
-    runner = make_runner(app)
-    await runner.setup()
-    # A fleet reconnecting at once (after a manager restart, or a burst of command responses)
-    # overflows aiohttp's default backlog of 128, and each dropped connect waits 1 s to retry.
-    site = web.TCPSite(
-        runner, options.host, options.port, ssl_context=context, backlog=LISTEN_BACKLOG
-    )
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        store.close()
-        raise ConfigError(
-            f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}; "
-            "is another manager running? pick another --port (0 picks a free one)"
-        ) from None
-    port = runner.addresses[0][1]
-    scheme = "https" if context else "http"
-    host = "127.0.0.1" if options.host in ("0.0.0.0", "", "::") else options.host
-    url = f"{scheme}://{host}:{port}"
-    join_url = f"{scheme}://{url_host(join_host(options.host))}:{port}"
-    if insecure:
-        log.warning(
-            "plain HTTP on %s (--insecure): join passwords and tokens cross the network in clear",
-            options.host,
-        )
-
-    controller_path = data_dir / CONTROLLER_FILE
-    extra: dict[str, str] = {"url": url, "join-url": join_url}
-    if store.get_meta(CONTROLLER_TOKEN_KEY) is None or not controller_path.exists():
-        if store.get_meta(CONTROLLER_TOKEN_KEY) is not None:
-            log.warning("%s was missing: a new controller token was made", controller_path)
-        rotate_controller_token(data_dir, store, url)
-    current = json.loads(controller_path.read_text(encoding="utf-8"))
-    current.pop("fingerprint", None)  # a pin of an earlier run over HTTPS
-    if pin is not None:
-        extra["fingerprint"] = pin
-    write_private_json(controller_path, {**current, **extra})
-    renewal = asyncio.create_task(renew_while_running(own)) if own is not None else None
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if ready is not None:
-        ready(Listening(url, password, password_source, join_url, pin, insecure))
+    try:
+        tls = (context, pin, own)
+        return await _serve(options, ready, store, settings, tls, password_source, stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve(
+    options: ServeOptions,
+    ready: Callable[[Listening], None] | None,
+    store: SqlStore,
+    settings: ManagerSettings,
+    tls: tuple[ssl.SSLContext | None, str | None, OwnCertificate | None],
+    password_source: str,
+    stop: asyncio.Event,
+) -> int:
+    context, pin, own = tls
+    shared = isinstance(store, PgStore)
+    # On a shared database the socket is bound first: the URL it serves is known before it
+    # leads, and it serves as a standby until then (shared_serve.py).
+    sock = listening_socket(options.host, options.port, LISTEN_BACKLOG) if shared else None
+    port = sock.getsockname()[1] if sock is not None else options.port
+    scheme = "https" if context else "http"
+    host = "127.0.0.1" if options.host in ("0.0.0.0", "", "::") else options.host
+    join_url = f"{scheme}://{url_host(join_host(options.host))}:{port}"
+    listening = Listening(
+        f"{scheme}://{host}:{port}",
+        settings.password,
+        password_source,
+        join_url,
+        pin,
+        settings.insecure,
+    )
+    told = False
+
+    def tell() -> None:
+        nonlocal told
+        if ready is not None and not told:
+            ready(listening)
+        told = True
+
+    leadership = None
+    if isinstance(store, PgStore):
+        assert sock is not None
+        leadership = Leadership(store, join_url)
+        if not await lead_when_free(store, leadership, sock, context, stop, tell):
+            sock.close()
+            store.close()
+            return 0
+        leadership.heartbeat()
+    app = make_app(settings, store)
+    app[STATE].leadership = leadership
+    if leadership is not None:
+        app[STATE].forward_proof = forward_proof(store.secrets)
+    runner = make_runner(app)
+    await runner.setup()
+    # A fleet reconnecting at once (after a manager restart, or a burst of command responses)
+    # overflows aiohttp's default backlog of 128, and each dropped connect waits 1 s to retry.
+    site: web.BaseSite
+    if sock is not None:
+        site = web.SockSite(runner, sock, ssl_context=context)
+    else:
+        site = web.TCPSite(
+            runner, options.host, options.port, ssl_context=context, backlog=LISTEN_BACKLOG
+        )
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(
+            f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}; "
+            "is another manager running? pick another --port (0 picks a free one)"
+        ) from None
+    if sock is None:
+        port = runner.addresses[0][1]
+        listening = replace(
+            listening,
+            url=f"{scheme}://{host}:{port}",
+            join_url=f"{scheme}://{url_host(join_host(options.host))}:{port}",
+        )
+    if settings.insecure:
+        log.warning(
+            "plain HTTP on %s (--insecure): join passwords and tokens cross the network in clear",
+            options.host,
+        )
+    keep_controller_file(options.data_dir, store, listening, shared)
+    renewal = asyncio.create_task(renew_while_running(own)) if own is not None else None
+    watchdog = (
+        asyncio.create_task(watch_leadership(leadership, stop)) if leadership is not None else None
+    )
+    tell()
     try:
         await stop.wait()
     finally:
         if renewal is not None:
             renewal.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        if watchdog is not None:
+            watchdog.cancel()
         await runner.cleanup()
+    if leadership is not None and leadership.lost:
+        return LOST_LEAD_EXIT
+    return 0
+
+
+def keep_controller_file(data_dir: Path, store: SqlStore, at: Listening, shared: bool) -> None:
+    """controller.json for this machine's CLI: this run's URLs (and pin), the token kept.
+
+    A missing file (or token) means a new controller token, except on a shared database that
+    has one: a new one would shut out the other managers' controller.json. That manager's
+    file (or `manager token --user NAME`) gives a token here."""
+    controller_path = data_dir / CONTROLLER_FILE
+    extra: dict[str, str] = {"url": at.url, "join-url": at.join_url}
+    has_token = store.get_meta(CONTROLLER_TOKEN_KEY) is not None
+    if not has_token or not controller_path.exists():
+        if has_token and shared:
+            log.warning(
+                "%s is missing and the database's other managers have a controller token: copy "
+                "their controller.json here, or make one: syncopate manager token --user NAME",
+                controller_path,
+            )
+            write_private_json(controller_path, extra | ({"fingerprint": at.pin} if at.pin else {}))
+            return
+        if has_token:
+            log.warning("%s was missing: a new controller token was made", controller_path)
+        rotate_controller_token(data_dir, store, at.url)
+    current = json.loads(controller_path.read_text(encoding="utf-8"))
+    current.pop("fingerprint", None)  # a pin of an earlier run over HTTPS
+    if at.pin is not None:
+        extra["fingerprint"] = at.pin
+    write_private_json(controller_path, {**current, **extra})

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -16,6 +17,7 @@ from syncopate.manager.auth import bearer, check_controller_token
 from syncopate.manager.context import STATE, ManagerState, json_answer
 from syncopate.manager.events import EVERY_PROJECT
 from syncopate.manager.guard import guarded
+from syncopate.manager.leadership import health_fields
 from syncopate.manager.openapi import document as openapi_document
 from syncopate.manager.throttle import CONTROLLER
 
@@ -101,8 +103,16 @@ async def health(request: web.Request) -> web.Response:
             "tls": state.settings.tls,
             # Present only when so: plain HTTP beyond loopback, asked for with --insecure.
             **({"insecure": True} if state.settings.insecure else {}),
+            **store_fields(state),
         }
     )
+
+
+def store_fields(state: ManagerState) -> dict[str, Any]:
+    """/health on the store: SQLite, or PostgreSQL and the managers sharing it."""
+    if state.leadership is None:
+        return {"store": "sqlite"}
+    return health_fields(state.leadership)
 
 
 async def metrics(request: web.Request) -> web.Response:

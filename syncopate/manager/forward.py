@@ -1,0 +1,173 @@
+"""A standby manager serves every route by forwarding it to the leader (leadership.py).
+
+The request goes on as it came (method, path and query, headers but the hop-by-hop ones, body)
+and the answer comes back as the leader gave it, streamed: a long poll is held by the leader
+for as long as it holds it, and `/events` (a websocket) is piped both ways. The leader learns
+who asked from `X-Forwarded-For`, which it believes only beside `X-Syncopate-Forwarded`, a
+proof derived from the managers' shared secrets.key (`forward_proof`): anyone else's
+X-Forwarded-For is ignored, so nobody escapes the credential throttle by naming another address.
+
+A leader that does not answer (it died; another will lead within seconds) is a 503 saying so:
+nodes and clients retry, or move to another manager URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Callable
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from syncopate.fast_json import dumps
+from syncopate.manager.secret_box import SecretBox
+
+log = logging.getLogger("syncopate.manager")
+
+PROOF_HEADER = "X-Syncopate-Forwarded"
+FOR_HEADER = "X-Forwarded-For"
+# Not forwarded: they describe one connection, not the request (RFC 9110 §7.6.1), or are
+# aiohttp's to set.
+HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Host",
+        "Content-Length",
+        PROOF_HEADER,
+        FOR_HEADER,
+    )
+)
+
+
+PROOF_PURPOSE = b"syncopate forwarded request"
+
+
+def forward_proof(box: SecretBox) -> str:
+    """The proof a forwarding manager sends: only holders of secrets.key can make it."""
+    return box.derived(PROOF_PURPOSE)
+
+
+def forwarded_for(request: web.Request, proof: str | None) -> str | None:
+    """The address a fellow manager forwarded this request for; None when it was not
+    forwarded, or not by a manager holding the key (`proof`: what ours make; None: not on a
+    shared database, nobody forwards)."""
+    sent = request.headers.get(PROOF_HEADER)
+    if proof is None or sent is None or not hmac.compare_digest(sent, proof):
+        return None
+    return request.headers.get(FOR_HEADER)
+
+
+def unavailable(leader: str | None, why: str) -> web.Response:
+    reason = f"this manager stands by and the leader ({leader or 'none yet'}) {why}; retry"
+    body = {"request-status": "failure", "code": 503, "failure-reasoning": reason}
+    return web.Response(
+        body=dumps(body), status=503, content_type="application/json", headers={"Retry-After": "1"}
+    )
+
+
+class Forwarder:
+    """Forwards requests to the leader of the moment (`leader()` names it, or None)."""
+
+    def __init__(self, leader: Callable[[], str | None], proof: str) -> None:
+        self.leader = leader
+        self.proof = proof
+        self.forwarded = 0
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # No total timeout: a held poll or an /events stream lasts as long as the leader
+            # keeps it; a leader that does not connect in 5 s is as good as gone.
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
+            self._session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _headers(self, request: web.Request) -> dict[str, str]:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers[FOR_HEADER] = request.remote or "unknown"
+        headers[PROOF_HEADER] = self.proof
+        return headers
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        leader = self.leader()
+        if leader is None:
+            return unavailable(None, "is not known yet")
+        self.forwarded += 1
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request, leader)
+        body = await request.read()
+        try:
+            async with self._client().request(
+                request.method,
+                leader.rstrip("/") + request.path_qs,
+                headers=self._headers(request),
+                data=body,
+                allow_redirects=False,
+            ) as upstream:
+                response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+                for name, value in upstream.headers.items():
+                    if name.lower() not in HOP_BY_HOP:
+                        response.headers.add(name, value)
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.info("could not forward %s %s to %s: %s", request.method, request.path, leader, exc)
+            return unavailable(leader, "did not answer")
+
+    async def _websocket(self, request: web.Request, leader: str) -> web.StreamResponse:
+        """Pipe a websocket (`/events`) between the client and the leader."""
+        url = leader.rstrip("/") + request.path_qs
+        try:
+            upstream = await self._client().ws_connect(url, headers=self._headers(request))
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.info("could not forward the websocket %s to %s: %s", request.path, leader, exc)
+            return unavailable(leader, "did not answer")
+        downstream = web.WebSocketResponse()
+        await downstream.prepare(request)
+
+        async def pipe(
+            source: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
+            sink: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
+        ) -> None:
+            async for message in source:
+                if message.type == WSMsgType.TEXT:
+                    await sink.send_str(message.data)
+                elif message.type == WSMsgType.BINARY:
+                    await sink.send_bytes(message.data)
+                else:
+                    break
+            await sink.close(code=source.close_code or 1000)
+
+        tasks = [
+            asyncio.create_task(pipe(upstream, downstream)),
+            asyncio.create_task(pipe(downstream, upstream)),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await upstream.close()
+            await downstream.close()
+        return downstream
