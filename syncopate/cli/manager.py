@@ -253,6 +253,38 @@ def revoke(
         typer.echo(result)
 
 
+@app.command()
+def status(
+    as_json: bool = JSON_OPTION,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    ca_file: CaFileOption = None,
+    fingerprint: FingerprintOption = None,
+) -> None:
+    """The managers serving this fleet: each one's URL, role (leader, standby, gone) and when
+    it was last heard of; one line for a manager on SQLite."""
+    from syncopate.cli.common import call
+    from syncopate.cli.target import find_target
+
+    target = find_target(manager, token, ca_file, fingerprint)
+    health = call(target, lambda client: client.health())
+    listed = health.get("managers")
+    if not isinstance(listed, list):  # SQLite, or a manager from before DESIGN §13
+        listed = [{"url": target.url, "role": "leader", "seen-ago": 0.0}]
+    store = str(health.get("store", "sqlite"))
+    if as_json:
+        from syncopate.cli.output import print_json
+
+        print_json({"store": store, "leader": health.get("leader", target.url), "managers": listed})
+        return
+    width = max([3, *(len(str(m["url"])) for m in listed)])
+    lines = [f"{'URL':<{width}}  {'ROLE':<8}  LAST HEARD"]
+    for entry in listed:
+        lines.append(f"{entry['url']:<{width}}  {entry['role']:<8}  {entry['seen-ago']:.0f} s ago")
+    lines.append(f"store: {store}" + ("" if store != "sqlite" else " (one manager)"))
+    typer.echo("\n".join(lines))
+
+
 # Why join-command and rotate-join have no --manager: the join password is a file on that machine.
 JOIN_LOCAL = (
     " (with --data-dir if it keeps its data elsewhere): the join password is kept in a file "

@@ -53,10 +53,13 @@ class ManagerEntry:
     def alive(self) -> bool:
         return self.seen_ago < GONE_AFTER
 
-    def info(self) -> dict[str, Any]:
+    def info(self, leader: str | None) -> dict[str, Any]:
+        """As /health lists it: a manager not heard of lately, or that says it leads when
+        another does (it died leading), is gone."""
+        stale_leader = self.role == "leader" and self.url != leader
         return {
             "url": self.url,
-            "role": self.role if self.alive else "gone",
+            "role": "gone" if not self.alive or stale_leader else self.role,
             "seen-ago": round(self.seen_ago, 1),
         }
 
@@ -132,15 +135,18 @@ def managers(store: PgStore) -> list[ManagerEntry]:
 
 def health_fields(leadership: Leadership) -> dict[str, Any]:
     """What /health says of the managers sharing the database: this one's role and URL, the
-    leader's URL, and every manager with its role and when it was last heard of."""
+    leader's URL, and every manager with its role and when it was last heard of (the leader
+    first, then by URL)."""
+    leader = leadership.url if leadership.leading else leadership.leader_url()
     try:
-        listed = [entry.info() for entry in managers(leadership.store)]
+        listed = [entry.info(leader) for entry in managers(leadership.store)]
+        listed.sort(key=lambda entry: (entry["role"] != "leader", entry["url"]))
     except StoreFailed:
         listed = []  # the database is away: say what is known
     return {
         "store": "postgresql",
         "role": "leader" if leadership.leading else "standby",
         "url": leadership.url,
-        "leader": leadership.url if leadership.leading else leadership.leader_url(),
+        "leader": leader,
         "managers": listed,
     }

@@ -268,6 +268,8 @@ async def _serve(
     leadership = None
     if isinstance(store, PgStore):
         assert sock is not None
+        # This machine's CLI talks to this manager, whichever its role (a standby forwards).
+        keep_controller_file(options.data_dir, store, listening, shared)
         leadership = Leadership(store, join_url)
         if not await lead_when_free(store, leadership, sock, context, stop, tell):
             sock.close()
@@ -309,7 +311,8 @@ async def _serve(
             "plain HTTP on %s (--insecure): join passwords and tokens cross the network in clear",
             options.host,
         )
-    keep_controller_file(options.data_dir, store, listening, shared)
+    if not shared:
+        keep_controller_file(options.data_dir, store, listening, shared)
     renewal = asyncio.create_task(renew_while_running(own)) if own is not None else None
     watchdog = (
         asyncio.create_task(watch_leadership(leadership, stop)) if leadership is not None else None
@@ -332,8 +335,8 @@ def keep_controller_file(data_dir: Path, store: SqlStore, at: Listening, shared:
     """controller.json for this machine's CLI: this run's URLs (and pin), the token kept.
 
     A missing file (or token) means a new controller token, except on a shared database that
-    has one: a new one would shut out the other managers' controller.json. That manager's
-    file (or `manager token --user NAME`) gives a token here."""
+    has one: a new one would shut out the other managers' controller.json; there the file is
+    left out, and the other manager's file (or `manager token --user NAME`) gives one."""
     controller_path = data_dir / CONTROLLER_FILE
     extra: dict[str, str] = {"url": at.url, "join-url": at.join_url}
     has_token = store.get_meta(CONTROLLER_TOKEN_KEY) is not None
@@ -344,7 +347,6 @@ def keep_controller_file(data_dir: Path, store: SqlStore, at: Listening, shared:
                 "their controller.json here, or make one: syncopate manager token --user NAME",
                 controller_path,
             )
-            write_private_json(controller_path, extra | ({"fingerprint": at.pin} if at.pin else {}))
             return
         if has_token:
             log.warning("%s was missing: a new controller token was made", controller_path)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -146,6 +148,23 @@ async def test_the_first_leads_the_second_stands_by_and_both_serve(pair: Pair) -
         assert added["request-status"] == "success"
     async with pair.client(pair.a.url) as ctl:
         assert (await ctl.status(["idle"]))["idle"]["persistent-variables"] == {"n": 1}
+    # `manager status` through either lists both, the leader first.
+    for url in (pair.a.url, pair.b.url):
+        said = await asyncio.to_thread(
+            _cli, pair.a.token, "manager", "status", "--manager", url, "--json"
+        )
+        assert json.loads(said) == {
+            "store": "postgresql",
+            "leader": pair.a.url,
+            "managers": [
+                {"url": pair.a.url, "role": "leader", "seen-ago": ANY_AGE},
+                {"url": pair.b.url, "role": "standby", "seen-ago": ANY_AGE},
+            ],
+        }
+    table = await asyncio.to_thread(
+        _cli, pair.a.token, "manager", "status", "--manager", pair.b.url
+    )
+    assert table.splitlines()[1].split()[:2] == [pair.a.url, "leader"], table
 
 
 # Long polls held 18 s (node-timeout 60: a lease of 36 s, half of it), so a change that did not
@@ -301,6 +320,37 @@ async def test_the_leader_killed_mid_stream_loses_nothing_and_the_fleet_carries_
     )
     assert info["node"] in ("pi-1", "pi-2")
     await lost.client.close()
+
+
+class _AnyAge(float):
+    """Equal to any age a manager list may show (how long since a heartbeat)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int | float) and 0 <= other < 10
+
+    __hash__ = float.__hash__
+
+
+ANY_AGE = _AnyAge()
+
+
+def _cli(token: str, *args: str) -> str:
+    """The CLI's output, run as a person would with a controller token."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
+    env["SYNCOPATE_INSECURE"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "syncopate", *args],
+        capture_output=True,
+        text=True,
+        env=env | {"SYNCOPATE_TOKEN": token},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def _count(items: list[str], n: int) -> Any:
