@@ -71,6 +71,7 @@ class PgServer:
     port: int
     bin: Path
     user: pwd.struct_passwd | None
+    options: str = ""  # the server's command-line settings (port, socket dir)
     _names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
@@ -91,6 +92,7 @@ class PgServer:
             f"-p {server.port} -k {folder} -c listen_addresses=127.0.0.1 "
             "-c max_connections=200 -c shared_buffers=16MB"
         )
+        server.options = options
         server._run("pg_ctl", "-D", str(folder / "data"), "-l", str(folder / "log"), "-w",
                     "-o", options, "start")  # fmt: skip
         return server
@@ -121,6 +123,13 @@ class PgServer:
         with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
             connection.execute(f"CREATE DATABASE {name}")
         return self.url(name)
+
+    def restart(self) -> None:
+        """Stop the server at once (every session cut, as by a crash) and start it again."""
+        data = str(self.folder / "data")
+        self._run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+        self._run("pg_ctl", "-D", data, "-l", str(self.folder / "log"), "-w", "-o", self.options,
+                  "start")  # fmt: skip
 
     def stop(self) -> None:
         try:

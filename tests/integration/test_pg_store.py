@@ -1,0 +1,137 @@
+"""The PostgreSQL store on its own (DESIGN §13): migrations run once however many managers start
+together, a database from a newer Syncopate is refused, the commands run beside a manager find
+its database through store.json, and a leader whose database session is cut (the server
+restarted) stops writing and exits, to be started again with nothing acknowledged lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from syncopate.client import ManagerClient
+from syncopate.manager import secret_box
+from syncopate.manager.pg_store import STEPS, PgStore
+from syncopate.manager.shared_serve import LOST_LEAD_EXIT
+from syncopate.manager.sql_store import STORE_FILE, open_store
+from tests.helpers import PASSWORD, wait_for
+from tests.pg import PgServer, why_not
+from tests.procs import manager_process
+
+pytestmark = pytest.mark.slow
+CLI = (sys.executable, "-m", "syncopate")
+
+
+@pytest.fixture
+def database(pg_server: PgServer) -> str:
+    return pg_server.database()
+
+
+@pytest.fixture
+def own_server() -> Iterator[PgServer]:
+    """A server of this test's own: it is restarted under a manager."""
+    reason = why_not()
+    if reason is not None:
+        pytest.skip(reason)
+    server = PgServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_managers_starting_together_migrate_one_schema(database: str, tmp_path: Path) -> None:
+    # Their data dirs are copies: one secrets key (made here, before they start).
+    secret_box.load_or_create(tmp_path / "manager", None)
+    stores: list[PgStore] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        try:
+            barrier.wait()
+            stores.append(PgStore(database, tmp_path / "manager"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Unlocked, CREATE TABLE IF NOT EXISTS in four sessions at once fails in all but one
+    # ("duplicate key value violates unique constraint"): the schema lock serialises them.
+    assert not errors, errors
+    assert len(stores) == 4
+    for store in stores:
+        assert store.get_meta("schema-version") == str(STEPS[-1].version)
+    stores[0].set_meta("shared", "yes")
+    assert all(store.get_meta("shared") == "yes" for store in stores)
+    for store in stores:
+        store.close()
+
+
+def test_a_database_from_a_newer_syncopate_is_refused(database: str, tmp_path: Path) -> None:
+    store = PgStore(database, tmp_path / "manager")
+    store.set_meta("schema-version", str(STEPS[-1].version + 1))
+    store.close()
+    with pytest.raises(RuntimeError, match="newer Syncopate"):
+        PgStore(database, tmp_path / "manager")
+
+
+def test_a_store_that_is_not_postgresql_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="postgresql://"):
+        open_store(tmp_path, "mysql://user:secret@db/fleet")
+    try:
+        open_store(tmp_path, "mysql://user:secret@db/fleet")
+    except ValueError as exc:
+        assert "secret" not in str(exc)  # the password is not repeated
+
+
+async def test_a_leader_cut_from_its_database_exits_and_starts_again_whole(
+    own_server: PgServer, tmp_path: Path
+) -> None:
+    database = own_server.database()
+    args = ["--store", database]
+    with manager_process(tmp_path / "m", password=PASSWORD, extra_args=args) as manager:
+        url = await asyncio.to_thread(manager.start)
+        async with ManagerClient(url, manager.token) as ctl:
+            await ctl.add("kept", "file:///srv/kept.git", {"n": 7}, start=False)
+        await asyncio.to_thread(own_server.restart)
+        proc = manager.proc
+        assert proc is not None
+        await asyncio.to_thread(proc.wait, 30)  # it exits by itself
+        output = manager.output
+        code = manager.stop()  # reaps it, and ends its output
+        assert code == LOST_LEAD_EXIT, output
+        assert "lost the database session that held the leadership" in output
+        # Started again without --store: the data dir's store.json names the database.
+        assert (tmp_path / "m" / STORE_FILE).exists()
+        manager.extra_args = []
+        url = await asyncio.to_thread(manager.start)
+        async with ManagerClient(url, manager.token) as ctl:
+            kept = (await ctl.status(["kept"]))["kept"]
+        assert kept["persistent-variables"] == {"n": 7}
+
+        # The commands run beside it use the same database.
+        tokens = subprocess.run(
+            [*CLI, "manager", "tokens", "--json", "--data-dir", str(tmp_path / "m")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert tokens.returncode == 0, tokens.stderr
+        assert '"main": true' in tokens.stdout
+
+        async def health() -> bool:
+            async with ManagerClient(url) as client:
+                return bool((await client.health())["role"] == "leader")
+
+        await wait_for(health, timeout=10, what="the manager to lead again")
