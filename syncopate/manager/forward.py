@@ -135,8 +135,19 @@ class Forwarder:
     async def _websocket(self, request: web.Request, leader: str) -> web.StreamResponse:
         """Pipe a websocket (`/events`) between the client and the leader."""
         url = leader.rstrip("/") + request.path_qs
+        # The handshake's own headers are this hop's: the standby's client makes its own.
+        headers = {
+            k: v for k, v in self._headers(request).items() if not k.lower().startswith("sec-")
+        }
         try:
-            upstream = await self._client().ws_connect(url, headers=self._headers(request))
+            upstream = await self._client().ws_connect(url, headers=headers)
+        except aiohttp.WSServerHandshakeError as exc:
+            # The leader refused the feed (a wrong token, say): the same refusal, passed on.
+            reason = f"/events refused by the leader: {exc.message}"
+            body = {"request-status": "failure", "code": exc.status, "failure-reasoning": reason}
+            return web.Response(
+                body=dumps(body), status=exc.status, content_type="application/json"
+            )
         except (TimeoutError, aiohttp.ClientError) as exc:
             log.info("could not forward the websocket %s to %s: %s", request.path, leader, exc)
             return unavailable(leader, "did not answer")

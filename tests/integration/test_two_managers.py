@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from syncopate.client import ManagerClient
-from syncopate.errors import SyncopateError
+from syncopate.errors import AGENT_HEADER, SyncopateError, Unauthorized
+from syncopate.manager.forward import FOR_HEADER, PROOF_HEADER
+from syncopate.manager.throttle import MAX_FAILURES
 from syncopate.node.agent import Agent, AgentSettings
 from syncopate.node.backoff import BackoffPolicy
 from tests.helpers import PASSWORD, SimNode, wait_for
@@ -165,6 +168,48 @@ async def test_the_first_leads_the_second_stands_by_and_both_serve(pair: Pair) -
         _cli, pair.a.token, "manager", "status", "--manager", pair.b.url
     )
     assert table.splitlines()[1].split()[:2] == [pair.a.url, "leader"], table
+
+
+async def test_events_through_the_standby_show_changes_made_through_the_leader(
+    pair: Pair,
+) -> None:
+    async with pair.client(pair.b.url) as watcher:
+        feed = watcher.events()
+        snapshot = await asyncio.wait_for(anext(feed), timeout=10)
+        assert snapshot["type"] == "snapshot"
+        async with pair.client(pair.a.url) as ctl:
+            await ctl.add("seen", "file:///srv/seen.git", {}, start=False)
+        change = await asyncio.wait_for(anext(feed), timeout=10)
+        assert change["type"] == "changes"
+        assert "seen" in change["projects"]
+        await feed.aclose()
+    # A wrong token is refused through the standby as by the leader.
+    async with ManagerClient(pair.b.url, token="wrong") as stranger:
+        with pytest.raises(Unauthorized):
+            await anext(stranger.events())
+
+
+async def test_only_a_fellow_manager_may_say_whom_it_forwards_for(pair: Pair) -> None:
+    """X-Forwarded-For from anyone but a manager holding the key is ignored: a client cannot
+    pass for another address (and out of its own lockout) by naming one."""
+    forged = {FOR_HEADER: "203.0.113.9", PROOF_HEADER: "forged", AGENT_HEADER: "test"}
+    body = {"name": "nobody", "access-token": "wrong"}
+    async with aiohttp.ClientSession() as http:
+        for _ in range(MAX_FAILURES):
+            async with http.post(pair.a.url + "/node-status", json=body, headers=forged) as answer:
+                assert answer.status == 401
+        # The refusals counted against the sender's own address, not the one it named: that
+        # address is locked out of this node's scope now.
+        async with http.post(
+            pair.a.url + "/node-status", json=body, headers={AGENT_HEADER: "test"}
+        ) as answer:
+            assert answer.status == 429, await answer.text()
+    # Forwarded by the standby (which holds the key), the address is the client's own.
+    node = await SimNode.join(pair.b.url, "pi-addr")
+    await node.poll()
+    async with pair.client(pair.a.url) as ctl:
+        assert (await ctl.nodes())["pi-addr"]["address"] == "127.0.0.1"
+    await node.client.close()
 
 
 # Long polls held 18 s (node-timeout 60: a lease of 36 s, half of it), so a change that did not
