@@ -12,184 +12,25 @@ unreachable manager retries it too. The /events feed, and following it, is `sync
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
-from typing import Any, Self
+from typing import Any
 
-from syncopate import __version__
 from syncopate.errors import (
-    AGENT_HEADER,
     ConnectionFailed,
-    HungUp,
-    PinMismatch,
     ProtocolError,
     SyncopateError,
     TokenRefused,
     Unauthorized,
-    Unavailable,
-    Unreachable,
     request_error_for,
 )
-from syncopate.feed import RECONNECT_DELAYS, EventSocket, FeedDropped, follow
-from syncopate.http_client import (
-    BadResponse,
-    CannotConnect,
-    CertificateInvalid,
-    CertificateMismatch,
-    ConnectionLost,
-    HttpClient,
-    HttpError,
-    Response,
-    ca_context,
-    parse_fingerprint,
-)
+from syncopate.feed import RECONNECT_DELAYS, FeedDropped, follow
+from syncopate.manager_transport import ManagerTransport
 from syncopate.replies import answer_of
 
 
-class ManagerClient:
-    """One manager, or several sharing a database (`URL1,URL2`, DESIGN §13), and the
-    connections to them. Use as an async context manager.
-
-    With several URLs it talks to one at a time: a request that cannot connect goes on to the
-    next URL at once (it never reached the first), and any other sign that the manager is gone
-    (a lost connection, no answer, a 503) makes the next URL the one the next request uses, and
-    raises as with one manager: the caller that retries (the agent, the TUI) reaches the next.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        token: str | None = None,
-        *,
-        ca_file: str | None = None,
-        fingerprint: str | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        self.urls = manager_urls(url)
-        self._at = 0  # the URL in use
-        self.token = token
-        self.timeout = timeout
-        tls = any(u.startswith("https://") for u in self.urls)
-        self._fingerprint = parse_fingerprint(fingerprint) if tls and fingerprint else None
-        self._ca = ca_context(ca_file) if tls and ca_file and not self._fingerprint else None
-        try:
-            self._https = [
-                HttpClient(
-                    u,
-                    ssl_context=self._ca,
-                    fingerprint=self._fingerprint,
-                    user_agent=f"syncopate/{__version__}",
-                )
-                for u in self.urls
-            ]
-        except ValueError as exc:
-            raise ConnectionFailed(f"manager URL: {exc}") from None
-        self._feeds = [
-            EventSocket(u, token, fingerprint=self._fingerprint, ca=self._ca) for u in self.urls
-        ]
-
-    @property
-    def url(self) -> str:
-        """The manager URL in use."""
-        return self.urls[self._at]
-
-    @property
-    def _http(self) -> HttpClient:
-        return self._https[self._at]
-
-    @property
-    def _events(self) -> EventSocket:
-        return self._feeds[self._at]
-
-    def next_manager(self) -> None:
-        """Use the next manager URL from now on (the first again after the last)."""
-        self._at = (self._at + 1) % len(self.urls)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        for http in self._https:
-            await http.close()
-        for feed in self._feeds:
-            await feed.close()
-
-    # the transport ----------------------------------------------------------------------------
-    async def post(
-        self, path: str, body: dict[str, Any], *, timeout: float | None = None
-    ) -> dict[str, Any]:
-        """POST a JSON body; return the JSON answer or raise the error it stands for."""
-        payload = json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
-        response = await self._request("POST", path, payload, headers, timeout)
-        try:
-            return answer_of(self.url, response)
-        except Unavailable:
-            self.next_manager()  # a standby whose leader is away, or a refused write
-            raise
-
-    async def get(self, path: str, *, timeout: float | None = None) -> Response:
-        """GET a path; the whole answer, whatever its status."""
-        return await self._request("GET", path, None, {}, timeout)
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None,
-        headers: dict[str, str],
-        timeout: float | None,
-    ) -> Response:
-        # Every request says it is ours, so the node routes answer with real HTTP statuses
-        # rather than the seed dialect's HTTP 200 (DESIGN §10).
-        headers = {AGENT_HEADER: __version__, **headers}
-        for _ in range(len(self.urls) - 1):
-            try:
-                return await self._request_one(method, path, body, headers, timeout)
-            except Unreachable as exc:
-                self.next_manager()
-                if not isinstance(exc.__cause__, CannotConnect):
-                    raise  # it may have been delivered: the caller decides whether to retry
-        return await self._request_one(method, path, body, headers, timeout)
-
-    async def _request_one(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None,
-        headers: dict[str, str],
-        timeout: float | None,
-    ) -> Response:
-        try:
-            return await self._http.request(
-                method, path, body, headers=headers, timeout=timeout or self.timeout
-            )
-        except CertificateMismatch as exc:
-            raise PinMismatch(
-                f"the certificate of {self.url} does not match the pinned fingerprint: {exc}"
-            ) from None
-        except CertificateInvalid as exc:
-            raise ConnectionFailed(
-                f"cannot verify the certificate of {self.url}: {exc}; "
-                "pass --ca-file or --fingerprint"
-            ) from None
-        except BadResponse as exc:
-            raise ProtocolError(f"{self.url} answered something that is not HTTP: {exc}") from None
-        except ConnectionLost as exc:
-            url = self.url
-            if len(self.urls) > 1:
-                self.next_manager()
-            raise HungUp(f"cannot reach the manager at {url} ({exc})") from None
-        except CannotConnect as exc:
-            raise Unreachable(f"cannot reach the manager at {self.url} ({exc})") from exc
-        except HttpError as exc:
-            url = self.url
-            if len(self.urls) > 1:
-                self.next_manager()
-            raise Unreachable(f"cannot reach the manager at {url} ({exc})") from None
+class ManagerClient(ManagerTransport):
+    """One manager, or several sharing a database (`URL1,URL2`, DESIGN §13): its API.
+    Use as an async context manager. (How it reaches them: manager_transport.py.)"""
 
     # node side --------------------------------------------------------------------------------
     async def initialize(
@@ -430,16 +271,6 @@ class ManagerClient:
         names), also `{"type": "logs", "project", "seq", "lines"}` with their new output."""
         return self._messages(list(logs))
 
-    async def _messages(self, logs: list[str]) -> AsyncGenerator[dict[str, Any], None]:
-        feed = self._events
-        try:
-            async for message in feed.messages(logs):
-                yield message
-        except ConnectionFailed:
-            if feed is self._events:
-                self.next_manager()  # the feed is opened again on the next manager
-            raise
-
     def follow_events(
         self,
         logs: Iterable[str] = (),
@@ -452,15 +283,3 @@ class ManagerClient:
         is opened again after its delay (see `syncopate.feed.follow`)."""
         names = list(logs)
         return follow(lambda: self.events(names), on_connect=on_connect, delays=delays, retry=retry)
-
-
-def manager_urls(given: str) -> list[str]:
-    """The manager URLs in `URL1,URL2,...` (one, or several managers sharing a database);
-    ConnectionFailed naming a bad one."""
-    urls = [part.strip().rstrip("/") for part in given.split(",") if part.strip()]
-    if not urls:
-        raise ConnectionFailed(f"manager URL {given!r}: give http(s)://HOST:PORT")
-    for url in urls:
-        if not url.startswith(("http://", "https://")):
-            raise ConnectionFailed(f"manager URL {url!r} must start with http:// or https://")
-    return urls
