@@ -73,6 +73,9 @@ class Bench:
     url: str = ""
     token: str = ""
     names: list[list[str]] = field(default_factory=list)  # joined node names, per worker
+    # The manager URL each worker's nodes use (several managers sharing a database: they
+    # share the nodes); empty: `url` for all.
+    worker_urls: list[str] = field(default_factory=list)
     setup: Setup = field(default_factory=Setup)
 
     async def controller(self, action: str, **fields: Any) -> tuple[int, dict[str, Any]]:
@@ -123,7 +126,11 @@ async def join_nodes(bench: Bench) -> None:
     started = time.monotonic()
     deadline = started + args.join_limit
     children = zip(bench.workers.children, shares, strict=True)
-    joins = (c.ask("join", bench.url, s, base, JOINS_IN_FLIGHT, deadline) for c, s in children)
+    urls = bench.worker_urls or [bench.url] * count
+    joins = (
+        c.ask("join", urls[i], s, base, JOINS_IN_FLIGHT, deadline)
+        for i, (c, s) in enumerate(children)
+    )
     answers = await asyncio.gather(*joins)
     took = time.monotonic() - started
     bench.names = [a["names"] for a in answers]

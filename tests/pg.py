@@ -116,13 +116,15 @@ class PgServer:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
 
     def database(self) -> str:
-        """A new, empty database: its URL."""
+        """A new, empty database for one fleet: its URL. A schema of its own in a shared
+        database (as a fleet may be kept), made in a millisecond where CREATE DATABASE takes
+        a tenth of a second, hundreds of times a run."""
         import psycopg
 
         name = f"t{os.getpid()}_{next(self._names)}"
         with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
-            connection.execute(f"CREATE DATABASE {name}")
-        return self.url(name)
+            connection.execute(f"CREATE SCHEMA {name}")
+        return self.url("postgres") + f"?options=-csearch_path%3D{name}"
 
     def restart(self) -> None:
         """Stop the server at once (every session cut, as by a crash) and start it again."""

@@ -182,7 +182,7 @@ def start_manager(procs: Processes, folder: Path, *extra: str) -> Manager:
     """`syncopate manager serve` on a free port of HOST, data in `folder/data`, output in
     `folder/manager.log`, `extra` arguments appended; its URL and controller token."""
     data_dir = folder / "data"
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)  # a second manager's data dir may be a copy
     command = [
         *(PY, "-m", "syncopate", "manager", "serve", "--host", HOST, "--port", "0"),
         *("--data-dir", str(data_dir), "--password", PASSWORD, *extra),

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("syncopate.manager")
 
-LEADER_LOCK = 0x73796E636C656164  # "syncleadr"-ish: any key no other lock of ours uses
+LEADER_LOCK = 2  # with the schema's hash (pg_store.LOCK_KEY); 1 is the migrations'.
 LEADER_KEY = "leader"
 MANAGER_PREFIX = "manager:"
 TRY_EVERY = 1.0  # seconds between a standby's tries for the lock

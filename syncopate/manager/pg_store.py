@@ -33,8 +33,11 @@ if TYPE_CHECKING:
     import psycopg
 
 SCHEMES = ("postgresql", "postgres")
-# pg_advisory_xact_lock's key while a migration runs: "syncopat" in ASCII.
-SCHEMA_LOCK = 0x73796E636F706174
+# Advisory locks are the database's, and a database may hold several fleets, each in a schema
+# of its own (`?options=-csearch_path%3DNAME` in the URL): a lock's key is (the schema's hash,
+# what it locks), so one fleet's manager never waits for another's.
+SCHEMA_LOCK = 1  # while a migration runs
+LOCK_KEY = "SELECT {function}(hashtext(current_schema()), ?)"
 
 KEEPALIVES = {"tcp_keepalives_idle": 5, "tcp_keepalives_interval": 2, "tcp_keepalives_count": 3}
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -201,13 +204,14 @@ class PgStore(SqlStore):
         return self._pg.in_transaction()
 
     def _lock_schema(self) -> None:
-        self._pg.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
+        self._pg.execute(LOCK_KEY.format(function="pg_advisory_xact_lock"), (SCHEMA_LOCK,))
 
     # leadership (leadership.py) --------------------------------------------------------------
     def try_lock(self, key: int) -> bool:
         """Take the session-level advisory lock `key` if free: held until this session ends,
         and every later write is refused if the session is lost (PgConnection.leading)."""
-        taken = self._db.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0]
+        query = LOCK_KEY.format(function="pg_try_advisory_lock")
+        taken = self._db.execute(query, (key,)).fetchone()[0]
         if taken:
             self._pg.leading = True
         return bool(taken)

@@ -76,7 +76,7 @@ def database_bytes(data_dir: Path) -> bytes:
 
         with psycopg.connect(kept) as pg:
             tables = pg.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
             ).fetchall()
             rows = [
                 str(value)

@@ -123,6 +123,8 @@ async def metrics(request: web.Request) -> web.Response:
         "syncopate_projects": {(("status", s),): float(n) for s, n in counts["projects"].items()},
         "syncopate_event_subscribers": {(): float(len(state.hub.subscribers))},
         "syncopate_held_polls": {(): float(state.cluster.held_polls())},
+        # Transactions the store committed (a batch of reports is one): the database's writes.
+        "syncopate_store_commits_total": {(): float(state.store.commits)},
         "syncopate_commands_waiting": {
             (("state", s),): float(n) for s, n in state.commands.waiting_counts().items()
         },
