@@ -90,7 +90,12 @@ class Forwarder:
             # No total timeout: a held poll or an /events stream lasts as long as the leader
             # keeps it; a leader that does not connect in 5 s is as good as gone.
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
-            self._session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+            # No cap on connections: each held poll forwarded holds one for its hold, and
+            # aiohttp's default of 100 queued the rest of a fleet's polls behind them.
+            connector = aiohttp.TCPConnector(limit=0)
+            self._session = aiohttp.ClientSession(
+                timeout=timeout, connector=connector, auto_decompress=False
+            )
         return self._session
 
     async def close(self) -> None:

@@ -3,8 +3,8 @@
 Every `syncopate ...` line in the README's shell blocks is either run for real below (against a
 manager started with the README's own `manager serve` line, an agent joined with its `node join`
 line, and the example counter as the project), run by another test (RUN_ELSEWHERE), or named
-in CANNOT_RUN_HERE with the reason. A new
-command in the README that is neither fails `test_every_readme_command_is_accounted_for`.
+in CANNOT_RUN_HERE with the reason. A new command in the README that is none of these fails
+`test_the_tour_runs_as_written`.
 """
 
 from __future__ import annotations

@@ -234,6 +234,29 @@ async def test_a_held_poll_forwarded_by_the_standby_wakes_on_a_change(pair: Pair
 
 
 @pytest.mark.node_timeout(60)
+async def test_the_standby_forwards_more_held_polls_than_a_connection_pool_holds(
+    pair: Pair,
+) -> None:
+    # aiohttp's client holds 100 connections by default: the 101st poll would wait for one.
+    count = 120
+    nodes = await asyncio.gather(*(SimNode.join(pair.b.url, f"pi-{i:03d}") for i in range(count)))
+    polls = [
+        asyncio.create_task(node.client.node_status(node.name, node.token, wait=30))
+        for node in nodes
+    ]
+
+    async def all_held() -> bool:
+        async with pair.client(pair.a.url) as ctl:
+            return f"syncopate_held_polls {count}" in await ctl.metrics()
+
+    await wait_for(all_held, timeout=20, what=f"the leader to hold all {count} forwarded polls")
+    for poll in polls:
+        poll.cancel()
+    await asyncio.gather(*polls, return_exceptions=True)
+    await asyncio.gather(*(node.client.close() for node in nodes))
+
+
+@pytest.mark.node_timeout(60)
 async def test_a_stop_sent_to_the_leader_reaches_an_agent_polling_the_standby(
     pair: Pair,
 ) -> None:
