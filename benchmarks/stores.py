@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import shutil
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import psutil
 from fleet import FD_MARGIN, hold_of, offered_rate, open_files_needed
 from fleet_nodes import Traffic, worker_main
 from fleet_setup import Bench, Workers, add_projects, join_nodes, settle
@@ -51,6 +53,7 @@ class StoreResult:
     store: str
     windows: list[Window] = field(default_factory=list)
     cpu_per_request: list[float] = field(default_factory=list)  # every manager's CPU
+    db_cpu_per_request: list[float] = field(default_factory=list)  # PostgreSQL's processes
     commits: list[float] = field(default_factory=list)  # per second
     leads_after: float = float("nan")  # failover: the standby says it leads
     serves_after: float = float("nan")  # ... and answers the controller with every node
@@ -96,8 +99,11 @@ async def run_store(
         for i in range(args.repeat):
             commits0 = await metric(http, leader.url, "syncopate_store_commits_total")
             other0 = cpu_seconds(standby.proc.pid) if standby else 0.0
+            db0 = server_cpu(pg) if pg is not None else 0.0
             window = await measure(bench, store, leader.proc.pid, metrics=True)
             other = (cpu_seconds(standby.proc.pid) - other0) if standby else 0.0
+            db = (server_cpu(pg) - db0) if pg is not None else 0.0
+            result.db_cpu_per_request.append(db / max(1, window.requests))
             commits1 = await metric(http, leader.url, "syncopate_store_commits_total")
             result.windows.append(window)
             result.cpu_per_request.append((window.cpu_seconds + other) / max(1, window.requests))
@@ -107,7 +113,8 @@ async def run_store(
                 f"  window {i + 1}/{args.repeat}: {window.rate:,.0f} req/s (offered "
                 f"{offered:,.0f}), p50 {1e3 * percentile(values, 0.5):.1f} ms, p99 "
                 f"{1e3 * percentile(values, 0.99):.1f} ms, errors {window.failed}, "
-                f"{1e6 * result.cpu_per_request[-1]:.0f} us CPU/request (managers), "
+                f"{1e6 * result.cpu_per_request[-1]:.0f} us CPU/request (managers) + "
+                f"{1e6 * result.db_cpu_per_request[-1]:.0f} (PostgreSQL), "
                 f"{result.commits[-1]:,.0f} commits/s"
             )
         if standby is not None:
@@ -150,11 +157,25 @@ async def failover(
     )
 
 
+def server_cpu(pg: PgServer) -> float:
+    """CPU seconds PostgreSQL's processes used so far: the postmaster, its live children, and
+    those it reaped (a manager's connection lives as long as the manager: it is counted)."""
+    pid = int((pg.folder / "data" / "postmaster.pid").read_text().split()[0])
+    main = psutil.Process(pid)
+    times = main.cpu_times()
+    total = float(times.user + times.system + times.children_user + times.children_system)
+    for child in main.children():
+        with contextlib.suppress(psutil.Error):
+            child_times = child.cpu_times()
+            total += child_times.user + child_times.system
+    return total
+
+
 def print_table(results: list[StoreResult]) -> None:
     print("\nsummary (medians of each store's windows)")
     print(
         f"  {'store':<24} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-        f"{'us/req':>7} {'commits/s':>10} {'leads s':>8} {'serves s':>9}"
+        f"{'us/req':>7} {'db us':>6} {'commits/s':>10} {'leads s':>8} {'serves s':>9}"
     )
     for r in results:
         if not r.windows:
@@ -170,11 +191,13 @@ def print_table(results: list[StoreResult]) -> None:
             f"  {LABELS[r.store]:<24} {statistics.median(w.rate for w in r.windows):>8,.0f} "
             f"{1e3 * p50:>8.1f} {1e3 * p99:>8.1f} {sum(w.failed for w in r.windows):>7} "
             f"{1e6 * statistics.median(r.cpu_per_request):>7.0f} "
+            f"{1e6 * statistics.median(r.db_cpu_per_request or [0.0]):>6.0f} "
             f"{statistics.median(r.commits):>10,.0f} {r.leads_after:>8.2f} {r.serves_after:>9.2f}"
         )
     print(
-        "  us/req: CPU of every manager per request; commits/s: the store's transactions "
-        "(/metrics); leads/serves: failover after SIGKILL of the leader (two managers only)"
+        "  us/req: CPU of every manager per request; db us: PostgreSQL's per request; "
+        "commits/s: the store's transactions (/metrics);\n  leads/serves: failover after "
+        "SIGKILL of the leader (two managers only)"
     )
 
 

@@ -136,9 +136,11 @@ class ManagerTransport:
             try:
                 return await self._request_one(method, path, body, headers, timeout)
             except Unreachable as exc:
-                self.next_manager()
                 if not isinstance(exc.__cause__, CannotConnect):
-                    raise  # it may have been delivered: the caller decides whether to retry
+                    # It may have been delivered: the caller decides whether to retry (the
+                    # next URL is the one in use already).
+                    raise
+                self.next_manager()
         return await self._request_one(method, path, body, headers, timeout)
 
     async def _request_one(

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import RunningManager, running_manager
-from tests.pg import PgServer, why_not
+from tests.pg import PgServer, running_server
 
 STORES = ["sqlite", "postgresql"]
 
@@ -14,14 +14,8 @@ STORES = ["sqlite", "postgresql"]
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """A PostgreSQL server for this test process (skips, saying why, where none can run)."""
-    reason = why_not()
-    if reason is not None:
-        pytest.skip(reason)
-    server = PgServer.start()
-    try:
+    with running_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=STORES)

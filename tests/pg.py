@@ -8,6 +8,7 @@ psycopg is missing, the tests that need one skip and say why.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -16,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,21 @@ def _run_as() -> pwd.struct_passwd | None:
         except KeyError:
             continue
     raise RuntimeError("running as root and no unprivileged user (postgres, nobody) to run as")
+
+
+@contextlib.contextmanager
+def running_server() -> Iterator[PgServer]:
+    """A server for as long as the block runs; skips the test, saying why, where none can."""
+    import pytest
+
+    reason = why_not()
+    if reason is not None:
+        pytest.skip(reason)
+    server = PgServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from syncopate.errors import StoreFailed
-from syncopate.manager import secret_box
 from syncopate.manager.migrations import Migration, migrate, statements
 from syncopate.manager.sql_store import SqlStore
 
@@ -187,10 +186,7 @@ class PgStore(SqlStore):
                 self._lock_schema()  # CREATE IF NOT EXISTS races with itself in PostgreSQL
                 self._db.execute(_META)
             migrate(self, STEPS)
-            sealed_check = self.get_meta(secret_box.CHECK_KEY)
-            self.secrets = secret_box.load_or_create(data_dir, sealed_check)
-            if sealed_check is None:
-                self.set_meta(secret_box.CHECK_KEY, self.secrets.sealed_check(), durable=True)
+            self._open_secrets(data_dir)
         except BaseException:
             self._pg.close()
             raise

@@ -37,11 +37,11 @@ from syncopate.manager.leadership import Leadership
 from syncopate.manager.pg_store import PgStore
 from syncopate.manager.shared_serve import (
     LOST_LEAD_EXIT,
-    lead_when_free,
     listening_socket,
     watch_leadership,
 )
 from syncopate.manager.sql_store import STORE_FILE, SqlStore, open_store
+from syncopate.manager.standby import stand_by
 from syncopate.manager.tls import (
     RENEW_CHECK_INTERVAL,
     OwnCertificate,
@@ -271,7 +271,8 @@ async def _serve(
         # This machine's CLI talks to this manager, whichever its role (a standby forwards).
         keep_controller_file(options.data_dir, store, listening, shared)
         leadership = Leadership(store, join_url)
-        if not await lead_when_free(store, leadership, sock, context, stop, tell):
+        led = leadership.try_lead() or await stand_by(store, leadership, sock, context, stop, tell)
+        if not led:
             sock.close()
             store.close()
             return 0

@@ -13,13 +13,9 @@ import asyncio
 import contextlib
 import logging
 import socket
-import ssl
-from collections.abc import Callable
 
 from syncopate.errors import ConfigError
 from syncopate.manager.leadership import HEARTBEAT_EVERY, TRY_EVERY, Leadership
-from syncopate.manager.pg_store import PgStore
-from syncopate.manager.standby import stand_by
 
 log = logging.getLogger("syncopate.manager")
 
@@ -36,21 +32,6 @@ def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; is another manager "
             "running? pick another --port (0 picks a free one)"
         ) from None
-
-
-async def lead_when_free(
-    store: PgStore,
-    leadership: Leadership,
-    sock: socket.socket,
-    ssl_context: ssl.SSLContext | None,
-    stopping: asyncio.Event,
-    listening: Callable[[], None],
-) -> bool:
-    """Lead now if nobody does, else stand by until this manager leads; False if asked to
-    stop first."""
-    if leadership.try_lead():
-        return True
-    return await stand_by(store, leadership, sock, ssl_context, stopping, listening)
 
 
 async def watch_leadership(leadership: Leadership, stopping: asyncio.Event) -> int | None:

@@ -67,6 +67,14 @@ class SqlStore(CommandRows):
         self.failed_writes = 0  # since start, for the log and /metrics
         self._failure_logged = -FAILURE_LOG_INTERVAL
 
+    def _open_secrets(self, data_dir: Path) -> None:
+        """The secret box of the data dir's key, checked against the database (made, and its
+        check stored, on a first start)."""
+        sealed_check = self.get_meta(secret_box.CHECK_KEY)
+        self.secrets = secret_box.load_or_create(data_dir, sealed_check)
+        if sealed_check is None:
+            self.set_meta(secret_box.CHECK_KEY, self.secrets.sealed_check(), durable=True)
+
     # hooks of the database ---------------------------------------------------------------------
     def _begin(self, durable: bool) -> None:
         """Begin a transaction (a durable one commits on disk before COMMIT returns)."""

@@ -15,7 +15,6 @@ import sqlite3
 from contextlib import suppress
 from pathlib import Path
 
-from syncopate.manager import secret_box
 from syncopate.manager.checkpoints import Checkpointer
 from syncopate.manager.migrations import Migration, migrate, statements
 from syncopate.manager.sql_store import SqlStore
@@ -100,10 +99,7 @@ class Store(SqlStore):
         self._open_common()
         try:
             migrate(self, STEPS)
-            sealed_check = self.get_meta(secret_box.CHECK_KEY)
-            self.secrets = secret_box.load_or_create(data_dir, sealed_check)
-            if sealed_check is None:
-                self.set_meta(secret_box.CHECK_KEY, self.secrets.sealed_check(), durable=True)
+            self._open_secrets(data_dir)
         except BaseException:
             self._sqlite.close()
             raise

@@ -21,7 +21,7 @@ from syncopate.manager.pg_store import STEPS, PgStore
 from syncopate.manager.shared_serve import LOST_LEAD_EXIT
 from syncopate.manager.sql_store import STORE_FILE, open_store
 from tests.helpers import PASSWORD, wait_for
-from tests.pg import PgServer, why_not
+from tests.pg import PgServer, running_server
 from tests.procs import manager_process
 
 pytestmark = pytest.mark.slow
@@ -36,14 +36,8 @@ def database(pg_server: PgServer) -> str:
 @pytest.fixture
 def own_server() -> Iterator[PgServer]:
     """A server of this test's own: it is restarted under a manager."""
-    reason = why_not()
-    if reason is not None:
-        pytest.skip(reason)
-    server = PgServer.start()
-    try:
+    with running_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_managers_starting_together_migrate_one_schema(database: str, tmp_path: Path) -> None:
