@@ -369,10 +369,12 @@ def install_service(
     )
     unit = service.unit_text(argv, plan, f"Syncopate manager ({host}:{port})")
     if store:
-        from syncopate.manager.pg_store import is_postgresql
+        from syncopate.manager.pg_store import is_postgresql, shown
 
         if not is_postgresql(store):
-            raise ConfigError(f"--store: give a postgresql://USER@HOST/DB URL, not {store!r}")
+            raise ConfigError(
+                f"--store: give a postgresql://USER@HOST/DB URL, not {shown(store)!r}"
+            )
     if print_only:
         typer.echo(unit, nl=False)
         return

@@ -107,8 +107,10 @@ class ManagerState:
             lockout=settings.credential_lockout,
         )
         # The password is kept only hashed, in the store, where `manager rotate-join` (another
-        # process) changes it; every join reads it there.
-        self.store.set_meta(JOIN_PASSWORD_KEY, hash_secret(settings.password), durable=True)
+        # process) changes it; every join reads it there. A database other managers share keeps
+        # the one it has: this manager's file may be older than a rotation made through another.
+        if not self.store.shared or self.store.get_meta(JOIN_PASSWORD_KEY) is None:
+            self.store.set_meta(JOIN_PASSWORD_KEY, hash_secret(settings.password), durable=True)
 
     @property
     def password_hash(self) -> str:

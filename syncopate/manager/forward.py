@@ -7,8 +7,10 @@ who asked from `X-Forwarded-For`, which it believes only beside `X-Syncopate-For
 proof derived from the managers' shared secrets.key (`forward_proof`): anyone else's
 X-Forwarded-For is ignored, so nobody escapes the credential throttle by naming another address.
 
-A leader that does not answer (it died; another will lead within seconds) is a 503 saying so:
-nodes and clients retry, or move to another manager URL.
+A leader that cannot be reached (it died; another will lead within seconds) is a 503 saying so:
+nothing reached it, so nodes and clients retry, or move to another manager URL. A leader that
+took the request and then failed is a 502: what it did is not known. Over HTTPS the leader is
+checked by the pin of the managers' shared key, as the agents check it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from aiohttp import WSMsgType, web
 
 from syncopate.fast_json import dumps
 from syncopate.manager.secret_box import SecretBox
+from syncopate.pins import key_pin
+from syncopate.protocol import MAX_WAIT_SECONDS
 
 log = logging.getLogger("syncopate.manager")
 
@@ -68,6 +72,17 @@ def forwarded_for(request: web.Request, proof: str | None) -> str | None:
     return request.headers.get(FOR_HEADER)
 
 
+def unfinished(leader: str) -> web.Response:
+    """The leader took the request and did not answer it: what it did is not known (a 503
+    would say nothing changed, and a retry could do it twice)."""
+    reason = (
+        f"the leader ({leader}) took the request and did not answer; whether it was done is "
+        "not known: look before trying again"
+    )
+    body = {"request-status": "failure", "code": 502, "failure-reasoning": reason}
+    return web.Response(body=dumps(body), status=502, content_type="application/json")
+
+
 def unavailable(leader: str | None, why: str) -> web.Response:
     reason = f"this manager stands by and the leader ({leader or 'none yet'}) {why}; retry"
     body = {"request-status": "failure", "code": 503, "failure-reasoning": reason}
@@ -76,12 +91,40 @@ def unavailable(leader: str | None, why: str) -> web.Response:
     )
 
 
-class Forwarder:
-    """Forwards requests to the leader of the moment (`leader()` names it, or None)."""
+class KeyPin(aiohttp.Fingerprint):
+    """Accept the leader's certificate by its public key's pin (the managers share their key:
+    their data dirs are copies), checked before anything is sent, as the agents pin it."""
 
-    def __init__(self, leader: Callable[[], str | None], proof: str) -> None:
+    def __init__(self, pin: str) -> None:
+        super().__init__(bytes(32))  # aiohttp checks the length only; `check` is ours
+        self.pin = pin
+
+    def check(self, transport: asyncio.Transport) -> None:
+        if not transport.get_extra_info("sslcontext"):
+            return
+        der = transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        if key_pin(der) != self.pin:
+            host, port, *_ = transport.get_extra_info("peername")
+            raise aiohttp.ServerFingerprintMismatch(self.fingerprint, b"", host, port)
+
+
+class Forwarder:
+    """Forwards requests to the leader of the moment (`leader()` names it, or None).
+
+    `own_url`: this manager's (never forwarded to); `pin`: the managers' key pin over HTTPS.
+    """
+
+    def __init__(
+        self,
+        leader: Callable[[], str | None],
+        proof: str,
+        own_url: str,
+        pin: str | None = None,
+    ) -> None:
         self.leader = leader
         self.proof = proof
+        self.own_url = own_url
+        self.ssl: KeyPin | bool = KeyPin(pin) if pin else True
         self.forwarded = 0
         self._session: aiohttp.ClientSession | None = None
 
@@ -92,7 +135,7 @@ class Forwarder:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
             # No cap on connections: each held poll forwarded holds one for its hold, and
             # aiohttp's default of 100 queued the rest of a fleet's polls behind them.
-            connector = aiohttp.TCPConnector(limit=0)
+            connector = aiohttp.TCPConnector(limit=0, ssl=self.ssl)
             self._session = aiohttp.ClientSession(
                 timeout=timeout, connector=connector, auto_decompress=False
             )
@@ -110,12 +153,16 @@ class Forwarder:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         leader = self.leader()
-        if leader is None:
+        if leader is None or leader.rstrip("/") == self.own_url.rstrip("/"):
             return unavailable(None, "is not known yet")
+        if forwarded_for(request, self.proof) is not None:
+            # Forwarded by another standby that took this one for the leader: once is enough.
+            return unavailable(leader, "is another manager")
         self.forwarded += 1
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request, leader)
         body = await request.read()
+        response: web.StreamResponse | None = None
         try:
             async with self._client().request(
                 request.method,
@@ -123,6 +170,8 @@ class Forwarder:
                 headers=self._headers(request),
                 data=body,
                 allow_redirects=False,
+                # A poll is held at most MAX_WAIT_SECONDS: silence much longer is a dead link.
+                timeout=aiohttp.ClientTimeout(sock_read=MAX_WAIT_SECONDS + 30),
             ) as upstream:
                 response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
                 for name, value in upstream.headers.items():
@@ -135,7 +184,14 @@ class Forwarder:
                 return response
         except (TimeoutError, aiohttp.ClientError) as exc:
             log.info("could not forward %s %s to %s: %s", request.method, request.path, leader, exc)
-            return unavailable(leader, "did not answer")
+            if response is not None and response.prepared:
+                # The answer had begun: cut the connection, the client sees it end unfinished.
+                if request.transport is not None:
+                    request.transport.close()
+                return response
+            if isinstance(exc, aiohttp.ClientConnectorError):
+                return unavailable(leader, "did not answer")  # nothing reached it
+            return unfinished(leader)
 
     async def _websocket(self, request: web.Request, leader: str) -> web.StreamResponse:
         """Pipe a websocket (`/events`) between the client and the leader."""

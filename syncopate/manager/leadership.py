@@ -79,14 +79,24 @@ class Leadership:
         try:
             if not self.store.try_lock(LEADER_LOCK):
                 return False
-            since = self.store.server_time()
-            self.store.set_meta(LEADER_KEY, json.dumps({"url": self.url, "since": since}))
         except StoreFailed as exc:
             log.warning("could not try for the leadership: %s", exc)
             return False
+        # The lock is this session's: it leads, whatever comes next. A session lost from here
+        # on is a lost leadership (the watchdog stops the manager).
         self.leading = True
         log.info("this manager (%s) leads", self.url)
+        self.announce()
         return True
+
+    def announce(self) -> None:
+        """Tell the standbys where to forward (again at every heartbeat: a refused write, or
+        a standby that read an older value, heals)."""
+        try:
+            since = self.store.server_time()
+            self.store.set_meta(LEADER_KEY, json.dumps({"url": self.url, "at": since}))
+        except StoreFailed as exc:
+            log.warning("could not say this manager leads: %s", exc)
 
     @property
     def lost(self) -> bool:
@@ -114,6 +124,8 @@ class Leadership:
 
     def heartbeat(self) -> None:
         """Say that this manager is alive, and as what (a refused write is let go)."""
+        if self.leading:
+            self.announce()
         role = "leader" if self.leading else "standby"
         try:
             seen = self.store.server_time()

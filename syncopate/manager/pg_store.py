@@ -39,6 +39,15 @@ SCHEMA_LOCK = 1  # while a migration runs
 LOCK_KEY = "SELECT {function}(hashtext(current_schema()), ?)"
 
 KEEPALIVES = {"tcp_keepalives_idle": 5, "tcp_keepalives_interval": 2, "tcp_keepalives_count": 3}
+# ... and this side finds a dead server (or a partition) as soon: a call waits no longer than
+# ~15 s for an answer (tcp_user_timeout), so a partitioned leader stops, as it must.
+CLIENT_KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15000,
+}
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 STEPS = (
     Migration(
@@ -68,13 +77,14 @@ def is_postgresql(store: str | None) -> bool:
 
 
 def shown(url: str) -> str:
-    """The URL without its password, for logs and errors."""
+    """The URL without its password (in the user part, or a `password=` parameter), for
+    logs and errors."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit(parts._replace(query=query))
 
 
 _MARK = re.compile(r"\?|%")
@@ -103,7 +113,9 @@ class PgConnection:
 
     def _open(self) -> psycopg.Connection[Any]:
         try:
-            connection = self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            connection = self._psycopg.connect(
+                self.url, autocommit=True, connect_timeout=10, **CLIENT_KEEPALIVES
+            )
             # Reports: the server has them when the answer goes out (durable ones say more).
             connection.execute("SET synchronous_commit TO off")
             # A manager's machine that dies sends no FIN: the server finds its session (and
@@ -165,6 +177,8 @@ class PgConnection:
 class PgStore(SqlStore):
     """The manager's state in a PostgreSQL database."""
 
+    shared = True  # other managers may use it too
+
     def __init__(self, url: str, data_dir: Path) -> None:
         try:
             import psycopg
@@ -172,7 +186,9 @@ class PgStore(SqlStore):
             raise RuntimeError(
                 "the PostgreSQL store needs psycopg: pip install 'syncopate[postgresql]'"
             ) from None
-        self.errors = (psycopg.Error,)
+        # PgConnection says a lost link (or a refused read) as StoreFailed itself: to the
+        # transactions it is a refusal of the database like any other (rolled back, told).
+        self.errors = (psycopg.Error, StoreFailed)
         self.where = shown(url)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:

@@ -271,7 +271,9 @@ async def _serve(
         # This machine's CLI talks to this manager, whichever its role (a standby forwards).
         keep_controller_file(options.data_dir, store, listening, shared)
         leadership = Leadership(store, join_url)
-        led = leadership.try_lead() or await stand_by(store, leadership, sock, context, stop, tell)
+        led = leadership.try_lead() or await stand_by(
+            store, leadership, sock, context, stop, tell, pin
+        )
         if not led:
             sock.close()
             store.close()

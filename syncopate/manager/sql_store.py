@@ -56,6 +56,7 @@ class SqlStore(CommandRows):
     # The database's own errors: caught, rolled back, and raised as StoreFailed.
     errors: tuple[type[BaseException], ...] = ()
     secrets: secret_box.SecretBox
+    shared = False  # whether other managers may use the same database (PostgreSQL)
 
     def _open_common(self) -> None:
         """The store's state once `_db` is open (called by the subclass's constructor)."""
@@ -191,6 +192,7 @@ class SqlStore(CommandRows):
     def _failed(self, exc: BaseException) -> StoreFailed:
         """The error to raise for a refused write; logged, but at most once a minute."""
         self.failed_writes += 1
+        message = str(exc) if isinstance(exc, StoreFailed) else f"database write failed: {exc}"
         now = time.monotonic()
         if now - self._failure_logged >= FAILURE_LOG_INTERVAL:
             self._failure_logged = now
@@ -201,7 +203,7 @@ class SqlStore(CommandRows):
                 self.where,
                 self.failed_writes,
             )
-        return StoreFailed(f"database write failed: {exc}")
+        return StoreFailed(message)
 
     # meta -------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

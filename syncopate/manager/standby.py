@@ -51,12 +51,13 @@ async def stand_by(
     ssl_context: ssl.SSLContext | None,
     stopping: asyncio.Event,
     listening: Callable[[], None],
+    pin: str | None = None,
 ) -> bool:
     """Serve as a standby on `sock` until this manager leads (True) or `stopping` is set
-    (False). `listening()` is called once it serves."""
+    (False). `listening()` is called once it serves; `pin`: the key pin over HTTPS."""
     started = time.monotonic()
     leader: list[str | None] = [leadership.leader_url()]
-    forwarder = Forwarder(lambda: leader[0], forward_proof(store.secrets))
+    forwarder = Forwarder(lambda: leader[0], forward_proof(store.secrets), leadership.url, pin)
 
     async def health(request: web.Request) -> web.Response:
         body = standby_health(leadership, started)
@@ -65,7 +66,10 @@ async def stand_by(
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/health", health)
     app.router.add_route("*", "/{tail:.*}", forwarder.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=HANDOVER_TIMEOUT)
+    # A client that goes away cancels its forward (and so the leader's hold of its poll).
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=HANDOVER_TIMEOUT, handler_cancellation=True
+    )
     await runner.setup()
     # A copy of the socket: stopping this site closes its copy, and the leader's serves the
     # original, so connections queue in the same backlog while the roles change.

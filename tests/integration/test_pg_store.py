@@ -13,14 +13,16 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from syncopate.client import ManagerClient
+from syncopate.errors import Unavailable
 from syncopate.manager import secret_box
 from syncopate.manager.pg_store import STEPS, PgStore
 from syncopate.manager.shared_serve import LOST_LEAD_EXIT
 from syncopate.manager.sql_store import STORE_FILE, open_store
-from tests.helpers import PASSWORD, wait_for
+from tests.helpers import PASSWORD, SimNode, running_manager, wait_for
 from tests.pg import PgServer, running_server
 from tests.procs import manager_process
 
@@ -129,3 +131,41 @@ async def test_a_leader_cut_from_its_database_exits_and_starts_again_whole(
                 return bool((await client.health())["role"] == "leader")
 
         await wait_for(health, timeout=10, what="the manager to lead again")
+
+
+async def test_a_batch_whose_session_is_killed_is_refused_whole_and_the_next_commits(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """The database ends the manager's session while a batch of reports is open (as an
+    administrator's pg_terminate_backend, a failover of the database, would): every report in
+    it is refused (503) and put back, nothing else changes, and the next report, on a new
+    session, is taken."""
+    url = pg_server.database()
+    async with running_manager(
+        tmp_path / "manager", node_timeout=60.0, store_url=url, group_commit_window=0.5
+    ) as manager:
+        node = await SimNode.join(manager.url, "pi-1")
+        async with manager.client() as ctl:
+            await ctl.add("counter", "file:///srv/counter.git", {"count": 1})
+        await node.poll()
+        assert (await node.report("counter", "running", {"count": 2}))["code"] == 0
+        store = manager.state.store
+        assert isinstance(store, PgStore)
+        report = asyncio.create_task(node.report("counter", "running", {"count": 3}))
+
+        async def batch_open() -> bool:
+            return store._batch_open
+
+        await wait_for(batch_open, timeout=5, what="the report's batch to open")
+        with psycopg.connect(url, autocommit=True) as admin:
+            pid = store._pg.connection.info.backend_pid
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(Unavailable):
+            await report
+        async with manager.client() as ctl:
+            kept = (await ctl.status(["counter"]))["counter"]["persistent-variables"]
+        assert kept == {"count": 2}  # the refused report was put back
+        assert manager.db_rows("projects")["counter"]["variables"] == {"count": 2}
+        assert (await node.report("counter", "running", {"count": 4}))["code"] == 0
+        assert manager.db_rows("projects")["counter"]["variables"] == {"count": 4}
+        await node.close()

@@ -26,7 +26,8 @@ import pytest
 
 from syncopate.client import ManagerClient
 from syncopate.errors import AGENT_HEADER, SyncopateError, Unauthorized
-from syncopate.manager.forward import FOR_HEADER, PROOF_HEADER
+from syncopate.manager import secret_box
+from syncopate.manager.forward import FOR_HEADER, PROOF_HEADER, forward_proof
 from syncopate.manager.throttle import MAX_FAILURES
 from syncopate.node.agent import Agent, AgentSettings
 from syncopate.node.backoff import BackoffPolicy
@@ -107,12 +108,12 @@ def database(pg_server: PgServer) -> str:
 
 @contextlib.contextmanager
 def two_processes(
-    tmp: Path, database: str, node_timeout: float
+    tmp: Path, database: str, node_timeout: float, tls: bool = False
 ) -> Iterator[tuple[ManagerProcess, ManagerProcess]]:
     options: dict[str, Any] = {
         "password": PASSWORD,
         "node_timeout": node_timeout,
-        "extra_args": ["--store", database],
+        "extra_args": ["--store", database, *(["--tls"] if tls else [])],
     }
     with (
         manager_process(tmp / "a", **options) as a,
@@ -125,10 +126,12 @@ def two_processes(
 async def pair(
     tmp_path: Path, database: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[Pair]:
-    """Two managers; node-timeout NODE_TIMEOUT, or the test's `node_timeout` marker's."""
+    """Two managers; node-timeout NODE_TIMEOUT, or the test's `node_timeout` marker's; over
+    HTTPS with their own certificate (one key: a copied data dir) with a `tls` marker."""
     marker = request.node.get_closest_marker("node_timeout")
     node_timeout = float(marker.args[0]) if marker else NODE_TIMEOUT
-    with two_processes(tmp_path, database, node_timeout) as (a, b):
+    tls = request.node.get_closest_marker("tls") is not None
+    with two_processes(tmp_path, database, node_timeout, tls) as (a, b):
         await asyncio.to_thread(a.start)
         shutil.copytree(a.data_dir, b.data_dir, dirs_exist_ok=True)
         await asyncio.to_thread(b.start)
@@ -204,12 +207,31 @@ async def test_only_a_fellow_manager_may_say_whom_it_forwards_for(pair: Pair) ->
             pair.a.url + "/node-status", json=body, headers={AGENT_HEADER: "test"}
         ) as answer:
             assert answer.status == 429, await answer.text()
-    # Forwarded by the standby (which holds the key), the address is the client's own.
+    # From a fellow manager (one holding the key), the address it names is believed.
+    proof = forward_proof(secret_box.load_or_create(pair.a.data_dir, None))
     node = await SimNode.join(pair.b.url, "pi-addr")
-    await node.poll()
+    body = {"name": node.name, "access-token": node.token}
+    fellow = {FOR_HEADER: "198.51.100.7", PROOF_HEADER: proof, AGENT_HEADER: "test"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(pair.a.url + "/node-status", json=body, headers=fellow) as answer,
+    ):
+        assert answer.status == 200
     async with pair.client(pair.a.url) as ctl:
-        assert (await ctl.nodes())["pi-addr"]["address"] == "127.0.0.1"
+        assert (await ctl.nodes())["pi-addr"]["address"] == "198.51.100.7"
     await node.client.close()
+
+
+@pytest.mark.tls
+async def test_over_https_the_standby_forwards_to_the_leader_it_pins(pair: Pair) -> None:
+    assert pair.a.url.startswith("https://") and pair.b.url.startswith("https://")
+    pin = pair.a.controller_json()["fingerprint"]
+    assert pair.b.controller_json()["fingerprint"] == pin  # one key: a copied data dir
+    async with ManagerClient(pair.b.url, token=pair.a.token, fingerprint=pin) as ctl:
+        added = await ctl.add("secure", "file:///srv/secure.git", {"n": 2}, start=False)
+        assert added["request-status"] == "success"
+    async with ManagerClient(pair.a.url, token=pair.a.token, fingerprint=pin) as ctl:
+        assert (await ctl.status(["secure"]))["secure"]["persistent-variables"] == {"n": 2}
 
 
 # Long polls held 18 s (node-timeout 60: a lease of 36 s, half of it), so a change that did not
