@@ -216,7 +216,9 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
             if store != "sqlite" and pg is None:
                 results.append(StoreResult(store, note="no PostgreSQL here"))
                 continue
-            results.append(await run_store(args, tmp, procs, store, pg))
+            results.append(
+                await run_store(args, tmp, procs, store, pg if store != "sqlite" else None)
+            )
     finally:
         if pg is not None:
             pg.stop()
