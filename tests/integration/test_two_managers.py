@@ -26,13 +26,16 @@ import pytest
 
 from syncopate.client import ManagerClient
 from syncopate.errors import AGENT_HEADER, SyncopateError, Unauthorized
+from syncopate.http_client import HttpClient
 from syncopate.manager import secret_box
 from syncopate.manager.forward import FOR_HEADER, PROOF_HEADER, forward_proof
 from syncopate.manager.throttle import MAX_FAILURES
 from syncopate.node.agent import Agent, AgentSettings
 from syncopate.node.backoff import BackoffPolicy
+from tests.gitrepos import Repo
 from tests.helpers import PASSWORD, SimNode, wait_for
 from tests.integration.test_agent import PY, alive, counter_repo
+from tests.integration.test_partition import Sampler
 from tests.pg import PgServer
 from tests.procs import ManagerProcess, manager_process
 
@@ -441,6 +444,58 @@ def _cli(token: str, *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+@pytest.mark.node_timeout(6)
+async def test_an_exclusive_project_never_runs_twice_across_a_leader_change(pair: Pair) -> None:
+    """The leader dies while the node running an exclusive project is cut off from both
+    managers. That node stops the project when its lease (0.6 x node-timeout since its last
+    contact) runs out; the new leader gives every node a full node-timeout before it declares
+    one dead, so the project starts on the other node only after it stopped on the first. A
+    sampler counts the copies from /proc all along (test_partition.py's)."""
+    device = Repo.create(pair.tmp / "repos" / "device", {"README": "a device"})
+    first = await pair.start_agent("pi-1", pair.both)
+    async with pair.client() as ctl:
+        await ctl.add("device", device.url, command="exec sleep 1000", exclusive=True)
+    info = await wait_for(_running(pair, "device"), timeout=30, what="the device project")
+    assert info["node"] == "pi-1"
+    await pair.start_agent("pi-2", pair.both)
+    sampler = Sampler(str(pair.tmp / "nodes"), "device")
+    with sampler.running():
+        # pi-1 loses both managers (its requests go to a port nobody listens on), and the
+        # leader is killed.
+        dead = f"http://127.0.0.1:{_closed_port()}"
+        transport = first.client
+        cut_off = transport._https
+        transport.urls = [dead] * len(transport.urls)
+        transport._https = [HttpClient(dead) for _ in transport.urls]
+        for http in cut_off:
+            await http.close()  # its poll under way ends; the next ones go nowhere
+        sampler.phase = "cut"
+        pair.a.kill()
+        moved = await wait_for(
+            _running(pair, "device", on=("pi-2",)),
+            timeout=60,
+            what="the device project to run on pi-2",
+        )
+
+        async def sampled_on_pi_2() -> bool:
+            return any(node == "pi-2" for node, _ in sampler.samples[-1].copies)
+
+        await wait_for(sampled_on_pi_2, timeout=10, what="the sampler to see it on pi-2")
+    assert moved["node"] == "pi-2"
+    assert not sampler.violations, "\n".join(sampler.violations[:5]) + "\n" + sampler.report()
+    # The sampler saw it run on pi-1, then on pi-2: it watched the move, not an empty fleet.
+    seen = [node for sample in sampler.samples for (node, _) in sample.copies]
+    assert "pi-1" in seen and "pi-2" in seen
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _count(items: list[str], n: int) -> Any:
