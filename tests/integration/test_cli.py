@@ -341,6 +341,29 @@ def test_install_service_print_writes_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "units").exists() and not (tmp_path / "data").exists()
 
 
+def test_install_service_takes_several_managers_and_checks_each(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCOPATE_")}
+    both = "https://m1:8470,https://m2:8470"
+    done = run_cli(
+        "node", "install-service", both, "--password", "pw", "--print",
+        "--data-dir", str(tmp_path / "data"), env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    exec_start = next(line for line in done.stdout.splitlines() if line.startswith("ExecStart="))
+    assert f" {both} " in exec_start  # the agent moves between them (DESIGN §13)
+    # Plain HTTP beyond loopback is refused for any one of them, naming it.
+    done = run_cli(
+        "node", "install-service", "http://127.0.0.1:8470,http://10.1.2.3:8470",
+        "--password", "pw", "--print", "--data-dir", str(tmp_path / "data"), env=env,
+    )  # fmt: skip
+    assert done.returncode == 2  # a usage error
+    assert done.stderr.startswith(
+        "error: refusing to send the join password and the node's token in clear to "
+        "http://10.1.2.3:8470:"
+    )
+    assert "Traceback" not in done.stderr
+
+
 def test_install_service_without_permission_says_what_to_do(tmp_path: Path) -> None:
     # As root (CI containers) /etc is writable, so point at a place nobody can write to.
     target = Path("/proc/syncopate-test") if os.geteuid() == 0 else Path("/etc/systemd/system")

@@ -178,6 +178,27 @@ async def test_shift_f_forgets_a_dead_node_after_asking(tmp_path: Path) -> None:
             await silent.close()
 
 
+async def test_given_two_manager_urls_the_tui_shows_the_one_that_answers(
+    tmp_path: Path,
+) -> None:
+    """`syncopate tui --manager URL1,URL2` (DESIGN §13): the first does not answer."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once closed
+    async with running_manager(tmp_path / "manager", node_timeout=5) as manager:
+        node = await SimNode.join(manager.url, "pi-9")
+        await node.poll()
+        app = SyncopateApp(f"{dead},{manager.url}", manager.token)
+        try:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await until(pilot, lambda: "pi-9" in row_names(app, "nodes"), "pi-9's row")
+                assert "alive" in cell(app, "nodes", "pi-9", "status")
+        finally:
+            await node.close()
+
+
 async def test_shift_f_on_an_alive_node_says_why_and_asks_nothing(world: World) -> None:  # noqa: F811
     app = app_for(world)
     async with app.run_test(size=(120, 40)) as pilot:
