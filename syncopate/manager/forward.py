@@ -125,7 +125,6 @@ class Forwarder:
         self.proof = proof
         self.own_url = own_url
         self.ssl: KeyPin | bool = KeyPin(pin) if pin else True
-        self.forwarded = 0
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -158,7 +157,6 @@ class Forwarder:
         if forwarded_for(request, self.proof) is not None:
             # Forwarded by another standby that took this one for the leader: once is enough.
             return unavailable(leader, "is another manager")
-        self.forwarded += 1
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request, leader)
         body = await request.read()

@@ -89,12 +89,12 @@ class Leadership:
         self.announce()
         return True
 
-    def announce(self) -> None:
-        """Tell the standbys where to forward (again at every heartbeat: a refused write, or
-        a standby that read an older value, heals)."""
+    def announce(self, durable: bool = True) -> None:
+        """Tell the standbys where to forward; on disk before it serves, when it takes the
+        lead (the heartbeat says it again, not durably: a refused write, or a standby that
+        read an older value, heals)."""
         try:
-            since = self.store.server_time()
-            self.store.set_meta(LEADER_KEY, json.dumps({"url": self.url, "at": since}))
+            self.store.set_meta(LEADER_KEY, json.dumps({"url": self.url}), durable=durable)
         except StoreFailed as exc:
             log.warning("could not say this manager leads: %s", exc)
 
@@ -123,14 +123,16 @@ class Leadership:
         return url if isinstance(url, str) else None
 
     def heartbeat(self) -> None:
-        """Say that this manager is alive, and as what (a refused write is let go)."""
-        if self.leading:
-            self.announce()
+        """Say that this manager is alive, and as what, in one commit (a refused write is let
+        go): at most one write a manager every HEARTBEAT_EVERY seconds."""
         role = "leader" if self.leading else "standby"
         try:
             seen = self.store.server_time()
             value = json.dumps({"url": self.url, "role": role, "seen": seen})
-            self.store.set_meta(MANAGER_PREFIX + self.url, value, durable=False)
+            with self.store.transaction():
+                if self.leading:
+                    self.announce(durable=False)
+                self.store.set_meta(MANAGER_PREFIX + self.url, value, durable=False)
         except StoreFailed as exc:
             log.warning("could not note this manager as alive: %s", exc)
 

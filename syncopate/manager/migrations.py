@@ -14,6 +14,7 @@ store whose life began later (PostgreSQL: at 7) starts with one step to that ver
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from syncopate.manager.sql_store import SqlStore
 
 VERSION_KEY = "schema-version"
+log = logging.getLogger("syncopate.manager")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ def migrate(store: SqlStore, steps: Sequence[Migration]) -> list[int]:
                 continue
             step.apply(store)
             store.set_meta(VERSION_KEY, str(step.version))
+        log.info("%s: schema %d (%s)", store.where, step.version, step.what)
         done.append(step.version)
     return done
 
