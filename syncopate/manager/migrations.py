@@ -64,7 +64,7 @@ def migrate(store: SqlStore, steps: Sequence[Migration]) -> list[int]:
                 continue
             step.apply(store)
             store.set_meta(VERSION_KEY, str(step.version))
-        log.info("%s: schema %d (%s)", store.where, step.version, step.what)
+        log.debug("%s: schema %d (%s)", store.where, step.version, step.what)
         done.append(step.version)
     return done
 
