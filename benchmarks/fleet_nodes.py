@@ -47,6 +47,10 @@ class Traffic:
     interval: float  # seed: s between polls; agent: the `wait` asked on each poll
     connections: int  # the worker's connection pool; agent: >= its nodes (each holds one)
     vary: float = 1.0  # share of reports whose persistent variables changed since the last
+    # As the agent does: an answer a standby forwarded names the leader (Syncopate-Leader),
+    # and the node sends its requests there from then on. False: every request through the
+    # manager the node joined (as an agent given that manager's URL alone).
+    follow_leader: bool = True
 
 
 @dataclass
@@ -61,6 +65,7 @@ class SimNode:
     in_request: bool = False
     sent: float = 0.0  # monotonic start of its latest request
     task: asyncio.Task[None] | None = None
+    leader: str = ""  # the leader a forwarded answer named ("": the worker's URL)
 
 
 class Worker:
@@ -185,6 +190,7 @@ class Worker:
                 return
             try:
                 async with self.session.post(f"{self.url}/node-initialize", json=body) as resp:
+                    self.follow(sim, resp)
                     answer = await resp.json()
                     if resp.status != 200:
                         failures[f"HTTP {resp.status}: {answer.get('failure-reasoning')}"] += 1
@@ -277,7 +283,9 @@ class Worker:
         sim.in_request = True
         start = sim.sent = time.monotonic()
         try:
-            async with self.session.post(self.url + route, data=data, headers=JSON_HEADERS) as r:
+            url = sim.leader or self.url
+            async with self.session.post(url + route, data=data, headers=JSON_HEADERS) as r:
+                self.follow(sim, r)
                 raw = await r.read()
                 if r.status == 200:
                     answer = json.loads(raw)
@@ -294,6 +302,10 @@ class Worker:
                 latency = self.unheld(answer or {}, end, latency)
         self.record.request(route, end, latency, failure)
         return answer
+
+    def follow(self, sim: SimNode, response: aiohttp.ClientResponse) -> None:
+        if self.traffic.follow_leader:
+            sim.leader = response.headers.get("Syncopate-Leader", sim.leader)
 
     def unheld(self, answer: dict[str, Any], end: float, latency: float) -> float:
         held = answer.get("held")

@@ -6,11 +6,13 @@ on PostgreSQL sharing the database (DESIGN §13), in one run on one machine.
 
 For each store it starts the manager(s) (PostgreSQL: a scratch server of its own, tests/pg.py),
 joins the simulated nodes (two managers: half of them through the standby, which forwards to
-the leader), adds a project per node, lets them settle, then measures --repeat windows of the
-traffic (fleet_nodes.py's patterns): requests/s, p50/p99, errors, CPU per request of the
-managers, and the store's commits per second (the manager's /metrics). With two managers it
-then kills the leader with SIGKILL and times the failover: until the standby says it leads,
-and until it answers the controller with the whole fleet. One table at the end.
+the leader; as agents given both URLs, they then go to the leader its answer names, or with
+--forward-all keep sending through the standby), adds a project per node, lets them settle,
+then measures --repeat windows of the traffic (fleet_nodes.py's patterns): requests/s,
+p50/p99, errors, CPU per request of the managers, and the store's commits per second (the
+manager's /metrics). With two managers it then kills the leader with SIGKILL and times the
+failover: until the standby says it leads, and until it answers the controller with the whole
+fleet. One table at the end.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ async def run_store(
     extra = ["--node-timeout", f"{args.node_timeout:g}"]
     if pg is not None:
         extra += ["--store", pg.database()]
-    traffic = Traffic(args.pattern, args.interval, connections, args.vary)
+    traffic = Traffic(args.pattern, args.interval, connections, args.vary, not args.forward_all)
     workers = Workers([procs.spawn(worker_main, traffic, nofile) for _ in range(args.workers)])
     leader = start_manager(procs, tmp / f"{store}-a", *extra)
     standby = None
@@ -240,6 +242,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--connections", type=int, default=256, help="connections per worker (seed pattern)")
     add("--add-concurrency", type=int, default=8, help="adds in flight")
     add("--add-limit", type=float, default=60.0, help="s of adding at most, then go on")
+    add(
+        "--forward-all",
+        action="store_true",
+        help="pg2: the nodes joined through the standby keep sending there (as agents given "
+        "its URL alone); by default they go to the leader its first answer names, as agents "
+        "given both URLs do",
+    )
     add("--join-limit", type=float, default=180.0, help="s of joining at most, then go on")
     add("--settle-limit", type=float, default=120.0, help="s to wait for projects to run")
     args = parser.parse_args(argv)

@@ -34,6 +34,9 @@ URL_MISMATCH = 103  # the project URL does not match
 # Our agent, CLI and TUI send this header (value: the version) on every request; a request on a
 # node route without it is the seed dialect, whose errors come as HTTP 200 plus `code`.
 AGENT_HEADER = "Syncopate-Agent"
+# On an answer a standby forwarded (DESIGN §13): the leader's URL. A client given that URL among
+# its managers uses it from then on, so its requests cost one hop, not two.
+LEADER_HEADER = "Syncopate-Leader"
 
 
 class SyncopateError(Exception):

@@ -5,10 +5,13 @@ With several URLs it talks to one at a time: a request that cannot connect goes 
 URL at once (it never reached the first), and any other sign that the manager is gone (a lost
 connection, no answer, a 503) makes the next URL the one the next request uses, and raises as
 with one manager: the caller that retries (the agent, the TUI, `follow_events`) reaches the next.
+An answer a standby forwarded names the leader: if that is one of the URLs, it is the one in use
+from then on (a request to the leader is one hop; through a standby, two).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncGenerator
 from typing import Any, Self
@@ -16,6 +19,7 @@ from typing import Any, Self
 from syncopate import __version__
 from syncopate.errors import (
     AGENT_HEADER,
+    LEADER_HEADER,
     ConnectionFailed,
     HungUp,
     PinMismatch,
@@ -152,7 +156,7 @@ class ManagerTransport:
         timeout: float | None,
     ) -> Response:
         try:
-            return await self._http.request(
+            response = await self._http.request(
                 method, path, body, headers=headers, timeout=timeout or self.timeout
             )
         except CertificateMismatch as exc:
@@ -178,6 +182,15 @@ class ManagerTransport:
             if len(self.urls) > 1:
                 self.next_manager()
             raise Unreachable(f"cannot reach the manager at {url} ({exc})") from None
+        self._follow(response.headers.get(LEADER_HEADER.lower()))
+        return response
+
+    def _follow(self, leader: str | None) -> None:
+        """Use the leader a standby named, if it is one of our URLs (only those: an answer
+        never sends the client anywhere it was not told to go)."""
+        if leader is not None and len(self.urls) > 1:
+            with contextlib.suppress(ValueError):
+                self._at = self.urls.index(leader.strip().rstrip("/"))
 
     async def _messages(self, logs: list[str]) -> AsyncGenerator[dict[str, Any], None]:
         feed = self._events

@@ -7,8 +7,7 @@ import pytest
 
 from tests.helpers import RunningManager, running_manager
 from tests.pg import PgServer, running_server
-
-STORES = ["sqlite", "postgresql"]
+from tests.stores import STORES
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,10 @@ A leader that cannot be reached (it died; another will lead within seconds) is a
 nothing reached it, so nodes and clients retry, or move to another manager URL. A leader that
 took the request and then failed is a 502: what it did is not known. Over HTTPS the leader is
 checked by the pin of the managers' shared key, as the agents check it.
+
+A forwarded answer names the leader (`Syncopate-Leader`): a client that was given the leader's
+URL too goes there directly from then on (manager_transport.py), so a standby forwards a
+client's first request, not all of them.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import WSMsgType, web
 
+from syncopate.errors import LEADER_HEADER
 from syncopate.fast_json import dumps
 from syncopate.manager.secret_box import SecretBox
 from syncopate.pins import key_pin
@@ -175,6 +180,7 @@ class Forwarder:
                 for name, value in upstream.headers.items():
                     if name.lower() not in HOP_BY_HOP:
                         response.headers.add(name, value)
+                response.headers[LEADER_HEADER] = leader
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)

@@ -30,6 +30,7 @@ from tests.gitrepos import Repo
 from tests.helpers import wait_for
 from tests.integration.test_agent import PY, Fleet, counter_repo
 from tests.integration.test_agent_crash import agents, start_agent
+from tests.stores import sqlite_store as sqlite_store
 
 pytestmark = pytest.mark.slow
 

@@ -27,6 +27,7 @@ import pytest
 
 from syncopate.errors import AGENT_HEADER
 from tests.helpers import PASSWORD, RunningManager, SimNode
+from tests.stores import by_store
 
 MIB = 1024 * 1024
 VARIABLES_LIMIT = 64 * 1024
@@ -979,7 +980,11 @@ def _cases_with_unique_ids() -> list[Case]:
     return CASES
 
 
-@pytest.mark.parametrize("case", _cases_with_unique_ids(), ids=lambda case: case.id)
+def _kind(case: Case) -> tuple[str, int]:
+    return case.route, case.status
+
+
+@by_store(_cases_with_unique_ids(), lambda case: case.id, _kind)
 async def test_bad_input_is_refused_and_changes_nothing(
     manager_log: pytest.LogCaptureFixture, known: Known, case: Case
 ) -> None:
@@ -1002,10 +1007,8 @@ SEED_CODES = {
 }
 
 
-@pytest.mark.parametrize(
-    "case",
-    [c for c in _cases_with_unique_ids() if c.route in SEED_ROUTES],
-    ids=lambda case: case.id,
+@by_store(
+    [c for c in _cases_with_unique_ids() if c.route in SEED_ROUTES], lambda case: case.id, _kind
 )
 async def test_seed_dialect_gets_the_same_refusal_as_http_200_with_a_code(
     manager_log: pytest.LogCaptureFixture, known: Known, case: Case

@@ -24,6 +24,7 @@ from syncopate.node.watch import ProjectWatch
 from tests.gitrepos import Repo
 from tests.helpers import wait_for
 from tests.integration.test_agent import Fleet, alive
+from tests.stores import sqlite_store as sqlite_store
 
 PY = sys.executable
 # Ignores SIGTERM, so a restart takes the agent's whole stop grace (2 s in the fleet): the

@@ -33,6 +33,7 @@ from tests.integration.test_bad_input import (
 # Fixtures of the bad-input table, shared (the `as` re-exports them to pytest).
 from tests.integration.test_bad_input import known as known
 from tests.integration.test_bad_input import manager_log as manager_log
+from tests.stores import by_store
 
 DEEP = "[" * 50_000
 DEEP_DICT = '{"a": ' * 10_000
@@ -184,7 +185,7 @@ def _unique() -> list[Case]:
     return CASES
 
 
-@pytest.mark.parametrize("case", _unique(), ids=lambda case: case.id)
+@by_store(_unique(), lambda case: case.id, lambda case: (case.route, case.id in UNAUTHORIZED))
 async def test_malformed_input_is_refused_and_changes_nothing(
     manager_log: pytest.LogCaptureFixture, known: Known, case: Case
 ) -> None:

@@ -12,6 +12,7 @@ from syncopate.node.backoff import BackoffPolicy
 from tests.gitrepos import Repo
 from tests.helpers import wait_for
 from tests.integration.test_agent import Fleet, alive
+from tests.stores import sqlite_store as sqlite_store
 
 PY = sys.executable
 # Each version says which it is, in its output and in a persistent variable, then counts.

@@ -157,6 +157,15 @@ async def test_the_first_leads_the_second_stands_by_and_both_serve(pair: Pair) -
         assert added["request-status"] == "success"
     async with pair.client(pair.a.url) as ctl:
         assert (await ctl.status(["idle"]))["idle"]["persistent-variables"] == {"n": 1}
+    # A client given both, the standby first, goes to the leader its answer names; one given
+    # the standby alone stays (the answer names a URL it was not given).
+    async with pair.client(f"{pair.b.url},{pair.a.url}") as ctl:
+        assert ctl.url == pair.b.url
+        await ctl.status(["idle"])
+        assert ctl.url == pair.a.url
+    async with pair.client(pair.b.url) as ctl:
+        assert (await ctl.status(["idle"]))["idle"]["persistent-variables"] == {"n": 1}
+        assert ctl.url == pair.b.url
     # `manager status` through either lists both, the leader first.
     for url in (pair.a.url, pair.b.url):
         said = await asyncio.to_thread(
@@ -286,7 +295,8 @@ async def test_a_stop_sent_to_the_leader_reaches_an_agent_polling_the_standby(
     pair: Pair,
 ) -> None:
     repo = counter_repo(pair.tmp)
-    await pair.start_agent("pi-1", f"{pair.b.url},{pair.a.url}", poll_wait=30.0)
+    # The standby alone: given the leader too, the agent would go there after one answer.
+    await pair.start_agent("pi-1", pair.b.url, poll_wait=30.0)
     async with pair.client(pair.a.url) as ctl:
         await ctl.add("counter", repo.url, {"count": 0}, command=f"{PY} counter.py")
     info = await wait_for(
