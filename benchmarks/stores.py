@@ -36,6 +36,7 @@ from fleet import FD_MARGIN, hold_of, offered_rate, open_files_needed
 from fleet_nodes import Traffic, worker_main
 from fleet_setup import Bench, Workers, add_projects, join_nodes, settle
 from fleet_window import Window, measure
+from harness.delay_proxy import delay_proxy_main, round_trip
 from harness.procs import Manager, Processes, raise_open_file_limit, run_main, start_manager
 from harness.stats import cpu_seconds, percentile, print_header, syncopate_version
 
@@ -43,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pg: the
 from tests.pg import PgServer, why_not
 
 STORES = ("sqlite", "pg", "pg2")
+# PostgreSQL: the seconds a manager waited for the database server (pg_store.py).
+WAITED = "syncopate_store_wait_seconds_total"
 LABELS = {
     "sqlite": "SQLite",
     "pg": "PostgreSQL, 1 manager",
@@ -57,6 +60,7 @@ class StoreResult:
     cpu_per_request: list[float] = field(default_factory=list)  # every manager's CPU
     db_cpu_per_request: list[float] = field(default_factory=list)  # PostgreSQL's processes
     commits: list[float] = field(default_factory=list)  # per second
+    waited: list[float] = field(default_factory=list)  # share of the window the leader waited
     leads_after: float = float("nan")  # failover: the standby says it leads
     serves_after: float = float("nan")  # ... and answers the controller with every node
     note: str = ""
@@ -71,7 +75,12 @@ async def metric(http: aiohttp.ClientSession, url: str, name: str) -> float:
 
 
 async def run_store(
-    args: argparse.Namespace, tmp: Path, procs: Processes, store: str, pg: PgServer | None
+    args: argparse.Namespace,
+    tmp: Path,
+    procs: Processes,
+    store: str,
+    pg: PgServer | None,
+    db_port: int | None = None,
 ) -> StoreResult:
     result = StoreResult(store)
     nodes = args.nodes
@@ -80,7 +89,7 @@ async def run_store(
     print(f"\n=== {LABELS[store]}: {nodes:,} nodes, pattern {args.pattern}")
     extra = ["--node-timeout", f"{args.node_timeout:g}"]
     if pg is not None:
-        extra += ["--store", pg.database()]
+        extra += ["--store", through(pg.database(), pg.port, db_port)]
     traffic = Traffic(args.pattern, args.interval, connections, args.vary, not args.forward_all)
     workers = Workers([procs.spawn(worker_main, traffic, nofile) for _ in range(args.workers)])
     leader = start_manager(procs, tmp / f"{store}-a", *extra)
@@ -100,6 +109,7 @@ async def run_store(
         offered = offered_rate(args, bench.setup.joined, bench.setup.added)
         for i in range(args.repeat):
             commits0 = await metric(http, leader.url, "syncopate_store_commits_total")
+            waited0 = await metric(http, leader.url, WAITED)
             other0 = cpu_seconds(standby.proc.pid) if standby else 0.0
             db0 = server_cpu(pg) if pg is not None else 0.0
             window = await measure(bench, store, leader.proc.pid, metrics=True)
@@ -107,6 +117,9 @@ async def run_store(
             db = (server_cpu(pg) - db0) if pg is not None else 0.0
             result.db_cpu_per_request.append(db / max(1, window.requests))
             commits1 = await metric(http, leader.url, "syncopate_store_commits_total")
+            result.waited.append(
+                (await metric(http, leader.url, WAITED) - waited0) / window.seconds
+            )
             result.windows.append(window)
             result.cpu_per_request.append((window.cpu_seconds + other) / max(1, window.requests))
             result.commits.append((commits1 - commits0) / window.seconds)
@@ -117,7 +130,8 @@ async def run_store(
                 f"{1e3 * percentile(values, 0.99):.1f} ms, errors {window.failed}, "
                 f"{1e6 * result.cpu_per_request[-1]:.0f} us CPU/request (managers) + "
                 f"{1e6 * result.db_cpu_per_request[-1]:.0f} (PostgreSQL), "
-                f"{result.commits[-1]:,.0f} commits/s"
+                f"{result.commits[-1]:,.0f} commits/s, the leader waited for the database "
+                f"{100 * result.waited[-1]:.1f}% of the window"
             )
         if standby is not None:
             await failover(http, leader, standby, bench, result)
@@ -157,6 +171,25 @@ async def failover(
         f"  failover: the standby leads {result.leads_after:.2f} s after the leader was "
         f"killed, and answers with every node after {result.serves_after:.2f} s"
     )
+
+
+def through(url: str, port: int, proxy: int | None) -> str:
+    """The database URL, through the delaying proxy's port if there is one."""
+    return url if proxy is None else url.replace(f":{port}/", f":{proxy}/", 1)
+
+
+def delayed(procs: Processes, pg: PgServer, delay_ms: float) -> int:
+    """Start the proxy that puts the database `delay_ms` away each way; its port. Prints the
+    round trip measured directly and through it."""
+    child = procs.spawn(delay_proxy_main, "127.0.0.1", pg.port, delay_ms)
+    port = int(child.conn.recv())
+    url = pg.url("postgres")
+    print(
+        f"  database round trip (median of 50 SELECT 1): direct "
+        f"{1e3 * round_trip(url):.2f} ms, through the --db-delay-ms {delay_ms:g} proxy "
+        f"{1e3 * round_trip(through(url, pg.port, port)):.2f} ms"
+    )
+    return port
 
 
 def server_cpu(pg: PgServer) -> float:
@@ -207,10 +240,13 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
     print_header("stores", f"syncopate {syncopate_version()}")
     results = []
     pg = None
+    db_port = None
     if any(s != "sqlite" for s in args.stores):
         reason = why_not()
         if reason is None:
             pg = PgServer.start()
+            if args.db_delay_ms > 0:
+                db_port = delayed(procs, pg, args.db_delay_ms)
         else:
             print(f"  PostgreSQL stores skipped: {reason}")
     try:
@@ -219,7 +255,7 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
                 results.append(StoreResult(store, note="no PostgreSQL here"))
                 continue
             results.append(
-                await run_store(args, tmp, procs, store, pg if store != "sqlite" else None)
+                await run_store(args, tmp, procs, store, pg if store != "sqlite" else None, db_port)
             )
     finally:
         if pg is not None:
@@ -248,6 +284,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="pg2: the nodes joined through the standby keep sending there (as agents given "
         "its URL alone); by default they go to the leader its first answer names, as agents "
         "given both URLs do",
+    )
+    add(
+        "--db-delay-ms",
+        type=float,
+        default=0.0,
+        help="put PostgreSQL this many ms away each way (a delaying proxy): a database on "
+        "the LAN rather than on this machine",
     )
     add("--join-limit", type=float, default=180.0, help="s of joining at most, then go on")
     add("--settle-limit", type=float, default=120.0, help="s to wait for projects to run")

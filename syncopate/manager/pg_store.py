@@ -8,6 +8,13 @@ What the store does is sql_store.py's; this is how PostgreSQL does it:
   database server has them when the answer goes out, so they survive the loss of any manager,
   and they cost no wait for its disk; durable ones (`SET LOCAL synchronous_commit TO on`) are
   on its disk before the answer;
+- a batch of node reports (group commit) is kept, not sent statement by statement, and goes to
+  the server at its commit in pipeline mode: BEGIN, its statements and COMMIT in one round
+  trip. The calls are synchronous on the event loop (the single writer's order is the loop's),
+  so it waits one round trip per batch, not one per statement: on a LAN with a database ~0.5 ms
+  away that is the difference between a loop that waits for each report's three round trips and
+  one that waits once for all the reports that came together. `waited` counts the seconds
+  (/metrics: syncopate_store_wait_seconds_total);
 - the schema, from version 7 on (migrations.py), under an advisory lock, so managers that start
   together do not run a step twice;
 - no checkpoints of ours: the server does its own.
@@ -19,7 +26,9 @@ password's file. psycopg comes with the `postgresql` extra (`pip install 'syncop
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -109,6 +118,7 @@ class PgConnection:
         self._sql: dict[str, str] = {}
         self.leading = False  # this session holds the leader lock (leadership.py)
         self.lost_lead = False
+        self.waited = 0.0  # seconds spent waiting for the server, statements and batches
         self.connection = self._open()
 
     def _open(self) -> psycopg.Connection[Any]:
@@ -152,10 +162,34 @@ class PgConnection:
         return query
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
-        connection = self._ready()
-        try:
+        with self._said(self._ready()) as connection:
             # psycopg prepares a statement on the server once it has run 5 times (a report's).
             return connection.execute(self._query(sql), parameters or None)
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
+        with self._said(self._ready()) as connection:
+            cursor = connection.cursor()
+            cursor.executemany(self._query(sql), parameters)
+            return cursor
+
+    def send_together(self, statements: Sequence[KeptStatement]) -> None:
+        """BEGIN, the statements and COMMIT in pipeline mode: one round trip to the server. A
+        refusal raises as `execute` does, the transaction left for the store to roll back."""
+        with self._said(self._ready()) as connection, connection.pipeline():
+            connection.execute("BEGIN")
+            for sql, parameters, many in statements:
+                if many:
+                    connection.cursor().executemany(self._query(sql), parameters)
+                else:
+                    connection.execute(self._query(sql), parameters or None)
+            connection.execute("COMMIT")
+
+    @contextmanager
+    def _said(self, connection: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+        """Time a call to the server, and say what went wrong with it in the store's terms."""
+        started = time.perf_counter()
+        try:
+            yield connection
         except self._psycopg.Error as exc:
             # In a transaction the store rolls back and says why; a lost link or a refused
             # read is said here.
@@ -164,14 +198,35 @@ class PgConnection:
             if connection.broken or not self.in_transaction():
                 raise StoreFailed(f"database {shown(self.url)}: {exc}") from exc
             raise
-
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
-        cursor = self._ready().cursor()
-        cursor.executemany(self._query(sql), parameters)
-        return cursor
+        finally:
+            self.waited += time.perf_counter() - started
 
     def close(self) -> None:
         self.connection.close()
+
+
+# (statement, parameters, whether `parameters` is a sequence of them: executemany)
+KeptStatement = tuple[str, Any, bool]
+
+
+class KeptStatements:
+    """A batch's statements, in the order its writes made them, kept to be sent together at
+    its commit (`PgStore.flush`); the connection a batched write sees (storage.Connection)."""
+
+    def __init__(self) -> None:
+        self.statements: list[KeptStatement] = []
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
+        if sql.lstrip()[:6].upper() == "SELECT":
+            # Nothing would be there to read: the batch's own writes are not sent yet.
+            raise RuntimeError(f"a read in a batched write: {sql}")
+        self.statements.append((sql, parameters, False))
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any:
+        self.statements.append((sql, list(parameters), True))
+
+    def close(self) -> None:
+        """Nothing to let go of (the batch's connection is the store's)."""
 
 
 class PgStore(SqlStore):
@@ -196,6 +251,7 @@ class PgStore(SqlStore):
         except StoreFailed as exc:
             raise RuntimeError(str(exc)) from None
         self._db = self._pg
+        self._kept = KeptStatements()
         try:
             self._open_common()
             with self.transaction(durable=True):
@@ -206,6 +262,49 @@ class PgStore(SqlStore):
         except BaseException:
             self._pg.close()
             raise
+
+    @property
+    def waited(self) -> float:
+        """Seconds the manager waited for the database server (statements and batches)."""
+        return self._pg.waited
+
+    # batches (group commit): kept, then sent in one round trip ----------------------------------
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Join the open batch (sql_store's `batch()`), its statements kept, not sent: they go
+        together at `flush()`. A join that fails takes its own statements out and the batch
+        lives on (the caller puts its records back: GroupCommit.forget); nothing a batched write
+        does reads the database."""
+        if self._in_tx:
+            yield
+            return
+        self._batch_open = True
+        kept = self._kept
+        mark = len(kept.statements)
+        self._db, self._in_tx = kept, True
+        try:
+            yield
+        except BaseException:
+            del kept.statements[mark:]
+            raise
+        finally:
+            self._db, self._in_tx = self._pg, False
+
+    def flush(self) -> None:
+        """Send the open batch, if any, and commit it; `batch_ended` hears how it went."""
+        if not self._batch_open:
+            return
+        self._batch_open = False
+        statements, self._kept.statements = self._kept.statements, []
+        if statements:
+            try:
+                self._pg.send_together(statements)
+            except self.errors as exc:
+                self._end(False)
+                self.batch_ended(self._failed(exc))
+                return
+            self.commits += 1
+        self.batch_ended(None)
 
     def _begin(self, durable: bool) -> None:
         self._pg.execute("BEGIN")

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from syncopate.client import ManagerClient
-from syncopate.errors import Unavailable
+from syncopate.errors import StoreFailed, Unavailable
 from syncopate.manager import secret_box
 from syncopate.manager.pg_store import STEPS, PgStore
 from syncopate.manager.shared_serve import LOST_LEAD_EXIT
@@ -169,3 +169,47 @@ async def test_a_batch_whose_session_is_killed_is_refused_whole_and_the_next_com
         assert (await node.report("counter", "running", {"count": 4}))["code"] == 0
         assert manager.db_rows("projects")["counter"]["variables"] == {"count": 4}
         await node.close()
+
+
+def test_a_batch_goes_to_the_server_whole_at_its_commit(database: str, tmp_path: Path) -> None:
+    """A batch's statements are kept until `flush()` and sent together (pipeline mode): another
+    session sees none of them before, all after; a join that fails takes only its own out; a
+    read in a batched write is refused (it could not see the batch); a statement the server
+    refuses fails the batch whole, and the store goes on."""
+    store = PgStore(database, tmp_path / "manager")
+    ended: list[StoreFailed | None] = []
+    store.batch_ended = ended.append
+
+    def seen() -> dict[str, str]:
+        with psycopg.connect(database, autocommit=True) as other:
+            rows = other.execute("SELECT key, value FROM meta WHERE length(key) = 1").fetchall()
+        return dict(rows)
+
+    try:
+        with store.batch():
+            store.set_meta("a", "1")
+        with pytest.raises(ZeroDivisionError), store.batch():
+            store.set_meta("b", "2")
+            raise ZeroDivisionError
+        with store.batch():
+            store.set_meta("c", "3")
+        assert seen() == {} and ended == []
+        store.flush()
+        assert seen() == {"a": "1", "c": "3"} and ended == [None]
+
+        with pytest.raises(RuntimeError, match="a read in a batched write"), store.batch():
+            store.get_meta("a")
+        store.flush()
+        assert ended == [None, None]
+
+        with store.batch():
+            store.set_meta("d", "4")
+            store._db.execute("INSERT INTO meta(key, value) VALUES(?, NULL)", ("e",))
+        store.flush()
+        assert isinstance(ended[-1], StoreFailed) and "null value" in str(ended[-1])
+        assert seen() == {"a": "1", "c": "3"}
+        store.set_meta("f", "6")
+        assert seen() == {"a": "1", "c": "3", "f": "6"}
+        assert store.waited > 0
+    finally:
+        store.close()

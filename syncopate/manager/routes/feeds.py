@@ -19,6 +19,7 @@ from syncopate.manager.events import EVERY_PROJECT
 from syncopate.manager.guard import guarded
 from syncopate.manager.leadership import health_fields
 from syncopate.manager.openapi import document as openapi_document
+from syncopate.manager.pg_store import PgStore
 from syncopate.manager.throttle import CONTROLLER
 
 # The close message of a stream whose token was revoked (the client shows it).
@@ -132,6 +133,12 @@ async def metrics(request: web.Request) -> web.Response:
         # Counters (they only grow): one project placed at a time, and the time it took.
         "syncopate_placements_total": {(): float(state.cluster.state.placements)},
         "syncopate_placement_seconds_total": {(): state.cluster.state.placement_seconds},
+        # PostgreSQL: seconds the manager waited for the database server (pg_store.py).
+        **(
+            {"syncopate_store_wait_seconds_total": {(): state.store.waited}}
+            if isinstance(state.store, PgStore)
+            else {}
+        ),
         **state.gc_pauses.gauges(),
         **state.cluster.node_gauges(),
     }
