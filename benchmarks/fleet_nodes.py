@@ -293,6 +293,7 @@ class Worker:
                     failure = f"{route} HTTP {r.status}: {raw[:160].decode(errors='replace')}"
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             failure = f"{route} {type(exc).__name__}: {exc}"[:200]
+            sim.leader = ""  # as the agent does: back to the manager it was given
         end = time.monotonic()
         sim.in_request = False
         latency = end - start
@@ -304,8 +305,11 @@ class Worker:
         return answer
 
     def follow(self, sim: SimNode, response: aiohttp.ClientResponse) -> None:
-        if self.traffic.follow_leader:
-            sim.leader = response.headers.get("Syncopate-Leader", sim.leader)
+        """Go to the leader a good answer names, as the agent does (its URLs are the two
+        managers': the header only ever names one of them here)."""
+        leader = response.headers.get("Syncopate-Leader")
+        if self.traffic.follow_leader and leader and response.status == 200:
+            sim.leader = leader.rstrip("/")
 
     def unheld(self, answer: dict[str, Any], end: float, latency: float) -> float:
         held = answer.get("held")

@@ -5,14 +5,15 @@ With several URLs it talks to one at a time: a request that cannot connect goes 
 URL at once (it never reached the first), and any other sign that the manager is gone (a lost
 connection, no answer, a 503) makes the next URL the one the next request uses, and raises as
 with one manager: the caller that retries (the agent, the TUI, `follow_events`) reaches the next.
-An answer a standby forwarded names the leader: if that is one of the URLs, it is the one in use
-from then on (a request to the leader is one hop; through a standby, two).
+An answer a standby forwarded names the leader: if that is one of the URLs (and did not fail us
+in the last minute), it is the one in use from then on (a request to the leader is one hop;
+through a standby, two).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import time
 from collections.abc import AsyncGenerator
 from typing import Any, Self
 
@@ -24,6 +25,7 @@ from syncopate.errors import (
     HungUp,
     PinMismatch,
     ProtocolError,
+    SyncopateError,
     Unavailable,
     Unreachable,
 )
@@ -42,6 +44,9 @@ from syncopate.http_client import (
 )
 from syncopate.replies import answer_of
 
+# A URL that failed us is not followed to (a standby naming it the leader) for this long.
+FOLLOW_AFTER_FAILURE = 60.0
+
 
 class ManagerTransport:
     """The connections to one manager or several (see the module's docstring)."""
@@ -57,6 +62,7 @@ class ManagerTransport:
     ) -> None:
         self.urls = manager_urls(url)
         self._at = 0  # the URL in use
+        self._failed_at: dict[int, float] = {}  # monotonic time of each URL's latest failure
         self.token = token
         self.timeout = timeout
         tls = any(u.startswith("https://") for u in self.urls)
@@ -120,10 +126,14 @@ class ManagerTransport:
         except Unavailable:
             self.next_manager()  # a standby whose leader is away, or a refused write
             raise
+        finally:
+            self._follow(response)
 
     async def get(self, path: str, *, timeout: float | None = None) -> Response:
         """GET a path; the whole answer, whatever its status."""
-        return await self._request("GET", path, None, {}, timeout)
+        response = await self._request("GET", path, None, {}, timeout)
+        self._follow(response)
+        return response
 
     async def _request(
         self,
@@ -155,42 +165,70 @@ class ManagerTransport:
         headers: dict[str, str],
         timeout: float | None,
     ) -> Response:
+        at = self._at
         try:
-            response = await self._http.request(
+            return await self._request_at(method, path, body, headers, timeout)
+        except SyncopateError:
+            self._failed_at[at] = time.monotonic()  # not to be followed to for a while
+            raise
+
+    async def _request_at(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: float | None,
+    ) -> Response:
+        several = len(self.urls) > 1
+        try:
+            return await self._http.request(
                 method, path, body, headers=headers, timeout=timeout or self.timeout
             )
         except CertificateMismatch as exc:
+            url = self.url
+            if several:
+                self.next_manager()
             raise PinMismatch(
-                f"the certificate of {self.url} does not match the pinned fingerprint: {exc}"
+                f"the certificate of {url} does not match the pinned fingerprint: {exc}"
             ) from None
         except CertificateInvalid as exc:
+            url = self.url
+            if several:
+                self.next_manager()
             raise ConnectionFailed(
-                f"cannot verify the certificate of {self.url}: {exc}; "
-                "pass --ca-file or --fingerprint"
+                f"cannot verify the certificate of {url}: {exc}; pass --ca-file or --fingerprint"
             ) from None
         except BadResponse as exc:
             raise ProtocolError(f"{self.url} answered something that is not HTTP: {exc}") from None
         except ConnectionLost as exc:
             url = self.url
-            if len(self.urls) > 1:
+            if several:
                 self.next_manager()
             raise HungUp(f"cannot reach the manager at {url} ({exc})") from None
         except CannotConnect as exc:
             raise Unreachable(f"cannot reach the manager at {self.url} ({exc})") from exc
         except HttpError as exc:
             url = self.url
-            if len(self.urls) > 1:
+            if several:
                 self.next_manager()
             raise Unreachable(f"cannot reach the manager at {url} ({exc})") from None
-        self._follow(response.headers.get(LEADER_HEADER.lower()))
-        return response
 
-    def _follow(self, leader: str | None) -> None:
-        """Use the leader a standby named, if it is one of our URLs (only those: an answer
-        never sends the client anywhere it was not told to go)."""
-        if leader is not None and len(self.urls) > 1:
-            with contextlib.suppress(ValueError):
-                self._at = self.urls.index(leader.strip().rstrip("/"))
+    def _follow(self, response: Response) -> None:
+        """After a good answer: use the leader it names (a standby forwarded it), if that is
+        one of our URLs (only those: an answer never sends a client anywhere it was not told
+        to go) and it has not failed us in the last FOLLOW_AFTER_FAILURE seconds (a leader
+        its standby reaches and we do not would take us back and forth)."""
+        leader = response.headers.get(LEADER_HEADER.lower())
+        if leader is None or len(self.urls) < 2 or not 200 <= response.status < 300:
+            return
+        try:
+            at = self.urls.index(leader.strip().rstrip("/"))
+        except ValueError:
+            return
+        failed = self._failed_at.get(at)
+        if failed is None or time.monotonic() - failed >= FOLLOW_AFTER_FAILURE:
+            self._at = at
 
     async def _messages(self, logs: list[str]) -> AsyncGenerator[dict[str, Any], None]:
         feed = self._events

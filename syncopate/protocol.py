@@ -212,7 +212,9 @@ class ProjectReport(WireModel):
     def _bound_lines(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
-        return [line[:MAX_LOG_LINE_CHARS] for line in value]
+        # A NUL a project printed is shown as U+FFFD: PostgreSQL's text cannot hold NUL, and
+        # both stores keep the same line.
+        return [line[:MAX_LOG_LINE_CHARS].replace("\x00", "\ufffd") for line in value]
 
     @model_validator(mode="after")
     def _seed_usage(self) -> ProjectReport:

@@ -369,7 +369,7 @@ def install_service(
     )
     unit = service.unit_text(argv, plan, f"Syncopate manager ({host}:{port})")
     if store:
-        from syncopate.manager.pg_store import is_postgresql, shown
+        from syncopate.manager.pg_connection import is_postgresql, shown
 
         if not is_postgresql(store):
             raise ConfigError(

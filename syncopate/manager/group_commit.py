@@ -22,13 +22,20 @@ end before it, and putting them back restores what was committed.
 
 Off until `start()` (the manager starts it on its loop; a cluster built without a running loop,
 as in the unit tests, never does) a batched write is an ordinary one.
+
+A store that can commit a batch without the event loop waiting (PostgreSQL: `send_batch()`,
+pg_store.py) gets its batches that way: one batch is in flight at a time, and the next gathers
+meanwhile. If the one in flight is refused, the one gathering goes with it: its writes were
+made on top of the refused ones (its records were serialized with their changes), so both are
+put back, newest first, and every waiter of both gets the refusal. Any other write waits for
+the batch in flight (`flush()`), as it waits for a commit of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from syncopate.errors import StoreFailed
 from syncopate.manager.undo import Undo
@@ -40,8 +47,33 @@ if TYPE_CHECKING:
 MAX_JOINS = 1000
 
 
+@runtime_checkable
+class SendsBatches(Protocol):
+    """A store that commits a batch while the event loop goes on (pg_store.py)."""
+
+    def send_batch(self) -> None:
+        """Send the open batch to be committed; `batch_ended` hears how it went, later, on
+        the loop (or sooner, from a `flush()` that waited for it)."""
+        ...
+
+    def drop_batch(self) -> None:
+        """Forget the open batch's writes: the one in flight, under them, was refused."""
+        ...
+
+
+class _Batch:
+    """The writes of one batch, and the future their answers wait on."""
+
+    __slots__ = ("done", "undos")
+
+    def __init__(self, done: asyncio.Future[None]) -> None:
+        self.done = done
+        self.undos: list[Undo] = []
+
+
 class GroupCommit:
-    """The open batch of a store: the writes in it, and the future their answers wait on."""
+    """The open batch of a store (the writes in it, and the future their answers wait on), and
+    the one in flight, if the store sends batches (`SendsBatches`)."""
 
     def __init__(self, store: Storage, put_back: Callable[[Undo], None]) -> None:
         self.store = store
@@ -53,6 +85,8 @@ class GroupCommit:
         self._done: asyncio.Future[None] | None = None
         self._timer: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._flying: _Batch | None = None  # sent (send_batch), its outcome not known yet
+        self._wanted = False  # the open batch is due, and waits for the one in flight
         store.batch_ended = self._ended
 
     @property
@@ -90,29 +124,73 @@ class GroupCommit:
             self._done.add_done_callback(lambda done: done.cancelled() or done.exception())
             assert self.window is not None
             if self.window > 0:
-                self._timer = self._loop.call_later(self.window, self.flush)
+                self._timer = self._loop.call_later(self.window, self._due)
             else:
-                self._timer = self._loop.call_soon(self.flush)
+                self._timer = self._loop.call_soon(self._due)
         if len(self._undos) >= MAX_JOINS:
+            self._due()
+
+    def _due(self) -> None:
+        """The open batch's time came (its window, or it is full): send it while the loop goes
+        on if the store can (once the one in flight has ended), else commit it now."""
+        if not isinstance(self.store, SendsBatches):
             self.flush()
+            return
+        if self._flying is not None:
+            self._wanted = True  # it goes when the one in flight has ended (_ended)
+            return
+        if self._done is None:
+            return
+        self._cancel_timer()
+        self._wanted = False
+        self._flying = _Batch(self._done)
+        self._flying.undos, self._undos, self._done = self._undos, [], None
+        self.store.send_batch()
 
     def flush(self) -> None:
-        """Commit the open batch now, if any (the store tells `_ended` how it went)."""
+        """Commit the open batch now, if any, after the one in flight has ended (the store
+        tells `_ended` how each went)."""
         self.store.flush()
 
     async def committed(self) -> None:
-        """Return once the batch open now has committed (at once if none is open); raise its
-        refusal (StoreFailed) if the store refused it."""
-        if self._done is not None:
+        """Return once the batch open now has committed (the one in flight if none is open:
+        a full batch is sent at once); raise its refusal (StoreFailed) if it was refused."""
+        done = self._done or (self._flying.done if self._flying is not None else None)
+        if done is not None:
             # Shielded: a caller that goes away must not cancel the others' wait.
-            await asyncio.shield(self._done)
+            await asyncio.shield(done)
 
     def _ended(self, error: StoreFailed | None) -> None:
+        flying = self._flying
+        if flying is not None:
+            self._flying = None
+            if error is not None:
+                # The open batch's writes were made on top of the refused ones: it goes too,
+                # and first (newest first).
+                self._end_open(error)
+                if isinstance(self.store, SendsBatches):
+                    self.store.drop_batch()
+            self._end(flying.undos, flying.done, error)
+            if self._wanted:
+                self._due()
+            return
+        self._end_open(error)
+
+    def _end_open(self, error: StoreFailed | None) -> None:
         undos, self._undos = self._undos, []
         done, self._done = self._done, None
+        self._cancel_timer()
+        self._wanted = False
+        self._end(undos, done, error)
+
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _end(
+        self, undos: list[Undo], done: asyncio.Future[None] | None, error: StoreFailed | None
+    ) -> None:
         if error is not None:
             for undo in reversed(undos):
                 self.put_back(undo)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ log = logging.getLogger("syncopate.manager")
 
 LEADER_LOCK = 2  # with the schema's hash (pg_store.LOCK_KEY); 1 is the migrations'.
 LEADER_KEY = "leader"
+_URL = re.compile(r"https?://[!-~]+")  # printable ASCII, no spaces
 MANAGER_PREFIX = "manager:"
 TRY_EVERY = 1.0  # seconds between a standby's tries for the lock
 HEARTBEAT_EVERY = 2.0
@@ -120,7 +122,11 @@ class Leadership:
         if value is None:
             return None
         url = json.loads(value).get("url")
-        return url if isinstance(url, str) else None
+        # What the standby forwards to and names in its answers' Syncopate-Leader header: a
+        # URL, or nothing (a row written by hand must not make headers of control characters).
+        if not isinstance(url, str) or not _URL.fullmatch(url):
+            return None
+        return url
 
     def heartbeat(self) -> None:
         """Say that this manager is alive, and as what, in one commit (a refused write is let

@@ -333,7 +333,8 @@ def open_store(data_dir: Path, url: str | None = None) -> SqlStore:
     """The store a manager keeps its state in: PostgreSQL when `url` names a database
     (`postgresql://...`), else the one the data dir names (its store.json), else SQLite there.
     """
-    from syncopate.manager.pg_store import PgStore, is_postgresql, shown
+    from syncopate.manager.pg_connection import is_postgresql, shown
+    from syncopate.manager.pg_store import PgStore
     from syncopate.manager.store import Store
 
     if url is None:

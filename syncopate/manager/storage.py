@@ -10,11 +10,14 @@ The contract an implementation keeps:
   means the commit is on disk (fsync) before it returns. A write the database refuses is rolled
   back and raises `errors.StoreFailed`, at the latest when the outermost transaction commits.
 - Every write method may be called inside or outside a transaction; outside, it commits alone.
-- `batch()` joins the open batch (beginning one): a transaction kept open across joins; a
-  join that fails ends the batch (rolled back whole, `batch_ended(error)`). `flush()` commits
-  it and calls `batch_ended(None)`, or rolls it back whole and calls `batch_ended(error)`. A
+- `batch()` joins the open batch (beginning one). `flush()` commits it and calls
+  `batch_ended(None)`, or rolls it back whole and calls `batch_ended(error)`. A
   `transaction()` flushes first, so writes commit in the order they were made (group commit
-  of node reports: group_commit.py).
+  of node reports: group_commit.py). SQLite keeps a transaction open across the joins (a join
+  that fails ends the batch: rolled back whole, `batch_ended(error)`); PostgreSQL keeps the
+  joins' statements and sends them at the commit (a join that fails takes out its own, and
+  the batch lives on; a read sees none of the batch before), on a thread of its own if asked
+  (`send_batch()`: group_commit.SendsBatches).
 - Records are stored whole; a record's transient fields (monotonic times, a node's address, a
   command's `since`) are not stored, and come back at their defaults from the `load_*` calls.
 

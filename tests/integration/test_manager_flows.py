@@ -355,5 +355,13 @@ async def test_health_and_metrics(manager: RunningManager) -> None:
     assert "syncopate_placements_total 1\n" in text
     placing = float(text.split("\nsyncopate_placement_seconds_total ", 1)[1].split()[0])
     assert 0 < placing < 1
+    # Transactions committed (the join, the add...); on PostgreSQL, the time spent waiting for
+    # the server too (the add's transaction waited for it at least).
+    assert float(text.split("\nsyncopate_store_commits_total ", 1)[1].split()[0]) >= 2
+    waited = text.split("\nsyncopate_store_wait_seconds_total ", 1)
+    if manager.state.store.shared:
+        assert float(waited[1].split()[0]) > 0
+    else:
+        assert len(waited) == 1, "SQLite has no server to wait for"
     assert manager.token not in text and node.token not in text
     await node.close()

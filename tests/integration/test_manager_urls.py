@@ -1,14 +1,18 @@
 """Clients given several manager URLs (DESIGN §13): a manager that cannot be reached is passed
-over for the next at once; a bad URL among them is a clear error."""
+over for the next at once; a bad URL among them is a clear error; the leader a standby's answer
+names is followed only where that is safe."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import pytest
+from aiohttp import web
 
 from syncopate.client import ManagerClient
-from syncopate.errors import ConnectionFailed, Unreachable
+from syncopate.errors import LEADER_HEADER, ConnectionFailed, NotFound, Unreachable
 from syncopate.manager_transport import manager_urls
 from tests.helpers import RunningManager
 
@@ -44,3 +48,54 @@ def test_manager_urls_are_split_trimmed_and_checked() -> None:
         manager_urls("http://a:1,b:2")
     with pytest.raises(ConnectionFailed, match="give http"):
         manager_urls(" , ")
+
+
+@asynccontextmanager
+async def naming(leader: Callable[[], str], status: int = 200) -> AsyncIterator[str]:
+    """An HTTP server in the place of a standby: every answer (`status`) names `leader()` in
+    Syncopate-Leader, as a standby's forwarded answers do. Its URL."""
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"}, status=status, headers={LEADER_HEADER: leader()})
+
+    app = web.Application()
+    app.router.add_get("/health", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_named_leader_is_followed_only_if_given_and_not_failed_lately(
+    manager: RunningManager,
+) -> None:
+    elsewhere = "http://192.0.2.1:8471"
+    async with (
+        naming(lambda: elsewhere) as standby,
+        ManagerClient(f"{standby},{manager.url}") as client,
+    ):
+        await client.health()
+        assert client.url == standby  # a URL it was not given: never
+    async with (
+        naming(lambda: manager.url + "/ ") as standby,
+        ManagerClient(f"{standby},{manager.url}") as client,
+    ):
+        await client.health()
+        assert client.url == manager.url  # one of its own, spelled loosely
+    dead = f"http://127.0.0.1:{closed_port()}"
+    async with naming(lambda: dead) as standby, ManagerClient(f"{dead},{standby}") as client:
+        await client.health()  # the dead one failed, then the standby answered
+        assert client.url == standby  # not back to the one that just failed
+        await client.health()
+        assert client.url == standby
+    async with (
+        naming(lambda: manager.url, status=404) as standby,
+        ManagerClient(f"{standby},{manager.url}") as client,
+    ):
+        with pytest.raises(NotFound):
+            await client.health()
+        assert client.url == standby  # only a good answer is followed

@@ -197,7 +197,7 @@ def test_a_batch_goes_to_the_server_whole_at_its_commit(database: str, tmp_path:
         store.flush()
         assert seen() == {"a": "1", "c": "3"} and ended == [None]
 
-        with pytest.raises(RuntimeError, match="a read in a batched write"), store.batch():
+        with pytest.raises(RuntimeError, match="may only write, not read"), store.batch():
             store.get_meta("a")
         store.flush()
         assert ended == [None, None]
@@ -213,3 +213,82 @@ def test_a_batch_goes_to_the_server_whole_at_its_commit(database: str, tmp_path:
         assert store.waited > 0
     finally:
         store.close()
+
+
+async def test_a_batch_sent_on_the_stores_thread_is_told_on_the_loop_in_order(
+    database: str, tmp_path: Path
+) -> None:
+    """`send_batch()` commits a batch while the loop goes on, and `batch_ended` hears of it on
+    the loop; a `flush()` meanwhile waits for it and tells it first; a batch the server refuses
+    on that thread leaves no transaction open behind it."""
+    store = PgStore(database, tmp_path / "manager")
+    ended: list[tuple[str, StoreFailed | None]] = []
+    loop_thread = threading.get_ident()
+
+    def told(error: StoreFailed | None) -> None:
+        assert threading.get_ident() == loop_thread, "batch_ended off the event loop"
+        ended.append((str(len(ended)), error))
+
+    store.batch_ended = told
+    try:
+        with store.batch():
+            store.set_meta("a", "1")
+        store.send_batch()
+
+        async def landed() -> bool:
+            return len(ended) == 1
+
+        await wait_for(landed, timeout=10, what="the batch sent on the store's thread to land")
+        assert ended == [("0", None)] and store.get_meta("a") == "1"
+
+        with store.batch():
+            store.set_meta("b", "2")
+        store.send_batch()
+        with store.batch():
+            store.set_meta("c", "3")
+        store.flush()  # waits for b's batch, tells it, then commits c's
+        assert ended[1:] == [("1", None), ("2", None)]
+        assert (store.get_meta("b"), store.get_meta("c")) == ("2", "3")
+
+        with store.batch():
+            store._db.execute("INSERT INTO meta(key, value) VALUES(?, NULL)", ("d",))
+        store.send_batch()
+
+        async def refused() -> bool:
+            return len(ended) == 4
+
+        await wait_for(refused, timeout=10, what="the refused batch to be told")
+        assert isinstance(ended[3][1], StoreFailed)
+        assert not store._pg.in_transaction()
+        store.set_meta("e", "5")
+        assert store.get_meta("e") == "5" and store.get_meta("d") is None
+    finally:
+        store.close()
+
+
+async def test_a_managers_reports_are_committed_off_the_event_loop(
+    database: str, tmp_path: Path
+) -> None:
+    """In a manager on PostgreSQL, node reports go through `send_batch` (the store's thread),
+    are answered once committed, and a controller's write after them sees them stored."""
+    async with running_manager(tmp_path / "manager", node_timeout=60.0, store_url=database) as (
+        manager
+    ):
+        store = manager.state.store
+        assert isinstance(store, PgStore)
+        node = await SimNode.join(manager.url, "pi-1")
+        async with manager.client() as ctl:
+            await ctl.add("counter", "file:///srv/counter.git", {"count": 0})
+        await node.poll()
+        sent = store.sent
+        answers = await asyncio.gather(
+            *(node.report("counter", "running", {"count": n}) for n in range(1, 6))
+        )
+        assert [a["code"] for a in answers] == [0] * 5
+        assert store.sent > sent
+        assert manager.db_rows("projects")["counter"]["variables"]["count"] in range(1, 6)
+        async with manager.client() as ctl:
+            await ctl.stop(["counter"])
+        stored = manager.db_rows("projects")["counter"]
+        assert stored["desired"] == "stopped" and stored["variables"]["count"] in range(1, 6)
+        await node.close()

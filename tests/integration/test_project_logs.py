@@ -257,6 +257,23 @@ async def test_long_lines_are_cut_and_old_reports_still_work(manager: RunningMan
     await node.close()
 
 
+async def test_a_line_with_a_nul_is_kept_with_a_replacement_and_the_others_commit(
+    manager: RunningManager,
+) -> None:
+    """A project that prints a NUL (binary output): PostgreSQL's text cannot hold it, and it
+    must not fail the batch of reports it is grouped with (every report in it would be refused,
+    again at each resend). It is kept as U+FFFD on both stores, and a report beside it commits."""
+    node = await placed_node(manager, "alpha", "beta")
+    await asyncio.gather(
+        node.report("alpha", **output("s1", 0, ["bin\x00ary", "after"])),
+        node.report("beta", **output("s1", 0, ["beta line"])),
+    )
+    async with manager.client() as ctl:
+        assert (await ctl.logs("alpha"))["lines"] == ["bin\ufffdary", "after"]
+        assert (await ctl.logs("beta"))["lines"] == ["beta line"]
+    await node.close()
+
+
 async def test_a_removed_projects_lines_are_gone(manager: RunningManager) -> None:
     node = await placed_node(manager, "alpha")
     await node.report("alpha", **output("s1", 0, ["secret output"]))

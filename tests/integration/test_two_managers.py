@@ -322,8 +322,11 @@ async def test_the_leader_killed_mid_stream_loses_nothing_and_the_fleet_carries_
     pair: Pair,
 ) -> None:
     repo = counter_repo(pair.tmp)
-    for name in ("pi-1", "pi-2"):
-        await pair.start_agent(name, pair.both)
+    await pair.start_agent("pi-1", pair.both)
+    # The standby first: this agent goes to the leader its first answer names, and must come
+    # back when the leader dies.
+    pi2 = await pair.start_agent("pi-2", f"{pair.b.url},{pair.a.url}")
+    assert pi2.client.url == pair.a.url
     async with pair.client() as ctl:
         for name in ("c1", "c2"):
             await ctl.add(name, repo.url, {"count": 0}, command=f"{PY} counter.py")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from syncopate.manager.leadership import GONE_AFTER, ManagerEntry
-from syncopate.manager.pg_store import _placeholders, is_postgresql, shown
+from syncopate.manager.pg_connection import _placeholders, is_postgresql, shown
 
 
 def test_sqlite_parameters_become_psycopg_ones_and_a_percent_stays_a_percent() -> None:
