@@ -156,14 +156,19 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     if state.settings.settle_heap:
         tasks.append(asyncio.create_task(collect_frozen()))
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    state.cluster.group.stop()
-    stop_timing(state.gc_pauses)
-    state.store.close()
+    try:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        # Whatever ended a task, the batch in flight and the open one end before the store.
+        try:
+            state.cluster.group.stop()
+        finally:
+            stop_timing(state.gc_pauses)
+            state.store.close()
 
 
 async def _on_shutdown(app: web.Application) -> None:

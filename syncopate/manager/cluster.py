@@ -28,6 +28,7 @@ owns and calls (they call back into the machinery above):
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import time
 from collections.abc import Callable, Iterable
@@ -293,13 +294,18 @@ class Cluster(Undoable):
     def update(self, node: NodeRecord, report: ProjectReport) -> bool:
         """Apply a node's report on one project; refuse one the node should not be sending.
 
-        True when it was written (a report that changes nothing stored is not): the answer
-        then waits for `committed()`."""
+        True when it was written (a report that changes nothing stored is not). Either way
+        the answer waits for `committed()`: what it was judged against may not be yet."""
         return self.reports.update(node, report)
 
-    async def committed(self) -> None:
-        """Return once the writes grouped so far are committed; raise StoreFailed if refused."""
-        await self.group.committed()
+    def joining(self) -> AbstractContextManager[list[asyncio.Future[None]]]:
+        """Around a handler's reports: the batches their writes join (`committed()`)."""
+        return self.group.watching()
+
+    async def committed(self, joined: list[asyncio.Future[None]] | None = None) -> None:
+        """Return once the batches `joined` are committed, and what memory shows now; raise
+        StoreFailed if any was refused (group_commit.py)."""
+        await self.group.settled(joined)
 
     # controller actions: project_actions.py ---------------------------------------------------
     def add(self, spec: AddProject) -> ProjectRecord:

@@ -34,7 +34,9 @@ the batch in flight (`flush()`), as it waits for a commit of its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from syncopate.errors import StoreFailed
@@ -42,6 +44,8 @@ from syncopate.manager.undo import Undo
 
 if TYPE_CHECKING:
     from syncopate.manager.storage import Storage
+
+log = logging.getLogger("syncopate.manager")
 
 # A batch commits once it holds this many writes, whatever its age: bounds a commit's time.
 MAX_JOINS = 1000
@@ -87,6 +91,7 @@ class GroupCommit:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flying: _Batch | None = None  # sent (send_batch), its outcome not known yet
         self._wanted = False  # the open batch is due, and waits for the one in flight
+        self._watch: list[asyncio.Future[None]] | None = None  # see watching()
         store.batch_ended = self._ended
 
     @property
@@ -127,6 +132,8 @@ class GroupCommit:
                 self._timer = self._loop.call_later(self.window, self._due)
             else:
                 self._timer = self._loop.call_soon(self._due)
+        if self._watch is not None and self._done not in self._watch:
+            self._watch.append(self._done)
         if len(self._undos) >= MAX_JOINS:
             self._due()
 
@@ -145,18 +152,39 @@ class GroupCommit:
         self._wanted = False
         self._flying = _Batch(self._done)
         self._flying.undos, self._undos, self._done = self._undos, [], None
-        self.store.send_batch()
+        try:
+            self.store.send_batch()
+        except Exception as exc:  # it could not go (no thread to send it on...): refused
+            log.exception("could not send a batch of writes to the database")
+            if self._flying is not None:
+                self._ended(StoreFailed(f"could not send a batch of writes: {exc!r}"))
 
     def flush(self) -> None:
         """Commit the open batch now, if any, after the one in flight has ended (the store
         tells `_ended` how each went)."""
         self.store.flush()
 
-    async def committed(self) -> None:
-        """Return once the batch open now has committed (the one in flight if none is open:
-        a full batch is sent at once); raise its refusal (StoreFailed) if it was refused."""
-        done = self._done or (self._flying.done if self._flying is not None else None)
-        if done is not None:
+    @contextmanager
+    def watching(self) -> Iterator[list[asyncio.Future[None]]]:
+        """The batches the writes made in this block join (a block with no await in it: one
+        handler's), for `settled()`: a batch it joined may be refused while another, joined
+        later, commits."""
+        joined: list[asyncio.Future[None]] = []
+        self._watch = joined
+        try:
+            yield joined
+        finally:
+            self._watch = None
+
+    async def settled(self, joined: list[asyncio.Future[None]] | None = None) -> None:
+        """Return once every batch in `joined` has committed, and the one memory shows now
+        (open, or in flight): a report that wrote nothing was judged against what memory
+        shows, which may not be committed yet. Raise a refusal (StoreFailed) of any."""
+        waits = list(joined or ())
+        now = self._done or (self._flying.done if self._flying is not None else None)
+        if now is not None and now not in waits:
+            waits.append(now)
+        for done in waits:
             # Shielded: a caller that goes away must not cancel the others' wait.
             await asyncio.shield(done)
 
@@ -199,7 +227,7 @@ class GroupCommit:
             self.grouped += len(undos)
             for undo in undos:
                 undo.run_effects()
-        if done is not None and not done.done():
+        if done is not None and not done.done() and not done.get_loop().is_closed():
             if error is None:
                 done.set_result(None)
             else:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +39,8 @@ from syncopate.errors import StoreFailed
 from syncopate.manager.migrations import Migration, migrate, statements
 from syncopate.manager.pg_connection import KeptStatement, KeptStatements, PgConnection, shown
 from syncopate.manager.sql_store import SqlStore
+
+log = logging.getLogger("syncopate.manager")
 
 # Advisory locks are the database's, and a database may hold several fleets, each in a schema
 # of its own (`?options=-csearch_path%3DNAME` in the URL): a lock's key is (the schema's hash,
@@ -94,6 +98,7 @@ class PgStore(SqlStore):
         self.sent = 0  # batches sent on the store's thread (the tests read it)
         self._flying: concurrent.futures.Future[None] | None = None
         self._sender = concurrent.futures.ThreadPoolExecutor(1, "syncopate-pg-batches")
+        self._sender.submit(lambda: None).result()  # its thread now: not when a batch is due
         try:
             self._open_common()
             with self.transaction(durable=True):
@@ -135,15 +140,21 @@ class PgStore(SqlStore):
         """Send the open batch on the store's thread; `batch_ended` hears how it went on the
         loop (group_commit.SendsBatches). One at a time: the group sends the next after."""
         assert self._flying is None, "a batch is in flight already"
+        loop = asyncio.get_running_loop()
         statements = self._take_batch()
         if not statements:
             self.batch_ended(None)  # its writes changed nothing stored: it has ended
             return
-        self.sent += 1
-        loop = asyncio.get_running_loop()
         flying = self._sender.submit(self._pg.send_together, statements, False)
+        self.sent += 1
         self._flying = flying
-        flying.add_done_callback(lambda _: loop.call_soon_threadsafe(self._landed, flying))
+
+        def landed(_: object) -> None:
+            # A loop closed meanwhile (the manager stopped) hears nothing; close() did.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._landed, flying)
+
+        flying.add_done_callback(landed)
 
     def drop_batch(self) -> None:
         """Forget the open batch (the one in flight, under it, was refused)."""
@@ -151,6 +162,8 @@ class PgStore(SqlStore):
 
     def flush(self) -> None:
         """Commit the open batch now, after the one in flight; `batch_ended` hears of each."""
+        if self._in_tx:
+            return  # inside a write (a batch join, a transaction): it commits with that
         # Telling how one ended may send the next (GroupCommit._ended): wait for that too.
         while (flying := self._flying) is not None:
             started = time.perf_counter()
@@ -163,10 +176,8 @@ class PgStore(SqlStore):
         try:
             if statements:
                 self._pg.send_together(statements)
-        except BaseException as exc:
+        except Exception as exc:
             self.batch_ended(self._refused(exc))
-            if not isinstance(exc, self.errors):
-                raise
             return
         if statements:
             self.commits += 1
@@ -193,9 +204,11 @@ class PgStore(SqlStore):
             self.batch_ended(self._refused(error))
 
     def _refused(self, exc: BaseException) -> StoreFailed:
-        if isinstance(exc, self.errors):
-            return self._failed(exc)
-        return StoreFailed(f"a batch of writes failed: {exc!r}")
+        """The refusal to tell of a batch that failed: the database's (logged once a minute),
+        or anything else (a bug: logged with its traceback, and counted the same)."""
+        if not isinstance(exc, self.errors):
+            log.error("a batch of writes failed", exc_info=exc)
+        return self._failed(exc)
 
     def log_lines(self, project: str, limit: int) -> list[tuple[int, str, float | None]]:
         """As sql_store's, after the batch open now and the one in flight: a project's lines

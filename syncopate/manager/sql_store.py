@@ -62,6 +62,7 @@ class SqlStore(CommandRows):
         """The store's state once `_db` is open (called by the subclass's constructor)."""
         self._in_tx = False
         self._batch_open = False
+        self._batch_changes: int | None = None
         self.batch_ended: Callable[[StoreFailed | None], None] = lambda error: None
         self.commits = 0  # transactions committed, batches included
         self.tokens = TokenBook(self._db, self.transaction, self.get_meta, self.set_meta)
@@ -86,6 +87,11 @@ class SqlStore(CommandRows):
 
     def _in_transaction(self) -> bool:
         raise NotImplementedError
+
+    def _changes(self) -> int | None:
+        """Rows changed by this connection so far, if the database counts them (a batch that
+        changed none is rolled back, not committed)."""
+        return None
 
     def _lock_schema(self) -> None:
         """Inside a migration's transaction: keep other managers out of the schema until it
@@ -146,6 +152,7 @@ class SqlStore(CommandRows):
                 self._end(False)
                 raise self._failed(exc) from exc
             self._batch_open = True
+            self._batch_changes = self._changes()
         self._in_tx = True
         try:
             yield
@@ -165,6 +172,11 @@ class SqlStore(CommandRows):
         if not self._batch_open:
             return
         self._batch_open = False
+        if self._batch_changes is not None and self._changes() == self._batch_changes:
+            # Its writes changed nothing stored (reports with nothing new): no commit to count.
+            self._end(False)
+            self.batch_ended(None)
+            return
         try:
             self._db.execute("COMMIT")
         except self.errors as exc:

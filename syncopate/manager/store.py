@@ -122,3 +122,6 @@ class Store(SqlStore):
 
     def _in_transaction(self) -> bool:
         return self._sqlite.in_transaction
+
+    def _changes(self) -> int:
+        return self._sqlite.total_changes

@@ -89,10 +89,10 @@ async def test_a_refused_batch_in_flight_takes_the_one_gathering_with_it() -> No
     first = write(group, store, record, 1, "w1")
     group._due()  # its window ends: sent, in flight
     assert store.sent == [["w1"]]
-    waiting_first = asyncio.ensure_future(group.committed())
+    waiting_first = asyncio.ensure_future(group.settled())
     await asyncio.sleep(0)  # it waits from now, as a handler does right after its write
     second = write(group, store, record, 2, "w2")  # made on top of w1
-    waiting_second = asyncio.ensure_future(group.committed())
+    waiting_second = asyncio.ensure_future(group.settled())
     await asyncio.sleep(0)
     group._due()  # due, but waits for the one in flight
     assert store.sent == [["w1"]] and store.open == ["w2"]
@@ -127,7 +127,7 @@ async def test_a_full_batch_is_sent_and_its_writers_wait_for_it() -> None:
     for n in range(1000):  # MAX_JOINS: the last join sends it
         write(group, store, record, n, f"w{n}")
     assert len(store.sent) == 1 and not store.open
-    waiting = asyncio.ensure_future(group.committed())  # none open: the one in flight
+    waiting = asyncio.ensure_future(group.settled())  # none open: the one in flight
     await asyncio.sleep(0)
     assert not waiting.done()
     store.land(None)
@@ -143,3 +143,32 @@ async def test_a_flush_waits_for_the_batch_in_flight_then_commits_the_open_one()
     group.flush()  # another write is about to begin
     assert store.committed == [["w1"], ["w2"]] and not store.sent and not store.open
     assert group._flying is None and group._done is None
+
+
+async def test_a_handler_hears_of_a_refused_batch_it_joined_though_a_later_one_commits() -> None:
+    group, store, _ = await started()
+    with group.watching() as joined:
+        write(group, store, Rec(), 1, "w1")
+    group._due()
+    store.land(StoreFailed("connection reset"))  # before the handler waits
+    write(group, store, Rec(), 2, "w2")  # another handler's, later
+    group._due()
+    waiting = asyncio.ensure_future(group.settled(joined))
+    await asyncio.sleep(0)
+    store.land(None)
+    with pytest.raises(StoreFailed, match="connection reset"):
+        await waiting
+
+
+async def test_a_report_that_wrote_nothing_waits_for_the_batch_memory_shows() -> None:
+    """It was judged against memory (a log cursor, say) that the batch in flight changed: its
+    answer must not say "taken" before that batch is committed."""
+    group, store, _ = await started()
+    write(group, store, Rec(), 1, "w1")
+    group._due()
+    waiting = asyncio.ensure_future(group.settled([]))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    store.land(StoreFailed("statement timeout"))
+    with pytest.raises(StoreFailed, match="statement timeout"):
+        await waiting

@@ -74,9 +74,10 @@ async def node_status(request: web.Request) -> web.Response:
         cluster.measured(node, poll.metrics)
     # Before the hold: what the node says now is taken now, as a /node-update would be, and
     # committed before the hold (a refused commit fails this poll, not a later one).
-    refused, wrote = _take_reports(state, node, poll)
-    if wrote:
-        await cluster.committed()
+    with cluster.joining() as joined:
+        refused, took = _take_reports(state, node, poll)
+    if took:
+        await cluster.committed(joined)
     held = 0.0
     wait = poll.wait
     # Held for seconds by thousands of nodes: the parsed body (its reports) is not kept.
@@ -115,25 +116,26 @@ def _take_reports(
 ) -> tuple[dict[str, dict[str, Any]], bool]:
     """Apply each report riding on a poll exactly as /node-update would; the refused ones by
     project name, each with what /node-update would have answered (code, reason, status), and
-    whether any was written (the caller then waits for its commit, group_commit.py).
+    whether any was taken (the caller then waits for the commits, group_commit.py).
 
     A report the manager cannot take now (503: its store refused the write) fails the whole
     poll, as it would fail a /node-update, so the node sends it again.
     """
     refused: dict[str, dict[str, Any]] = {}
-    wrote = False
+    took = False
     for index, item in enumerate(poll.reports or ()):
         name = item.get("project-name")
         try:
             # Taken as /node-update takes one (its name and token are the poll's, checked).
-            wrote = state.cluster.update(node, parse(ProjectReport, item)) or wrote
+            state.cluster.update(node, parse(ProjectReport, item))
+            took = True
         except Unavailable:
             raise
         except RequestError as exc:
             key = name if isinstance(name, str) else f"reports[{index}]"
             code = exc.code if exc.code is not None else exc.status
             refused[key] = {"code": code, "reason": exc.message, "status": exc.status}
-    return refused, wrote
+    return refused, took
 
 
 async def node_update(request: web.Request) -> web.Response:
@@ -147,8 +149,9 @@ async def node_update(request: web.Request) -> web.Response:
         report.access_token,
     )
     state.cluster.touch(node, client_address(request))
-    if state.cluster.update(node, report):
-        await state.cluster.committed()  # grouped with others' (group_commit.py)
+    with state.cluster.joining() as joined:
+        state.cluster.update(node, report)
+    await state.cluster.committed(joined)  # grouped with others' (group_commit.py)
     return success(request.path)
 
 
