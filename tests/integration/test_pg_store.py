@@ -7,6 +7,7 @@ restarted) stops writing and exits, to be started again with nothing acknowledge
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import threading
@@ -292,3 +293,62 @@ async def test_a_managers_reports_are_committed_off_the_event_loop(
         stored = manager.db_rows("projects")["counter"]
         assert stored["desired"] == "stopped" and stored["variables"]["count"] in range(1, 6)
         await node.close()
+
+
+async def test_the_loop_answers_while_a_batch_waits_and_a_link_cut_mid_batch_refuses_it(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """A batch of reports held on the server (another session holds its row's lock, as a slow
+    or stalled database would hold it) does not hold the manager: another node's poll is
+    answered meanwhile. (A controller's request would wait: its token is read from the
+    database.) The session is then ended under the batch, in the middle of its transaction:
+    the report is refused (503) and put back, and the next one, on a new session, is taken."""
+    url = pg_server.database()
+    async with running_manager(tmp_path / "manager", node_timeout=60.0, store_url=url) as manager:
+        store = manager.state.store
+        assert isinstance(store, PgStore)
+        node = await SimNode.join(manager.url, "pi-1")
+        async with manager.client() as ctl:
+            await ctl.add("counter", "file:///srv/counter.git", {"count": 1})
+        await node.poll()
+        other_node = await SimNode.join(manager.url, "pi-2")
+        assert (await node.report("counter", "running", {"count": 2}))["code"] == 0
+        pid = store._pg.connection.info.backend_pid
+        with (
+            psycopg.connect(url, autocommit=True) as holder,
+            psycopg.connect(url, autocommit=True) as admin,
+        ):
+            holder.execute("BEGIN")
+            holder.execute("SELECT 1 FROM projects WHERE name = 'counter' FOR UPDATE")
+            # Should the loop wait with the batch after all, this lets it go after 20 s, so
+            # the test fails on its deadline rather than hangs.
+            watchdog = threading.Timer(20, lambda: holder.execute("ROLLBACK"))
+            watchdog.start()
+            try:
+                report = asyncio.create_task(node.report("counter", "running", {"count": 3}))
+
+                async def held() -> bool:
+                    row = admin.execute(
+                        "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+                    ).fetchone()
+                    return row is not None and row[0] == "Lock"
+
+                await wait_for(held, timeout=10, what="the report's batch to wait on the lock")
+                await other_node.poll()
+                assert watchdog.is_alive(), "the poll waited for the stalled batch"
+                assert not report.done()
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                with pytest.raises(Unavailable):
+                    await report
+            finally:
+                watchdog.cancel()
+            with contextlib.suppress(psycopg.Error):
+                holder.execute("ROLLBACK")
+        async with manager.client() as ctl:
+            kept = (await ctl.status(["counter"]))["counter"]["persistent-variables"]
+        assert kept == {"count": 2}  # the refused report was put back
+        assert manager.db_rows("projects")["counter"]["variables"] == {"count": 2}
+        assert (await node.report("counter", "running", {"count": 4}))["code"] == 0
+        assert manager.db_rows("projects")["counter"]["variables"] == {"count": 4}
+        await node.close()
+        await other_node.close()
