@@ -107,6 +107,7 @@ class PgStore(SqlStore):
             migrate(self, STEPS)
             self._open_secrets(data_dir)
         except BaseException:
+            self._sender.shutdown(wait=False)
             self._pg.close()
             raise
 
