@@ -7,7 +7,8 @@
 - keepalives both ways, so a dead server or a dead manager is found within seconds;
 - a batch's statements kept (`KeptStatements`) and sent together in pipeline mode
   (`send_together`): one round trip;
-- `waited`: the seconds spent in calls to the server (sending, waiting, reading).
+- `waited`: the seconds the event loop spent in calls to the server (sending, waiting,
+  reading); the sender thread's are not counted.
 """
 
 from __future__ import annotations
